@@ -1,0 +1,129 @@
+// Command reauth is the reauthentication service: one binary whose
+// subcommands serve, migrate, enqueue and demo. Run `reauth help`.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/lmittmann/tint"
+	"golang.org/x/term"
+
+	"github.com/reauth/reauth/internal/config"
+)
+
+const usage = `reauth keeps end users' energy devices connected to Podero.
+
+Usage: reauth <command> [flags]
+
+Commands:
+  serve     run the HTTP API and the workers (needs a migrated database)
+  migrate   apply River's and the app's database migrations
+  enqueue   request a reauthentication for one device
+  demo      run the whole pipeline against a built-in simulator and mail catcher
+
+Configuration comes from the environment; see the README.
+Run 'reauth <command> -h' for a command's flags.
+`
+
+// errUsage marks a command line mistake: exit code 2, message already shown.
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	switch {
+	case err == nil:
+	case errors.Is(err, errUsage):
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "reauth:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	cmd, args := args[0], args[1:]
+	switch cmd {
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	case "serve", "migrate", "enqueue", "demo":
+	default:
+		fmt.Fprintf(stderr, "reauth: unknown command %q\n\n%s", cmd, usage)
+		return errUsage
+	}
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	log := newLogger(cfg, stderr)
+	switch cmd {
+	case "serve":
+		return serveCmd(ctx, args, cfg, log, stderr)
+	case "migrate":
+		return migrateCmd(ctx, args, cfg, log, stderr)
+	case "enqueue":
+		return enqueueCmd(ctx, args, cfg, stdout, stderr)
+	default:
+		return demoCmd(ctx, args, cfg, log, stdout, stderr)
+	}
+}
+
+// newLogger writes colored text to a terminal and JSON otherwise, unless
+// LOG_FORMAT says which.
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	format := cfg.LogFormat
+	if format == "" {
+		format = "json"
+		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			format = "text"
+		}
+	}
+	if format == "text" {
+		return slog.New(tint.NewHandler(w, &tint.Options{Level: cfg.LogLevel, TimeFormat: "15:04:05.000"}))
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: cfg.LogLevel}))
+}
+
+// parseFlags parses a subcommand's flags; -h prints its usage and returns
+// flag.ErrHelp, which the caller treats as success.
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer, summary string) error {
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: reauth %s [flags]\n\n%s\n", fs.Name(), summary)
+		if hasFlags(fs) {
+			fmt.Fprintln(stderr, "\nFlags:")
+			fs.PrintDefaults()
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return flag.ErrHelp
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "reauth %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return errUsage
+	}
+	return nil
+}
+
+func hasFlags(fs *flag.FlagSet) bool {
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	return n > 0
+}

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"io"
+	"log/slog"
+
+	"github.com/reauth/reauth/internal/config"
+	"github.com/reauth/reauth/migrations"
+)
+
+func migrateCmd(ctx context.Context, args []string, cfg config.Config, log *slog.Logger, stderr io.Writer) error {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	if err := parseFlags(fs, args, stderr, "Applies River's and the app's migrations to DATABASE_URL. Safe to run from several processes at once."); err != nil {
+		return ignoreHelp(err)
+	}
+	if err := cfg.Require("DATABASE_URL"); err != nil {
+		return err
+	}
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := migrations.Apply(ctx, pool, log); err != nil {
+		return err
+	}
+	log.InfoContext(ctx, "schema is current", slog.Int("app_version", migrations.Latest()))
+	return nil
+}

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/reauth/reauth/internal/config"
+	"github.com/reauth/reauth/internal/httpapi"
+	"github.com/reauth/reauth/internal/link"
+	"github.com/reauth/reauth/internal/notify"
+	"github.com/reauth/reauth/internal/podero"
+	"github.com/reauth/reauth/internal/worker"
+	"github.com/reauth/reauth/migrations"
+)
+
+// ShutdownGrace is how long running jobs and requests get to finish on
+// SIGTERM before they are cancelled (cancelled jobs return to the queue).
+const ShutdownGrace = 20 * time.Second
+
+func serveCmd(ctx context.Context, args []string, cfg config.Config, log *slog.Logger, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	if err := parseFlags(fs, args, stderr, "Runs the HTTP API and the workers in one process until SIGINT or SIGTERM."); err != nil {
+		return ignoreHelp(err)
+	}
+	if err := cfg.Require(config.ServeVars...); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on HTTP_ADDR: %w", err)
+	}
+	return serve(ctx, cfg, log, ln)
+}
+
+func ignoreHelp(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}
+
+// openPool connects to DATABASE_URL. The pool is sized for the workers
+// unless the URL sets pool_max_conns.
+func openPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(cfg.DatabaseURL.Reveal())
+	if err != nil {
+		return nil, errors.New("DATABASE_URL is not a valid Postgres URL")
+	}
+	if pc.ConnConfig.RuntimeParams["pool_max_conns"] == "" && pc.MaxConns < 10 {
+		pc.MaxConns = 10
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("connect to Postgres: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to Postgres at %s: %w", pc.ConnConfig.Host, err)
+	}
+	return pool, nil
+}
+
+// serve runs the API on ln and the workers until ctx is done, then stops in
+// order: no new requests or jobs, running ones get ShutdownGrace, then the
+// rest is cancelled and returns to the queue.
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Listener) error {
+	log.InfoContext(ctx, "starting", slog.Any("config", cfg))
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := migrations.Check(ctx, pool); err != nil {
+		return err
+	}
+
+	pc, err := podero.New(podero.Config{
+		BaseURL:      cfg.PoderoBaseURL,
+		TokenURL:     cfg.PoderoTokenURL,
+		ClientID:     cfg.PoderoClientID,
+		ClientSecret: cfg.PoderoClientSecret.Reveal(),
+		Username:     cfg.PoderoUsername,
+		Password:     cfg.PoderoPassword.Reveal(),
+		LinkHosts:    cfg.PoderoLinkHosts,
+	})
+	if err != nil {
+		return err
+	}
+	renderer, err := notify.NewRenderer("")
+	if err != nil {
+		return err
+	}
+	email, err := notify.NewEmail(notify.EmailConfig{URL: cfg.SMTPURL.Reveal(), From: cfg.MailFrom}, renderer)
+	if err != nil {
+		return err
+	}
+	defer email.Close()
+	signer, err := link.NewSigner([]byte(cfg.LinkSecret.Reveal()))
+	if err != nil {
+		return err
+	}
+
+	rc, err := worker.NewClient(worker.Config{
+		Pool:          pool,
+		Podero:        pc,
+		Email:         email,
+		Links:         signer,
+		PublicBaseURL: cfg.PublicBaseURL,
+		LinkTTL:       cfg.LinkTTL,
+		PoderoWorkers: cfg.PoderoWorkers,
+		NotifyWorkers: cfg.NotifyWorkers,
+		JobTimeout:    cfg.JobTimeout,
+		RescueAfter:   cfg.RescueAfter,
+		Logger:        log,
+	})
+	if err != nil {
+		return err
+	}
+	// Jobs run on their own context: on shutdown they get the grace period
+	// instead of being cancelled with ctx.
+	if err := rc.Start(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("start workers: %w", err)
+	}
+
+	srv := &http.Server{
+		Handler: httpapi.New(httpapi.Config{
+			Pool: pool, River: rc, Tokens: cfg.APITokens,
+			SuccessURL: cfg.SuccessURL, CancelURL: cfg.CancelURL, Logger: log,
+		}),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+	}
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- srv.Serve(ln) }()
+	log.InfoContext(ctx, "listening", slog.String("addr", ln.Addr().String()))
+
+	select {
+	case <-ctx.Done():
+		log.InfoContext(ctx, "shutting down")
+	case err = <-srvErr:
+		log.ErrorContext(ctx, "http server failed", slog.Any("error", err))
+	}
+
+	stopCtx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+	defer cancel()
+	if shutErr := srv.Shutdown(stopCtx); shutErr != nil {
+		log.WarnContext(stopCtx, "http shutdown", slog.Any("error", shutErr))
+	}
+	if stopErr := rc.Stop(stopCtx); stopErr != nil {
+		log.WarnContext(stopCtx, "grace period over, cancelling running jobs", slog.Any("error", stopErr))
+		hardCtx, hardCancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer hardCancel()
+		_ = rc.StopAndCancel(hardCtx)
+	}
+	log.InfoContext(context.Background(), "stopped")
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+func sha256Sum(s string) [32]byte { return sha256.Sum256([]byte(s)) }

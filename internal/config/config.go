@@ -1,0 +1,320 @@
+// Package config reads the service's one typed configuration from the
+// environment, validates it once, and prints it with every secret masked.
+//
+// Every variable may instead be read from a file named by the same variable
+// with a _FILE suffix (for example PODERO_CLIENT_SECRET_FILE), the usual way to
+// pass Kubernetes and Docker secrets.
+package config
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/reauth/reauth"
+)
+
+// Defaults for the optional settings.
+const (
+	HTTPAddrDefault      = ":8080"
+	LinkTTLDefault       = 24 * time.Hour
+	PoderoWorkersDefault = 20
+	NotifyWorkersDefault = 20
+	JobTimeoutDefault    = time.Minute
+	RescueAfterDefault   = 5 * time.Minute
+	// MinLinkSecretLen is the shortest LINK_SECRET accepted, in bytes.
+	MinLinkSecretLen = 32
+)
+
+// Secret is a string that never prints: its String, GoString and LogValue
+// all return a mask, so a Config can be logged as a whole.
+type Secret string
+
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "********"
+}
+func (s Secret) GoString() string             { return s.String() }
+func (s Secret) LogValue() slog.Value         { return slog.StringValue(s.String()) }
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Reveal returns the secret itself; call it only where the value is used.
+func (s Secret) Reveal() string { return string(s) }
+
+// APIToken is one bearer token accepted by /v1, kept only as its SHA-256.
+type APIToken struct {
+	Name string
+	Hash [sha256.Size]byte
+}
+
+// Config is everything the service reads from its environment.
+type Config struct {
+	DatabaseURL Secret // DATABASE_URL; may hold a password
+
+	PoderoBaseURL      string   // PODERO_BASE_URL
+	PoderoTokenURL     string   // PODERO_TOKEN_URL; default PODERO_BASE_URL + /api/partners/v2.0/auth/token
+	PoderoClientID     string   // PODERO_CLIENT_ID
+	PoderoClientSecret Secret   // PODERO_CLIENT_SECRET
+	PoderoUsername     string   // PODERO_USERNAME; with PODERO_PASSWORD selects the password grant
+	PoderoPassword     Secret   // PODERO_PASSWORD
+	PoderoLinkHosts    []string // PODERO_LINK_HOSTS; hosts authentication_url may point at (empty: Podero's own)
+
+	SMTPURL  Secret // SMTP_URL; may hold a password
+	MailFrom string // MAIL_FROM
+
+	PublicBaseURL string // PUBLIC_BASE_URL; where links and callbacks point
+	HTTPAddr      string // HTTP_ADDR
+	APITokens     []APIToken
+	LinkSecret    Secret        // LINK_SECRET; key that derives link tokens (32+ bytes)
+	LinkTTL       time.Duration // LINK_TTL
+	SuccessURL    string        // SUCCESS_URL; partner page after a completed login
+	CancelURL     string        // CANCEL_URL; partner page after a cancelled login
+
+	PoderoWorkers int           // PODERO_WORKERS
+	NotifyWorkers int           // NOTIFY_WORKERS
+	JobTimeout    time.Duration // JOB_TIMEOUT
+	RescueAfter   time.Duration // JOB_RESCUE_AFTER; a job running longer is deemed abandoned and retried
+
+	LogFormat string // LOG_FORMAT: text|json; empty picks text on a terminal, json otherwise
+	LogLevel  slog.Level
+}
+
+// Load reads the environment through getenv (os.Getenv in production).
+// It checks the format of what is set; Require checks what a command needs.
+func Load(getenv func(string) string) (Config, error) {
+	e := env{getenv: getenv}
+	c := Config{
+		DatabaseURL:        Secret(e.str("DATABASE_URL")),
+		PoderoBaseURL:      strings.TrimRight(e.str("PODERO_BASE_URL"), "/"),
+		PoderoTokenURL:     e.str("PODERO_TOKEN_URL"),
+		PoderoClientID:     e.str("PODERO_CLIENT_ID"),
+		PoderoClientSecret: Secret(e.str("PODERO_CLIENT_SECRET")),
+		PoderoUsername:     e.str("PODERO_USERNAME"),
+		PoderoPassword:     Secret(e.str("PODERO_PASSWORD")),
+		PoderoLinkHosts:    e.list("PODERO_LINK_HOSTS"),
+		SMTPURL:            Secret(e.str("SMTP_URL")),
+		MailFrom:           e.str("MAIL_FROM"),
+		PublicBaseURL:      strings.TrimRight(e.str("PUBLIC_BASE_URL"), "/"),
+		HTTPAddr:           e.str("HTTP_ADDR"),
+		LinkSecret:         Secret(e.str("LINK_SECRET")),
+		LinkTTL:            e.duration("LINK_TTL", LinkTTLDefault),
+		SuccessURL:         e.str("SUCCESS_URL"),
+		CancelURL:          e.str("CANCEL_URL"),
+		PoderoWorkers:      e.integer("PODERO_WORKERS", PoderoWorkersDefault),
+		NotifyWorkers:      e.integer("NOTIFY_WORKERS", NotifyWorkersDefault),
+		JobTimeout:         e.duration("JOB_TIMEOUT", JobTimeoutDefault),
+		RescueAfter:        e.duration("JOB_RESCUE_AFTER", RescueAfterDefault),
+		LogFormat:          e.str("LOG_FORMAT"),
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = HTTPAddrDefault
+	}
+	if c.PoderoTokenURL == "" && c.PoderoBaseURL != "" {
+		c.PoderoTokenURL = c.PoderoBaseURL + "/api/partners/v2.0/auth/token"
+	}
+	c.APITokens = e.tokens("API_TOKENS")
+	if lvl := e.str("LOG_LEVEL"); lvl != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(lvl)); err != nil {
+			e.errs = append(e.errs, fmt.Errorf("LOG_LEVEL must be debug, info, warn or error"))
+		}
+	}
+
+	errs := e.errs
+	switch c.LogFormat {
+	case "", "text", "json":
+	default:
+		errs = append(errs, errors.New("LOG_FORMAT must be text or json"))
+	}
+	for _, u := range []struct{ name, v string }{
+		{"PODERO_BASE_URL", c.PoderoBaseURL}, {"PODERO_TOKEN_URL", c.PoderoTokenURL},
+		{"PUBLIC_BASE_URL", c.PublicBaseURL}, {"SUCCESS_URL", c.SuccessURL}, {"CANCEL_URL", c.CancelURL},
+	} {
+		if u.v != "" {
+			if err := reauth.ValidateURL(u.v); err != nil {
+				errs = append(errs, fmt.Errorf("%s %w", u.name, err))
+			}
+		}
+	}
+	if c.SMTPURL != "" {
+		if u, err := url.Parse(c.SMTPURL.Reveal()); err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Host == "" {
+			errs = append(errs, errors.New("SMTP_URL must look like smtp://user:pass@host:port or smtps://..."))
+		}
+	}
+	if (c.PoderoUsername == "") != (c.PoderoPassword == "") {
+		errs = append(errs, errors.New("PODERO_USERNAME and PODERO_PASSWORD must be set together"))
+	}
+	if c.LinkSecret != "" && len(c.LinkSecret) < MinLinkSecretLen {
+		errs = append(errs, fmt.Errorf("LINK_SECRET must be at least %d bytes", MinLinkSecretLen))
+	}
+	if c.PoderoWorkers < 1 || c.NotifyWorkers < 1 {
+		errs = append(errs, errors.New("PODERO_WORKERS and NOTIFY_WORKERS must be at least 1"))
+	}
+	if c.LinkTTL <= 0 || c.JobTimeout <= 0 {
+		errs = append(errs, errors.New("LINK_TTL and JOB_TIMEOUT must be positive"))
+	}
+	if c.RescueAfter <= c.JobTimeout {
+		errs = append(errs, errors.New("JOB_RESCUE_AFTER must be longer than JOB_TIMEOUT"))
+	}
+	return c, errors.Join(errs...)
+}
+
+// Require reports every named variable that is empty, in one error.
+func (c Config) Require(names ...string) error {
+	set := map[string]bool{
+		"DATABASE_URL":         c.DatabaseURL != "",
+		"PODERO_BASE_URL":      c.PoderoBaseURL != "",
+		"PODERO_CLIENT_ID":     c.PoderoClientID != "",
+		"PODERO_CLIENT_SECRET": c.PoderoClientSecret != "",
+		"SMTP_URL":             c.SMTPURL != "",
+		"MAIL_FROM":            c.MailFrom != "",
+		"PUBLIC_BASE_URL":      c.PublicBaseURL != "",
+		"API_TOKENS":           len(c.APITokens) > 0,
+		"LINK_SECRET":          c.LinkSecret != "",
+	}
+	var missing []string
+	for _, n := range names {
+		if !set[n] {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing required environment variables: %s", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// ServeVars are the variables `reauth serve` cannot run without.
+var ServeVars = []string{"DATABASE_URL", "PODERO_BASE_URL", "PODERO_CLIENT_ID", "PODERO_CLIENT_SECRET",
+	"SMTP_URL", "MAIL_FROM", "PUBLIC_BASE_URL", "API_TOKENS", "LINK_SECRET"}
+
+// LogValue prints the configuration for the startup log, secrets masked.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("database_url", maskURL(c.DatabaseURL.Reveal())),
+		slog.String("podero_base_url", c.PoderoBaseURL),
+		slog.String("podero_token_url", c.PoderoTokenURL),
+		slog.String("podero_client_id", c.PoderoClientID),
+		slog.Any("podero_client_secret", c.PoderoClientSecret),
+		slog.String("podero_username", c.PoderoUsername),
+		slog.Any("podero_password", c.PoderoPassword),
+		slog.Any("podero_link_hosts", c.PoderoLinkHosts),
+		slog.String("smtp_url", maskURL(c.SMTPURL.Reveal())),
+		slog.String("mail_from", c.MailFrom),
+		slog.String("public_base_url", c.PublicBaseURL),
+		slog.String("http_addr", c.HTTPAddr),
+		slog.Int("api_tokens", len(c.APITokens)),
+		slog.Any("link_secret", c.LinkSecret),
+		slog.Duration("link_ttl", c.LinkTTL),
+		slog.Int("podero_workers", c.PoderoWorkers),
+		slog.Int("notify_workers", c.NotifyWorkers),
+		slog.Duration("job_timeout", c.JobTimeout),
+		slog.Duration("job_rescue_after", c.RescueAfter),
+	)
+}
+
+// maskURL hides the password in a URL (postgres://u:****@h/db); unparsable
+// values are masked whole.
+func maskURL(s string) string {
+	if s == "" {
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "********"
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "****")
+	}
+	q := u.Query()
+	if q.Has("password") {
+		q.Set("password", "****")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+// env collects parse errors while reading variables.
+type env struct {
+	getenv func(string) string
+	errs   []error
+}
+
+// str returns NAME, or the trimmed contents of the file NAME_FILE names.
+func (e *env) str(name string) string {
+	v := e.getenv(name)
+	if f := e.getenv(name + "_FILE"); f != "" {
+		if v != "" {
+			e.errs = append(e.errs, fmt.Errorf("set %s or %s_FILE, not both", name, name))
+			return ""
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			e.errs = append(e.errs, fmt.Errorf("%s_FILE: cannot read the file", name))
+			return ""
+		}
+		v = string(b)
+	}
+	return strings.TrimSpace(v)
+}
+
+func (e *env) list(name string) []string {
+	var out []string
+	for _, p := range strings.Split(e.str(name), ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (e *env) duration(name string, def time.Duration) time.Duration {
+	v := e.str(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s must be a duration like 30s, 15m or 24h", name))
+		return def
+	}
+	return d
+}
+
+func (e *env) integer(name string, def int) int {
+	v := e.str(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s must be a whole number", name))
+		return def
+	}
+	return n
+}
+
+// tokens parses API_TOKENS: comma-separated entries, each "name:token" or a
+// bare token (named token1, token2, ... by position). Only hashes are kept.
+func (e *env) tokens(name string) []APIToken {
+	var out []APIToken
+	for i, entry := range e.list(name) {
+		tokName, tok, ok := strings.Cut(entry, ":")
+		if !ok {
+			tokName, tok = fmt.Sprintf("token%d", i+1), entry
+		}
+		if len(tok) < 16 {
+			e.errs = append(e.errs, fmt.Errorf("%s entry %d: a token must be at least 16 characters", name, i+1))
+			continue
+		}
+		out = append(out, APIToken{Name: tokName, Hash: sha256.Sum256([]byte(tok))})
+	}
+	return out
+}

@@ -1,0 +1,282 @@
+// Package worker holds the River workers and the client configuration that
+// runs them: reauth_device asks Podero for a fresh authentication session and
+// stores it; reauth_notify delivers its link to the user.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/reauth/reauth"
+	"github.com/reauth/reauth/internal/link"
+	"github.com/reauth/reauth/internal/notify"
+	"github.com/reauth/reauth/internal/podero"
+	"github.com/reauth/reauth/internal/store"
+)
+
+// Podero is the part of the Partner API client the workers use.
+type Podero interface {
+	AuthSession(ctx context.Context, orgID, userID string, kind reauth.DeviceKind, deviceID string, in podero.AuthSessionInput) (podero.AuthSession, error)
+	ListUsers(ctx context.Context, orgID string) ([]podero.User, error)
+	InvalidateToken()
+}
+
+// Sender delivers one message.
+type Sender interface {
+	Send(ctx context.Context, m notify.Message) error
+}
+
+// Config wires the workers. Zero durations and counts get the defaults.
+type Config struct {
+	Pool          *pgxpool.Pool
+	Podero        Podero
+	Email         Sender
+	Links         *link.Signer
+	PublicBaseURL string        // links and callbacks point here
+	LinkTTL       time.Duration // how long a session's link is offered
+	PoderoWorkers int           // concurrent reauth_device jobs per process
+	NotifyWorkers int           // concurrent reauth_notify jobs per process
+	JobTimeout    time.Duration // a job running longer is cancelled
+	RescueAfter   time.Duration // a job still running after this is deemed abandoned and retried
+	Logger        *slog.Logger
+}
+
+// NewClient returns a River client that works the podero and notify queues.
+func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &DeviceWorker{cfg: cfg})
+	river.AddWorker(workers, &NotifyWorker{cfg: cfg})
+	return river.NewClient(riverpgxv5.New(cfg.Pool), &river.Config{
+		Queues: map[string]river.QueueConfig{
+			reauth.QueuePodero: {MaxWorkers: cfg.PoderoWorkers},
+			reauth.QueueNotify: {MaxWorkers: cfg.NotifyWorkers},
+		},
+		Workers:              workers,
+		JobTimeout:           cfg.JobTimeout,
+		RescueStuckJobsAfter: cfg.RescueAfter,
+		Logger:               cfg.Logger,
+	})
+}
+
+// DeviceWorker works reauth_device jobs.
+type DeviceWorker struct {
+	river.WorkerDefaults[reauth.DeviceArgs]
+	cfg Config
+}
+
+// Work asks Podero for a session and, in one transaction, stores it,
+// supersedes the device's older open session, inserts the notify job and
+// completes this job: either all of it happens or none.
+func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArgs]) error {
+	a := job.Args
+	if err := a.Validate(); err != nil {
+		return river.JobCancel(fmt.Errorf("invalid job args: %w", err))
+	}
+	email := a.Email
+	if email == "" {
+		var err error
+		if email, err = w.userEmail(ctx, a.OrgID, a.UserID); err != nil {
+			return w.poderoError(ctx, a, err)
+		}
+	}
+
+	nonce := link.NewNonce()
+	token := w.cfg.Links.Token(nonce)
+	done := w.cfg.PublicBaseURL + "/r/" + token + "/done?result="
+	sess, err := w.cfg.Podero.AuthSession(ctx, a.OrgID, a.UserID, a.DeviceKind, a.DeviceID,
+		podero.AuthSessionInput{SuccessURL: done + "success", CancelURL: done + "cancel"})
+	if err != nil {
+		// Podero may echo the request (and so the token) in an error body.
+		return redact(w.poderoError(ctx, a, err), token)
+	}
+
+	tx, err := w.cfg.Pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
+	if err := store.UpsertDevice(ctx, tx, a.DeviceKind, a.DeviceID, a.OrgID, a.UserID); err != nil {
+		return fmt.Errorf("store device: %w", err)
+	}
+	locale := a.Locale
+	if locale == "" {
+		locale = "en"
+	}
+	id, err := store.CreateSession(ctx, tx, store.NewSession{
+		DeviceKind:        a.DeviceKind,
+		DeviceID:          a.DeviceID,
+		PoderoSessionID:   sess.SessionID,
+		AuthenticationURL: sess.AuthenticationURL,
+		LinkNonce:         nonce,
+		LinkHash:          link.Hash(token),
+		Email:             email,
+		Locale:            locale,
+		SuccessURL:        a.SuccessURL,
+		CancelURL:         a.CancelURL,
+		JobID:             job.ID,
+		ExpiresAt:         time.Now().Add(w.cfg.LinkTTL),
+	})
+	if err != nil {
+		return fmt.Errorf("store session: %w", err)
+	}
+	client := river.ClientFromContext[pgx.Tx](ctx)
+	if _, err := client.InsertTx(ctx, tx, reauth.NotifyArgs{SessionID: id, Step: 0}, nil); err != nil {
+		return fmt.Errorf("insert notify job: %w", err)
+	}
+	if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil {
+		return fmt.Errorf("complete job: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit session: %w", err)
+	}
+	w.cfg.Logger.InfoContext(ctx, "session stored",
+		slog.Int64("job_id", job.ID), slog.Int64("session", id),
+		slog.String("device_kind", string(a.DeviceKind)), slog.String("device_id", a.DeviceID))
+	return nil
+}
+
+// userEmail finds the user's email in Podero's user list; "" when the user
+// has none, which the notify job reports.
+func (w *DeviceWorker) userEmail(ctx context.Context, orgID, userID string) (string, error) {
+	users, err := w.cfg.Podero.ListUsers(ctx, orgID)
+	if err != nil {
+		return "", err
+	}
+	for _, u := range users {
+		if strings.EqualFold(u.ID, userID) && reauth.ValidateEmail(u.Email) == nil {
+			return u.Email, nil
+		}
+	}
+	return "", nil
+}
+
+// poderoError decides what a failed Podero call means for the job: permanent
+// errors cancel it (404 also marks the device gone), throttling snoozes it,
+// everything else is retried with backoff.
+func (w *DeviceWorker) poderoError(ctx context.Context, a reauth.DeviceArgs, err error) error {
+	pe, ok := podero.AsError(err)
+	if !ok {
+		return err
+	}
+	switch pe.Kind {
+	case podero.KindNotFound:
+		if err := store.MarkDeviceGone(ctx, w.cfg.Pool, a.DeviceKind, a.DeviceID, a.OrgID, a.UserID); err != nil {
+			return fmt.Errorf("mark device gone: %w (after %w)", err, pe)
+		}
+		return river.JobCancel(pe)
+	case podero.KindInvalid:
+		return river.JobCancel(pe)
+	case podero.KindRateLimited:
+		return river.JobSnooze(max(pe.RetryAfter, time.Second))
+	case podero.KindUnauthorized:
+		w.cfg.Podero.InvalidateToken()
+	}
+	return pe
+}
+
+// NotifyWorker works reauth_notify jobs.
+type NotifyWorker struct {
+	river.WorkerDefaults[reauth.NotifyArgs]
+	cfg Config
+}
+
+// Work delivers one step of a session's messages. The notification row is
+// written before sending and marked sent after, in the transaction that
+// completes the job: a crash in between resends the same message under the
+// same idempotency key, never a different one.
+func (w *NotifyWorker) Work(ctx context.Context, job *river.Job[reauth.NotifyArgs]) error {
+	a := job.Args
+	if a.SessionID <= 0 || a.Step < 0 {
+		return river.JobCancel(fmt.Errorf("invalid job args: session_id must be positive and step not negative"))
+	}
+	s, err := store.GetSession(ctx, w.cfg.Pool, a.SessionID)
+	if errors.Is(err, store.ErrNotFound) {
+		return river.JobCancel(fmt.Errorf("session %d does not exist", a.SessionID))
+	}
+	if err != nil {
+		return err
+	}
+	log := w.cfg.Logger.With(slog.Int64("job_id", job.ID), slog.Int64("session", s.ID), slog.Int("step", a.Step))
+	if s.State != store.SessionOpen {
+		log.InfoContext(ctx, "session no longer open, nothing to send", slog.String("state", s.State))
+		return nil
+	}
+	if s.Email == "" {
+		return river.JobCancel(errors.New("no email address for the user: none in the request and none in Podero's user list"))
+	}
+
+	key := fmt.Sprintf("reauth-%d-%d", s.ID, a.Step)
+	n, err := store.BeginNotification(ctx, w.cfg.Pool, s.ID, a.Step, "email", s.Email, key)
+	if err != nil {
+		return fmt.Errorf("record notification: %w", err)
+	}
+	switch n.State {
+	case store.NotificationSent:
+		return nil
+	case store.NotificationFailed:
+		return river.JobCancel(fmt.Errorf("delivery failed permanently: %s", n.LastError))
+	}
+
+	err = w.cfg.Email.Send(ctx, notify.Message{
+		Key:        key,
+		To:         s.Email,
+		Locale:     s.Locale,
+		DeviceKind: s.DeviceKind,
+		Link:       w.cfg.PublicBaseURL + "/r/" + w.cfg.Links.Token(s.LinkNonce),
+		Step:       a.Step,
+		ExpiresAt:  s.ExpiresAt,
+	})
+	if err != nil {
+		state := store.NotificationSending // retried
+		if errors.Is(err, notify.ErrPermanent) {
+			state = store.NotificationFailed
+		}
+		if ferr := store.FinishNotification(ctx, w.cfg.Pool, n.ID, state, err.Error()); ferr != nil {
+			return fmt.Errorf("record failed delivery: %w (after %w)", ferr, err)
+		}
+		if state == store.NotificationFailed {
+			return river.JobCancel(err)
+		}
+		return err
+	}
+
+	tx, err := w.cfg.Pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
+	if err := store.FinishNotification(ctx, tx, n.ID, store.NotificationSent, ""); err != nil {
+		return fmt.Errorf("record delivery: %w", err)
+	}
+	if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil {
+		return fmt.Errorf("complete job: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit delivery: %w", err)
+	}
+	log.InfoContext(ctx, "message sent", slog.String("channel", "email"), slog.String("key", key))
+	return nil
+}
+
+// redact replaces secret in err's message, keeping River's cancel and snooze
+// semantics intact.
+func redact(err error, secret string) error {
+	if err == nil || secret == "" || !strings.Contains(err.Error(), secret) {
+		return err
+	}
+	clean := errors.New(strings.ReplaceAll(err.Error(), secret, "[redacted]"))
+	var cancel *river.JobCancelError
+	if errors.As(err, &cancel) {
+		return river.JobCancel(clean)
+	}
+	return clean
+}

@@ -1,0 +1,228 @@
+// Package reauth is the public contract of the reauth service: the device
+// kinds it handles, the River job arguments other systems insert, and
+// Enqueue for Go callers that want to request a reauthentication inside
+// their own database transaction.
+//
+// The JSON form of the job arguments and the queue names are stable: Python
+// and Ruby services insert the same rows with River's client libraries.
+package reauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/mail"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+)
+
+// DeviceKind is the kind of a device that has a Podero auth_session endpoint.
+type DeviceKind string
+
+const (
+	Inverter        DeviceKind = "inverter"
+	ElectricVehicle DeviceKind = "electric_vehicle"
+	Wallbox         DeviceKind = "wallbox"
+)
+
+// DeviceKinds lists every valid DeviceKind.
+var DeviceKinds = []DeviceKind{Inverter, ElectricVehicle, Wallbox}
+
+// Valid reports whether k is one of DeviceKinds.
+func (k DeviceKind) Valid() bool {
+	switch k {
+	case Inverter, ElectricVehicle, Wallbox:
+		return true
+	}
+	return false
+}
+
+// Queue names, part of the contract.
+const (
+	QueuePodero      = "podero"
+	QueueNotify      = "notify"
+	QueueMaintenance = "maintenance"
+)
+
+// Locales are the languages of Podero's connect UI, and so the languages a
+// request may ask for. Messages exist in every one of them or fall back to
+// English.
+var Locales = []string{"en", "de", "sv", "hu", "it", "et", "pl", "ro"}
+
+// DeviceArgs are the arguments of a reauth_device job: ask Podero for a fresh
+// authentication session for one device and get its link to the user.
+//
+// The job is unique per device (kind and id) while it is not finished: a
+// second request for a device that already has one pending is a duplicate.
+type DeviceArgs struct {
+	OrgID      string     `json:"org_id"`
+	UserID     string     `json:"user_id"`
+	DeviceKind DeviceKind `json:"device_kind" river:"unique"`
+	DeviceID   string     `json:"device_id" river:"unique"`
+	// Email overrides the user's email from Podero's user list.
+	Email string `json:"email,omitempty"`
+	// Locale picks the message language ("en" when empty).
+	Locale string `json:"locale,omitempty"`
+	// SuccessURL and CancelURL are the partner's pages the user lands on
+	// after the manufacturer login; the service's configured pages when empty.
+	SuccessURL string `json:"success_url,omitempty"`
+	CancelURL  string `json:"cancel_url,omitempty"`
+	// Reason is free text for operators ("api", "sweep", ...).
+	Reason string `json:"reason,omitempty"`
+}
+
+// Kind is the River job kind.
+func (DeviceArgs) Kind() string { return "reauth_device" }
+
+// UniqueStates are the job states in which a reauth_device job blocks another
+// for the same device: every state but the finished ones.
+var UniqueStates = []rivertype.JobState{
+	rivertype.JobStateAvailable,
+	rivertype.JobStatePending,
+	rivertype.JobStateRetryable,
+	rivertype.JobStateRunning,
+	rivertype.JobStateScheduled,
+}
+
+// InsertOpts puts the job on the podero queue, unique per device while unfinished.
+func (DeviceArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{
+		Queue: QueuePodero,
+		UniqueOpts: river.UniqueOpts{
+			ByArgs:  true,
+			ByState: UniqueStates,
+		},
+	}
+}
+
+var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// IsUUID reports whether s is a UUID in its canonical textual form.
+func IsUUID(s string) bool { return uuidRE.MatchString(s) }
+
+// Validate checks every field and returns one error naming all that is wrong.
+func (a DeviceArgs) Validate() error {
+	var errs []error
+	for _, f := range []struct{ name, v string }{{"org_id", a.OrgID}, {"user_id", a.UserID}, {"device_id", a.DeviceID}} {
+		if f.v == "" {
+			errs = append(errs, fmt.Errorf("%s is required", f.name))
+		} else if !IsUUID(f.v) {
+			errs = append(errs, fmt.Errorf("%s must be a UUID", f.name))
+		}
+	}
+	if a.DeviceKind == "" {
+		errs = append(errs, errors.New("device_kind is required"))
+	} else if !a.DeviceKind.Valid() {
+		errs = append(errs, fmt.Errorf("device_kind must be one of inverter, electric_vehicle, wallbox"))
+	}
+	if a.Email != "" {
+		if err := ValidateEmail(a.Email); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if a.Locale != "" && !ValidLocale(a.Locale) {
+		errs = append(errs, fmt.Errorf("locale must be one of %s", strings.Join(Locales, ", ")))
+	}
+	for _, f := range []struct{ name, v string }{{"success_url", a.SuccessURL}, {"cancel_url", a.CancelURL}} {
+		if f.v != "" {
+			if err := ValidateURL(f.v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", f.name, err))
+			}
+		}
+	}
+	if len(a.Reason) > 200 {
+		errs = append(errs, errors.New("reason must be at most 200 characters"))
+	}
+	return errors.Join(errs...)
+}
+
+// ValidLocale reports whether l is one of Locales.
+func ValidLocale(l string) bool {
+	for _, x := range Locales {
+		if l == x {
+			return true
+		}
+	}
+	return false
+}
+
+// ValidateEmail accepts a bare address (no display name), at most 254 bytes.
+func ValidateEmail(s string) error {
+	if len(s) > 254 {
+		return errors.New("email is too long")
+	}
+	addr, err := mail.ParseAddress(s)
+	if err != nil || addr.Address != s || addr.Name != "" {
+		return errors.New("email must be a plain address like user@example.com")
+	}
+	return nil
+}
+
+// ValidateURL accepts an absolute http or https URL with a host and no user info.
+func ValidateURL(s string) error {
+	if len(s) > 2048 {
+		return errors.New("URL is too long")
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+		return errors.New("must be an absolute http or https URL")
+	}
+	return nil
+}
+
+// NotifyArgs are the arguments of a reauth_notify job: deliver step Step
+// (0 is the first message, 1 and up are reminders) of session SessionID.
+type NotifyArgs struct {
+	SessionID int64 `json:"session_id"`
+	Step      int   `json:"step"`
+}
+
+// Kind is the River job kind.
+func (NotifyArgs) Kind() string { return "reauth_notify" }
+
+// InsertOpts puts the job on the notify queue, unique per (session, step).
+func (NotifyArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{
+		Queue:      QueueNotify,
+		UniqueOpts: river.UniqueOpts{ByArgs: true},
+	}
+}
+
+// Result is what an enqueue did.
+type Result struct {
+	JobID int64 `json:"job_id"`
+	// Duplicate is true when the device already had an unfinished request;
+	// JobID is then that request's job.
+	Duplicate bool `json:"duplicate"`
+}
+
+// inserter is an insert-only River client; it holds no connections and no
+// mutable state, so one serves every caller.
+var inserter = sync.OnceValues(func() (*river.Client[pgx.Tx], error) {
+	return river.NewClient(riverpgxv5.New(nil), &river.Config{})
+})
+
+// Enqueue requests a reauthentication inside the caller's transaction tx: the
+// request exists exactly when tx commits. Invalid args are rejected before
+// anything is written.
+func Enqueue(ctx context.Context, tx pgx.Tx, args DeviceArgs) (Result, error) {
+	if err := args.Validate(); err != nil {
+		return Result{}, err
+	}
+	client, err := inserter()
+	if err != nil {
+		return Result{}, fmt.Errorf("reauth: river client: %w", err)
+	}
+	res, err := client.InsertTx(ctx, tx, args, nil)
+	if err != nil {
+		return Result{}, fmt.Errorf("reauth: enqueue: %w", err)
+	}
+	return Result{JobID: res.Job.ID, Duplicate: res.UniqueSkippedAsDuplicate}, nil
+}
