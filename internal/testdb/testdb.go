@@ -79,6 +79,13 @@ var template = sync.OnceValues(func() (string, error) {
 	return name, nil
 })
 
+// EmptyURL creates a fresh database with no schema at all, dropped when the
+// test ends, and returns its URL.
+func EmptyURL(t testing.TB) string {
+	t.Helper()
+	return create(t, "")
+}
+
 // NewURL creates a fresh migrated database, dropped when the test ends, and
 // returns its URL.
 func NewURL(t testing.TB) string {
@@ -87,6 +94,12 @@ func NewURL(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("testdb: %v", err)
 	}
+	return create(t, tmpl)
+}
+
+// create makes a database, from template tmpl unless it is empty.
+func create(t testing.TB, tmpl string) string {
+	t.Helper()
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	name := "reauth_test_" + hex.EncodeToString(b)
@@ -96,7 +109,11 @@ func NewURL(t testing.TB) string {
 		t.Fatalf("testdb: %v", err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name+" TEMPLATE "+tmpl+" STRATEGY FILE_COPY"); err != nil {
+	stmt := "CREATE DATABASE " + name
+	if tmpl != "" {
+		stmt += " TEMPLATE " + tmpl + " STRATEGY FILE_COPY"
+	}
+	if _, err := conn.Exec(ctx, stmt); err != nil {
 		t.Fatalf("testdb: create database: %v", err)
 	}
 	t.Cleanup(func() {

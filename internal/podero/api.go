@@ -1,0 +1,301 @@
+package podero
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/reauth/reauth"
+)
+
+// apiPrefix is the path of every API operation below BaseURL.
+const apiPrefix = "/api/partners/v2.0"
+
+// CollectionPath is the path segment of a device kind's collection below a
+// user: "inverters", "electric-vehicles" or "wallboxes"; "" for an unknown
+// kind.
+func CollectionPath(kind reauth.DeviceKind) string {
+	switch kind {
+	case reauth.Inverter:
+		return "inverters"
+	case reauth.ElectricVehicle:
+		return "electric-vehicles"
+	case reauth.Wallbox:
+		return "wallboxes"
+	}
+	return ""
+}
+
+// AuthSessionInput is the body of an auth_session request: the partner pages
+// the user's browser is sent to after the manufacturer login. An empty URL
+// is sent as null (Podero's default).
+type AuthSessionInput struct {
+	SuccessURL string
+	CancelURL  string
+}
+
+// MarshalJSON encodes empty URLs as null.
+func (in AuthSessionInput) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		SuccessURL *string `json:"success_url"`
+		CancelURL  *string `json:"cancel_url"`
+	}{nullable(in.SuccessURL), nullable(in.CancelURL)})
+}
+
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// AuthSession is a validated auth_session response: a link that lets the
+// user log in to the device's manufacturer again.
+type AuthSession struct {
+	// AuthenticationURL is an absolute URL on an allowed host (see
+	// Config.LinkHosts).
+	AuthenticationURL string
+	// DeviceID is the requested device id (the response's, when present,
+	// matches it).
+	DeviceID string
+	// SessionID is Podero's UUID of the session.
+	SessionID string
+}
+
+// authSessionOutput is Podero's AuthSessionOutput: every field nullable.
+type authSessionOutput struct {
+	AuthenticationURL *string `json:"authentication_url"`
+	DeviceID          *string `json:"device_id"`
+	SessionID         *string `json:"session_id"`
+}
+
+// AuthSession asks Podero for a new authentication session for the device
+// deviceID of kind kind, owned by user userID of organization orgID, and
+// returns its link.
+//
+// A 200 is only a success when the link is usable: an authentication_url
+// that is present, absolute, https (or BaseURL's scheme on BaseURL's host)
+// and on an allowed host; a session_id that is a UUID; and a device_id, when
+// present, equal to deviceID. Anything else is KindMalformed.
+func (c *Client) AuthSession(ctx context.Context, orgID, userID string, kind reauth.DeviceKind, deviceID string, in AuthSessionInput) (AuthSession, error) {
+	const op = OpAuthSession
+	if err := checkArgs(op, orgID, userID, kind, deviceID); err != nil {
+		return AuthSession{}, err
+	}
+	path := userPath(orgID, userID) + "/" + CollectionPath(kind) + "/" + url.PathEscape(deviceID) + "/auth_session"
+
+	body, status, err := c.do(ctx, op, http.MethodPost, path, in)
+	if err != nil {
+		return AuthSession{}, err
+	}
+	var out authSessionOutput
+	if err := json.Unmarshal(body, &out); err != nil {
+		return AuthSession{}, malformed(op, status, "response is not an AuthSessionOutput: "+jsonErrorDetail(err), err)
+	}
+
+	switch {
+	case out.AuthenticationURL == nil || *out.AuthenticationURL == "":
+		return AuthSession{}, malformed(op, status, "authentication_url is null or empty", nil)
+	case out.SessionID == nil || *out.SessionID == "":
+		return AuthSession{}, malformed(op, status, "session_id is null or empty", nil)
+	case !reauth.IsUUID(*out.SessionID):
+		return AuthSession{}, malformed(op, status, "session_id is not a UUID", nil)
+	case out.DeviceID != nil && !reauth.IsUUID(*out.DeviceID):
+		return AuthSession{}, malformed(op, status, "device_id is not a UUID", nil)
+	case out.DeviceID != nil && !strings.EqualFold(*out.DeviceID, deviceID):
+		return AuthSession{}, malformed(op, status, "device_id differs from the requested device", nil)
+	}
+	if err := c.checkLink(*out.AuthenticationURL); err != nil {
+		return AuthSession{}, malformed(op, status, err.Error(), nil)
+	}
+	return AuthSession{
+		AuthenticationURL: *out.AuthenticationURL,
+		DeviceID:          deviceID,
+		SessionID:         *out.SessionID,
+	}, nil
+}
+
+// User is a user of a partner organization.
+type User struct {
+	ID             string     `json:"id"`
+	Email          string     `json:"email"`
+	ExternalUserID string     `json:"external_user_id"`
+	Role           string     `json:"role"`
+	DeletedAt      *time.Time `json:"deleted_at"`
+}
+
+// ListUsers lists the users of organization orgID.
+func (c *Client) ListUsers(ctx context.Context, orgID string) ([]User, error) {
+	const op = OpListUsers
+	if !reauth.IsUUID(orgID) {
+		return nil, &Error{Kind: KindInvalid, Op: op, Detail: "org_id must be a UUID"}
+	}
+	var users []User
+	if err := c.getList(ctx, op, apiPrefix+"/org/"+url.PathEscape(orgID)+"/users", &users); err != nil {
+		return nil, err
+	}
+	return users, nil
+}
+
+// Action is something the user must do about a device, e.g. code
+// "reauthenticate" with the link that resolves it.
+type Action struct {
+	Code           string `json:"code"`
+	ResolutionLink string `json:"resolution_link"`
+}
+
+// Device is the part of a device the reauth service reads: whether its
+// manufacturer connection has lapsed. The pointer fields are nil when Podero
+// sent null or nothing.
+type Device struct {
+	ID string `json:"id"`
+	// IsAuthenticated false means the manufacturer connection has lapsed.
+	IsAuthenticated *bool    `json:"is_authenticated"`
+	ActionNeeded    *bool    `json:"action_needed"`
+	Actions         []Action `json:"actions"`
+	// ConnectionStatus is ok, warning, error or unknown.
+	ConnectionStatus string     `json:"connection_status"`
+	LifecycleState   string     `json:"lifecycle_state"`
+	DeletedAt        *time.Time `json:"deleted_at"`
+}
+
+// ListDevices lists the devices of kind kind of user userID of organization
+// orgID.
+func (c *Client) ListDevices(ctx context.Context, orgID, userID string, kind reauth.DeviceKind) ([]Device, error) {
+	const op = OpListDevices
+	if err := checkArgs(op, orgID, userID, kind, ""); err != nil {
+		return nil, err
+	}
+	var devices []Device
+	if err := c.getList(ctx, op, userPath(orgID, userID)+"/"+CollectionPath(kind), &devices); err != nil {
+		return nil, err
+	}
+	return devices, nil
+}
+
+// userPath is the path of user userID of organization orgID.
+func userPath(orgID, userID string) string {
+	return apiPrefix + "/org/" + url.PathEscape(orgID) + "/users/" + url.PathEscape(userID)
+}
+
+// checkArgs rejects, before any request, ids that are not UUIDs (they would
+// only earn a 422, or change the path) and unknown device kinds. An empty
+// deviceID is not checked.
+func checkArgs(op, orgID, userID string, kind reauth.DeviceKind, deviceID string) error {
+	var problems []string
+	if !reauth.IsUUID(orgID) {
+		problems = append(problems, "org_id must be a UUID")
+	}
+	if !reauth.IsUUID(userID) {
+		problems = append(problems, "user_id must be a UUID")
+	}
+	if !kind.Valid() {
+		problems = append(problems, "device kind must be inverter, electric_vehicle or wallbox")
+	}
+	if op == OpAuthSession && !reauth.IsUUID(deviceID) {
+		problems = append(problems, "device_id must be a UUID")
+	}
+	if len(problems) > 0 {
+		return &Error{Kind: KindInvalid, Op: op, Detail: strings.Join(problems, "; ")}
+	}
+	return nil
+}
+
+// getList GETs path and decodes the JSON array it returns into out.
+func (c *Client) getList(ctx context.Context, op, path string, out any) error {
+	body, status, err := c.do(ctx, op, http.MethodGet, path, nil)
+	if err != nil {
+		return err
+	}
+	if !bytes.HasPrefix(bytes.TrimSpace(body), []byte("[")) {
+		return malformed(op, status, "response is not a JSON array", nil)
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return malformed(op, status, "response has the wrong shape: "+jsonErrorDetail(err), err)
+	}
+	return nil
+}
+
+// do makes one authorized API request and returns the body and status of a
+// 2xx response. Any other outcome is an *Error.
+func (c *Client) do(ctx context.Context, op, method, path string, in any) ([]byte, int, error) {
+	var reqBody io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, 0, &Error{Kind: KindInvalid, Op: op, Detail: "encoding the request body failed", Err: err}
+		}
+		reqBody = bytes.NewReader(b)
+	}
+
+	token, err := c.accessToken(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+
+	ctx, cancel := c.requestContext(ctx)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, c.cfg.BaseURL+path, reqBody)
+	if err != nil {
+		return nil, 0, &Error{Kind: KindInvalid, Op: op, Detail: "building the request failed", Err: err}
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", UserAgent)
+	if reqBody != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+
+	resp, err := c.cfg.HTTPClient.Do(req)
+	if err != nil {
+		e := transportError(op, err)
+		e.Detail = c.redact(e.Detail, token)
+		return nil, 0, e
+	}
+	defer drainAndClose(resp.Body)
+
+	// One byte more than allowed tells a too large body from one that fits.
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1))
+	if err != nil {
+		e := transportError(op, err)
+		e.Status = resp.StatusCode
+		e.Detail = c.redact("reading the response failed: "+e.Detail, token)
+		return nil, 0, e
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		e := statusError(op, resp.StatusCode, resp.Header, body)
+		e.Detail = c.redact(e.Detail, token)
+		return nil, 0, e
+	}
+	if len(body) > MaxBodyBytes {
+		return nil, 0, malformed(op, resp.StatusCode, fmt.Sprintf("response body larger than %d bytes", MaxBodyBytes), nil)
+	}
+	return body, resp.StatusCode, nil
+}
+
+// drainAndClose reads what is left of a response body, up to MaxBodyBytes,
+// so that its connection can be reused, and closes it.
+func drainAndClose(body io.ReadCloser) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, MaxBodyBytes))
+	_ = body.Close()
+}
+
+// jsonErrorDetail describes a JSON decoding error without quoting the body.
+func jsonErrorDetail(err error) string {
+	var syntaxErr *json.SyntaxError
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntaxErr):
+		return fmt.Sprintf("invalid JSON at offset %d", syntaxErr.Offset)
+	case errors.As(err, &typeErr):
+		return fmt.Sprintf("field %q: cannot use JSON %s", typeErr.Field, typeErr.Value)
+	}
+	return "invalid JSON"
+}

@@ -1,0 +1,216 @@
+package podero
+
+import (
+	"context"
+	"errors"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// ErrorKind classifies a failure by what a caller can do about it.
+type ErrorKind string
+
+const (
+	// KindRetryable: 5xx (503 without Retry-After), 408, timeouts and
+	// connection errors. Try again later.
+	KindRetryable ErrorKind = "retryable"
+
+	// KindRateLimited: 429, or 503 with Retry-After. Error.RetryAfter says
+	// how long to wait (0 when the server did not say).
+	KindRateLimited ErrorKind = "rate_limited"
+
+	// KindUnauthorized: 401 or 403 from the API (the token may be stale; see
+	// Client.InvalidateToken), or the token endpoint rejecting the
+	// credentials.
+	KindUnauthorized ErrorKind = "unauthorized"
+
+	// KindNotFound: 404, the org, user or device does not exist.
+	KindNotFound ErrorKind = "not_found"
+
+	// KindInvalid: 400, 422 and any other 4xx, an unexpected redirect, or
+	// arguments rejected before any request was made. Error.Detail holds
+	// the response body, trimmed, at most MaxDetailBytes.
+	KindInvalid ErrorKind = "invalid"
+
+	// KindMalformed: a successful response that cannot be used: not JSON,
+	// the wrong shape, too large, or an auth session without a usable
+	// authentication_url, session_id or matching device_id.
+	KindMalformed ErrorKind = "malformed"
+)
+
+// Operations, the Error.Op values.
+const (
+	OpAuthSession = "auth_session"
+	OpListUsers   = "list_users"
+	OpListDevices = "list_devices"
+	OpToken       = "token"
+)
+
+// Error is the error of every failed Client call.
+type Error struct {
+	Kind ErrorKind
+	// Op is the operation that failed: OpAuthSession, OpListUsers,
+	// OpListDevices, or OpToken when the access token could not be had.
+	Op string
+	// Status is the HTTP status, 0 when there was no response.
+	Status int
+	// RetryAfter is the wait the server asked for (KindRateLimited only).
+	RetryAfter time.Duration
+	// Detail is a short explanation, or for an error status the response
+	// body. It never contains the client secret, the password or the access
+	// token.
+	Detail string
+	// Err is the underlying error, if any.
+	Err error
+}
+
+// Error returns e.g. "podero auth_session: not_found (404): detail". It is
+// built from Op, Kind, Status and Detail only, never from Err, so that no URL
+// or credential leaks into logs.
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("podero")
+	if e.Op != "" {
+		b.WriteString(" ")
+		b.WriteString(e.Op)
+	}
+	b.WriteString(": ")
+	b.WriteString(string(e.Kind))
+	if e.Status != 0 {
+		b.WriteString(" (")
+		b.WriteString(strconv.Itoa(e.Status))
+		b.WriteString(")")
+	}
+	if e.Detail != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Detail)
+	}
+	return b.String()
+}
+
+// Unwrap returns the underlying error.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Temporary reports whether the same call may succeed later: true for
+// retryable, rate limited and malformed (an upstream glitch) errors, and for
+// unauthorized errors of API calls (the token may have gone stale); false
+// for not found, invalid, and credentials rejected by the token endpoint.
+func (e *Error) Temporary() bool {
+	switch e.Kind {
+	case KindRetryable, KindRateLimited, KindMalformed:
+		return true
+	case KindUnauthorized:
+		return e.Op != OpToken
+	}
+	return false
+}
+
+// AsError finds the first *Error in err's chain.
+func AsError(err error) (*Error, bool) {
+	var e *Error
+	ok := errors.As(err, &e)
+	return e, ok
+}
+
+// ParseRetryAfter parses a Retry-After header value, either delay seconds or
+// an HTTP date, into a wait relative to now. A date in the past is a wait of
+// 0. ok is false when v is empty or neither form.
+func ParseRetryAfter(v string, now time.Time) (d time.Duration, ok bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs < 0 {
+			return 0, false
+		}
+		if secs > int64(math.MaxInt64/time.Second) {
+			return time.Duration(math.MaxInt64), true
+		}
+		return time.Duration(secs) * time.Second, true
+	}
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return 0, false
+	}
+	if d := t.Sub(now); d > 0 {
+		return d, true
+	}
+	return 0, true
+}
+
+// statusError classifies an HTTP error status. body is (the start of) the
+// response body.
+func statusError(op string, status int, header http.Header, body []byte) *Error {
+	e := &Error{Op: op, Status: status, Detail: trimDetail(body)}
+	switch {
+	case status == http.StatusTooManyRequests:
+		e.Kind = KindRateLimited
+		e.RetryAfter, _ = ParseRetryAfter(header.Get("Retry-After"), time.Now())
+	case status == http.StatusServiceUnavailable:
+		e.Kind = KindRetryable
+		if d, ok := ParseRetryAfter(header.Get("Retry-After"), time.Now()); ok {
+			e.Kind, e.RetryAfter = KindRateLimited, d
+		}
+	case status >= 500, status == http.StatusRequestTimeout:
+		e.Kind = KindRetryable
+	case status == http.StatusUnauthorized, status == http.StatusForbidden:
+		e.Kind = KindUnauthorized
+	case status == http.StatusNotFound:
+		e.Kind = KindNotFound
+	case status >= 300 && status < 400:
+		e.Kind = KindInvalid
+		e.Detail = "unexpected redirect"
+	default:
+		e.Kind = KindInvalid
+	}
+	return e
+}
+
+// transportError classifies a failure to get a response at all.
+func transportError(op string, err error) *Error {
+	return &Error{Kind: KindRetryable, Op: op, Detail: transportDetail(err), Err: err}
+}
+
+// transportDetail describes err without the request URL that *url.Error
+// would add.
+func transportDetail(err error) string {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if ue.Timeout() {
+			return "timeout"
+		}
+		return ue.Err.Error()
+	}
+	return err.Error()
+}
+
+// malformed is a KindMalformed error for a response with status status.
+func malformed(op string, status int, detail string, err error) *Error {
+	return &Error{Kind: KindMalformed, Op: op, Status: status, Detail: detail, Err: err}
+}
+
+// trimDetail trims a response body for Error.Detail: surrounding space
+// removed, at most MaxDetailBytes, never cutting a UTF-8 sequence.
+func trimDetail(body []byte) string {
+	s := strings.TrimSpace(string(body))
+	if len(s) <= MaxDetailBytes {
+		return s
+	}
+	cut := MaxDetailBytes
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut-- // s[cut] continues a multi-byte character: cut before it
+	}
+	return s[:cut]
+}

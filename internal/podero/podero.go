@@ -1,0 +1,313 @@
+// Package podero is a typed client for the parts of the Podero Partner API
+// the reauth service uses: creating an authentication session (a re-link URL)
+// for a device, and listing a user's devices and an organization's users.
+//
+// A Client is safe for concurrent use. It holds one OAuth2 access token that
+// all goroutines share; see InvalidateToken. Every method fails with an
+// *Error whose Kind says what the caller can do about the failure.
+package podero
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+)
+
+// Defaults for Config.
+const (
+	// RequestTimeoutDefault is the default per request timeout, for API calls
+	// and for token fetches alike.
+	RequestTimeoutDefault = 15 * time.Second
+
+	// TokenRefreshEarlyDefault is how long before its expiry a cached access
+	// token is replaced by default.
+	TokenRefreshEarlyDefault = 60 * time.Second
+
+	// TokenPath is the path of the OAuth2 token endpoint below BaseURL, used
+	// when Config.TokenURL is empty.
+	TokenPath = "/api/partners/v2.0/auth/token"
+
+	// MaxBodyBytes is the largest response body read. A successful response
+	// with a larger body is malformed.
+	MaxBodyBytes = 1 << 20
+
+	// MaxDetailBytes is the most of an error response body kept in
+	// Error.Detail.
+	MaxDetailBytes = 1 << 10
+
+	// MaxIdleConnsPerHostDefault is the idle connection pool size per host of
+	// the default HTTP client.
+	MaxIdleConnsPerHostDefault = 64
+
+	// UserAgent is sent with every API request.
+	UserAgent = "reauth"
+)
+
+// LinkHostsDefault are the hosts an authentication_url may point at by
+// default: Podero's production and sandbox apps. Treat it as read-only; a
+// Client copies it and never sees later changes.
+var LinkHostsDefault = []string{"app.podero.com", "sandbox-app.podero.com"}
+
+// Config configures a Client. Only BaseURL, ClientID and ClientSecret are
+// required; every other zero value means the documented default.
+type Config struct {
+	// BaseURL is the root of the API, e.g. https://app.podero.com (a trailing
+	// slash is ignored). It must be an absolute http or https URL without user
+	// info, query or fragment.
+	BaseURL string
+
+	// TokenURL is the full URL of the OAuth2 token endpoint. Default
+	// BaseURL + TokenPath.
+	TokenURL string
+
+	// ClientID and ClientSecret are the partner's OAuth2 client credentials,
+	// sent with HTTP Basic authentication.
+	ClientID     string
+	ClientSecret string
+
+	// Username and Password, when both set, select the OAuth2 password
+	// grant; otherwise the client credentials grant is used.
+	Username string
+	Password string
+
+	// HTTPClient makes every request. Default: a client with Timeout
+	// RequestTimeout, a keep-alive transport with MaxIdleConnsPerHost
+	// MaxIdleConnsPerHostDefault, that does not follow redirects.
+	HTTPClient *http.Client
+
+	// RequestTimeout bounds each request. Default RequestTimeoutDefault.
+	RequestTimeout time.Duration
+
+	// TokenRefreshEarly is how long before its expiry a cached token is
+	// replaced. It is capped at half the token's lifetime so that a
+	// short-lived token is still reused. Default TokenRefreshEarlyDefault.
+	TokenRefreshEarly time.Duration
+
+	// LinkHosts are the hosts an authentication_url may point at: an exact
+	// host with an optional port ("app.podero.com", "localhost:8443"), or
+	// "*.example.com" for any subdomain of example.com. Such links must be
+	// https; a pattern without a port allows only port 443.
+	//
+	// The host of BaseURL is always allowed, with BaseURL's own scheme, so
+	// that a local simulator on http works.
+	//
+	// Default (nil) LinkHostsDefault. A non-nil empty slice allows only the
+	// host of BaseURL.
+	LinkHosts []string
+}
+
+// withDefaults returns a copy of c with defaults filled in.
+func (c Config) withDefaults() Config {
+	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	if c.TokenURL == "" && c.BaseURL != "" {
+		c.TokenURL = c.BaseURL + TokenPath
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = RequestTimeoutDefault
+	}
+	if c.TokenRefreshEarly == 0 {
+		c.TokenRefreshEarly = TokenRefreshEarlyDefault
+	}
+	if c.LinkHosts == nil {
+		c.LinkHosts = slices.Clone(LinkHostsDefault)
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = newHTTPClient(c.RequestTimeout)
+	}
+	return c
+}
+
+// newHTTPClient is the default HTTP client: keep-alive connections pooled for
+// many concurrent calls to one host, and no redirects (a redirect would turn
+// the POST into a GET and might carry the bearer token elsewhere; it is
+// reported as an error instead).
+func newHTTPClient(timeout time.Duration) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = 2 * MaxIdleConnsPerHostDefault
+	tr.MaxIdleConnsPerHost = MaxIdleConnsPerHostDefault
+	tr.IdleConnTimeout = 90 * time.Second
+	return &http.Client{
+		Timeout:   timeout,
+		Transport: tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}
+
+// Client calls the Podero Partner API. Create one with New.
+type Client struct {
+	cfg       Config
+	baseURL   *url.URL
+	linkHosts []hostPattern
+
+	// oauth2 configuration; exactly one of cc and pw is set.
+	cc *clientcredentials.Config
+	pw *oauth2.Config
+
+	tokenMu   sync.Mutex
+	token     *cachedToken // nil when there is none
+	tokenInFl *tokenFetch  // the fetch in flight, nil when none
+}
+
+// New validates cfg and returns a Client. Its errors never contain the
+// client secret or the password.
+func New(cfg Config) (*Client, error) {
+	cfg = cfg.withDefaults()
+
+	base, err := parseHTTPURL("BaseURL", cfg.BaseURL)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := parseHTTPURL("TokenURL", cfg.TokenURL); err != nil {
+		return nil, err
+	}
+	if cfg.ClientID == "" {
+		return nil, errors.New("podero: ClientID is required")
+	}
+	if cfg.ClientSecret == "" {
+		return nil, errors.New("podero: ClientSecret is required")
+	}
+	if (cfg.Username == "") != (cfg.Password == "") {
+		return nil, errors.New("podero: Username and Password must be set together")
+	}
+	if cfg.RequestTimeout < 0 {
+		return nil, errors.New("podero: RequestTimeout must not be negative")
+	}
+	if cfg.TokenRefreshEarly < 0 {
+		return nil, errors.New("podero: TokenRefreshEarly must not be negative")
+	}
+	hosts := make([]hostPattern, 0, len(cfg.LinkHosts))
+	for _, h := range cfg.LinkHosts {
+		p, err := parseHostPattern(h)
+		if err != nil {
+			return nil, err
+		}
+		hosts = append(hosts, p)
+	}
+
+	c := &Client{cfg: cfg, baseURL: base, linkHosts: hosts}
+	if cfg.Username != "" {
+		c.pw = &oauth2.Config{
+			ClientID:     cfg.ClientID,
+			ClientSecret: cfg.ClientSecret,
+			Endpoint:     oauth2.Endpoint{TokenURL: cfg.TokenURL, AuthStyle: oauth2.AuthStyleInHeader},
+		}
+	} else {
+		c.cc = &clientcredentials.Config{
+			ClientID:     cfg.ClientID,
+			ClientSecret: cfg.ClientSecret,
+			TokenURL:     cfg.TokenURL,
+			AuthStyle:    oauth2.AuthStyleInHeader,
+		}
+	}
+	return c, nil
+}
+
+// parseHTTPURL checks that s is an absolute http(s) URL with a host and
+// without user info, query or fragment. The error names the field only: the
+// URL itself might carry credentials.
+func parseHTTPURL(field, s string) (*url.URL, error) {
+	if s == "" {
+		return nil, fmt.Errorf("podero: %s is required", field)
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("podero: %s must be an absolute http or https URL", field)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("podero: %s must not have user info, a query or a fragment", field)
+	}
+	return u, nil
+}
+
+// hostPattern is a parsed Config.LinkHosts entry.
+type hostPattern struct {
+	host     string // lower case; for a wildcard the suffix after "*."
+	port     string // "443" when the pattern has none
+	wildcard bool
+}
+
+func parseHostPattern(s string) (hostPattern, error) {
+	bad := fmt.Errorf("podero: LinkHosts entry %q must be host[:port] or *.domain", s)
+	s = strings.ToLower(strings.TrimSpace(s))
+	if s == "" || strings.ContainsAny(s, "/@?# ") {
+		return hostPattern{}, bad
+	}
+	p := hostPattern{host: s, port: "443"}
+	if h, port, err := net.SplitHostPort(s); err == nil {
+		p.host, p.port = h, port
+	}
+	if suffix, ok := strings.CutPrefix(p.host, "*."); ok {
+		p.host, p.wildcard = suffix, true
+	}
+	if p.host == "" || strings.Contains(p.host, "*") || p.port == "" {
+		return hostPattern{}, bad
+	}
+	return p, nil
+}
+
+// matches reports whether u (an https URL) is on a host p allows.
+func (p hostPattern) matches(u *url.URL) bool {
+	port := u.Port()
+	if port == "" {
+		port = "443"
+	}
+	if port != p.port {
+		return false
+	}
+	host := strings.ToLower(u.Hostname())
+	if p.wildcard {
+		return strings.HasSuffix(host, "."+p.host)
+	}
+	return host == p.host
+}
+
+// checkLink returns why raw may not be sent to a user as an authentication
+// link, or nil when it may.
+func (c *Client) checkLink(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return errors.New("authentication_url is not an absolute URL")
+	}
+	if u.User != nil {
+		return errors.New("authentication_url has user info")
+	}
+	if u.Scheme == c.baseURL.Scheme && strings.EqualFold(u.Host, c.baseURL.Host) {
+		return nil
+	}
+	if u.Scheme != "https" {
+		return fmt.Errorf("authentication_url scheme %q is not https", u.Scheme)
+	}
+	for _, p := range c.linkHosts {
+		if p.matches(u) {
+			return nil
+		}
+	}
+	return fmt.Errorf("authentication_url host %q is not allowed", u.Host)
+}
+
+// redact replaces the client's secrets, and the access token in use, in s.
+func (c *Client) redact(s, accessToken string) string {
+	for _, secret := range []string{c.cfg.ClientSecret, c.cfg.Password, accessToken} {
+		if secret != "" {
+			s = strings.ReplaceAll(s, secret, "[redacted]")
+		}
+	}
+	return s
+}
+
+// requestContext bounds ctx by the request timeout.
+func (c *Client) requestContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.cfg.RequestTimeout)
+}

@@ -1,0 +1,328 @@
+package sim
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/reauth/reauth"
+)
+
+// fieldError is one entry of a Django Ninja (pydantic) 422 "detail" list.
+type fieldError struct {
+	Type  string   `json:"type"`
+	Loc   []string `json:"loc"`
+	Msg   string   `json:"msg"`
+	Input any      `json:"input,omitempty"`
+}
+
+// validationFailed answers Django Ninja's 422.
+func validationFailed(w http.ResponseWriter, errs []fieldError) {
+	writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"detail": errs})
+}
+
+// pathUUIDs checks that the named path parameters are UUIDs and returns them
+// lower-cased, with one error per bad parameter.
+func pathUUIDs(r *http.Request, names ...string) ([]string, []fieldError) {
+	var ids []string
+	var errs []fieldError
+	for _, name := range names {
+		v := r.PathValue(name)
+		if !reauth.IsUUID(v) {
+			errs = append(errs, fieldError{Type: "uuid_parsing", Loc: []string{"path", name}, Msg: "Input should be a valid UUID", Input: v})
+		}
+		ids = append(ids, normUUID(v))
+	}
+	return ids, errs
+}
+
+// deviceParam is the name of a kind's device id path parameter in Podero's
+// OpenAPI: inverter_id, electric_vehicle_id, wallbox_id.
+func deviceParam(k reauth.DeviceKind) string { return string(k) + "_id" }
+
+// apiUser is a user as the partner API lists it.
+type apiUser struct {
+	ID             string  `json:"id"`
+	Email          string  `json:"email"`
+	ExternalUserID string  `json:"external_user_id"`
+	Role           string  `json:"role"`
+	CreatedAt      string  `json:"created_at"`
+	DeletedAt      *string `json:"deleted_at"`
+}
+
+// apiAction is an item of a device's actions.
+type apiAction struct {
+	Code           string `json:"code"`
+	ResolutionLink string `json:"resolution_link"`
+}
+
+// apiDevice is a device as the partner API shows it.
+type apiDevice struct {
+	ID               string      `json:"id"`
+	Name             string      `json:"name"`
+	IsAuthenticated  bool        `json:"is_authenticated"`
+	ActionNeeded     bool        `json:"action_needed"`
+	Actions          []apiAction `json:"actions"`
+	ConnectionStatus string      `json:"connection_status"`
+	LifecycleState   string      `json:"lifecycle_state"`
+	DeletedAt        *string     `json:"deleted_at"`
+}
+
+// view is d as the API shows it; a lapsed device asks to be
+// reauthenticated at base + "/connect/device/<id>". The caller holds s.mu.
+func (d *device) view(base string) apiDevice {
+	v := apiDevice{
+		ID:               d.id,
+		Name:             d.name,
+		IsAuthenticated:  true,
+		Actions:          []apiAction{},
+		ConnectionStatus: "ok",
+		LifecycleState:   "active",
+	}
+	if !d.authenticated {
+		v.IsAuthenticated = false
+		v.ActionNeeded = true
+		v.Actions = []apiAction{{Code: "reauthenticate", ResolutionLink: base + "/connect/device/" + d.id}}
+		v.ConnectionStatus = "error"
+	}
+	return v
+}
+
+// handleListUsers is GET /org/{org_id}/users: a plain array of the org's users.
+func (s *Server) handleListUsers(w http.ResponseWriter, r *http.Request) {
+	if !s.authorized(w, r) {
+		return
+	}
+	ids, errs := pathUUIDs(r, "org_id")
+	if len(errs) > 0 {
+		validationFailed(w, errs)
+		return
+	}
+	s.mu.Lock()
+	o := s.orgByID[ids[0]]
+	var out []apiUser
+	if o != nil {
+		out = []apiUser{}
+		for _, u := range o.users {
+			out = append(out, apiUser{
+				ID:             u.id,
+				Email:          u.email,
+				ExternalUserID: u.externalID,
+				Role:           "user",
+				CreatedAt:      u.createdAt.Format(time.RFC3339),
+			})
+		}
+	}
+	s.mu.Unlock()
+	if o == nil {
+		notFound(w)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// handleListDevices is GET /org/{org_id}/users/{user_id}/{collection}: a plain
+// array of the user's devices of that kind.
+func (s *Server) handleListDevices(w http.ResponseWriter, r *http.Request) {
+	kind, ok := kindOf(r.PathValue("collection"))
+	if !ok {
+		notFound(w) // no such route
+		return
+	}
+	if !s.authorized(w, r) {
+		return
+	}
+	ids, errs := pathUUIDs(r, "org_id", "user_id")
+	if len(errs) > 0 {
+		validationFailed(w, errs)
+		return
+	}
+	base := s.baseURL(r)
+	s.mu.Lock()
+	u := s.users[ids[1]]
+	var out []apiDevice
+	if u != nil && u.orgID == ids[0] {
+		out = []apiDevice{}
+		for _, d := range u.devices {
+			if d.kind == kind {
+				out = append(out, d.view(base))
+			}
+		}
+	}
+	s.mu.Unlock()
+	if out == nil {
+		notFound(w)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// handleGetDevice is GET /org/{org_id}/users/{user_id}/{collection}/{id}.
+func (s *Server) handleGetDevice(w http.ResponseWriter, r *http.Request) {
+	kind, ok := kindOf(r.PathValue("collection"))
+	if !ok {
+		notFound(w)
+		return
+	}
+	if !s.authorized(w, r) {
+		return
+	}
+	// Errors name the device parameter as Podero's OpenAPI does.
+	r.SetPathValue(deviceParam(kind), r.PathValue("device_id"))
+	ids, errs := pathUUIDs(r, "org_id", "user_id", deviceParam(kind))
+	if len(errs) > 0 {
+		validationFailed(w, errs)
+		return
+	}
+	base := s.baseURL(r)
+	s.mu.Lock()
+	d := s.findDevice(ids[0], ids[1], kind, ids[2])
+	var out apiDevice
+	if d != nil {
+		out = d.view(base)
+	}
+	s.mu.Unlock()
+	if d == nil {
+		notFound(w)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// authSessionOutput is AuthSessionOutput; every field is nullable.
+type authSessionOutput struct {
+	AuthenticationURL *string `json:"authentication_url"`
+	DeviceID          *string `json:"device_id"`
+	SessionID         *string `json:"session_id"`
+}
+
+// handleAuthSession is POST .../{collection}/{id}/auth_session. In Django
+// Ninja's order: route (404), auth (401), path and body validation together
+// (422, or 400 for a body that is not JSON), then the device (404). A
+// scripted answer, if one is queued for the device, replaces the normal one.
+func (s *Server) handleAuthSession(w http.ResponseWriter, r *http.Request) {
+	kind, ok := kindOf(r.PathValue("collection"))
+	if !ok {
+		notFound(w)
+		return
+	}
+	if !s.authorized(w, r) {
+		return
+	}
+	// Errors name the device parameter as Podero's OpenAPI does.
+	r.SetPathValue(deviceParam(kind), r.PathValue("device_id"))
+	ids, errs := pathUUIDs(r, "org_id", "user_id", deviceParam(kind))
+	in, bodyErrs, parsed := readAuthSessionInput(r)
+	if !parsed {
+		writeJSON(w, http.StatusBadRequest, detail{"Cannot parse request body"})
+		return
+	}
+	if errs = append(errs, bodyErrs...); len(errs) > 0 {
+		validationFailed(w, errs)
+		return
+	}
+
+	base := s.baseURL(r)
+	s.mu.Lock()
+	d := s.findDevice(ids[0], ids[1], kind, ids[2])
+	if d == nil {
+		s.mu.Unlock()
+		notFound(w)
+		return
+	}
+	script, scripted := s.popScript(d.id)
+	if scripted && script.Status != http.StatusOK {
+		s.mu.Unlock()
+		writeScripted(w, script)
+		return
+	}
+	sess := &session{id: randomUUID(), deviceID: d.id, successURL: in.SuccessURL, cancelURL: in.CancelURL}
+	authURL := base + "/connect/" + sess.id
+	out := authSessionOutput{AuthenticationURL: &authURL, DeviceID: &d.id, SessionID: &sess.id}
+	if len(script.Null) == 0 {
+		// A normal session. A 200 with null fields creates none: its
+		// link, if any, leads nowhere.
+		s.sessions[sess.id] = sess
+		d.sessions++
+	}
+	s.mu.Unlock()
+
+	for _, f := range script.Null {
+		switch f {
+		case "authentication_url":
+			out.AuthenticationURL = nil
+		case "device_id":
+			out.DeviceID = nil
+		case "session_id":
+			out.SessionID = nil
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// authSessionInput is AuthSessionInput; nil stands for absent or null.
+type authSessionInput struct {
+	SuccessURL *string
+	CancelURL  *string
+}
+
+// readAuthSessionInput validates the body as pydantic would an
+// AuthSessionInput: a JSON object whose success_url and cancel_url are
+// strings or null (other fields ignored). parsed is false when the body is
+// there but is not JSON at all.
+func readAuthSessionInput(r *http.Request) (in authSessionInput, errs []fieldError, parsed bool) {
+	const param = "payload" // the name of the body parameter; a guess
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	if err != nil {
+		return in, nil, false
+	}
+	if len(body) == 0 {
+		return in, []fieldError{{Type: "missing", Loc: []string{"body", param}, Msg: "Field required"}}, true
+	}
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		return in, nil, false
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return in, []fieldError{{
+			Type: "model_attributes_type", Loc: []string{"body", param},
+			Msg: "Input should be a valid dictionary or object to extract fields from", Input: v,
+		}}, true
+	}
+	for _, f := range []struct {
+		name string
+		dst  **string
+	}{{"success_url", &in.SuccessURL}, {"cancel_url", &in.CancelURL}} {
+		switch x := obj[f.name].(type) {
+		case nil:
+		case string:
+			*f.dst = &x
+		default:
+			errs = append(errs, fieldError{Type: "string_type", Loc: []string{"body", param, f.name}, Msg: "Input should be a valid string", Input: x})
+		}
+	}
+	return in, errs, true
+}
+
+// writeScripted answers a scripted failure.
+func writeScripted(w http.ResponseWriter, rs Response) {
+	if rs.RetryAfter != "" {
+		w.Header().Set("Retry-After", rs.RetryAfter)
+	}
+	if rs.Body == "" {
+		writeJSON(w, rs.Status, detail{http.StatusText(rs.Status)})
+		return
+	}
+	ct := "text/plain; charset=utf-8"
+	if json.Valid([]byte(rs.Body)) {
+		ct = "application/json"
+	} else if strings.HasPrefix(strings.TrimSpace(rs.Body), "<") {
+		ct = "text/html; charset=utf-8"
+	}
+	w.Header().Set("Content-Type", ct)
+	w.WriteHeader(rs.Status)
+	_, _ = io.WriteString(w, rs.Body)
+}

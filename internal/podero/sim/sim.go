@@ -1,0 +1,273 @@
+// Package sim is a stateful, in-memory simulator of Podero's Partner API, for
+// tests and demos of the reauth service.
+//
+// It serves the parts of the API the service uses: the OAuth2 token endpoints,
+// the user and device listings and the auth_session endpoints of inverters,
+// electric vehicles and wallboxes. It also serves the manufacturer "connect"
+// page an end user lands on (a link to succeed and one to cancel), so a whole
+// reauthentication can be played through, and a small admin API under /_sim/
+// to inspect the state and script failures.
+//
+// Everything is deterministic from Config.Seed except tokens and session ids,
+// which are random like the real ones.
+package sim
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/reauth/reauth"
+)
+
+// Config configures a Server. Zero fields take the values of DefaultConfig.
+// The JSON names are the ones podero-sim's -config file uses.
+type Config struct {
+	// Seed makes the ids of orgs, users and devices: the same seed gives the
+	// same ids.
+	Seed string `json:"seed"`
+	// Orgs is the number of organizations.
+	Orgs int `json:"orgs"`
+	// UsersPerOrg is the number of users in each organization.
+	UsersPerOrg int `json:"users_per_org"`
+	// DevicesPerKind is the number of devices of each kind (inverter,
+	// electric_vehicle, wallbox) of each user.
+	DevicesPerKind int `json:"devices_per_kind"`
+	// ClientID and ClientSecret are the only client credentials accepted.
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret"`
+	// Username and Password are the resource-owner credentials of the
+	// password grant.
+	Username string `json:"username"`
+	Password string `json:"password"`
+	// TokenTTL is how long an access token is valid.
+	TokenTTL time.Duration `json:"token_ttl"`
+	// BaseURL is the simulator's public URL, used to build authentication
+	// and resolution links, e.g. "http://127.0.0.1:8090". When empty it is
+	// taken from each request's Host header.
+	BaseURL string `json:"base_url"`
+	// Latency is added to every token and partner API call (not to the
+	// connect page nor the admin API).
+	Latency time.Duration `json:"latency"`
+}
+
+// DefaultConfig returns the configuration New uses for zero fields.
+func DefaultConfig() Config {
+	return Config{
+		Seed:           "demo",
+		Orgs:           1,
+		UsersPerOrg:    3,
+		DevicesPerKind: 1,
+		ClientID:       "sim-client",
+		ClientSecret:   "sim-secret",
+		Username:       "sim-user",
+		Password:       "sim-password",
+		TokenTTL:       10 * time.Hour,
+	}
+}
+
+// withDefaults fills zero (and negative) fields from DefaultConfig.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.Seed == "" {
+		c.Seed = d.Seed
+	}
+	if c.Orgs <= 0 {
+		c.Orgs = d.Orgs
+	}
+	if c.UsersPerOrg <= 0 {
+		c.UsersPerOrg = d.UsersPerOrg
+	}
+	if c.DevicesPerKind <= 0 {
+		c.DevicesPerKind = d.DevicesPerKind
+	}
+	if c.ClientID == "" {
+		c.ClientID = d.ClientID
+	}
+	if c.ClientSecret == "" {
+		c.ClientSecret = d.ClientSecret
+	}
+	if c.Username == "" {
+		c.Username = d.Username
+	}
+	if c.Password == "" {
+		c.Password = d.Password
+	}
+	if c.TokenTTL <= 0 {
+		c.TokenTTL = d.TokenTTL
+	}
+	if c.Latency < 0 {
+		c.Latency = 0
+	}
+	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	return c
+}
+
+// Endpoint names, the keys of Counts.
+const (
+	EndpointToken       = "token"
+	EndpointAuthSession = "auth_session"
+	EndpointListUsers   = "list_users"
+	EndpointListDevices = "list_devices"
+	EndpointGetDevice   = "get_device"
+	EndpointConnect     = "connect"
+)
+
+// endpointNames lists every endpoint name in a stable order.
+func endpointNames() []string {
+	return []string{EndpointToken, EndpointAuthSession, EndpointListUsers, EndpointListDevices, EndpointGetDevice, EndpointConnect}
+}
+
+// Server is the simulator. It is an http.Handler; all its state is guarded
+// by mu.
+type Server struct {
+	cfg      Config
+	mux      *http.ServeMux
+	pageTmpl *template.Template // the connect pages
+
+	mu       sync.Mutex
+	orgs     []*org                // in seeding order
+	orgByID  map[string]*org       // by id
+	users    map[string]*user      // by id
+	devices  map[string]*device    // by id
+	tokens   map[string]time.Time  // access token -> expiry
+	sessions map[string]*session   // by session id
+	scripts  map[string][]Response // device id -> queued auth_session answers
+	counts   map[string]int        // endpoint name -> requests
+}
+
+// New returns a simulator seeded from cfg (zero fields take defaults).
+func New(cfg Config) *Server {
+	s := &Server{
+		cfg:      cfg.withDefaults(),
+		mux:      http.NewServeMux(),
+		pageTmpl: parsePage(),
+		orgByID:  map[string]*org{},
+		users:    map[string]*user{},
+		devices:  map[string]*device{},
+		tokens:   map[string]time.Time{},
+		sessions: map[string]*session{},
+		scripts:  map[string][]Response{},
+		counts:   map[string]int{},
+	}
+	s.seed()
+
+	const api = "/api/partners/v2.0"
+	const userPath = api + "/org/{org_id}/users/{user_id}"
+	s.route("POST "+api+"/auth/token", EndpointToken, true, s.handleToken)
+	s.route("POST /oauth2/token/{$}", EndpointToken, true, s.handleToken)
+	s.route("POST /oauth2/token", EndpointToken, true, s.handleToken)
+	s.route("GET "+api+"/org/{org_id}/users", EndpointListUsers, true, s.handleListUsers)
+	s.route("GET "+userPath+"/{collection}", EndpointListDevices, true, s.handleListDevices)
+	s.route("GET "+userPath+"/{collection}/{device_id}", EndpointGetDevice, true, s.handleGetDevice)
+	s.route("POST "+userPath+"/{collection}/{device_id}/auth_session", EndpointAuthSession, true, s.handleAuthSession)
+	s.route("GET /connect/{session_id}", EndpointConnect, false, s.handleConnectSession)
+	s.route("GET /connect/device/{device_id}", EndpointConnect, false, s.handleConnectDevice)
+	s.route("GET /_sim/state", "", false, s.handleAdminState)
+	s.route("GET /_sim/counts", "", false, s.handleAdminCounts)
+	s.route("POST /_sim/devices/{device_id}/script", "", false, s.handleAdminScript)
+	s.route("POST /_sim/devices/{device_id}/lapse", "", false, s.handleAdminLapse)
+	return s
+}
+
+// route registers h for pattern. Requests are counted under name (unless it
+// is empty) before anything else, and API routes get the configured latency.
+func (s *Server) route(pattern, name string, api bool, h http.HandlerFunc) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if name != "" {
+			s.mu.Lock()
+			s.counts[name]++
+			s.mu.Unlock()
+		}
+		if api && s.cfg.Latency > 0 {
+			if !sleep(r.Context(), s.cfg.Latency) {
+				return // the client went away
+			}
+		}
+		h(w, r)
+	})
+}
+
+// Config returns the configuration in effect, defaults filled in.
+func (s *Server) Config() Config { return s.cfg }
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mux.ServeHTTP(w, r)
+}
+
+// Counts returns the number of requests per endpoint name ("token",
+// "auth_session", "list_users", "list_devices", "get_device", "connect"),
+// failed ones included. Every name is present.
+func (s *Server) Counts() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for _, name := range endpointNames() {
+		out[name] = s.counts[name]
+	}
+	return out
+}
+
+// baseURL is the configured BaseURL or, without one, the request's own host.
+func (s *Server) baseURL(r *http.Request) string {
+	if s.cfg.BaseURL != "" {
+		return s.cfg.BaseURL
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+// sleep waits d or until ctx is done; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// writeJSON answers status with v as JSON.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, fmt.Sprintf("sim: encoding response: %v", err), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// detail is Django Ninja's error body for anything but validation errors.
+type detail struct {
+	Detail string `json:"detail"`
+}
+
+func notFound(w http.ResponseWriter) {
+	writeJSON(w, http.StatusNotFound, detail{"Not Found"})
+}
+
+// kindOf maps a collection path segment ("inverters", ...) to its device kind.
+func kindOf(collection string) (reauth.DeviceKind, bool) {
+	switch collection {
+	case "inverters":
+		return reauth.Inverter, true
+	case "electric-vehicles":
+		return reauth.ElectricVehicle, true
+	case "wallboxes":
+		return reauth.Wallbox, true
+	}
+	return "", false
+}
