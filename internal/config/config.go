@@ -191,6 +191,13 @@ func (c Config) Require(names ...string) error {
 	return nil
 }
 
+// Vars names every variable Load reads (each also as NAME_FILE).
+var Vars = []string{"DATABASE_URL", "PODERO_BASE_URL", "PODERO_TOKEN_URL", "PODERO_CLIENT_ID",
+	"PODERO_CLIENT_SECRET", "PODERO_USERNAME", "PODERO_PASSWORD", "PODERO_LINK_HOSTS", "SMTP_URL",
+	"MAIL_FROM", "PUBLIC_BASE_URL", "HTTP_ADDR", "API_TOKENS", "LINK_SECRET", "LINK_TTL",
+	"SUCCESS_URL", "CANCEL_URL", "PODERO_WORKERS", "NOTIFY_WORKERS", "JOB_TIMEOUT",
+	"JOB_RESCUE_AFTER", "LOG_FORMAT", "LOG_LEVEL"}
+
 // ServeVars are the variables `reauth serve` cannot run without.
 var ServeVars = []string{"DATABASE_URL", "PODERO_BASE_URL", "PODERO_CLIENT_ID", "PODERO_CLIENT_SECRET",
 	"SMTP_URL", "MAIL_FROM", "PUBLIC_BASE_URL", "API_TOKENS", "LINK_SECRET"}

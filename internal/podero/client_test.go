@@ -922,7 +922,7 @@ func TestCheckLink(t *testing.T) {
 		BaseURL:      "http://localhost:8080",
 		ClientID:     "id",
 		ClientSecret: "secret",
-		LinkHosts:    []string{"app.podero.com", "*.podero.test", "connect.example:8443"},
+		LinkHosts:    []string{"app.podero.com", "*.podero.test", "connect.example:8443", "http://sim.local:8090"},
 	})
 	require.NoError(t, err)
 
@@ -943,6 +943,10 @@ func TestCheckLink(t *testing.T) {
 		{"https://evilpodero.test/x", false},
 		{"https://connect.example:8443/x", true},
 		{"https://connect.example/x", false},
+		{"http://sim.local:8090/connect/1", true}, // explicitly allowed http
+		{"https://sim.local:8090/connect/1", false},
+		{"http://sim.local/connect/1", false},
+		{"http://connect.example:8443/x", false},
 		{"https://app.podero.com@evil.example/x", false},
 		{"https://user@app.podero.com/x", false},
 		{"javascript:alert(1)", false},

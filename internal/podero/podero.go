@@ -96,7 +96,9 @@ type Config struct {
 	// LinkHosts are the hosts an authentication_url may point at: an exact
 	// host with an optional port ("app.podero.com", "localhost:8443"), or
 	// "*.example.com" for any subdomain of example.com. Such links must be
-	// https; a pattern without a port allows only port 443.
+	// https; a pattern without a port allows only port 443. An entry written
+	// "http://host:port" explicitly allows plain http on that host and port
+	// (for a simulator reached under another name than BaseURL).
 	//
 	// The host of BaseURL is always allowed, with BaseURL's own scheme, so
 	// that a local simulator on http works.
@@ -234,17 +236,22 @@ func parseHTTPURL(field, s string) (*url.URL, error) {
 // hostPattern is a parsed Config.LinkHosts entry.
 type hostPattern struct {
 	host     string // lower case; for a wildcard the suffix after "*."
-	port     string // "443" when the pattern has none
+	port     string // "443" (or "80" for http) when the pattern has none
 	wildcard bool
+	http     bool // the entry was written http://...: plain http allowed
 }
 
 func parseHostPattern(s string) (hostPattern, error) {
 	bad := fmt.Errorf("podero: LinkHosts entry %q must be host[:port] or *.domain", s)
 	s = strings.ToLower(strings.TrimSpace(s))
+	s, plain := strings.CutPrefix(s, "http://")
 	if s == "" || strings.ContainsAny(s, "/@?# ") {
 		return hostPattern{}, bad
 	}
-	p := hostPattern{host: s, port: "443"}
+	p := hostPattern{host: s, port: "443", http: plain}
+	if plain {
+		p.port = "80"
+	}
 	if h, port, err := net.SplitHostPort(s); err == nil {
 		p.host, p.port = h, port
 	}
@@ -257,11 +264,14 @@ func parseHostPattern(s string) (hostPattern, error) {
 	return p, nil
 }
 
-// matches reports whether u (an https URL) is on a host p allows.
+// matches reports whether u is on a host p allows, with a scheme it allows.
 func (p hostPattern) matches(u *url.URL) bool {
+	if (u.Scheme == "http") != p.http {
+		return false
+	}
 	port := u.Port()
 	if port == "" {
-		port = "443"
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
 	}
 	if port != p.port {
 		return false
@@ -286,13 +296,16 @@ func (c *Client) checkLink(raw string) error {
 	if u.Scheme == c.baseURL.Scheme && strings.EqualFold(u.Host, c.baseURL.Host) {
 		return nil
 	}
-	if u.Scheme != "https" {
+	if u.Scheme != "https" && u.Scheme != "http" {
 		return fmt.Errorf("authentication_url scheme %q is not https", u.Scheme)
 	}
 	for _, p := range c.linkHosts {
 		if p.matches(u) {
 			return nil
 		}
+	}
+	if u.Scheme != "https" {
+		return fmt.Errorf("authentication_url scheme %q is not https", u.Scheme)
 	}
 	return fmt.Errorf("authentication_url host %q is not allowed", u.Host)
 }
