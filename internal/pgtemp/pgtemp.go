@@ -83,7 +83,9 @@ func Start(ctx context.Context) (*Cluster, error) {
 	}
 	c.cmd = exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-k", dir, "-p", strconv.Itoa(port),
 		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200")
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true}
+	// Pdeathsig: the server goes down with us even if we die by a signal
+	// that skips Stop (SIGKILL, a broken stdout pipe).
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGINT}
 	c.cmd.Dir = dir
 	if err := c.cmd.Start(); err != nil {
 		c.Stop()

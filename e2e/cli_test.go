@@ -1,0 +1,68 @@
+package e2e_test
+
+import (
+	"os"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/reauth/reauth/internal/testdb"
+)
+
+func TestDemo(t *testing.T) {
+	t.Parallel()
+
+	t.Run("OnDatabaseURL", func(t *testing.T) {
+		t.Parallel()
+		p := start(t, append(os.Environ(), "DATABASE_URL="+testdb.EmptyURL(t)), "reauth", "demo")
+		require.Equal(t, 0, p.wait(t, 90*time.Second), p.output.String())
+		out := p.output.String()
+		require.Contains(t, out, "duplicate=true")
+		require.Contains(t, out, "✓ 6 devices reauthenticated, 6 emails sent, 1 link followed to completion")
+		require.Regexp(t, `(?m)^inverter .* sent  completed$`, out)
+	})
+
+	t.Run("ThrowawayPostgres", func(t *testing.T) {
+		t.Parallel()
+		p := start(t, os.Environ(), "reauth", "demo", "-throwaway-postgres")
+		require.Equal(t, 0, p.wait(t, 90*time.Second), p.output.String())
+		require.Contains(t, p.output.String(), "started a throwaway Postgres cluster")
+		require.Contains(t, p.output.String(), "1 link followed to completion")
+	})
+}
+
+func TestEnqueueCommand(t *testing.T) {
+	t.Parallel()
+	env := append(os.Environ(), "DATABASE_URL="+testdb.NewURL(t))
+	args := []string{"enqueue", "-org", "6f1c2a7e-1d2b-4c3d-8e9f-0a1b2c3d4e5f", "-user", "0b7e2a7e-1d2b-4c3d-8e9f-0a1b2c3d4e5f",
+		"-kind", "inverter", "-device", "a2314723-06cc-4c2e-8819-118905579c7a", "-locale", "de"}
+
+	p := start(t, env, "reauth", args...)
+	require.Equal(t, 0, p.wait(t, 30*time.Second), p.output.String())
+	m := regexp.MustCompile(`^enqueued: job (\d+)\n$`).FindStringSubmatch(p.output.String())
+	require.NotNil(t, m, p.output.String())
+
+	p = start(t, env, "reauth", append(args, "-json")...)
+	require.Equal(t, 0, p.wait(t, 30*time.Second), p.output.String())
+	require.JSONEq(t, `{"job_id":`+m[1]+`,"duplicate":true}`, p.output.String())
+
+	bad := start(t, env, "reauth", "enqueue", "-org", "x", "-kind", "toaster")
+	require.Equal(t, 2, bad.wait(t, 30*time.Second))
+	for _, want := range []string{"org_id must be a UUID", "user_id is required", "device_kind must be one of", "device_id is required"} {
+		require.Contains(t, bad.output.String(), want)
+	}
+
+	noDB := start(t, []string{"PATH=" + os.Getenv("PATH")}, "reauth", args...)
+	require.Equal(t, 1, noDB.wait(t, 30*time.Second))
+	require.Contains(t, noDB.output.String(), "missing required environment variables: DATABASE_URL")
+
+	unknown := start(t, env, "reauth", "frobnicate")
+	require.Equal(t, 2, unknown.wait(t, 30*time.Second))
+	require.Contains(t, unknown.output.String(), `unknown command "frobnicate"`)
+
+	help := start(t, env, "reauth", "serve", "-h")
+	require.Equal(t, 0, help.wait(t, 30*time.Second))
+	require.Contains(t, help.output.String(), "Usage: reauth serve")
+}
