@@ -1,0 +1,376 @@
+package notify
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	netmail "net/mail"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	mail "github.com/wneessen/go-mail"
+	"github.com/wneessen/go-mail/smtp"
+)
+
+// ErrPermanent marks a delivery that will not succeed if retried: the SMTP
+// server rejected the message with a 5xx reply, or the Message itself is
+// unusable (bad key, address, kind or link). Every other error is
+// temporary.
+var ErrPermanent = errors.New("permanent delivery failure")
+
+// DefaultTimeout bounds one Send when EmailConfig.Timeout is 0.
+const DefaultTimeout = 30 * time.Second
+
+// maxPerConn is how many messages go over one SMTP connection before it is
+// replaced; some servers limit messages per connection.
+const maxPerConn = 100
+
+// EmailConfig configures the email channel.
+type EmailConfig struct {
+	// URL is SMTP_URL: smtp://[user:pass@]host[:port] (port 25 by default;
+	// STARTTLS when the server offers it, required with ?starttls=required)
+	// or smtps://[user:pass@]host[:port] (implicit TLS, port 465 by
+	// default). With user info, AUTH PLAIN is used, which go-mail only does
+	// over TLS or to localhost/127.0.0.1/::1.
+	URL string
+	// From is MAIL_FROM, e.g. "Reauth <noreply@example.com>"; its domain
+	// ends every Message-ID.
+	From string
+	// Timeout bounds one Send (connecting included); DefaultTimeout if 0.
+	Timeout time.Duration
+	// TLSConfig is used for STARTTLS and smtps (tests); nil verifies the
+	// server against the system roots.
+	TLSConfig *tls.Config
+}
+
+// Email delivers Messages over SMTP. It keeps one connection open and reuses
+// it across sends (reconnecting when the server dropped it); sends are
+// serialised on that connection. It is safe for concurrent use.
+type Email struct {
+	r        *Renderer
+	from     *netmail.Address
+	domain   string
+	addr     string // host:port
+	tlsConf  *tls.Config
+	implicit bool
+	pass     string // only to scrub it from errors
+	timeout  time.Duration
+	client   *mail.Client
+
+	// sem is a one-slot semaphore guarding everything below; unlike a mutex,
+	// waiting for it honours the context.
+	sem    chan struct{}
+	conn   *smtp.Client
+	raw    net.Conn // conn's TCP connection, closed to abort a send
+	dialed net.Conn // set by dial for the connection being made
+	sent   int      // messages over conn
+	closed bool
+}
+
+var keyRE = regexp.MustCompile(`^[A-Za-z0-9_+=-]+(\.[A-Za-z0-9_+=-]+)*$`)
+
+// NewEmail checks cfg and prepares the channel; it does not connect. Errors
+// never contain the SMTP password.
+func NewEmail(cfg EmailConfig, r *Renderer) (*Email, error) {
+	if r == nil {
+		return nil, errors.New("notify: email needs a renderer")
+	}
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		// url.Parse errors quote the URL, password included.
+		return nil, errors.New("notify: SMTP_URL is not a valid URL")
+	}
+	e := &Email{r: r, timeout: cfg.Timeout, sem: make(chan struct{}, 1)}
+	if u.User != nil {
+		e.pass, _ = u.User.Password()
+	}
+	if e.timeout == 0 {
+		e.timeout = DefaultTimeout
+	}
+	if e.timeout < 0 {
+		return nil, errors.New("notify: email timeout must be positive")
+	}
+	var port int
+	switch u.Scheme {
+	case "smtp":
+		port = 25
+	case "smtps":
+		port = 465
+		e.implicit = true
+	default:
+		return nil, fmt.Errorf("notify: SMTP_URL scheme must be smtp or smtps, not %q", u.Scheme)
+	}
+	host := u.Hostname()
+	if host == "" {
+		return nil, errors.New("notify: SMTP_URL has no host")
+	}
+	if u.Path != "" && u.Path != "/" {
+		return nil, errors.New("notify: SMTP_URL must not have a path")
+	}
+	if p := u.Port(); p != "" {
+		if port, err = strconv.Atoi(p); err != nil || port < 1 || port > 65535 {
+			return nil, errors.New("notify: SMTP_URL has an invalid port")
+		}
+	}
+	policy := mail.TLSOpportunistic
+	if e.implicit {
+		policy = mail.NoTLS // TLS is done by dial
+	}
+	q := u.Query()
+	for k := range q {
+		if k != "starttls" {
+			return nil, fmt.Errorf("notify: SMTP_URL: unknown parameter %q", k)
+		}
+	}
+	switch v := q.Get("starttls"); v {
+	case "", "opportunistic":
+	case "required":
+		if e.implicit {
+			return nil, errors.New("notify: SMTP_URL: starttls does not apply to smtps")
+		}
+		policy = mail.TLSMandatory
+	default:
+		return nil, fmt.Errorf("notify: SMTP_URL: starttls must be required or opportunistic, not %q", v)
+	}
+	e.addr = net.JoinHostPort(host, strconv.Itoa(port))
+
+	from, err := netmail.ParseAddress(cfg.From)
+	if err != nil {
+		return nil, fmt.Errorf("notify: MAIL_FROM is not an email address: %w", err)
+	}
+	at := strings.LastIndexByte(from.Address, '@')
+	if at < 1 || at == len(from.Address)-1 {
+		return nil, errors.New("notify: MAIL_FROM has no domain")
+	}
+	e.from, e.domain = from, from.Address[at+1:]
+
+	if cfg.TLSConfig != nil {
+		e.tlsConf = cfg.TLSConfig.Clone()
+	} else {
+		e.tlsConf = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	if e.tlsConf.ServerName == "" {
+		e.tlsConf.ServerName = host
+	}
+
+	opts := []mail.Option{
+		mail.WithPort(port),
+		mail.WithTimeout(e.timeout),
+		mail.WithTLSPolicy(policy),
+		mail.WithTLSConfig(e.tlsConf),
+		mail.WithDialContextFunc(e.dial),
+	}
+	if u.User != nil && u.User.Username() != "" {
+		// go-mail's PLAIN refuses an unencrypted connection except to
+		// localhost, 127.0.0.1 and ::1 (so the in-process catcher works
+		// and a remote server never sees the password in clear).
+		opts = append(opts,
+			mail.WithSMTPAuth(mail.SMTPAuthPlain),
+			mail.WithUsername(u.User.Username()),
+			mail.WithPassword(e.pass),
+		)
+	}
+	if e.client, err = mail.NewClient(host, opts...); err != nil {
+		return nil, e.scrub(fmt.Errorf("notify: smtp client: %w", err))
+	}
+	return e, nil
+}
+
+// dial connects to the server (and does the TLS handshake for smtps),
+// remembering the TCP connection so a cancelled Send can close it.
+func (e *Email) dial(ctx context.Context, network, _ string) (net.Conn, error) {
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, network, e.addr)
+	if err != nil {
+		return nil, err
+	}
+	var conn net.Conn = raw
+	if e.implicit {
+		tc := tls.Client(raw, e.tlsConf)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = raw.Close()
+			return nil, err
+		}
+		// go-mail sees a *tls.Conn and so knows the connection is encrypted.
+		conn = tc
+	}
+	e.dialed = raw
+	return conn, nil
+}
+
+// Send renders m and delivers it. The Message-ID is "<Key@domain-of-From>",
+// the same for every send of the same Key. A 5xx reply or an unusable
+// Message returns an error matching ErrPermanent; any other error is
+// temporary.
+func (e *Email) Send(ctx context.Context, m Message) error {
+	msg, err := e.build(m)
+	if err != nil {
+		return e.scrub(fmt.Errorf("notify: email %q: %w: %w", m.Key, ErrPermanent, err))
+	}
+	select {
+	case e.sem <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("notify: email %s: %w", m.Key, ctx.Err())
+	}
+	defer func() { <-e.sem }()
+	if e.closed {
+		return errors.New("notify: email channel is closed")
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+
+	reused := e.conn != nil
+	err = e.sendLocked(ctx, msg)
+	var se *mail.SendError
+	if err != nil && reused && ctx.Err() == nil && errors.As(err, &se) && se.Reason == mail.ErrConnCheck {
+		// The idle connection went away (server timeout, restart); nothing
+		// was sent on it yet, so one retry on a fresh connection is safe.
+		err = e.sendLocked(ctx, msg)
+	}
+	if err == nil {
+		return nil
+	}
+	if errors.As(err, &se) && se.ErrorCode() >= 500 && se.ErrorCode() < 600 {
+		err = fmt.Errorf("%w: %w", ErrPermanent, err)
+	}
+	return e.scrub(fmt.Errorf("notify: email %s: %w", m.Key, err))
+}
+
+// sendLocked sends msg over the current connection, connecting first when
+// there is none. Any failure drops the connection. Call with sem held.
+func (e *Email) sendLocked(ctx context.Context, msg *mail.Msg) error {
+	if e.conn != nil && e.sent >= maxPerConn {
+		e.dropLocked(true)
+	}
+	if e.conn == nil {
+		e.dialed = nil
+		conn, err := e.client.DialToSMTPClientWithContext(ctx)
+		if err != nil {
+			if e.dialed != nil {
+				_ = e.dialed.Close()
+			}
+			e.dialed = nil
+			if ctx.Err() != nil {
+				return errors.Join(ctx.Err(), fmt.Errorf("connect: %w", err))
+			}
+			return fmt.Errorf("connect: %w", err)
+		}
+		e.conn, e.raw, e.sent = conn, e.dialed, 0
+		e.dialed = nil
+	}
+	raw := e.raw
+	stop := context.AfterFunc(ctx, func() { _ = raw.Close() })
+	err := e.client.SendWithSMTPClient(e.conn, msg)
+	if !stop() {
+		// The context ended during the send and the connection is closed.
+		e.dropLocked(false)
+		if err == nil {
+			// Delivered just before the deadline fired.
+			e.sent++
+			return nil
+		}
+		return errors.Join(ctx.Err(), err)
+	}
+	if err != nil {
+		e.dropLocked(false)
+		return err
+	}
+	e.sent++
+	return nil
+}
+
+// dropLocked forgets the connection, saying QUIT first when quit is set.
+func (e *Email) dropLocked(quit bool) {
+	if e.conn == nil {
+		return
+	}
+	if quit {
+		_ = e.conn.UpdateDeadline(2 * time.Second)
+		_ = e.client.CloseWithSMTPClient(e.conn)
+	}
+	_ = e.raw.Close()
+	e.conn, e.raw, e.sent = nil, nil, 0
+}
+
+// Close says QUIT on the open connection, if any. Later Sends fail.
+func (e *Email) Close() error {
+	e.sem <- struct{}{}
+	defer func() { <-e.sem }()
+	e.closed = true
+	e.dropLocked(true)
+	return nil
+}
+
+// build renders m into a go-mail message.
+func (e *Email) build(m Message) (*mail.Msg, error) {
+	if !keyRE.MatchString(m.Key) || len(m.Key) > 200 {
+		return nil, fmt.Errorf("invalid message key %q", m.Key)
+	}
+	to, err := netmail.ParseAddress(m.To)
+	if err != nil {
+		return nil, fmt.Errorf("invalid recipient address: %w", err)
+	}
+	r, err := e.r.Render(m)
+	if err != nil {
+		return nil, err
+	}
+	msg := mail.NewMsg()
+	msg.FromMailAddress(e.from)
+	msg.ToMailAddress(to)
+	msg.Subject(r.Subject)
+	msg.SetMessageIDWithValue(m.Key + "@" + e.domain)
+	msg.SetDate()
+	msg.SetGenHeader("X-Reauth-Key", m.Key)
+	// RFC 3834: no out-of-office replies to an automatic message.
+	msg.SetGenHeader("Auto-Submitted", "auto-generated")
+	msg.SetGenHeader(mail.HeaderXAutoResponseSuppress, "All")
+	msg.SetBodyString(mail.TypeTextPlain, r.Text)
+	msg.AddAlternativeString(mail.TypeTextHTML, r.HTML)
+	return msg, nil
+}
+
+// scrub replaces the SMTP password wherever it appears in err's text. An
+// error that does not contain it is returned as is.
+func (e *Email) scrub(err error) error {
+	if err == nil || e.pass == "" {
+		return err
+	}
+	msg := err.Error()
+	forms := []string{e.pass, url.QueryEscape(e.pass), url.PathEscape(e.pass), url.UserPassword("", e.pass).String()[1:]}
+	found := false
+	for _, f := range forms {
+		if f != "" && strings.Contains(msg, f) {
+			msg = strings.ReplaceAll(msg, f, "xxxxx")
+			found = true
+		}
+	}
+	if !found {
+		return err
+	}
+	return &scrubbedError{msg: msg, kinds: matching(err)}
+}
+
+// scrubbedError is an error whose text had the password removed. It keeps
+// the sentinel errors the original matched but not the original itself.
+type scrubbedError struct {
+	msg   string
+	kinds []error
+}
+
+func (s *scrubbedError) Error() string   { return s.msg }
+func (s *scrubbedError) Unwrap() []error { return s.kinds }
+
+func matching(err error) []error {
+	var out []error
+	for _, k := range []error{ErrPermanent, context.Canceled, context.DeadlineExceeded} {
+		if errors.Is(err, k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}

@@ -1,0 +1,358 @@
+// Package notify renders the messages that bring a reauthentication link to
+// the end user and delivers them by email. It knows nothing of River, Podero
+// or SQL: callers hand it a Message with a stable Key derived from (session,
+// step), and a retried delivery of the same Key is recognisably the same
+// message (same Message-ID).
+package notify
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	htmltemplate "html/template"
+	"io/fs"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	texttemplate "text/template"
+	"time"
+
+	// The expiry is shown in each locale's time zone; embed the zone database
+	// so that works in minimal container images too.
+	_ "time/tzdata"
+
+	"github.com/reauth/reauth"
+)
+
+// DefaultLocale is used for an empty or unknown Message.Locale.
+const DefaultLocale = "en"
+
+// Template file names inside each locale directory.
+const (
+	fileSubject = "subject.txt.tmpl"
+	fileText    = "body.txt.tmpl"
+	fileHTML    = "body.html.tmpl"
+	fileLocale  = "locale.json"
+)
+
+//go:embed templates
+var embedded embed.FS
+
+// Message is one outbound message about one auth session.
+type Message struct {
+	// Key is a stable idempotency key derived from (session, step), e.g.
+	// "reauth-42-0". Email uses it as the Message-ID "<Key@domain-of-From>"
+	// and the X-Reauth-Key header. Letters, digits and "._+=-" only.
+	Key        string
+	To         string // email address
+	Locale     string // "en", "de", ...; "de-AT" means "de"; unknown or empty means "en"
+	DeviceKind reauth.DeviceKind
+	Link       string    // the URL the user clicks
+	Step       int       // 0 first message, >= 1 reminder
+	ExpiresAt  time.Time // when the link stops working; zero: not shown
+}
+
+// Rendered is a message ready to send.
+type Rendered struct {
+	Subject, Text, HTML string
+}
+
+// Renderer renders Messages from per-locale templates. It is safe for
+// concurrent use.
+type Renderer struct {
+	locales map[string]*localeSet
+}
+
+type localeSet struct {
+	name    string
+	subject *texttemplate.Template
+	text    *texttemplate.Template
+	html    *htmltemplate.Template
+	kinds   map[reauth.DeviceKind]map[string]string
+	layout  string
+	months  []string
+	zone    *time.Location
+}
+
+// localeFile is the JSON form of locale.json.
+type localeFile struct {
+	TimeZone   string                       `json:"time_zone"`
+	DateFormat string                       `json:"date_format"`
+	Months     []string                     `json:"months"`
+	Kinds      map[string]map[string]string `json:"kinds"`
+}
+
+// templateData is what templates see (documented in templates/README.md).
+type templateData struct {
+	Link     string
+	Device   map[string]string
+	Kind     string
+	Step     int
+	Reminder bool
+	Expires  string
+	Locale   string
+	Subject  string
+}
+
+var localeNameRE = regexp.MustCompile(`^[a-z]{2,3}$`)
+
+// NewRenderer loads the embedded templates (templates/<locale>/...). When
+// overrideDir is not "", a file at the same relative path there
+// (overrideDir/<locale>/<file>) wins over the embedded one, and a complete
+// locale directory there adds a locale. Every locale is test-rendered for
+// every device kind and step, so a broken template fails here, not at send
+// time.
+func NewRenderer(overrideDir string) (*Renderer, error) {
+	base, err := fs.Sub(embedded, "templates")
+	if err != nil {
+		return nil, fmt.Errorf("notify: embedded templates: %w", err)
+	}
+	src := overlay{base: base}
+	if overrideDir != "" {
+		st, err := os.Stat(overrideDir)
+		if err != nil {
+			return nil, fmt.Errorf("notify: template override directory: %w", err)
+		}
+		if !st.IsDir() {
+			return nil, fmt.Errorf("notify: template override %q is not a directory", overrideDir)
+		}
+		src.over = os.DirFS(overrideDir)
+	}
+	names, err := src.locales()
+	if err != nil {
+		return nil, err
+	}
+	r := &Renderer{locales: make(map[string]*localeSet, len(names))}
+	for _, name := range names {
+		ls, err := loadLocale(src, name)
+		if err != nil {
+			return nil, fmt.Errorf("notify: locale %q: %w", name, err)
+		}
+		r.locales[name] = ls
+	}
+	if r.locales[DefaultLocale] == nil {
+		return nil, fmt.Errorf("notify: the %q templates are missing", DefaultLocale)
+	}
+	if err := r.selfTest(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Locales lists the locales the renderer has templates for, sorted.
+func (r *Renderer) Locales() []string {
+	out := make([]string, 0, len(r.locales))
+	for name := range r.locales {
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Render renders m in its locale (English when the locale is unknown).
+func (r *Renderer) Render(m Message) (Rendered, error) {
+	if !m.DeviceKind.Valid() {
+		return Rendered{}, fmt.Errorf("notify: unknown device kind %q", m.DeviceKind)
+	}
+	if strings.TrimSpace(m.Link) == "" {
+		return Rendered{}, errors.New("notify: message has no link")
+	}
+	if m.Step < 0 {
+		return Rendered{}, fmt.Errorf("notify: negative step %d", m.Step)
+	}
+	ls := r.locale(m.Locale)
+	data := templateData{
+		Link:     m.Link,
+		Device:   ls.kinds[m.DeviceKind],
+		Kind:     string(m.DeviceKind),
+		Step:     m.Step,
+		Reminder: m.Step >= 1,
+		Expires:  ls.formatTime(m.ExpiresAt),
+		Locale:   ls.name,
+	}
+	var buf bytes.Buffer
+	if err := ls.subject.Execute(&buf, data); err != nil {
+		return Rendered{}, fmt.Errorf("notify: %s/%s: %w", ls.name, fileSubject, err)
+	}
+	// One line, however the template is laid out.
+	data.Subject = strings.Join(strings.Fields(buf.String()), " ")
+	if data.Subject == "" {
+		return Rendered{}, fmt.Errorf("notify: %s/%s rendered an empty subject", ls.name, fileSubject)
+	}
+	buf.Reset()
+	if err := ls.text.Execute(&buf, data); err != nil {
+		return Rendered{}, fmt.Errorf("notify: %s/%s: %w", ls.name, fileText, err)
+	}
+	text := strings.TrimSpace(buf.String()) + "\n"
+	buf.Reset()
+	if err := ls.html.Execute(&buf, data); err != nil {
+		return Rendered{}, fmt.Errorf("notify: %s/%s: %w", ls.name, fileHTML, err)
+	}
+	return Rendered{Subject: data.Subject, Text: text, HTML: buf.String()}, nil
+}
+
+// locale picks the templates for a requested locale: exact, then the
+// language part of a tag like "de-AT" or "de_AT", then English.
+func (r *Renderer) locale(requested string) *localeSet {
+	l := strings.ToLower(strings.TrimSpace(requested))
+	if ls := r.locales[l]; ls != nil {
+		return ls
+	}
+	if i := strings.IndexAny(l, "-_"); i > 0 {
+		if ls := r.locales[l[:i]]; ls != nil {
+			return ls
+		}
+	}
+	return r.locales[DefaultLocale]
+}
+
+// selfTest renders every locale, kind and step once.
+func (r *Renderer) selfTest() error {
+	expires := time.Date(2030, time.March, 4, 5, 6, 0, 0, time.UTC)
+	for _, name := range r.Locales() {
+		for _, kind := range reauth.DeviceKinds {
+			for _, step := range []int{0, 1} {
+				for _, exp := range []time.Time{{}, expires} {
+					m := Message{Locale: name, DeviceKind: kind, Step: step, ExpiresAt: exp, Link: "https://example.com/r/selftest"}
+					if _, err := r.Render(m); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// formatTime formats t in the locale's zone and layout, "" for the zero time.
+func (ls *localeSet) formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	t = t.In(ls.zone)
+	if len(ls.months) != 12 || !strings.Contains(ls.layout, "January") {
+		return t.Format(ls.layout)
+	}
+	// Format the pieces around "January" separately so the localized month
+	// name is never read as layout.
+	pieces := strings.Split(ls.layout, "January")
+	for i, p := range pieces {
+		pieces[i] = t.Format(p)
+	}
+	return strings.Join(pieces, ls.months[t.Month()-1])
+}
+
+func loadLocale(src overlay, name string) (*localeSet, error) {
+	read := func(file string) (string, error) {
+		b, err := src.readFile(name + "/" + file)
+		if err != nil {
+			return "", err
+		}
+		return string(b), nil
+	}
+	ls := &localeSet{name: name, kinds: make(map[reauth.DeviceKind]map[string]string)}
+
+	raw, err := read(fileLocale)
+	if err != nil {
+		return nil, err
+	}
+	var lf localeFile
+	dec := json.NewDecoder(strings.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&lf); err != nil {
+		return nil, fmt.Errorf("%s: %w", fileLocale, err)
+	}
+	for _, kind := range reauth.DeviceKinds {
+		forms := lf.Kinds[string(kind)]
+		if strings.TrimSpace(forms["noun"]) == "" {
+			return nil, fmt.Errorf("%s: kinds.%s.noun is missing", fileLocale, kind)
+		}
+		ls.kinds[kind] = forms
+	}
+	for k := range lf.Kinds {
+		if !reauth.DeviceKind(k).Valid() {
+			return nil, fmt.Errorf("%s: unknown device kind %q", fileLocale, k)
+		}
+	}
+	ls.layout = lf.DateFormat
+	if ls.layout == "" {
+		ls.layout = "2006-01-02 15:04 MST"
+	}
+	if len(lf.Months) != 0 && len(lf.Months) != 12 {
+		return nil, fmt.Errorf("%s: months must list 12 names", fileLocale)
+	}
+	ls.months = lf.Months
+	ls.zone = time.UTC
+	if lf.TimeZone != "" {
+		if ls.zone, err = time.LoadLocation(lf.TimeZone); err != nil {
+			return nil, fmt.Errorf("%s: time_zone: %w", fileLocale, err)
+		}
+	}
+
+	if raw, err = read(fileSubject); err != nil {
+		return nil, err
+	}
+	if ls.subject, err = texttemplate.New(fileSubject).Option("missingkey=error").Parse(raw); err != nil {
+		return nil, err
+	}
+	if raw, err = read(fileText); err != nil {
+		return nil, err
+	}
+	if ls.text, err = texttemplate.New(fileText).Option("missingkey=error").Parse(raw); err != nil {
+		return nil, err
+	}
+	if raw, err = read(fileHTML); err != nil {
+		return nil, err
+	}
+	if ls.html, err = htmltemplate.New(fileHTML).Option("missingkey=error").Parse(raw); err != nil {
+		return nil, err
+	}
+	return ls, nil
+}
+
+// overlay reads a file from over when it has it, else from base.
+type overlay struct {
+	base fs.FS
+	over fs.FS // nil: embedded only
+}
+
+func (o overlay) readFile(name string) ([]byte, error) {
+	if o.over != nil {
+		b, err := fs.ReadFile(o.over, name)
+		if err == nil {
+			return b, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+	}
+	b, err := fs.ReadFile(o.base, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s is missing", name)
+	}
+	return b, err
+}
+
+// locales lists the locale directories of both layers.
+func (o overlay) locales() ([]string, error) {
+	var names []string
+	for _, fsys := range []fs.FS{o.base, o.over} {
+		if fsys == nil {
+			continue
+		}
+		entries, err := fs.ReadDir(fsys, ".")
+		if err != nil {
+			return nil, fmt.Errorf("notify: templates: %w", err)
+		}
+		for _, e := range entries {
+			if e.IsDir() && localeNameRE.MatchString(e.Name()) && !slices.Contains(names, e.Name()) {
+				names = append(names, e.Name())
+			}
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}
