@@ -21,7 +21,9 @@ func TestDemo(t *testing.T) {
 		out := p.output.String()
 		require.Contains(t, out, "duplicate=true")
 		require.Contains(t, out, "✓ 6 devices reauthenticated, 6 emails sent, 1 link followed to completion")
-		require.Regexp(t, `(?m)^inverter .* sent  completed$`, out)
+		// One row per device: the followed link's session completed, the rest open.
+		require.Len(t, regexp.MustCompile(`(?m)^(inverter|electric_vehicle) .* sent  completed$`).FindAllString(out, -1), 1)
+		require.Len(t, regexp.MustCompile(`(?m)^(inverter|electric_vehicle) .* sent  open$`).FindAllString(out, -1), 5)
 	})
 
 	t.Run("ThrowawayPostgres", func(t *testing.T) {

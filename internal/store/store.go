@@ -123,7 +123,7 @@ type NewSession struct {
 	Locale            string
 	SuccessURL        string
 	CancelURL         string
-	JobID             int64
+	JobID             int64 // 0: not made by a job
 	ExpiresAt         time.Time
 }
 
@@ -140,7 +140,7 @@ func CreateSession(ctx context.Context, db DB, s NewSession) (int64, error) {
 	err := db.QueryRow(ctx, `
 		INSERT INTO auth_session (device_kind, device_id, podero_session_id, authentication_url,
 			link_nonce, link_hash, email, locale, success_url, cancel_url, job_id, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, nullif($7, ''), $8, nullif($9, ''), nullif($10, ''), $11, $12)
+		VALUES ($1, $2, $3, $4, $5, $6, nullif($7, ''), $8, nullif($9, ''), nullif($10, ''), nullif($11, 0), $12)
 		RETURNING id`,
 		s.DeviceKind, s.DeviceID, s.PoderoSessionID, s.AuthenticationURL, s.LinkNonce, s.LinkHash,
 		s.Email, s.Locale, s.SuccessURL, s.CancelURL, s.JobID, s.ExpiresAt).Scan(&id)
@@ -187,12 +187,13 @@ func MarkOpened(ctx context.Context, db DB, id int64) error {
 	return mapErr(err)
 }
 
-// FinishSession moves an open session to state (completed or cancelled). It
-// reports false when the session was no longer open, leaving it untouched.
+// FinishSession moves an open session to state (completed or cancelled); a
+// cancelled one may still be completed, since its link keeps working. It
+// reports false when nothing changed.
 func FinishSession(ctx context.Context, db DB, id int64, state string) (bool, error) {
 	tag, err := db.Exec(ctx, `
 		UPDATE auth_session SET state = $2, finished_at = now(), opened_at = coalesce(opened_at, now())
-		WHERE id = $1 AND state = 'open'`, id, state)
+		WHERE id = $1 AND (state = 'open' OR (state = 'cancelled' AND $2 = 'completed'))`, id, state)
 	if err != nil {
 		return false, mapErr(err)
 	}
