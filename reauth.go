@@ -107,6 +107,13 @@ var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[
 // IsUUID reports whether s is a UUID in its canonical textual form.
 func IsUUID(s string) bool { return uuidRE.MatchString(s) }
 
+// Normalized returns a with its UUIDs in lower case, so that one device has
+// one unique key however a caller spells its ID.
+func (a DeviceArgs) Normalized() DeviceArgs {
+	a.OrgID, a.UserID, a.DeviceID = strings.ToLower(a.OrgID), strings.ToLower(a.UserID), strings.ToLower(a.DeviceID)
+	return a
+}
+
 // Validate checks every field and returns one error naming all that is wrong.
 func (a DeviceArgs) Validate() error {
 	var errs []error
@@ -211,8 +218,9 @@ var inserter = sync.OnceValues(func() (*river.Client[pgx.Tx], error) {
 
 // Enqueue requests a reauthentication inside the caller's transaction tx: the
 // request exists exactly when tx commits. Invalid args are rejected before
-// anything is written.
+// anything is written; IDs are normalized to lower case.
 func Enqueue(ctx context.Context, tx pgx.Tx, args DeviceArgs) (Result, error) {
+	args = args.Normalized()
 	if err := args.Validate(); err != nil {
 		return Result{}, err
 	}

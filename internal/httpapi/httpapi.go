@@ -130,7 +130,7 @@ func (s *server) enqueue(w http.ResponseWriter, r *http.Request) {
 		OrgID: req.OrgID, UserID: req.UserID, DeviceKind: reauth.DeviceKind(req.DeviceKind), DeviceID: req.DeviceID,
 		Email: req.Email, Locale: req.Locale, SuccessURL: req.SuccessURL, CancelURL: req.CancelURL,
 		Reason: "api:" + name,
-	}
+	}.Normalized()
 	if err := args.Validate(); err != nil {
 		writeError(w, http.StatusBadRequest, strings.ReplaceAll(err.Error(), "\n", "; "))
 		return

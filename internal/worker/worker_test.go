@@ -192,7 +192,9 @@ func TestPipeline(t *testing.T) {
 		status, first := b.post(t, apiToken, b.body(dev))
 		require.Equal(t, http.StatusAccepted, status)
 		require.Equal(t, false, first["duplicate"])
-		status, second := b.post(t, apiToken, b.body(dev))
+		upper := b.body(dev)
+		upper["device_id"] = strings.ToUpper(dev.ID) // the same device, spelled differently
+		status, second := b.post(t, apiToken, upper)
 		require.Equal(t, http.StatusAccepted, status)
 		require.Equal(t, true, second["duplicate"])
 		require.Equal(t, jobID(t, first), jobID(t, second))
