@@ -9,6 +9,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -45,7 +46,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 Serves a stateful simulator of Podero's Partner API: OAuth2 token endpoints,
 users, devices and their auth_session endpoints, a connect page for the end
-user, and an admin API under /_sim/ (state, counts, scripted failures).
+user, and an admin API under /_sim/ (state, counts, stats, faults, scripted
+failures).
+
+The -fault-* flags inject failures at random into partner API calls (token
+endpoints and /api/...): each is a probability per call, together at most 1,
+and a call gets at most one fault. -rate-limit enforces a limit of the
+simulator's own; GET /_sim/stats counts the faults, the calls over the limit
+and the calls per second. PUT /_sim/faults changes the faults while running.
 
 Flags override the -config file, which overrides the defaults.
 
@@ -59,7 +67,7 @@ Flags:
 		f          sim.Config // flag values; only flags given on the command line are used
 	)
 	fs.StringVar(&addr, "addr", "127.0.0.1:8090", "`address` to listen on; port 0 picks a free one")
-	fs.StringVar(&configFile, "config", "", "JSON `file` with the fields of sim.Config: seed, orgs, users_per_org,\ndevices_per_kind, client_id, client_secret, username, password,\ntoken_ttl and latency (\"10h\" or seconds), base_url")
+	fs.StringVar(&configFile, "config", "", "JSON `file` with the fields of sim.Config: seed, orgs, users_per_org,\ndevices_per_kind, client_id, client_secret, username, password,\ntoken_ttl and latency (\"10h\" or seconds), base_url, fault_seed and\nfaults: {error_5xx, rate_limited, hang, reset, malformed_json, null_fields,\nforeign_host, revoke_tokens, retry_after, hang_for, rate_limit, rate_burst}")
 	fs.StringVar(&f.Seed, "seed", d.Seed, "seed of the deterministic org, user and device ids")
 	fs.IntVar(&f.Orgs, "orgs", d.Orgs, "number of organizations")
 	fs.IntVar(&f.UsersPerOrg, "users", d.UsersPerOrg, "number of users per organization")
@@ -71,6 +79,19 @@ Flags:
 	fs.DurationVar(&f.TokenTTL, "token-ttl", d.TokenTTL, "lifetime of an access token")
 	fs.DurationVar(&f.Latency, "latency", d.Latency, "latency added to every token and partner API call (none by default)")
 	fs.StringVar(&f.BaseURL, "base-url", "", "public `URL` of the simulator, used in authentication and resolution links\n(default \"http://\" + the listen address)")
+	fs.Float64Var(&f.Faults.Error5xx, "fault-5xx", 0, "`probability` of answering a partner API call 500, 502 or 503 (in turn)")
+	fs.Float64Var(&f.Faults.RateLimited, "fault-429", 0, "`probability` of answering 429 with a Retry-After of -retry-after,\nin seconds and as an HTTP date in turn")
+	fs.Float64Var(&f.Faults.Hang, "fault-hang", 0, "`probability` of waiting -fault-hang-for before answering")
+	fs.DurationVar(&f.Faults.HangFor, "fault-hang-for", d.Faults.HangFor, "how long a -fault-hang call waits")
+	fs.Float64Var(&f.Faults.Reset, "fault-reset", 0, "`probability` of resetting the connection (TCP RST) instead of answering")
+	fs.Float64Var(&f.Faults.MalformedJSON, "fault-malformed", 0, "`probability` of answering 200 with truncated JSON")
+	fs.Float64Var(&f.Faults.NullFields, "fault-null", 0, "`probability` of an auth_session 200 with authentication_url and/or\nsession_id null")
+	fs.Float64Var(&f.Faults.ForeignHost, "fault-foreign", 0, "`probability` of an auth_session 200 whose authentication_url is on\nhttps://evil.example")
+	fs.Float64Var(&f.Faults.RevokeTokens, "fault-revoke", 0, "`probability` of revoking every access token issued before handling a call")
+	fs.DurationVar(&f.Faults.RetryAfter, "retry-after", d.Faults.RetryAfter, "Retry-After of -fault-429 answers")
+	fs.Uint64Var(&f.FaultSeed, "fault-seed", d.FaultSeed, "seed of the fault draws")
+	fs.Float64Var(&f.Faults.RateLimit, "rate-limit", 0, "the simulator's own limit in partner API `requests` per second, over all\nclients (0: none); calls over it get 429 and count as violations")
+	fs.IntVar(&f.Faults.RateBurst, "rate-burst", 0, "burst of -rate-limit (default -rate-limit rounded up)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -114,10 +135,40 @@ Flags:
 			cfg.Latency = f.Latency
 		case "base-url":
 			cfg.BaseURL = f.BaseURL
+		case "fault-5xx":
+			cfg.Faults.Error5xx = f.Faults.Error5xx
+		case "fault-429":
+			cfg.Faults.RateLimited = f.Faults.RateLimited
+		case "fault-hang":
+			cfg.Faults.Hang = f.Faults.Hang
+		case "fault-hang-for":
+			cfg.Faults.HangFor = f.Faults.HangFor
+		case "fault-reset":
+			cfg.Faults.Reset = f.Faults.Reset
+		case "fault-malformed":
+			cfg.Faults.MalformedJSON = f.Faults.MalformedJSON
+		case "fault-null":
+			cfg.Faults.NullFields = f.Faults.NullFields
+		case "fault-foreign":
+			cfg.Faults.ForeignHost = f.Faults.ForeignHost
+		case "fault-revoke":
+			cfg.Faults.RevokeTokens = f.Faults.RevokeTokens
+		case "retry-after":
+			cfg.Faults.RetryAfter = f.Faults.RetryAfter
+		case "fault-seed":
+			cfg.FaultSeed = f.FaultSeed
+		case "rate-limit":
+			cfg.Faults.RateLimit = f.Faults.RateLimit
+		case "rate-burst":
+			cfg.Faults.RateBurst = f.Faults.RateBurst
 		}
 	})
 	if cfg.Orgs < 0 || cfg.UsersPerOrg < 0 || cfg.DevicesPerKind < 0 || cfg.TokenTTL < 0 || cfg.Latency < 0 {
 		fmt.Fprintln(stderr, "podero-sim: counts and durations must not be negative")
+		return 2
+	}
+	if err := cfg.Faults.Validate(); err != nil {
+		fmt.Fprintf(stderr, "podero-sim: faults: %v\n", err)
 		return 2
 	}
 
@@ -136,7 +187,7 @@ Flags:
 	eff := s.Config()
 	log.Info("started", "addr", ln.Addr().String(), "base_url", eff.BaseURL, "seed", eff.Seed,
 		"orgs", eff.Orgs, "users_per_org", eff.UsersPerOrg, "devices_per_kind", eff.DevicesPerKind,
-		"token_ttl", eff.TokenTTL, "latency", eff.Latency)
+		"token_ttl", eff.TokenTTL, "latency", eff.Latency, "fault_seed", eff.FaultSeed, "faults", fmt.Sprintf("%+v", eff.Faults))
 
 	srv := &http.Server{Handler: logRequests(log, s), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
@@ -239,3 +290,10 @@ func (r *statusRecorder) WriteHeader(status int) {
 }
 
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// Hijack lets the simulator reset connections; such a request is logged
+// with status 0: it got no answer.
+func (r *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	r.status = 0
+	return http.NewResponseController(r.ResponseWriter).Hijack()
+}

@@ -92,18 +92,90 @@ func TestBinary(t *testing.T) {
 		require.True(t, strings.HasPrefix(devs[0].Actions[0].ResolutionLink, "https://sim.example/connect/device/"))
 		p.stop(t)
 	})
+	t.Run("faults from flags, stats", func(t *testing.T) {
+		t.Parallel()
+		p := start(t, bin, "-addr", "127.0.0.1:0", "-fault-5xx", "1", "-fault-seed", "3")
+
+		resp, err := postToken(p.url, http.DefaultClient)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+
+		// Switch to resets while running: the client sees its connection reset.
+		req, err := http.NewRequest(http.MethodPut, p.url+"/_sim/faults", strings.NewReader(`{"reset":1}`))
+		require.NoError(t, err)
+		resp, err = http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		_, err = postToken(p.url, &http.Client{Transport: &http.Transport{DisableKeepAlives: true}})
+		require.ErrorIs(t, err, syscall.ECONNRESET)
+
+		var st struct {
+			Counts          map[string]int           `json:"counts"`
+			Faults          map[string]int           `json:"faults"`
+			Violations      int                      `json:"violations"`
+			PerSecond       []struct{ Requests int } `json:"per_second"`
+			MaxPerSecond    int                      `json:"max_per_second"`
+			SessionsCreated int                      `json:"sessions_created"`
+		}
+		getJSON(t, p.url+"/_sim/stats", "", &st)
+		require.Equal(t, 2, st.Counts["token"])
+		require.Equal(t, 1, st.Faults["error_5xx"])
+		require.Equal(t, 1, st.Faults["reset"])
+		require.Zero(t, st.Faults["hang"])
+		require.Zero(t, st.Violations)
+		total := 0
+		for _, c := range st.PerSecond {
+			total += c.Requests
+		}
+		require.Equal(t, 2, total)
+		require.GreaterOrEqual(t, st.MaxPerSecond, 1)
+
+		stderr := p.stop(t)
+		require.Contains(t, stderr, "status=500")
+		require.Contains(t, stderr, "status=0", "the reset request is logged as unanswered")
+	})
+	t.Run("faults from the config file", func(t *testing.T) {
+		t.Parallel()
+		cfg := filepath.Join(t.TempDir(), "sim.json")
+		require.NoError(t, os.WriteFile(cfg, []byte(`{
+			"fault_seed": 5, "faults": {"rate_limited": 1, "retry_after": "3s", "rate_limit": 50}
+		}`), 0o600))
+		p := start(t, bin, "-addr", "127.0.0.1:0", "-config", cfg, "-rate-burst", "7")
+
+		resp, err := postToken(p.url, http.DefaultClient)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+		require.Equal(t, "3", resp.Header.Get("Retry-After"))
+
+		var f map[string]any
+		getJSON(t, p.url+"/_sim/faults", "", &f)
+		require.Equal(t, 1.0, f["rate_limited"])
+		require.Equal(t, "3s", f["retry_after"])
+		require.Equal(t, 50.0, f["rate_limit"])
+		require.Equal(t, 7.0, f["rate_burst"])
+		p.stop(t)
+	})
 	t.Run("help documents every flag", func(t *testing.T) {
 		t.Parallel()
 		out, err := exec.Command(bin, "-h").CombinedOutput()
 		require.NoError(t, err, "-h exits 0")
 		for _, f := range []string{"addr", "seed", "orgs", "users", "devices", "client-id", "client-secret",
-			"username", "password", "token-ttl", "latency", "base-url", "config"} {
+			"username", "password", "token-ttl", "latency", "base-url", "config",
+			"fault-5xx", "fault-429", "fault-hang", "fault-hang-for", "fault-reset", "fault-malformed", "fault-null",
+			"fault-foreign", "fault-revoke", "retry-after", "fault-seed", "rate-limit", "rate-burst"} {
 			require.Contains(t, string(out), "  -"+f+" ", f)
 		}
 	})
 	t.Run("bad usage exits 2", func(t *testing.T) {
 		t.Parallel()
-		for _, args := range [][]string{{"-nope"}, {"-orgs", "-1"}, {"-config", "/does/not/exist"}, {"stray"}} {
+		badFaults := filepath.Join(t.TempDir(), "faults.json")
+		require.NoError(t, os.WriteFile(badFaults, []byte(`{"faults": {"hang": 0.5, "reset": 0.6}}`), 0o600))
+		for _, args := range [][]string{{"-nope"}, {"-orgs", "-1"}, {"-config", "/does/not/exist"}, {"stray"},
+			{"-fault-5xx", "1.5"}, {"-fault-429", "0.5", "-fault-null", "0.6"}, {"-rate-limit", "-1"},
+			{"-retry-after", "-1s"}, {"-config", badFaults}} {
 			err := exec.Command(bin, args...).Run()
 			var exit *exec.ExitError
 			require.ErrorAs(t, err, &exit, "%v", args)
@@ -178,6 +250,18 @@ func getJSON(t *testing.T, u, tok string, v any) {
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode, u)
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(v))
+}
+
+// postToken asks for a client_credentials token with client.
+func postToken(base string, client *http.Client) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodPost, base+"/oauth2/token/",
+		strings.NewReader(url.Values{"grant_type": {"client_credentials"}}.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("sim-client", "sim-secret")
+	return client.Do(req)
 }
 
 func token(t *testing.T, base string) string { return tokenWith(t, base, "sim-secret", 36000) }

@@ -199,7 +199,7 @@ a throwaway cluster started from the installed Postgres binaries.`); err != nil 
 	if completed != 1 {
 		return fmt.Errorf("expected exactly one completed session, found %d", completed)
 	}
-	out("\n✓ %d devices reauthenticated, %d emails sent, 1 link followed to completion, in %s",
+	out("\n✓ %d sessions created, %d emails sent, 1 link followed to completion, in %s",
 		len(targets), len(msgs), time.Since(start).Round(100*time.Millisecond))
 	return nil
 }
@@ -208,6 +208,11 @@ a throwaway cluster started from the installed Postgres binaries.`); err != nil 
 // fresh reauth_demo database on the local server, else a throwaway cluster.
 func demoPostgres(ctx context.Context, envURL string, throwaway bool, out func(string, ...any)) (string, func(), error) {
 	if envURL != "" && !throwaway {
+		// The demo's workers talk to a simulator and a mail catcher: on a
+		// database with real requests they would work those too.
+		if err := requireUnused(ctx, envURL); err != nil {
+			return "", nil, err
+		}
 		out("✓ using DATABASE_URL")
 		return envURL, func() {}, nil
 	}
@@ -228,6 +233,34 @@ func demoPostgres(ctx context.Context, envURL string, throwaway bool, out func(s
 		return "", nil, err
 	}
 	return u, c.Stop, nil
+}
+
+// requireUnused refuses a database that already holds jobs or devices.
+func requireUnused(ctx context.Context, dbURL string) error {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return fmt.Errorf("connect to DATABASE_URL: %w", err)
+	}
+	defer conn.Close(ctx)
+	var used bool
+	for _, table := range []string{"river_job", "device"} {
+		var exists bool
+		if err := conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&exists); err != nil {
+			return fmt.Errorf("inspect DATABASE_URL: %w", err)
+		}
+		if exists {
+			if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT FROM "+table+")").Scan(&used); err != nil {
+				return fmt.Errorf("inspect DATABASE_URL: %w", err)
+			}
+		}
+		if used {
+			break
+		}
+	}
+	if used {
+		return errors.New("DATABASE_URL holds jobs or devices already; the demo runs only on an empty database (unset DATABASE_URL to use a fresh reauth_demo database)")
+	}
+	return nil
 }
 
 // recreateDatabase drops and creates db on the server of adminURL and

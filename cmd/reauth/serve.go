@@ -23,10 +23,6 @@ import (
 	"github.com/reauth/reauth/migrations"
 )
 
-// ShutdownGrace is how long running jobs and requests get to finish on
-// SIGTERM before they are cancelled (cancelled jobs return to the queue).
-const ShutdownGrace = 20 * time.Second
-
 func serveCmd(ctx context.Context, args []string, cfg config.Config, log *slog.Logger, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	if err := parseFlags(fs, args, stderr, "Runs the HTTP API and the workers in one process until SIGINT or SIGTERM."); err != nil {
@@ -73,8 +69,8 @@ func openPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
 }
 
 // serve runs the API on ln and the workers until ctx is done, then stops in
-// order: no new requests or jobs, running ones get ShutdownGrace, then the
-// rest is cancelled and returns to the queue.
+// order: no new requests or jobs, running ones get SHUTDOWN_GRACE, then the
+// rest is cancelled and returns to the queue without a recorded failure.
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Listener) error {
 	log.InfoContext(ctx, "starting", slog.Any("config", cfg))
 	pool, err := openPool(ctx, cfg)
@@ -94,6 +90,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 		Username:     cfg.PoderoUsername,
 		Password:     cfg.PoderoPassword.Reveal(),
 		LinkHosts:    cfg.PoderoLinkHosts,
+		// Every process shares one rate limit and one Retry-After hold, in Postgres.
+		Limiter:         &worker.Limiter{DB: pool, Rate: cfg.PoderoRateLimit, Burst: cfg.PoderoRateBurst, MaxWait: cfg.PoderoRateMaxWait},
+		RequestTimeout:  cfg.PoderoTimeout,
+		BreakerFailures: cfg.BreakerFailures,
+		BreakerCoolOff:  cfg.BreakerCoolOff,
+		Logger:          log,
 	})
 	if err != nil {
 		return err
@@ -123,6 +125,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 		NotifyWorkers: cfg.NotifyWorkers,
 		JobTimeout:    cfg.JobTimeout,
 		RescueAfter:   cfg.RescueAfter,
+		RetryCap:      cfg.RetryCap,
+		MaxAttempts:   cfg.MaxAttempts,
 		Logger:        log,
 	})
 	if err != nil {
@@ -137,7 +141,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 	srv := &http.Server{
 		Handler: httpapi.New(httpapi.Config{
 			Pool: pool, River: rc, Tokens: cfg.APITokens,
-			SuccessURL: cfg.SuccessURL, CancelURL: cfg.CancelURL, Logger: log,
+			SuccessURL: cfg.SuccessURL, CancelURL: cfg.CancelURL, Breaker: pc.Breaker, Logger: log,
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
@@ -156,7 +160,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 		log.ErrorContext(ctx, "http server failed", slog.Any("error", err))
 	}
 
-	stopCtx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
 	if shutErr := srv.Shutdown(stopCtx); shutErr != nil {
 		log.WarnContext(stopCtx, "http shutdown", slog.Any("error", shutErr))

@@ -22,12 +22,20 @@ import (
 
 // Defaults for the optional settings.
 const (
-	HTTPAddrDefault      = ":8080"
-	LinkTTLDefault       = 24 * time.Hour
-	PoderoWorkersDefault = 20
-	NotifyWorkersDefault = 20
-	JobTimeoutDefault    = time.Minute
-	RescueAfterDefault   = 5 * time.Minute
+	HTTPAddrDefault          = ":8080"
+	LinkTTLDefault           = 24 * time.Hour
+	PoderoWorkersDefault     = 20
+	NotifyWorkersDefault     = 20
+	JobTimeoutDefault        = time.Minute
+	RescueAfterDefault       = 5 * time.Minute
+	PoderoRateLimitDefault   = 10.0
+	PoderoRateMaxWaitDefault = 10 * time.Second
+	PoderoTimeoutDefault     = 15 * time.Second
+	BreakerFailuresDefault   = 5
+	BreakerCoolOffDefault    = 30 * time.Second
+	RetryCapDefault          = time.Hour
+	MaxAttemptsDefault       = 100
+	ShutdownGraceDefault     = 20 * time.Second
 	// MinLinkSecretLen is the shortest LINK_SECRET accepted, in bytes.
 	MinLinkSecretLen = 32
 )
@@ -59,13 +67,19 @@ type APIToken struct {
 type Config struct {
 	DatabaseURL Secret // DATABASE_URL; may hold a password
 
-	PoderoBaseURL      string   // PODERO_BASE_URL
-	PoderoTokenURL     string   // PODERO_TOKEN_URL; default PODERO_BASE_URL + /api/partners/v2.0/auth/token
-	PoderoClientID     string   // PODERO_CLIENT_ID
-	PoderoClientSecret Secret   // PODERO_CLIENT_SECRET
-	PoderoUsername     string   // PODERO_USERNAME; with PODERO_PASSWORD selects the password grant
-	PoderoPassword     Secret   // PODERO_PASSWORD
-	PoderoLinkHosts    []string // PODERO_LINK_HOSTS; hosts authentication_url may point at (empty: Podero's own)
+	PoderoBaseURL      string        // PODERO_BASE_URL
+	PoderoTokenURL     string        // PODERO_TOKEN_URL; default PODERO_BASE_URL + /api/partners/v2.0/auth/token
+	PoderoClientID     string        // PODERO_CLIENT_ID
+	PoderoClientSecret Secret        // PODERO_CLIENT_SECRET
+	PoderoUsername     string        // PODERO_USERNAME; with PODERO_PASSWORD selects the password grant
+	PoderoPassword     Secret        // PODERO_PASSWORD
+	PoderoLinkHosts    []string      // PODERO_LINK_HOSTS; hosts authentication_url may point at (empty: Podero's own)
+	PoderoRateLimit    float64       // PODERO_RATE_LIMIT; calls per second, all processes together; 0 = no limit
+	PoderoRateBurst    int           // PODERO_RATE_BURST; default 1 + PODERO_RATE_LIMIT/10
+	PoderoRateMaxWait  time.Duration // PODERO_RATE_MAX_WAIT; a longer wait for a slot snoozes the job instead
+	PoderoTimeout      time.Duration // PODERO_TIMEOUT; per request to Podero
+	BreakerFailures    int           // PODERO_BREAKER_FAILURES; consecutive failures that open the circuit breaker
+	BreakerCoolOff     time.Duration // PODERO_BREAKER_COOLOFF; how long it stays open before one probe
 
 	SMTPURL  Secret // SMTP_URL; may hold a password
 	MailFrom string // MAIL_FROM
@@ -82,6 +96,9 @@ type Config struct {
 	NotifyWorkers int           // NOTIFY_WORKERS
 	JobTimeout    time.Duration // JOB_TIMEOUT
 	RescueAfter   time.Duration // JOB_RESCUE_AFTER; a job running longer is deemed abandoned and retried
+	RetryCap      time.Duration // RETRY_BACKOFF_CAP; the longest backoff between attempts
+	MaxAttempts   int           // MAX_ATTEMPTS; attempts before a job is given up (discarded)
+	ShutdownGrace time.Duration // SHUTDOWN_GRACE; running jobs get this long to finish on SIGTERM
 
 	LogFormat string // LOG_FORMAT: text|json; empty picks text on a terminal, json otherwise
 	LogLevel  slog.Level
@@ -100,6 +117,11 @@ func Load(getenv func(string) string) (Config, error) {
 		PoderoUsername:     e.str("PODERO_USERNAME"),
 		PoderoPassword:     Secret(e.str("PODERO_PASSWORD")),
 		PoderoLinkHosts:    e.list("PODERO_LINK_HOSTS"),
+		PoderoRateLimit:    e.float("PODERO_RATE_LIMIT", PoderoRateLimitDefault),
+		PoderoRateMaxWait:  e.duration("PODERO_RATE_MAX_WAIT", PoderoRateMaxWaitDefault),
+		PoderoTimeout:      e.duration("PODERO_TIMEOUT", PoderoTimeoutDefault),
+		BreakerFailures:    e.integer("PODERO_BREAKER_FAILURES", BreakerFailuresDefault),
+		BreakerCoolOff:     e.duration("PODERO_BREAKER_COOLOFF", BreakerCoolOffDefault),
 		SMTPURL:            Secret(e.str("SMTP_URL")),
 		MailFrom:           e.str("MAIL_FROM"),
 		PublicBaseURL:      strings.TrimRight(e.str("PUBLIC_BASE_URL"), "/"),
@@ -112,6 +134,9 @@ func Load(getenv func(string) string) (Config, error) {
 		NotifyWorkers:      e.integer("NOTIFY_WORKERS", NotifyWorkersDefault),
 		JobTimeout:         e.duration("JOB_TIMEOUT", JobTimeoutDefault),
 		RescueAfter:        e.duration("JOB_RESCUE_AFTER", RescueAfterDefault),
+		RetryCap:           e.duration("RETRY_BACKOFF_CAP", RetryCapDefault),
+		MaxAttempts:        e.integer("MAX_ATTEMPTS", MaxAttemptsDefault),
+		ShutdownGrace:      e.duration("SHUTDOWN_GRACE", ShutdownGraceDefault),
 		LogFormat:          e.str("LOG_FORMAT"),
 	}
 	if c.HTTPAddr == "" {
@@ -120,6 +145,7 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.PoderoTokenURL == "" && c.PoderoBaseURL != "" {
 		c.PoderoTokenURL = c.PoderoBaseURL + "/api/partners/v2.0/auth/token"
 	}
+	c.PoderoRateBurst = e.integer("PODERO_RATE_BURST", 1+int(c.PoderoRateLimit/10))
 	c.APITokens = e.tokens("API_TOKENS")
 	if lvl := e.str("LOG_LEVEL"); lvl != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(lvl)); err != nil {
@@ -160,6 +186,15 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.LinkTTL <= 0 || c.JobTimeout <= 0 {
 		errs = append(errs, errors.New("LINK_TTL and JOB_TIMEOUT must be positive"))
 	}
+	if c.PoderoRateLimit < 0 || c.PoderoRateBurst < 1 {
+		errs = append(errs, errors.New("PODERO_RATE_LIMIT must not be negative and PODERO_RATE_BURST must be at least 1"))
+	}
+	if c.PoderoTimeout <= 0 || c.BreakerCoolOff <= 0 || c.RetryCap <= 0 || c.ShutdownGrace <= 0 || c.PoderoRateMaxWait < 0 {
+		errs = append(errs, errors.New("PODERO_TIMEOUT, PODERO_BREAKER_COOLOFF, RETRY_BACKOFF_CAP and SHUTDOWN_GRACE must be positive, PODERO_RATE_MAX_WAIT not negative"))
+	}
+	if c.BreakerFailures < 1 || c.MaxAttempts < 1 {
+		errs = append(errs, errors.New("PODERO_BREAKER_FAILURES and MAX_ATTEMPTS must be at least 1"))
+	}
 	if c.RescueAfter <= c.JobTimeout {
 		errs = append(errs, errors.New("JOB_RESCUE_AFTER must be longer than JOB_TIMEOUT"))
 	}
@@ -193,7 +228,10 @@ func (c Config) Require(names ...string) error {
 
 // Vars names every variable Load reads (each also as NAME_FILE).
 var Vars = []string{"DATABASE_URL", "PODERO_BASE_URL", "PODERO_TOKEN_URL", "PODERO_CLIENT_ID",
-	"PODERO_CLIENT_SECRET", "PODERO_USERNAME", "PODERO_PASSWORD", "PODERO_LINK_HOSTS", "SMTP_URL",
+	"PODERO_CLIENT_SECRET", "PODERO_USERNAME", "PODERO_PASSWORD", "PODERO_LINK_HOSTS",
+	"PODERO_RATE_LIMIT", "PODERO_RATE_BURST", "PODERO_RATE_MAX_WAIT", "PODERO_TIMEOUT",
+	"PODERO_BREAKER_FAILURES", "PODERO_BREAKER_COOLOFF", "RETRY_BACKOFF_CAP", "MAX_ATTEMPTS",
+	"SHUTDOWN_GRACE", "SMTP_URL",
 	"MAIL_FROM", "PUBLIC_BASE_URL", "HTTP_ADDR", "API_TOKENS", "LINK_SECRET", "LINK_TTL",
 	"SUCCESS_URL", "CANCEL_URL", "PODERO_WORKERS", "NOTIFY_WORKERS", "JOB_TIMEOUT",
 	"JOB_RESCUE_AFTER", "LOG_FORMAT", "LOG_LEVEL"}
@@ -213,6 +251,11 @@ func (c Config) LogValue() slog.Value {
 		slog.String("podero_username", c.PoderoUsername),
 		slog.Any("podero_password", c.PoderoPassword),
 		slog.Any("podero_link_hosts", c.PoderoLinkHosts),
+		slog.Float64("podero_rate_limit", c.PoderoRateLimit),
+		slog.Int("podero_rate_burst", c.PoderoRateBurst),
+		slog.Duration("podero_timeout", c.PoderoTimeout),
+		slog.Int("podero_breaker_failures", c.BreakerFailures),
+		slog.Duration("podero_breaker_cooloff", c.BreakerCoolOff),
 		slog.String("smtp_url", maskURL(c.SMTPURL.Reveal())),
 		slog.String("mail_from", c.MailFrom),
 		slog.String("public_base_url", c.PublicBaseURL),
@@ -224,17 +267,21 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("notify_workers", c.NotifyWorkers),
 		slog.Duration("job_timeout", c.JobTimeout),
 		slog.Duration("job_rescue_after", c.RescueAfter),
+		slog.Duration("retry_backoff_cap", c.RetryCap),
+		slog.Int("max_attempts", c.MaxAttempts),
+		slog.Duration("shutdown_grace", c.ShutdownGrace),
 	)
 }
 
-// maskURL hides the password in a URL (postgres://u:****@h/db); unparsable
-// values are masked whole.
+// maskURL hides the password in a URL (postgres://u:****@h/db); anything
+// that is not a URL with a scheme and host (a keyword DSN like "host=db
+// password=x") is masked whole.
 func maskURL(s string) string {
 	if s == "" {
 		return ""
 	}
 	u, err := url.Parse(s)
-	if err != nil {
+	if err != nil || u.Scheme == "" || u.Host == "" {
 		return "********"
 	}
 	if _, ok := u.User.Password(); ok {
@@ -293,6 +340,19 @@ func (e *env) duration(name string, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+func (e *env) float(name string, def float64) float64 {
+	v := e.str(name)
+	if v == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s must be a number", name))
+		return def
+	}
+	return f
 }
 
 func (e *env) integer(name string, def int) int {

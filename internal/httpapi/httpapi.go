@@ -24,6 +24,7 @@ import (
 	"github.com/reauth/reauth"
 	"github.com/reauth/reauth/internal/config"
 	"github.com/reauth/reauth/internal/link"
+	"github.com/reauth/reauth/internal/podero"
 	"github.com/reauth/reauth/internal/store"
 	"github.com/reauth/reauth/migrations"
 )
@@ -39,7 +40,10 @@ type Config struct {
 	// SuccessURL and CancelURL are the partner's pages after the login when
 	// the request named none; a built-in page when empty.
 	SuccessURL, CancelURL string
-	Logger                *slog.Logger
+	// Breaker reports the Podero client's circuit breaker for /readyz; nil
+	// leaves it out.
+	Breaker func() podero.BreakerStatus
+	Logger  *slog.Logger
 }
 
 // New returns the service's HTTP handler.
@@ -55,6 +59,9 @@ func New(cfg Config) http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.Handle("GET /metrics", promhttp.Handler())
+	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: see the README for the API")
+	})
 	return s.logRequests(mux)
 }
 
@@ -92,8 +99,8 @@ type tokenNameKey struct{}
 // compared by SHA-256 in constant time.
 func (s *server) auth(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if ok {
+		scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		if ok && strings.EqualFold(scheme, "Bearer") {
 			sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
 			for _, t := range s.cfg.Tokens {
 				if subtle.ConstantTimeCompare(sum[:], t.Hash[:]) == 1 {
@@ -296,7 +303,21 @@ func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	// Podero being down or throttling does not make this process unready
+	// (restarting it would not help); it is reported so operators see it.
+	detail := map[string]any{}
+	if s.cfg.Breaker != nil {
+		b := s.cfg.Breaker()
+		detail["breaker"] = b.State
+		detail["consecutive_failures"] = b.Failures
+		if b.State != "closed" {
+			detail["breaker_open_until"] = b.OpenUntil
+		}
+	}
+	if until, err := store.PoderoHold(ctx, s.cfg.Pool); err == nil && !until.IsZero() {
+		detail["calls_held_until"] = until
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "podero": detail})
 }
 
 func (s *server) internalError(w http.ResponseWriter, r *http.Request, err error) {

@@ -18,7 +18,7 @@ import (
 )
 
 // ErrPermanent marks a delivery that will not succeed if retried: the SMTP
-// server rejected the message with a 5xx reply, or the Message itself is
+// server rejected the recipient with a 5xx reply, or the Message itself is
 // unusable (bad key, address, kind or link). Every other error is
 // temporary.
 var ErrPermanent = errors.New("permanent delivery failure")
@@ -235,7 +235,10 @@ func (e *Email) Send(ctx context.Context, m Message) error {
 	if err == nil {
 		return nil
 	}
-	if errors.As(err, &se) && se.ErrorCode() >= 500 && se.ErrorCode() < 600 {
+	// Only the recipient's rejection is final: a 5xx to MAIL FROM or DATA is
+	// as likely a misconfigured sender or relay, fixed by an operator, after
+	// which a retry succeeds.
+	if errors.As(err, &se) && se.Reason == mail.ErrSMTPRcptTo && se.ErrorCode() >= 500 && se.ErrorCode() < 600 {
 		err = fmt.Errorf("%w: %w", ErrPermanent, err)
 	}
 	return e.scrub(fmt.Errorf("notify: email %s: %w", m.Key, err))

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"strings"
@@ -223,26 +224,54 @@ func (c *Client) getList(ctx context.Context, op, path string, out any) error {
 	return nil
 }
 
-// do makes one authorized API request and returns the body and status of a
-// 2xx response. Any other outcome is an *Error.
+// do makes an authorized API request and returns the body and status of a
+// 2xx response. Any other outcome is an *Error. A 401 invalidates the token
+// the request carried, and the request is sent once more with a new one.
 func (c *Client) do(ctx context.Context, op, method, path string, in any) ([]byte, int, error) {
-	var reqBody io.Reader
+	var reqBody []byte
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return nil, 0, &Error{Kind: KindInvalid, Op: op, Detail: "encoding the request body failed", Err: err}
 		}
-		reqBody = bytes.NewReader(b)
+		reqBody = b
 	}
 
-	token, err := c.accessToken(ctx)
-	if err != nil {
-		return nil, 0, err
+	for retried := false; ; retried = true {
+		token, err := c.accessToken(ctx)
+		if err != nil {
+			return nil, 0, err
+		}
+		var (
+			body   []byte
+			status int
+		)
+		e := c.guard(ctx, op, func(ctx context.Context) *Error {
+			var e *Error
+			body, status, e = c.send(ctx, op, method, path, reqBody, token)
+			return e
+		})
+		switch {
+		case e == nil:
+			return body, status, nil
+		case e.Status == http.StatusUnauthorized && !retried:
+			c.invalidate(token)
+		default:
+			return nil, 0, e
+		}
 	}
+}
 
+// send sends one API request with the access token token and returns the
+// body and status of a 2xx response with a JSON body.
+func (c *Client) send(ctx context.Context, op, method, path string, reqBody []byte, token string) ([]byte, int, *Error) {
 	ctx, cancel := c.requestContext(ctx)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, c.cfg.BaseURL+path, reqBody)
+	var r io.Reader
+	if reqBody != nil {
+		r = bytes.NewReader(reqBody)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.cfg.BaseURL+path, r)
 	if err != nil {
 		return nil, 0, &Error{Kind: KindInvalid, Op: op, Detail: "building the request failed", Err: err}
 	}
@@ -259,32 +288,64 @@ func (c *Client) do(ctx context.Context, op, method, path string, in any) ([]byt
 		e.Detail = c.redact(e.Detail, token)
 		return nil, 0, e
 	}
-	defer drainAndClose(resp.Body)
+	// Closed without draining what is left: a body not read to its end is
+	// one that was rejected, and its connection is not worth reusing.
+	defer func() { _ = resp.Body.Close() }()
 
+	status := resp.StatusCode
+	if status < 200 || status > 299 {
+		// What could be read is enough to classify the status. Redact before
+		// the detail is cut short, so no part of a secret survives the cut.
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes))
+		body = []byte(c.redact(string(body), token, requestStrings(reqBody)...))
+		return nil, 0, statusError(op, status, resp.Header, body, c.cfg.Now())
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "" && !isJSON(ct) {
+		return nil, 0, malformed(op, status, trimDetail([]byte("response Content-Type is "+ct+", not JSON")), nil)
+	}
+	limit := int64(MaxBodyBytes)
+	if op == OpListUsers || op == OpListDevices {
+		limit = MaxListBytes
+	}
+	tooLarge := malformed(op, status, fmt.Sprintf("response body larger than %d bytes", limit), nil)
+	if resp.ContentLength > limit {
+		return nil, 0, tooLarge
+	}
 	// One byte more than allowed tells a too large body from one that fits.
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		e := transportError(op, err)
-		e.Status = resp.StatusCode
+		e.Status = status
 		e.Detail = c.redact("reading the response failed: "+e.Detail, token)
 		return nil, 0, e
 	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		e := statusError(op, resp.StatusCode, resp.Header, body)
-		e.Detail = c.redact(e.Detail, token)
-		return nil, 0, e
+	if int64(len(body)) > limit {
+		return nil, 0, tooLarge
 	}
-	if len(body) > MaxBodyBytes {
-		return nil, 0, malformed(op, resp.StatusCode, fmt.Sprintf("response body larger than %d bytes", MaxBodyBytes), nil)
-	}
-	return body, resp.StatusCode, nil
+	return body, status, nil
 }
 
-// drainAndClose reads what is left of a response body, up to MaxBodyBytes,
-// so that its connection can be reused, and closes it.
-func drainAndClose(body io.ReadCloser) {
-	_, _ = io.Copy(io.Discard, io.LimitReader(body, MaxBodyBytes))
-	_ = body.Close()
+// requestStrings returns the string values of a JSON request body (for
+// auth_session, the success and cancel URLs, which carry link tokens).
+func requestStrings(reqBody []byte) []string {
+	var fields map[string]any
+	if json.Unmarshal(reqBody, &fields) != nil {
+		return nil
+	}
+	var out []string
+	for _, v := range fields {
+		if s, ok := v.(string); ok && len(s) >= 8 {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// isJSON reports whether the media type of contentType is JSON:
+// application/json or any type/subtype+json.
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
 }
 
 // jsonErrorDetail describes a JSON decoding error without quoting the body.

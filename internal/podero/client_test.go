@@ -196,6 +196,8 @@ func TestAuthSession(t *testing.T) {
 		retry     time.Duration // expected RetryAfter (±2s for dates)
 		detail    string        // expected Detail, when set
 		temporary bool
+		// refetched: the client retried with a second token.
+		refetched bool
 	}{
 		{
 			name:     "OK",
@@ -308,6 +310,7 @@ func TestAuthSession(t *testing.T) {
 			wantKind:  KindUnauthorized,
 			status:    401,
 			temporary: true,
+			refetched: true,
 		},
 		{
 			name:      "Forbidden",
@@ -409,7 +412,13 @@ func TestAuthSession(t *testing.T) {
 			req := f.lastAPI(t)
 			require.Equal(t, http.MethodPost, req.Method)
 			require.Equal(t, authPath, req.Path)
-			require.Equal(t, "Bearer "+tokenPrefix+"1", req.Header.Get("Authorization"))
+			wantTokens := int32(1)
+			if tt.refetched {
+				wantTokens = 2
+			}
+			require.Equal(t, wantTokens, f.tokenHits.Load())
+			require.Equal(t, wantTokens, f.apiHits.Load())
+			require.Equal(t, fmt.Sprintf("Bearer %s%d", tokenPrefix, wantTokens), req.Header.Get("Authorization"))
 			require.Equal(t, "application/json", req.Header.Get("Accept"))
 			require.Equal(t, "application/json", req.Header.Get("Content-Type"))
 			require.Equal(t, "reauth", req.Header.Get("User-Agent"))
@@ -885,6 +894,12 @@ func TestNew(t *testing.T) {
 		require.False(t, tr.DisableKeepAlives)
 		require.NotNil(t, c.cc)
 		require.Nil(t, c.pw)
+		require.Nil(t, c.cfg.Limiter)
+		require.Equal(t, BreakerFailuresDefault, c.cfg.BreakerFailures)
+		require.Equal(t, BreakerCoolOffDefault, c.cfg.BreakerCoolOff)
+		require.NotNil(t, c.cfg.Logger)
+		require.NotNil(t, c.cfg.Now)
+		require.Equal(t, BreakerStatus{State: BreakerClosed}, c.Breaker())
 	})
 
 	tests := []struct {
@@ -900,6 +915,8 @@ func TestNew(t *testing.T) {
 		{"MissingClientSecret", func(c *Config) { c.ClientSecret = "" }},
 		{"UsernameWithoutPassword", func(c *Config) { c.Username = "u" }},
 		{"NegativeTimeout", func(c *Config) { c.RequestTimeout = -time.Second }},
+		{"NegativeBreakerFailures", func(c *Config) { c.BreakerFailures = -1 }},
+		{"NegativeBreakerCoolOff", func(c *Config) { c.BreakerCoolOff = -time.Second }},
 		{"BadLinkHost", func(c *Config) { c.LinkHosts = []string{"https://app.podero.com/"} }},
 		{"BadWildcard", func(c *Config) { c.LinkHosts = []string{"app.*.com"} }},
 	}
@@ -1025,6 +1042,8 @@ func TestError(t *testing.T) {
 			{KindRetryable, OpAuthSession, true},
 			{KindRateLimited, OpAuthSession, true},
 			{KindMalformed, OpAuthSession, true},
+			{KindCircuitOpen, OpAuthSession, true},
+			{KindCircuitOpen, OpToken, true},
 			{KindUnauthorized, OpAuthSession, true},
 			{KindUnauthorized, OpToken, false},
 			{KindNotFound, OpAuthSession, false},

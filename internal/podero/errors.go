@@ -20,13 +20,20 @@ const (
 	// connection errors. Try again later.
 	KindRetryable ErrorKind = "retryable"
 
-	// KindRateLimited: 429, or 503 with Retry-After. Error.RetryAfter says
-	// how long to wait (0 when the server did not say).
+	// KindRateLimited: 429, or 503 with Retry-After, or the Limiter
+	// deferring the request (then nothing was sent). Error.RetryAfter says
+	// how long to wait: for a 429 at least RetryAfterDefault when the server
+	// did not say; for a 503 possibly 0.
 	KindRateLimited ErrorKind = "rate_limited"
 
-	// KindUnauthorized: 401 or 403 from the API (the token may be stale; see
-	// Client.InvalidateToken), or the token endpoint rejecting the
-	// credentials.
+	// KindCircuitOpen: the circuit breaker is open after consecutive
+	// retryable failures, or its probe is in flight; nothing was sent.
+	// Error.RetryAfter says when to come back.
+	KindCircuitOpen ErrorKind = "circuit_open"
+
+	// KindUnauthorized: 401 or 403 from the API (a 401 persisting after the
+	// client fetched a new token and retried once), or the token endpoint
+	// rejecting the credentials.
 	KindUnauthorized ErrorKind = "unauthorized"
 
 	// KindNotFound: 404, the org, user or device does not exist.
@@ -37,9 +44,10 @@ const (
 	// the response body, trimmed, at most MaxDetailBytes.
 	KindInvalid ErrorKind = "invalid"
 
-	// KindMalformed: a successful response that cannot be used: not JSON,
-	// the wrong shape, too large, or an auth session without a usable
-	// authentication_url, session_id or matching device_id.
+	// KindMalformed: a successful response that cannot be used: labelled
+	// with a Content-Type other than JSON, not JSON, the wrong shape, too
+	// large, or an auth session without a usable authentication_url,
+	// session_id or matching device_id.
 	KindMalformed ErrorKind = "malformed"
 )
 
@@ -59,7 +67,8 @@ type Error struct {
 	Op string
 	// Status is the HTTP status, 0 when there was no response.
 	Status int
-	// RetryAfter is the wait the server asked for (KindRateLimited only).
+	// RetryAfter is how long to wait before trying again (KindRateLimited
+	// and KindCircuitOpen only).
 	RetryAfter time.Duration
 	// Detail is a short explanation, or for an error status the response
 	// body. It never contains the client secret, the password or the access
@@ -97,12 +106,13 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // Temporary reports whether the same call may succeed later: true for
-// retryable, rate limited and malformed (an upstream glitch) errors, and for
-// unauthorized errors of API calls (the token may have gone stale); false
-// for not found, invalid, and credentials rejected by the token endpoint.
+// retryable, rate limited, circuit open and malformed (an upstream glitch)
+// errors, and for unauthorized errors of API calls (the token may have gone
+// stale); false for not found, invalid, and credentials rejected by the token
+// endpoint.
 func (e *Error) Temporary() bool {
 	switch e.Kind {
-	case KindRetryable, KindRateLimited, KindMalformed:
+	case KindRetryable, KindRateLimited, KindCircuitOpen, KindMalformed:
 		return true
 	case KindUnauthorized:
 		return e.Op != OpToken
@@ -144,17 +154,20 @@ func ParseRetryAfter(v string, now time.Time) (d time.Duration, ok bool) {
 	return 0, true
 }
 
-// statusError classifies an HTTP error status. body is (the start of) the
-// response body.
-func statusError(op string, status int, header http.Header, body []byte) *Error {
+// statusError classifies an HTTP error status received at now. body is (the
+// start of) the response body.
+func statusError(op string, status int, header http.Header, body []byte, now time.Time) *Error {
 	e := &Error{Op: op, Status: status, Detail: trimDetail(body)}
 	switch {
 	case status == http.StatusTooManyRequests:
 		e.Kind = KindRateLimited
-		e.RetryAfter, _ = ParseRetryAfter(header.Get("Retry-After"), time.Now())
+		e.RetryAfter, _ = ParseRetryAfter(header.Get("Retry-After"), now)
+		if e.RetryAfter <= 0 {
+			e.RetryAfter = RetryAfterDefault
+		}
 	case status == http.StatusServiceUnavailable:
 		e.Kind = KindRetryable
-		if d, ok := ParseRetryAfter(header.Get("Retry-After"), time.Now()); ok {
+		if d, ok := ParseRetryAfter(header.Get("Retry-After"), now); ok {
 			e.Kind, e.RetryAfter = KindRateLimited, d
 		}
 	case status >= 500, status == http.StatusRequestTimeout:

@@ -5,12 +5,16 @@
 // A Client is safe for concurrent use. It holds one OAuth2 access token that
 // all goroutines share; see InvalidateToken. Every method fails with an
 // *Error whose Kind says what the caller can do about the failure.
+//
+// Every request, token requests included, passes a circuit breaker (see
+// Client.Breaker) and then the optional shared Limiter before it is sent.
 package podero
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -45,12 +49,33 @@ const (
 	// Error.Detail.
 	MaxDetailBytes = 1 << 10
 
+	// MaxListBytes is the largest list response read (users or devices of
+	// one organization or user); lists of big organizations exceed
+	// MaxBodyBytes.
+	MaxListBytes = 64 << 20
+
 	// MaxIdleConnsPerHostDefault is the idle connection pool size per host of
 	// the default HTTP client.
 	MaxIdleConnsPerHostDefault = 64
 
 	// UserAgent is sent with every API request.
 	UserAgent = "reauth"
+
+	// RetryAfterDefault is Error.RetryAfter of a 429 whose Retry-After is
+	// missing, unparsable or zero.
+	RetryAfterDefault = 5 * time.Second
+
+	// BreakerFailuresDefault is how many consecutive retryable failures open
+	// the circuit breaker by default.
+	BreakerFailuresDefault = 5
+
+	// BreakerCoolOffDefault is how long the circuit breaker stays open by
+	// default before it lets one probe request through.
+	BreakerCoolOffDefault = 30 * time.Second
+
+	// BreakerProbeWaitDefault is Error.RetryAfter of a call refused because
+	// the half-open breaker's probe is in flight.
+	BreakerProbeWaitDefault = time.Second
 )
 
 // LinkHostsDefault are the hosts an authentication_url may point at by
@@ -106,6 +131,29 @@ type Config struct {
 	// Default (nil) LinkHostsDefault. A non-nil empty slice allows only the
 	// host of BaseURL.
 	LinkHosts []string
+
+	// Limiter, when set, spaces out requests across every process sharing
+	// it: every request waits for it first (at most RequestTimeout), and a
+	// 429 (or a 503 with Retry-After) makes it hold every process. Default
+	// nil: unlimited.
+	Limiter Limiter
+
+	// BreakerFailures is how many consecutive retryable failures (5xx,
+	// timeouts, connection errors) open the circuit breaker. Default
+	// BreakerFailuresDefault.
+	BreakerFailures int
+
+	// BreakerCoolOff is how long the open breaker fails every call before
+	// it lets one probe through. Default BreakerCoolOffDefault.
+	BreakerCoolOff time.Duration
+
+	// Logger receives the breaker's state changes and failures of
+	// Limiter.HoldUntil. Default: discard.
+	Logger *slog.Logger
+
+	// Now is the clock for token expiry, Retry-After dates and the breaker.
+	// Default time.Now.
+	Now func() time.Time
 }
 
 // withDefaults returns a copy of c with defaults filled in.
@@ -125,6 +173,18 @@ func (c Config) withDefaults() Config {
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = newHTTPClient(c.RequestTimeout)
+	}
+	if c.BreakerFailures == 0 {
+		c.BreakerFailures = BreakerFailuresDefault
+	}
+	if c.BreakerCoolOff == 0 {
+		c.BreakerCoolOff = BreakerCoolOffDefault
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	return c
 }
@@ -156,6 +216,8 @@ type Client struct {
 	// oauth2 configuration; exactly one of cc and pw is set.
 	cc *clientcredentials.Config
 	pw *oauth2.Config
+
+	breaker *breaker
 
 	tokenMu   sync.Mutex
 	token     *cachedToken // nil when there is none
@@ -189,6 +251,12 @@ func New(cfg Config) (*Client, error) {
 	if cfg.TokenRefreshEarly < 0 {
 		return nil, errors.New("podero: TokenRefreshEarly must not be negative")
 	}
+	if cfg.BreakerFailures < 0 {
+		return nil, errors.New("podero: BreakerFailures must not be negative")
+	}
+	if cfg.BreakerCoolOff < 0 {
+		return nil, errors.New("podero: BreakerCoolOff must not be negative")
+	}
 	hosts := make([]hostPattern, 0, len(cfg.LinkHosts))
 	for _, h := range cfg.LinkHosts {
 		p, err := parseHostPattern(h)
@@ -198,7 +266,12 @@ func New(cfg Config) (*Client, error) {
 		hosts = append(hosts, p)
 	}
 
-	c := &Client{cfg: cfg, baseURL: base, linkHosts: hosts}
+	c := &Client{
+		cfg:       cfg,
+		baseURL:   base,
+		linkHosts: hosts,
+		breaker:   &breaker{threshold: cfg.BreakerFailures, coolOff: cfg.BreakerCoolOff, now: cfg.Now, log: cfg.Logger},
+	}
 	if cfg.Username != "" {
 		c.pw = &oauth2.Config{
 			ClientID:     cfg.ClientID,
@@ -310,9 +383,10 @@ func (c *Client) checkLink(raw string) error {
 	return fmt.Errorf("authentication_url host %q is not allowed", u.Host)
 }
 
-// redact replaces the client's secrets, and the access token in use, in s.
-func (c *Client) redact(s, accessToken string) string {
-	for _, secret := range []string{c.cfg.ClientSecret, c.cfg.Password, accessToken} {
+// redact replaces the client's secrets, the access token in use and any
+// more values (what the request sent, which Podero may echo) in s.
+func (c *Client) redact(s, accessToken string, more ...string) string {
+	for _, secret := range append([]string{c.cfg.ClientSecret, c.cfg.Password, accessToken}, more...) {
 		if secret != "" {
 			s = strings.ReplaceAll(s, secret, "[redacted]")
 		}

@@ -4,6 +4,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/reauth/reauth"
 	"github.com/reauth/reauth/internal/link"
@@ -27,7 +29,6 @@ import (
 type Podero interface {
 	AuthSession(ctx context.Context, orgID, userID string, kind reauth.DeviceKind, deviceID string, in podero.AuthSessionInput) (podero.AuthSession, error)
 	ListUsers(ctx context.Context, orgID string) ([]podero.User, error)
-	InvalidateToken()
 }
 
 // Sender delivers one message.
@@ -47,6 +48,9 @@ type Config struct {
 	NotifyWorkers int           // concurrent reauth_notify jobs per process
 	JobTimeout    time.Duration // a job running longer is cancelled
 	RescueAfter   time.Duration // a job still running after this is deemed abandoned and retried
+	RetryBase     time.Duration // first backoff ceiling; default RetryBaseDefault
+	RetryCap      time.Duration // largest backoff ceiling; default RetryCapDefault
+	MaxAttempts   int           // attempts before a job is discarded; default MaxAttemptsDefault
 	Logger        *slog.Logger
 }
 
@@ -63,6 +67,9 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 		Workers:              workers,
 		JobTimeout:           cfg.JobTimeout,
 		RescueStuckJobsAfter: cfg.RescueAfter,
+		RetryPolicy:          &RetryPolicy{Base: cfg.RetryBase, Cap: cfg.RetryCap},
+		MaxAttempts:          cmp.Or(cfg.MaxAttempts, MaxAttemptsDefault),
+		Middleware:           []rivertype.Middleware{&shutdownMiddleware{}},
 		Logger:               cfg.Logger,
 	})
 }
@@ -70,7 +77,8 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 // DeviceWorker works reauth_device jobs.
 type DeviceWorker struct {
 	river.WorkerDefaults[reauth.DeviceArgs]
-	cfg Config
+	cfg   Config
+	users userCache
 }
 
 // Work asks Podero for a session and, in one transaction, stores it,
@@ -86,6 +94,10 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 		var err error
 		if email, err = w.userEmail(ctx, a.OrgID, a.UserID); err != nil {
 			return w.poderoError(ctx, a, err)
+		}
+		if email == "" {
+			// Nobody to send a link to: do not ask Podero for one.
+			return river.JobCancel(errors.New("no email address for the user: none in the request and none (or a deleted user) in Podero's user list"))
 		}
 	}
 
@@ -144,24 +156,15 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 	return nil
 }
 
-// userEmail finds the user's email in Podero's user list; "" when the user
-// has none, which the notify job reports.
+// userEmail finds the user's email in Podero's user list (cached per
+// organization); "" when the user has none or is deleted.
 func (w *DeviceWorker) userEmail(ctx context.Context, orgID, userID string) (string, error) {
-	users, err := w.cfg.Podero.ListUsers(ctx, orgID)
-	if err != nil {
-		return "", err
-	}
-	for _, u := range users {
-		if strings.EqualFold(u.ID, userID) && reauth.ValidateEmail(u.Email) == nil {
-			return u.Email, nil
-		}
-	}
-	return "", nil
+	return w.users.email(ctx, w.cfg.Podero, orgID, userID)
 }
 
 // poderoError decides what a failed Podero call means for the job: permanent
-// errors cancel it (404 also marks the device gone), throttling snoozes it,
-// everything else is retried with backoff.
+// errors cancel it (404 also marks the device gone), throttling and an open
+// circuit breaker snooze it, everything else is retried with backoff.
 func (w *DeviceWorker) poderoError(ctx context.Context, a reauth.DeviceArgs, err error) error {
 	pe, ok := podero.AsError(err)
 	if !ok {
@@ -169,16 +172,19 @@ func (w *DeviceWorker) poderoError(ctx context.Context, a reauth.DeviceArgs, err
 	}
 	switch pe.Kind {
 	case podero.KindNotFound:
+		if pe.Op != podero.OpAuthSession {
+			return river.JobCancel(pe) // an unknown org or user, not a gone device
+		}
 		if err := store.MarkDeviceGone(ctx, w.cfg.Pool, a.DeviceKind, a.DeviceID, a.OrgID, a.UserID); err != nil {
 			return fmt.Errorf("mark device gone: %w (after %w)", err, pe)
 		}
 		return river.JobCancel(pe)
 	case podero.KindInvalid:
 		return river.JobCancel(pe)
-	case podero.KindRateLimited:
-		return river.JobSnooze(max(pe.RetryAfter, time.Second))
-	case podero.KindUnauthorized:
-		w.cfg.Podero.InvalidateToken()
+	case podero.KindRateLimited, podero.KindCircuitOpen:
+		// Podero is throttling or down: wait without using an attempt, but
+		// never longer than MaxSnooze whatever Retry-After says.
+		return river.JobSnooze(jitter(min(pe.RetryAfter, MaxSnooze)))
 	}
 	return pe
 }
@@ -237,7 +243,7 @@ func (w *NotifyWorker) Work(ctx context.Context, job *river.Job[reauth.NotifyArg
 	})
 	if err != nil {
 		state := store.NotificationSending // retried
-		if errors.Is(err, notify.ErrPermanent) {
+		if errors.Is(err, notify.ErrPermanent) || job.Attempt >= job.MaxAttempts {
 			state = store.NotificationFailed
 		}
 		if ferr := store.FinishNotification(ctx, w.cfg.Pool, n.ID, state, err.Error()); ferr != nil {
@@ -249,22 +255,46 @@ func (w *NotifyWorker) Work(ctx context.Context, job *river.Job[reauth.NotifyArg
 		return err
 	}
 
-	tx, err := w.cfg.Pool.Begin(ctx)
+	// The message is out. Record it even past a shutdown or a dropped
+	// database connection: a retried job would resend it (the same message,
+	// same key), and one is better than two. Both statements are idempotent.
+	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	err = retry(recordCtx, 5, func() error {
+		return pgx.BeginFunc(recordCtx, w.cfg.Pool, func(tx pgx.Tx) error {
+			if err := store.FinishNotification(recordCtx, tx, n.ID, store.NotificationSent, ""); err != nil {
+				return fmt.Errorf("record delivery: %w", err)
+			}
+			if _, err := river.JobCompleteTx[*riverpgxv5.Driver](recordCtx, tx, job); err != nil {
+				return fmt.Errorf("complete job: %w", err)
+			}
+			return nil
+		})
+	})
 	if err != nil {
-		return err
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
-	if err := store.FinishNotification(ctx, tx, n.ID, store.NotificationSent, ""); err != nil {
-		return fmt.Errorf("record delivery: %w", err)
-	}
-	if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil {
-		return fmt.Errorf("complete job: %w", err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit delivery: %w", err)
+		return fmt.Errorf("message sent but not recorded (a retry resends the same message): %w", err)
 	}
 	log.InfoContext(ctx, "message sent", slog.String("channel", "email"), slog.String("key", key))
 	return nil
+}
+
+// retry runs fn up to attempts times, backing off from 100 ms, until it
+// succeeds or ctx is done.
+func retry(ctx context.Context, attempts int, fn func() error) error {
+	var err error
+	wait := 100 * time.Millisecond
+	for i := range attempts {
+		if err = fn(); err == nil || i == attempts-1 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
+	return err
 }
 
 // redact replaces secret in err's message, keeping River's cancel and snooze

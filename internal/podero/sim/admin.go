@@ -6,7 +6,8 @@ import (
 	"net/http"
 )
 
-// The admin API, for tests and demos: no auth, not counted, no latency.
+// The admin API, for tests and demos: no auth, not counted, no latency, no
+// faults, no rate limit.
 
 // handleAdminState is GET /_sim/state.
 func (s *Server) handleAdminState(w http.ResponseWriter, r *http.Request) {
@@ -16,6 +17,36 @@ func (s *Server) handleAdminState(w http.ResponseWriter, r *http.Request) {
 // handleAdminCounts is GET /_sim/counts.
 func (s *Server) handleAdminCounts(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.Counts())
+}
+
+// handleAdminStats is GET /_sim/stats.
+func (s *Server) handleAdminStats(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.Stats())
+}
+
+// handleAdminFaults is GET /_sim/faults.
+func (s *Server) handleAdminFaults(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.Faults())
+}
+
+// handleAdminSetFaults is PUT /_sim/faults with a JSON Faults: it replaces
+// the faults in effect (omitted fields are zero) and answers them, defaults
+// filled in.
+func (s *Server) handleAdminSetFaults(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	var f Faults
+	if err == nil {
+		err = json.Unmarshal(body, &f)
+	}
+	if err == nil {
+		err = f.Validate()
+	}
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, detail{"invalid faults: " + err.Error()})
+		return
+	}
+	s.SetFaults(f)
+	writeJSON(w, http.StatusOK, s.Faults())
 }
 
 // handleAdminScript is POST /_sim/devices/{device_id}/script with a JSON

@@ -246,6 +246,7 @@ func (s *Server) handleAuthSession(w http.ResponseWriter, r *http.Request) {
 		// link, if any, leads nowhere.
 		s.sessions[sess.id] = sess
 		d.sessions++
+		s.sessionsCreated++
 	}
 	s.mu.Unlock()
 

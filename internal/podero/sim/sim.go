@@ -8,8 +8,13 @@
 // reauthentication can be played through, and a small admin API under /_sim/
 // to inspect the state and script failures.
 //
+// For chaos tests it injects faults at random into partner API calls (see
+// Faults), enforces a rate limit of its own and counts what happened (see
+// Stats).
+//
 // Everything is deterministic from Config.Seed except tokens and session ids,
-// which are random like the real ones.
+// which are random like the real ones. The faults are deterministic from
+// Config.FaultSeed, given the order in which the calls arrive.
 package sim
 
 import (
@@ -17,6 +22,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
@@ -54,6 +60,15 @@ type Config struct {
 	// Latency is added to every token and partner API call (not to the
 	// connect page nor the admin API).
 	Latency time.Duration `json:"latency"`
+	// Faults are the faults injected into partner API calls and the rate
+	// limit; SetFaults changes them later.
+	Faults Faults `json:"faults"`
+	// FaultSeed seeds the draws of the faults (0 means 1).
+	FaultSeed uint64 `json:"fault_seed"`
+	// Now is the clock of the rate limit, of Stats.PerSecond and of
+	// Retry-After dates (default time.Now). Token expiry uses the real
+	// clock.
+	Now func() time.Time `json:"-"`
 }
 
 // DefaultConfig returns the configuration New uses for zero fields.
@@ -68,6 +83,8 @@ func DefaultConfig() Config {
 		Username:       "sim-user",
 		Password:       "sim-password",
 		TokenTTL:       10 * time.Hour,
+		Faults:         Faults{}.withDefaults(),
+		FaultSeed:      1,
 	}
 }
 
@@ -105,6 +122,13 @@ func (c Config) withDefaults() Config {
 		c.Latency = 0
 	}
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	c.Faults = c.Faults.withDefaults()
+	if c.FaultSeed == 0 {
+		c.FaultSeed = d.FaultSeed
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 	return c
 }
 
@@ -139,10 +163,25 @@ type Server struct {
 	sessions map[string]*session   // by session id
 	scripts  map[string][]Response // device id -> queued auth_session answers
 	counts   map[string]int        // endpoint name -> requests
+
+	// Faults and their accounting (see arrive).
+	faults          Faults         // in effect, defaults filled in
+	rng             *rand.Rand     // draws the faults
+	injected        map[string]int // fault kind -> faults injected
+	bucket          float64        // tokens left in the rate-limit bucket
+	bucketAt        time.Time      // when bucket was last refilled
+	violations      int            // calls that found the bucket empty
+	perSecond       map[int64]int  // Unix second -> partner API calls
+	maxPerSecond    int
+	sessionsCreated int
 }
 
-// New returns a simulator seeded from cfg (zero fields take defaults).
+// New returns a simulator seeded from cfg (zero fields take defaults). It
+// panics on cfg.Faults that Faults.Validate rejects.
 func New(cfg Config) *Server {
+	if err := cfg.Faults.Validate(); err != nil {
+		panic("sim: New: faults: " + err.Error())
+	}
 	s := &Server{
 		cfg:      cfg.withDefaults(),
 		mux:      http.NewServeMux(),
@@ -154,7 +193,12 @@ func New(cfg Config) *Server {
 		sessions: map[string]*session{},
 		scripts:  map[string][]Response{},
 		counts:   map[string]int{},
+
+		injected:  map[string]int{},
+		perSecond: map[int64]int{},
 	}
+	s.rng = rand.New(rand.NewPCG(s.cfg.FaultSeed, s.cfg.FaultSeed))
+	s.setFaults(s.cfg.Faults)
 	s.seed()
 
 	const api = "/api/partners/v2.0"
@@ -170,31 +214,54 @@ func New(cfg Config) *Server {
 	s.route("GET /connect/device/{device_id}", EndpointConnect, false, s.handleConnectDevice)
 	s.route("GET /_sim/state", "", false, s.handleAdminState)
 	s.route("GET /_sim/counts", "", false, s.handleAdminCounts)
+	s.route("GET /_sim/stats", "", false, s.handleAdminStats)
+	s.route("GET /_sim/faults", "", false, s.handleAdminFaults)
+	s.route("PUT /_sim/faults", "", false, s.handleAdminSetFaults)
 	s.route("POST /_sim/devices/{device_id}/script", "", false, s.handleAdminScript)
 	s.route("POST /_sim/devices/{device_id}/lapse", "", false, s.handleAdminLapse)
 	return s
 }
 
 // route registers h for pattern. Requests are counted under name (unless it
-// is empty) before anything else, and API routes get the configured latency.
+// is empty) before anything else. Partner API routes (api) then meet the
+// rate limit and the faults, decided on arrival, and the configured latency
+// before they are answered.
 func (s *Server) route(pattern, name string, api bool, h http.HandlerFunc) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		if name != "" {
-			s.mu.Lock()
-			s.counts[name]++
-			s.mu.Unlock()
-		}
-		if api && s.cfg.Latency > 0 {
-			if !sleep(r.Context(), s.cfg.Latency) {
-				return // the client went away
+		if !api {
+			if name != "" {
+				s.mu.Lock()
+				s.counts[name]++
+				s.mu.Unlock()
 			}
+			h(w, r)
+			return
+		}
+		d := s.arrive(name, r)
+		if s.cfg.Latency > 0 && !sleep(r.Context(), s.cfg.Latency) {
+			return // the client went away
+		}
+		if d.limited {
+			w.Header().Set("Retry-After", "1")
+			writeJSON(w, http.StatusTooManyRequests, detail{"Too Many Requests"})
+			return
+		}
+		if s.inject(w, r, name, d) {
+			return
 		}
 		h(w, r)
 	})
 }
 
-// Config returns the configuration in effect, defaults filled in.
-func (s *Server) Config() Config { return s.cfg }
+// Config returns the configuration in effect, defaults filled in, with the
+// faults SetFaults may have set since.
+func (s *Server) Config() Config {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.cfg
+	c.Faults = s.faults
+	return c
+}
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -207,6 +274,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) Counts() map[string]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.countsLocked()
+}
+
+// countsLocked is Counts; the caller holds s.mu.
+func (s *Server) countsLocked() map[string]int {
 	out := map[string]int{}
 	for _, name := range endpointNames() {
 		out[name] = s.counts[name]

@@ -1,0 +1,80 @@
+package podero
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Limiter spaces out requests across every process that shares it.
+type Limiter interface {
+	// Wait blocks until one request may be sent. When the wait would be too long it returns deferFor > 0
+	// without blocking: the caller should not send and should come back after deferFor.
+	Wait(ctx context.Context) (deferFor time.Duration, err error)
+	// HoldUntil tells every process sharing the limiter to send nothing before t (a Retry-After).
+	HoldUntil(ctx context.Context, t time.Time) error
+}
+
+// guard sends one request of operation op with send, which returns the
+// request's classified error (nil on success). Before, the request must pass
+// the circuit breaker and then the limiter; after, its outcome goes to the
+// breaker, and a Retry-After to the limiter.
+//
+// A caller cancelling ctx says nothing about Podero: such a failure does not
+// count for the breaker. Running out of time does.
+func (c *Client) guard(ctx context.Context, op string, send func(context.Context) *Error) *Error {
+	t, e := c.breaker.allow(op)
+	if e != nil {
+		return e
+	}
+	if e := c.wait(ctx, op); e != nil {
+		c.breaker.done(t, abandoned, e)
+		return e
+	}
+
+	e = send(ctx)
+	switch {
+	case e == nil || e.Kind != KindRetryable:
+		c.breaker.done(t, answered, e)
+	case errors.Is(ctx.Err(), context.Canceled):
+		c.breaker.done(t, abandoned, e)
+	default:
+		c.breaker.done(t, failed, e)
+	}
+	if e != nil && e.Kind == KindRateLimited && e.RetryAfter > 0 {
+		c.hold(ctx, op, c.cfg.Now().Add(e.RetryAfter))
+	}
+	return e
+}
+
+// wait waits for the limiter, at most RequestTimeout. It returns a
+// KindRateLimited error when the limiter defers the request, and a
+// KindRetryable one when it fails.
+func (c *Client) wait(ctx context.Context, op string) *Error {
+	if c.cfg.Limiter == nil {
+		return nil
+	}
+	ctx, cancel := c.requestContext(ctx)
+	defer cancel()
+	deferFor, err := c.cfg.Limiter.Wait(ctx)
+	switch {
+	case err != nil:
+		return &Error{Kind: KindRetryable, Op: op, Detail: c.redact("rate limiter: "+transportDetail(err), ""), Err: err}
+	case deferFor > 0:
+		return &Error{Kind: KindRateLimited, Op: op, RetryAfter: deferFor, Detail: "deferred by the rate limiter"}
+	}
+	return nil
+}
+
+// hold asks the limiter to hold every process until until. It is done even
+// when the caller has given up, and a failure is only logged.
+func (c *Client) hold(ctx context.Context, op string, until time.Time) {
+	if c.cfg.Limiter == nil {
+		return
+	}
+	ctx, cancel := c.requestContext(context.WithoutCancel(ctx))
+	defer cancel()
+	if err := c.cfg.Limiter.HoldUntil(ctx, until); err != nil {
+		c.cfg.Logger.Warn("podero: rate limiter hold failed", "op", op, "until", until, "error", err)
+	}
+}

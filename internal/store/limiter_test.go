@@ -1,0 +1,77 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/reauth/reauth/internal/store"
+	"github.com/reauth/reauth/internal/testdb"
+)
+
+func TestReservePoderoCall(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("BurstThenSpaced", func(t *testing.T) {
+		t.Parallel()
+		pool := testdb.New(t)
+		// A long interval, so the time the calls themselves take is negligible.
+		interval := 10 * time.Second
+		var waits []time.Duration
+		for range 6 {
+			w, ok, err := store.ReservePoderoCall(ctx, pool, interval, 3, time.Hour)
+			require.NoError(t, err)
+			require.True(t, ok)
+			waits = append(waits, w)
+		}
+		// The first three go at once; each later one an interval after the one before.
+		for i := 0; i < 3; i++ {
+			require.Zero(t, waits[i], "call %d", i)
+		}
+		for i := 3; i < 6; i++ {
+			want := time.Duration(i-2) * interval
+			require.InDelta(t, want.Seconds(), waits[i].Seconds(), 1, "call %d", i)
+		}
+	})
+
+	t.Run("TooLongAWaitReservesNothing", func(t *testing.T) {
+		t.Parallel()
+		pool := testdb.New(t)
+		for range 2 {
+			_, ok, err := store.ReservePoderoCall(ctx, pool, 10*time.Second, 1, 15*time.Second)
+			require.NoError(t, err)
+			require.True(t, ok)
+		}
+		w, ok, err := store.ReservePoderoCall(ctx, pool, 10*time.Second, 1, 15*time.Second)
+		require.NoError(t, err)
+		require.False(t, ok)
+		require.InDelta(t, 20.0, w.Seconds(), 1)
+		// Declining did not move the timeline: the same answer again.
+		w2, ok, err := store.ReservePoderoCall(ctx, pool, 10*time.Second, 1, 15*time.Second)
+		require.NoError(t, err)
+		require.False(t, ok)
+		require.InDelta(t, w.Seconds(), w2.Seconds(), 1)
+	})
+
+	t.Run("HoldDelaysEveryone", func(t *testing.T) {
+		t.Parallel()
+		pool := testdb.New(t)
+		until, err := store.PoderoHold(ctx, pool)
+		require.NoError(t, err)
+		require.True(t, until.IsZero())
+
+		require.NoError(t, store.HoldPoderoCalls(ctx, pool, 30*time.Second))
+		require.NoError(t, store.HoldPoderoCalls(ctx, pool, time.Second)) // a shorter hold does not shorten it
+		until, err = store.PoderoHold(ctx, pool)
+		require.NoError(t, err)
+		require.WithinDuration(t, time.Now().Add(30*time.Second), until, 2*time.Second)
+
+		w, ok, err := store.ReservePoderoCall(ctx, pool, 10*time.Millisecond, 5, time.Minute)
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.InDelta(t, 30.0, w.Seconds(), 2)
+	})
+}

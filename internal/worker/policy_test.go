@@ -1,0 +1,159 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/stretchr/testify/require"
+
+	"github.com/reauth/reauth"
+	"github.com/reauth/reauth/internal/podero"
+	"github.com/reauth/reauth/internal/testdb"
+)
+
+func TestRetryPolicy(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	highest := func(n int64) int64 { return n - 1 } // the top of the jitter range
+	p := &RetryPolicy{Base: time.Second, Cap: time.Hour, Now: func() time.Time { return now }, Rand: highest}
+
+	for _, tt := range []struct {
+		attempt int
+		ceiling time.Duration
+	}{
+		{1, time.Second}, {2, 2 * time.Second}, {3, 4 * time.Second}, {12, 2048 * time.Second},
+		{13, time.Hour}, {100, time.Hour}, {10000, time.Hour},
+	} {
+		require.Equal(t, tt.ceiling-1, p.Delay(tt.attempt), "attempt %d", tt.attempt)
+	}
+	require.Equal(t, now.Add(4*time.Second), p.NextRetry(&rivertype.JobRow{Attempt: 3}).Add(1))
+
+	// Full jitter: the lowest draw retries at once.
+	p.Rand = func(int64) int64 { return 0 }
+	require.Zero(t, p.Delay(50))
+
+	// With the real source every delay is within [0, ceiling).
+	p.Rand = nil
+	for attempt := 1; attempt < 30; attempt++ {
+		d := p.Delay(attempt)
+		require.GreaterOrEqual(t, d, time.Duration(0))
+		require.Less(t, d, time.Hour)
+	}
+
+	// MaxAttemptsDefault spreads retries over about two days (expected
+	// delay is half the ceiling).
+	var expected time.Duration
+	p.Rand = func(n int64) int64 { return n / 2 }
+	for attempt := 1; attempt < MaxAttemptsDefault; attempt++ {
+		expected += p.Delay(attempt)
+	}
+	require.InDelta(t, 48, expected.Hours(), 6)
+}
+
+func TestJitter(t *testing.T) {
+	t.Parallel()
+	for range 100 {
+		d := jitter(10 * time.Second)
+		require.GreaterOrEqual(t, d, 10*time.Second)
+		require.LessOrEqual(t, d, 12*time.Second)
+	}
+	require.GreaterOrEqual(t, jitter(0), time.Second, "never an immediate stampede")
+}
+
+// TestPoderoErrorPolicy: what each kind of Podero failure does to the job.
+func TestPoderoErrorPolicy(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testdb.New(t)
+	w := &DeviceWorker{cfg: Config{Pool: pool, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}
+	args := reauth.DeviceArgs{OrgID: "6f1c2a7e-1d2b-4c3d-8e9f-0a1b2c3d4e5f", UserID: "0b7e2a7e-1d2b-4c3d-8e9f-0a1b2c3d4e5f",
+		DeviceKind: reauth.Inverter, DeviceID: "a2314723-06cc-4c2e-8819-118905579c7a"}
+
+	isCancel := func(err error) bool { var c *river.JobCancelError; return errors.As(err, &c) }
+	snooze := func(err error) (time.Duration, bool) {
+		var s *rivertype.JobSnoozeError
+		if errors.As(err, &s) {
+			return s.Duration, true
+		}
+		return 0, false
+	}
+
+	for _, tt := range []struct {
+		name       string
+		err        *podero.Error
+		cancel     bool
+		snoozeMin  time.Duration // 0: not snoozed
+		snoozeMax  time.Duration
+		deviceGone bool
+	}{
+		{name: "NotFoundOnAuthSession", err: &podero.Error{Kind: podero.KindNotFound, Op: podero.OpAuthSession, Status: 404}, cancel: true, deviceGone: true},
+		{name: "NotFoundOnUserList", err: &podero.Error{Kind: podero.KindNotFound, Op: podero.OpListUsers, Status: 404}, cancel: true},
+		{name: "Invalid", err: &podero.Error{Kind: podero.KindInvalid, Op: podero.OpAuthSession, Status: 422}, cancel: true},
+		{name: "RateLimited", err: &podero.Error{Kind: podero.KindRateLimited, Status: 429, RetryAfter: 30 * time.Second}, snoozeMin: 30 * time.Second, snoozeMax: 36 * time.Second},
+		{name: "RateLimitedAbsurdRetryAfter", err: &podero.Error{Kind: podero.KindRateLimited, Status: 429, RetryAfter: 1000 * time.Hour}, snoozeMin: MaxSnooze, snoozeMax: MaxSnooze * 6 / 5},
+		{name: "CircuitOpen", err: &podero.Error{Kind: podero.KindCircuitOpen, RetryAfter: 5 * time.Second}, snoozeMin: 5 * time.Second, snoozeMax: 6 * time.Second},
+		{name: "Retryable", err: &podero.Error{Kind: podero.KindRetryable, Status: 503}},
+		{name: "Unauthorized", err: &podero.Error{Kind: podero.KindUnauthorized, Status: 401}},
+		{name: "Malformed", err: &podero.Error{Kind: podero.KindMalformed, Status: 200}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			a := args
+			a.DeviceID = reauthTestUUID(tt.name)
+			got := w.poderoError(ctx, a, tt.err)
+			require.Equal(t, tt.cancel, isCancel(got))
+			d, snoozed := snooze(got)
+			require.Equal(t, tt.snoozeMin > 0, snoozed)
+			if snoozed {
+				require.GreaterOrEqual(t, d, tt.snoozeMin)
+				require.LessOrEqual(t, d, tt.snoozeMax)
+			}
+			if !tt.cancel && !snoozed {
+				require.ErrorIs(t, got, tt.err, "retried with backoff")
+			}
+			var gone int
+			require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM device WHERE id = $1 AND gone_at IS NOT NULL", a.DeviceID).Scan(&gone))
+			require.Equal(t, tt.deviceGone, gone == 1)
+		})
+	}
+}
+
+func reauthTestUUID(name string) string {
+	b := []byte("00000000-0000-4000-8000-000000000000")
+	for i, c := range []byte(name) {
+		pos := len(b) - 1 - i%12
+		b[pos] = "0123456789abcdef"[(int(b[pos])+int(c))%16]
+	}
+	return string(b)
+}
+
+func TestShutdownMiddleware(t *testing.T) {
+	t.Parallel()
+	m := &shutdownMiddleware{}
+	failing := func(ctx context.Context) error { return ctx.Err() }
+
+	// Cancelled because the client is stopping: back to the queue as a snooze.
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(errors.New("stop"))
+	var s *rivertype.JobSnoozeError
+	require.ErrorAs(t, m.Work(ctx, &rivertype.JobRow{}, failing), &s)
+	require.Zero(t, s.Duration)
+
+	// Cancelled by an operator: stays a cancellation.
+	ctx, cancel = context.WithCancelCause(context.Background())
+	cancel(rivertype.ErrJobCancelledRemotely)
+	require.ErrorIs(t, m.Work(ctx, &rivertype.JobRow{}, failing), context.Canceled)
+
+	// Timed out: stays a failure, retried with backoff.
+	ctx, cancelT := context.WithTimeout(context.Background(), 0)
+	defer cancelT()
+	require.ErrorIs(t, m.Work(ctx, &rivertype.JobRow{}, failing), context.DeadlineExceeded)
+
+	// Finished: untouched.
+	require.NoError(t, m.Work(context.Background(), &rivertype.JobRow{}, func(context.Context) error { return nil }))
+}
