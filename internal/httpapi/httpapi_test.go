@@ -23,6 +23,7 @@ import (
 	"github.com/reauth/reauth/internal/config"
 	"github.com/reauth/reauth/internal/httpapi"
 	"github.com/reauth/reauth/internal/link"
+	"github.com/reauth/reauth/internal/podero"
 	"github.com/reauth/reauth/internal/store"
 	"github.com/reauth/reauth/internal/testdb"
 )
@@ -203,6 +204,33 @@ func TestAPI(t *testing.T) {
 		var out map[string]string
 		require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
 		require.Contains(t, out["error"], "reauth migrate")
+	})
+
+	t.Run("ReadinessShowsPoderoState", func(t *testing.T) {
+		t.Parallel()
+		openUntil := time.Now().Add(time.Minute).UTC().Truncate(time.Second)
+		b := setup(t, httpapi.Config{Breaker: func() podero.BreakerStatus {
+			return podero.BreakerStatus{State: podero.BreakerOpen, Failures: 5, OpenUntil: openUntil}
+		}})
+		require.NoError(t, store.HoldPoderoCalls(context.Background(), b.pool, 30*time.Second))
+		resp := b.get(t, "/readyz")
+		require.Equal(t, http.StatusOK, resp.StatusCode, "Podero being down does not make the service unready")
+		var out struct {
+			Status string `json:"status"`
+			Podero struct {
+				Breaker          string     `json:"breaker"`
+				Failures         int        `json:"consecutive_failures"`
+				BreakerOpenUntil time.Time  `json:"breaker_open_until"`
+				HeldUntil        *time.Time `json:"calls_held_until"`
+			} `json:"podero"`
+		}
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+		require.Equal(t, "ready", out.Status)
+		require.Equal(t, "open", out.Podero.Breaker)
+		require.Equal(t, 5, out.Podero.Failures)
+		require.True(t, openUntil.Equal(out.Podero.BreakerOpenUntil))
+		require.NotNil(t, out.Podero.HeldUntil)
+		require.WithinDuration(t, time.Now().Add(30*time.Second), *out.Podero.HeldUntil, 3*time.Second)
 	})
 
 	t.Run("DeviceView", func(t *testing.T) {
