@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -38,7 +39,6 @@ func main() {
 // run is the whole program; it returns the exit code: 0 after a clean
 // shutdown (when ctx is done) or -h, 2 for bad usage, 1 for other failures.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	d := sim.DefaultConfig()
 	fs := flag.NewFlagSet("podero-sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -61,37 +61,43 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	var (
-		addr       string
-		configFile string
-		f          sim.Config // flag values; only flags given on the command line are used
-	)
+	// Flags override the -config file, which overrides the defaults: the
+	// file is read first and its values become the flags' defaults.
+	cfg := sim.DefaultConfig()
+	configFile := configArg(args)
+	if configFile != "" {
+		if err := loadConfig(configFile, &cfg); err != nil {
+			fmt.Fprintf(stderr, "podero-sim: %v\n", err)
+			return 2
+		}
+	}
+	var addr string
 	fs.StringVar(&addr, "addr", "127.0.0.1:8090", "`address` to listen on; port 0 picks a free one")
-	fs.StringVar(&configFile, "config", "", "JSON `file` with the fields of sim.Config: seed, orgs, users_per_org,\ndevices_per_kind, client_id, client_secret, username, password,\ntoken_ttl and latency (\"10h\" or seconds), base_url, fault_seed and\nfaults: {error_5xx, rate_limited, hang, reset, malformed_json, null_fields,\nforeign_host, revoke_tokens, retry_after, hang_for, rate_limit, rate_burst}")
-	fs.StringVar(&f.Seed, "seed", d.Seed, "seed of the deterministic org, user and device ids")
-	fs.IntVar(&f.Orgs, "orgs", d.Orgs, "number of organizations")
-	fs.IntVar(&f.UsersPerOrg, "users", d.UsersPerOrg, "number of users per organization")
-	fs.IntVar(&f.DevicesPerKind, "devices", d.DevicesPerKind, "devices of each kind (inverter, electric_vehicle, wallbox) per user")
-	fs.StringVar(&f.ClientID, "client-id", d.ClientID, "the OAuth2 client id accepted")
-	fs.StringVar(&f.ClientSecret, "client-secret", d.ClientSecret, "the OAuth2 client secret accepted")
-	fs.StringVar(&f.Username, "username", d.Username, "the username accepted by the password grant")
-	fs.StringVar(&f.Password, "password", d.Password, "the password accepted by the password grant")
-	fs.DurationVar(&f.TokenTTL, "token-ttl", d.TokenTTL, "lifetime of an access token")
-	fs.DurationVar(&f.Latency, "latency", d.Latency, "latency added to every token and partner API call (none by default)")
-	fs.StringVar(&f.BaseURL, "base-url", "", "public `URL` of the simulator, used in authentication and resolution links\n(default \"http://\" + the listen address)")
-	fs.Float64Var(&f.Faults.Error5xx, "fault-5xx", 0, "`probability` of answering a partner API call 500, 502 or 503 (in turn)")
-	fs.Float64Var(&f.Faults.RateLimited, "fault-429", 0, "`probability` of answering 429 with a Retry-After of -retry-after,\nin seconds and as an HTTP date in turn")
-	fs.Float64Var(&f.Faults.Hang, "fault-hang", 0, "`probability` of waiting -fault-hang-for before answering")
-	fs.DurationVar(&f.Faults.HangFor, "fault-hang-for", d.Faults.HangFor, "how long a -fault-hang call waits")
-	fs.Float64Var(&f.Faults.Reset, "fault-reset", 0, "`probability` of resetting the connection (TCP RST) instead of answering")
-	fs.Float64Var(&f.Faults.MalformedJSON, "fault-malformed", 0, "`probability` of answering 200 with truncated JSON")
-	fs.Float64Var(&f.Faults.NullFields, "fault-null", 0, "`probability` of an auth_session 200 with authentication_url and/or\nsession_id null")
-	fs.Float64Var(&f.Faults.ForeignHost, "fault-foreign", 0, "`probability` of an auth_session 200 whose authentication_url is on\nhttps://evil.example")
-	fs.Float64Var(&f.Faults.RevokeTokens, "fault-revoke", 0, "`probability` of revoking every access token issued before handling a call")
-	fs.DurationVar(&f.Faults.RetryAfter, "retry-after", d.Faults.RetryAfter, "Retry-After of -fault-429 answers")
-	fs.Uint64Var(&f.FaultSeed, "fault-seed", d.FaultSeed, "seed of the fault draws")
-	fs.Float64Var(&f.Faults.RateLimit, "rate-limit", 0, "the simulator's own limit in partner API `requests` per second, over all\nclients (0: none); calls over it get 429 and count as violations")
-	fs.IntVar(&f.Faults.RateBurst, "rate-burst", 0, "burst of -rate-limit (default -rate-limit rounded up)")
+	fs.StringVar(&configFile, "config", configFile, "JSON `file` with the fields of sim.Config: seed, orgs, users_per_org,\ndevices_per_kind, client_id, client_secret, username, password,\ntoken_ttl and latency (\"10h\" or seconds), base_url, fault_seed and\nfaults: {error_5xx, rate_limited, hang, reset, malformed_json, null_fields,\nforeign_host, revoke_tokens, retry_after, hang_for, rate_limit, rate_burst}")
+	fs.StringVar(&cfg.Seed, "seed", cfg.Seed, "seed of the deterministic org, user and device ids")
+	fs.IntVar(&cfg.Orgs, "orgs", cfg.Orgs, "number of organizations")
+	fs.IntVar(&cfg.UsersPerOrg, "users", cfg.UsersPerOrg, "number of users per organization")
+	fs.IntVar(&cfg.DevicesPerKind, "devices", cfg.DevicesPerKind, "devices of each kind (inverter, electric_vehicle, wallbox) per user")
+	fs.StringVar(&cfg.ClientID, "client-id", cfg.ClientID, "the OAuth2 client id accepted")
+	fs.StringVar(&cfg.ClientSecret, "client-secret", cfg.ClientSecret, "the OAuth2 client secret accepted")
+	fs.StringVar(&cfg.Username, "username", cfg.Username, "the username accepted by the password grant")
+	fs.StringVar(&cfg.Password, "password", cfg.Password, "the password accepted by the password grant")
+	fs.DurationVar(&cfg.TokenTTL, "token-ttl", cfg.TokenTTL, "lifetime of an access token")
+	fs.DurationVar(&cfg.Latency, "latency", cfg.Latency, "latency added to every token and partner API call (none by default)")
+	fs.StringVar(&cfg.BaseURL, "base-url", cfg.BaseURL, "public `URL` of the simulator, used in authentication and resolution links\n(default \"http://\" + the listen address)")
+	fs.Float64Var(&cfg.Faults.Error5xx, "fault-5xx", cfg.Faults.Error5xx, "`probability` of answering a partner API call 500, 502 or 503 (in turn)")
+	fs.Float64Var(&cfg.Faults.RateLimited, "fault-429", cfg.Faults.RateLimited, "`probability` of answering 429 with a Retry-After of -retry-after,\nin seconds and as an HTTP date in turn")
+	fs.Float64Var(&cfg.Faults.Hang, "fault-hang", cfg.Faults.Hang, "`probability` of waiting -fault-hang-for before answering")
+	fs.DurationVar(&cfg.Faults.HangFor, "fault-hang-for", cfg.Faults.HangFor, "how long a -fault-hang call waits")
+	fs.Float64Var(&cfg.Faults.Reset, "fault-reset", cfg.Faults.Reset, "`probability` of resetting the connection (TCP RST) instead of answering")
+	fs.Float64Var(&cfg.Faults.MalformedJSON, "fault-malformed", cfg.Faults.MalformedJSON, "`probability` of answering 200 with truncated JSON")
+	fs.Float64Var(&cfg.Faults.NullFields, "fault-null", cfg.Faults.NullFields, "`probability` of an auth_session 200 with authentication_url and/or\nsession_id null")
+	fs.Float64Var(&cfg.Faults.ForeignHost, "fault-foreign", cfg.Faults.ForeignHost, "`probability` of an auth_session 200 whose authentication_url is on\nhttps://evil.example")
+	fs.Float64Var(&cfg.Faults.RevokeTokens, "fault-revoke", cfg.Faults.RevokeTokens, "`probability` of revoking every access token issued before handling a call")
+	fs.DurationVar(&cfg.Faults.RetryAfter, "retry-after", cfg.Faults.RetryAfter, "Retry-After of -fault-429 answers")
+	fs.Uint64Var(&cfg.FaultSeed, "fault-seed", cfg.FaultSeed, "seed of the fault draws")
+	fs.Float64Var(&cfg.Faults.RateLimit, "rate-limit", cfg.Faults.RateLimit, "the simulator's own limit in partner API `requests` per second, over all\nclients (0: none); calls over it get 429 and count as violations")
+	fs.IntVar(&cfg.Faults.RateBurst, "rate-burst", cfg.Faults.RateBurst, "burst of -rate-limit (default -rate-limit rounded up)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -102,67 +108,6 @@ Flags:
 		fmt.Fprintf(stderr, "podero-sim: unexpected arguments: %q\n", fs.Args())
 		return 2
 	}
-
-	var cfg sim.Config
-	if configFile != "" {
-		var err error
-		if cfg, err = loadConfig(configFile); err != nil {
-			fmt.Fprintf(stderr, "podero-sim: %v\n", err)
-			return 2
-		}
-	}
-	fs.Visit(func(fl *flag.Flag) {
-		switch fl.Name {
-		case "seed":
-			cfg.Seed = f.Seed
-		case "orgs":
-			cfg.Orgs = f.Orgs
-		case "users":
-			cfg.UsersPerOrg = f.UsersPerOrg
-		case "devices":
-			cfg.DevicesPerKind = f.DevicesPerKind
-		case "client-id":
-			cfg.ClientID = f.ClientID
-		case "client-secret":
-			cfg.ClientSecret = f.ClientSecret
-		case "username":
-			cfg.Username = f.Username
-		case "password":
-			cfg.Password = f.Password
-		case "token-ttl":
-			cfg.TokenTTL = f.TokenTTL
-		case "latency":
-			cfg.Latency = f.Latency
-		case "base-url":
-			cfg.BaseURL = f.BaseURL
-		case "fault-5xx":
-			cfg.Faults.Error5xx = f.Faults.Error5xx
-		case "fault-429":
-			cfg.Faults.RateLimited = f.Faults.RateLimited
-		case "fault-hang":
-			cfg.Faults.Hang = f.Faults.Hang
-		case "fault-hang-for":
-			cfg.Faults.HangFor = f.Faults.HangFor
-		case "fault-reset":
-			cfg.Faults.Reset = f.Faults.Reset
-		case "fault-malformed":
-			cfg.Faults.MalformedJSON = f.Faults.MalformedJSON
-		case "fault-null":
-			cfg.Faults.NullFields = f.Faults.NullFields
-		case "fault-foreign":
-			cfg.Faults.ForeignHost = f.Faults.ForeignHost
-		case "fault-revoke":
-			cfg.Faults.RevokeTokens = f.Faults.RevokeTokens
-		case "retry-after":
-			cfg.Faults.RetryAfter = f.Faults.RetryAfter
-		case "fault-seed":
-			cfg.FaultSeed = f.FaultSeed
-		case "rate-limit":
-			cfg.Faults.RateLimit = f.Faults.RateLimit
-		case "rate-burst":
-			cfg.Faults.RateBurst = f.Faults.RateBurst
-		}
-	})
 	if cfg.Orgs < 0 || cfg.UsersPerOrg < 0 || cfg.DevicesPerKind < 0 || cfg.TokenTTL < 0 || cfg.Latency < 0 {
 		fmt.Fprintln(stderr, "podero-sim: counts and durations must not be negative")
 		return 2
@@ -208,31 +153,53 @@ Flags:
 	return 0
 }
 
-// loadConfig reads a JSON config file. Durations are Go durations ("10h",
-// "250ms") or numbers of seconds; unknown fields are an error.
-func loadConfig(path string) (sim.Config, error) {
+// configArg returns the value of -config in args, "" when absent, so the
+// file can be read before the other flags are defined.
+func configArg(args []string) string {
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || name != "config" {
+			continue
+		}
+		if hasValue {
+			return value
+		}
+		if i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+// loadConfig reads a JSON config file onto cfg: fields it names replace
+// cfg's. Durations are Go durations ("10h", "250ms") or numbers of seconds;
+// unknown fields are an error.
+func loadConfig(path string, cfg *sim.Config) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return sim.Config{}, err
+		return err
 	}
-	var fc struct {
+	fc := struct {
 		sim.Config
 		TokenTTL *duration `json:"token_ttl"` // shadow the embedded time.Durations
 		Latency  *duration `json:"latency"`
-	}
+	}{Config: *cfg}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&fc); err != nil {
-		return sim.Config{}, fmt.Errorf("config %s: %w", path, err)
+		return fmt.Errorf("config %s: %w", path, err)
 	}
-	cfg := fc.Config
+	*cfg = fc.Config
 	if fc.TokenTTL != nil {
 		cfg.TokenTTL = time.Duration(*fc.TokenTTL)
 	}
 	if fc.Latency != nil {
 		cfg.Latency = time.Duration(*fc.Latency)
 	}
-	return cfg, nil
+	return nil
 }
 
 // duration is a time.Duration written in JSON as "10h" or as seconds.
