@@ -8,7 +8,9 @@
 package reauth
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/mail"
@@ -76,6 +78,21 @@ type DeviceArgs struct {
 	CancelURL  string `json:"cancel_url,omitempty"`
 	// Reason is free text for operators ("api", "sweep", ...).
 	Reason string `json:"reason,omitempty"`
+
+	decodeErr error // set by UnmarshalJSON, reported by Validate
+}
+
+// UnmarshalJSON decodes strictly (unknown fields and wrong types are errors)
+// but never fails: args another language inserted straight into river_job
+// must get the job cancelled with a clear reason, not retried, so the
+// problem is kept for Validate to report.
+func (a *DeviceArgs) UnmarshalJSON(b []byte) error {
+	type plain DeviceArgs // without this method
+	var p plain
+	err := decodeStrict(b, &p)
+	*a = DeviceArgs(p)
+	a.decodeErr = err
+	return nil
 }
 
 // Kind is the River job kind.
@@ -116,6 +133,9 @@ func (a DeviceArgs) Normalized() DeviceArgs {
 
 // Validate checks every field and returns one error naming all that is wrong.
 func (a DeviceArgs) Validate() error {
+	if a.decodeErr != nil {
+		return a.decodeErr
+	}
 	var errs []error
 	for _, f := range []struct{ name, v string }{{"org_id", a.OrgID}, {"user_id", a.UserID}, {"device_id", a.DeviceID}} {
 		if f.v == "" {
@@ -189,6 +209,55 @@ func ValidateURL(s string) error {
 type NotifyArgs struct {
 	SessionID int64 `json:"session_id"`
 	Step      int   `json:"step"`
+
+	decodeErr error // set by UnmarshalJSON, reported by Validate
+}
+
+// UnmarshalJSON decodes strictly but never fails; see DeviceArgs.UnmarshalJSON.
+func (a *NotifyArgs) UnmarshalJSON(b []byte) error {
+	type plain NotifyArgs
+	var p plain
+	err := decodeStrict(b, &p)
+	*a = NotifyArgs(p)
+	a.decodeErr = err
+	return nil
+}
+
+// Validate reports malformed args.
+func (a NotifyArgs) Validate() error {
+	if a.decodeErr != nil {
+		return a.decodeErr
+	}
+	if a.SessionID <= 0 || a.Step < 0 {
+		return errors.New("session_id must be positive and step not negative")
+	}
+	return nil
+}
+
+// decodeStrict decodes one JSON object into v, rejecting unknown fields,
+// wrong types and trailing data, with an error that names the field.
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("trailing data after the object")
+	}
+	if err == nil {
+		return nil
+	}
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &typ) && typ.Field != "":
+		err = fmt.Errorf("field %q must be a %s, not %s", typ.Field, typ.Type.Kind(), typ.Value)
+	case errors.As(err, &typ):
+		err = fmt.Errorf("must be a JSON object, not %s", typ.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		err = fmt.Errorf("unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+	default:
+		err = errors.New("not valid JSON")
+	}
+	return fmt.Errorf("malformed job args: %w", err)
 }
 
 // Kind is the River job kind.

@@ -104,13 +104,22 @@ func TestEndToEnd(t *testing.T) {
 	migrate := start(t, s.env, "reauth", "migrate")
 	require.Equal(t, 0, migrate.wait(t, 60*time.Second), migrate.output.String())
 
-	srv := s.serve(t)
-
-	// A partner page the user lands on after a successful login.
+	// A partner page the user lands on after a successful login; its host
+	// must be on REDIRECT_HOSTS.
 	partner := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, "partner page")
 	}))
 	defer partner.Close()
+	srv := s.serve(t, "REDIRECT_HOSTS=http://"+partner.Listener.Addr().String())
+
+	// A success_url elsewhere is refused before anything is enqueued.
+	st0 := s.state(t)
+	u0 := st0.Orgs[0].Users[0]
+	var refusal map[string]string
+	require.Equal(t, http.StatusBadRequest, api(t, http.MethodPost, s.base+"/v1/reauth", apiToken,
+		fmt.Sprintf(`{"org_id":%q,"user_id":%q,"device_kind":"inverter","device_id":%q,"success_url":"https://evil.example/"}`,
+			st0.Orgs[0].ID, u0.ID, u0.Devices[0].ID), &refusal))
+	require.Contains(t, refusal["error"], "REDIRECT_HOSTS")
 
 	st := s.state(t)
 	org, user := st.Orgs[0].ID, st.Orgs[0].Users[0]

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/reauth/reauth/internal/config"
+	"github.com/reauth/reauth/internal/hostlist"
 	"github.com/reauth/reauth/internal/httpapi"
 	"github.com/reauth/reauth/internal/link"
 	"github.com/reauth/reauth/internal/notify"
@@ -113,6 +114,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 	if err != nil {
 		return err
 	}
+	redirectHosts, err := hostlist.Parse(cfg.RedirectHosts)
+	if err != nil {
+		return fmt.Errorf("REDIRECT_HOSTS: %w", err)
+	}
 
 	rc, err := worker.NewClient(worker.Config{
 		Pool:          pool,
@@ -120,6 +125,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 		Email:         email,
 		Links:         signer,
 		PublicBaseURL: cfg.PublicBaseURL,
+		RedirectHosts: redirectHosts,
 		LinkTTL:       cfg.LinkTTL,
 		PoderoWorkers: cfg.PoderoWorkers,
 		NotifyWorkers: cfg.NotifyWorkers,
@@ -141,7 +147,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 	srv := &http.Server{
 		Handler: httpapi.New(httpapi.Config{
 			Pool: pool, River: rc, Tokens: cfg.APITokens,
-			SuccessURL: cfg.SuccessURL, CancelURL: cfg.CancelURL, Breaker: pc.Breaker, Logger: log,
+			SuccessURL: cfg.SuccessURL, CancelURL: cfg.CancelURL, RedirectHosts: redirectHosts,
+			Breaker: pc.Breaker, Logger: log,
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/reauth/reauth"
+	"github.com/reauth/reauth/internal/hostlist"
 )
 
 // Defaults for the optional settings.
@@ -57,10 +58,28 @@ func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 // Reveal returns the secret itself; call it only where the value is used.
 func (s Secret) Reveal() string { return string(s) }
 
+// API token scopes: what a bearer token may do.
+const (
+	ScopeEnqueue = "enqueue" // POST /v1/reauth
+	ScopeRead    = "read"    // GET /v1/devices/...
+	ScopeOps     = "ops"     // the ops page and API
+)
+
 // APIToken is one bearer token accepted by /v1, kept only as its SHA-256.
 type APIToken struct {
-	Name string
-	Hash [sha256.Size]byte
+	Name   string
+	Scopes []string
+	Hash   [sha256.Size]byte
+}
+
+// Allows reports whether the token has scope.
+func (t APIToken) Allows(scope string) bool {
+	for _, s := range t.Scopes {
+		if s == scope {
+			return true
+		}
+	}
+	return false
 }
 
 // Config is everything the service reads from its environment.
@@ -90,6 +109,7 @@ type Config struct {
 	LinkSecret    Secret        // LINK_SECRET; key that derives link tokens (32+ bytes)
 	LinkTTL       time.Duration // LINK_TTL
 	SuccessURL    string        // SUCCESS_URL; partner page after a completed login
+	RedirectHosts []string      // REDIRECT_HOSTS; hosts a request's success_url/cancel_url may name
 	CancelURL     string        // CANCEL_URL; partner page after a cancelled login
 
 	PoderoWorkers int           // PODERO_WORKERS
@@ -129,6 +149,7 @@ func Load(getenv func(string) string) (Config, error) {
 		LinkSecret:         Secret(e.str("LINK_SECRET")),
 		LinkTTL:            e.duration("LINK_TTL", LinkTTLDefault),
 		SuccessURL:         e.str("SUCCESS_URL"),
+		RedirectHosts:      e.list("REDIRECT_HOSTS"),
 		CancelURL:          e.str("CANCEL_URL"),
 		PoderoWorkers:      e.integer("PODERO_WORKERS", PoderoWorkersDefault),
 		NotifyWorkers:      e.integer("NOTIFY_WORKERS", NotifyWorkersDefault),
@@ -168,6 +189,12 @@ func Load(getenv func(string) string) (Config, error) {
 				errs = append(errs, fmt.Errorf("%s %w", u.name, err))
 			}
 		}
+	}
+	if _, err := hostlist.Parse(c.RedirectHosts); err != nil {
+		errs = append(errs, fmt.Errorf("REDIRECT_HOSTS: %w", err))
+	}
+	if _, err := hostlist.Parse(c.PoderoLinkHosts); err != nil {
+		errs = append(errs, fmt.Errorf("PODERO_LINK_HOSTS: %w", err))
 	}
 	if c.SMTPURL != "" {
 		if u, err := url.Parse(c.SMTPURL.Reveal()); err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Host == "" {
@@ -233,7 +260,7 @@ var Vars = []string{"DATABASE_URL", "PODERO_BASE_URL", "PODERO_TOKEN_URL", "PODE
 	"PODERO_BREAKER_FAILURES", "PODERO_BREAKER_COOLOFF", "RETRY_BACKOFF_CAP", "MAX_ATTEMPTS",
 	"SHUTDOWN_GRACE", "SMTP_URL",
 	"MAIL_FROM", "PUBLIC_BASE_URL", "HTTP_ADDR", "API_TOKENS", "LINK_SECRET", "LINK_TTL",
-	"SUCCESS_URL", "CANCEL_URL", "PODERO_WORKERS", "NOTIFY_WORKERS", "JOB_TIMEOUT",
+	"SUCCESS_URL", "CANCEL_URL", "REDIRECT_HOSTS", "PODERO_WORKERS", "NOTIFY_WORKERS", "JOB_TIMEOUT",
 	"JOB_RESCUE_AFTER", "LOG_FORMAT", "LOG_LEVEL"}
 
 // ServeVars are the variables `reauth serve` cannot run without.
@@ -259,6 +286,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("smtp_url", maskURL(c.SMTPURL.Reveal())),
 		slog.String("mail_from", c.MailFrom),
 		slog.String("public_base_url", c.PublicBaseURL),
+		slog.Any("redirect_hosts", c.RedirectHosts),
 		slog.String("http_addr", c.HTTPAddr),
 		slog.Int("api_tokens", len(c.APITokens)),
 		slog.Any("link_secret", c.LinkSecret),
@@ -368,20 +396,42 @@ func (e *env) integer(name string, def int) int {
 	return n
 }
 
-// tokens parses API_TOKENS: comma-separated entries, each "name:token" or a
-// bare token (named token1, token2, ... by position). Only hashes are kept.
+// tokens parses API_TOKENS: comma-separated entries "name:scopes:token"
+// (scopes joined by +, from enqueue, read, ops), "name:token" or a bare
+// token (both with scopes enqueue+read; a bare one is named token1, token2,
+// ... by position). Tokens hold no ':' or ','. Only hashes are kept.
 func (e *env) tokens(name string) []APIToken {
 	var out []APIToken
 	for i, entry := range e.list(name) {
-		tokName, tok, ok := strings.Cut(entry, ":")
-		if !ok {
-			tokName, tok = fmt.Sprintf("token%d", i+1), entry
+		parts := strings.Split(entry, ":")
+		t := APIToken{Name: fmt.Sprintf("token%d", i+1), Scopes: []string{ScopeEnqueue, ScopeRead}}
+		var tok string
+		switch len(parts) {
+		case 1:
+			tok = parts[0]
+		case 2:
+			t.Name, tok = parts[0], parts[1]
+		case 3:
+			t.Name, tok = parts[0], parts[2]
+			t.Scopes = strings.Split(parts[1], "+")
+		default:
+			e.errs = append(e.errs, fmt.Errorf("%s entry %d: want name:scopes:token", name, i+1))
+			continue
+		}
+		for _, sc := range t.Scopes {
+			if sc != ScopeEnqueue && sc != ScopeRead && sc != ScopeOps {
+				e.errs = append(e.errs, fmt.Errorf("%s entry %d: unknown scope %q (enqueue, read, ops)", name, i+1, sc))
+			}
+		}
+		if t.Name == "" {
+			e.errs = append(e.errs, fmt.Errorf("%s entry %d: empty name", name, i+1))
 		}
 		if len(tok) < 16 {
 			e.errs = append(e.errs, fmt.Errorf("%s entry %d: a token must be at least 16 characters", name, i+1))
 			continue
 		}
-		out = append(out, APIToken{Name: tokName, Hash: sha256.Sum256([]byte(tok))})
+		t.Hash = sha256.Sum256([]byte(tok))
+		out = append(out, t)
 	}
 	return out
 }

@@ -28,7 +28,7 @@ func TestLoad(t *testing.T) {
 		"SMTP_URL":             "smtp://mailer:SMTPPASS-x3@mail:587",
 		"MAIL_FROM":            "Reauth <noreply@example.com>",
 		"PUBLIC_BASE_URL":      "https://reauth.example.com",
-		"API_TOKENS":           "crm:APITOKEN-x4-0123456789,APITOKEN-x5-0123456789",
+		"API_TOKENS":           "crm:APITOKEN-x4-0123456789,APITOKEN-x5-0123456789,opsteam:ops+read:APITOKEN-x7-0123456789",
 		"LINK_SECRET":          "LINKSECRET-x6-0123456789abcdef0123456789",
 		"LINK_TTL":             "12h",
 		"LOG_LEVEL":            "debug",
@@ -43,9 +43,14 @@ func TestLoad(t *testing.T) {
 		require.Equal(t, "https://app.podero.com/api/partners/v2.0/auth/token", c.PoderoTokenURL)
 		require.Equal(t, HTTPAddrDefault, c.HTTPAddr)
 		require.Equal(t, slog.LevelDebug, c.LogLevel)
-		require.Len(t, c.APITokens, 2)
+		require.Len(t, c.APITokens, 3)
 		require.Equal(t, "crm", c.APITokens[0].Name)
 		require.Equal(t, "token2", c.APITokens[1].Name)
+		require.True(t, c.APITokens[1].Allows(ScopeEnqueue))
+		require.True(t, c.APITokens[1].Allows(ScopeRead))
+		require.False(t, c.APITokens[1].Allows(ScopeOps))
+		require.Equal(t, "opsteam", c.APITokens[2].Name)
+		require.Equal(t, []string{ScopeOps, ScopeRead}, c.APITokens[2].Scopes)
 	})
 
 	t.Run("SecretsMaskedWhenPrinted", func(t *testing.T) {
@@ -55,7 +60,7 @@ func TestLoad(t *testing.T) {
 		var buf bytes.Buffer
 		slog.New(slog.NewJSONHandler(&buf, nil)).Info("starting", slog.Any("config", c))
 		out := buf.String() + fmt.Sprintf("%v %+v %#v", c, c, c)
-		for _, secret := range []string{"DBPASS-x1", "CLIENTSECRET-x2", "SMTPPASS-x3", "APITOKEN-x4", "APITOKEN-x5", "LINKSECRET-x6"} {
+		for _, secret := range []string{"DBPASS-x1", "CLIENTSECRET-x2", "SMTPPASS-x3", "APITOKEN-x4", "APITOKEN-x5", "LINKSECRET-x6", "APITOKEN-x7"} {
 			require.NotContains(t, out, secret)
 		}
 		require.Contains(t, buf.String(), "postgres://app:%2A%2A%2A%2A@db:5432/reauth")
@@ -81,10 +86,11 @@ func TestLoad(t *testing.T) {
 			"PODERO_BASE_URL": "app.podero.com", "SMTP_URL": "http://mail", "LINK_TTL": "soon",
 			"LOG_FORMAT": "xml", "LOG_LEVEL": "loud", "API_TOKENS": "short", "LINK_SECRET": "short",
 			"PODERO_USERNAME": "u", "PODERO_WORKERS": "many", "JOB_RESCUE_AFTER": "10s",
+			"REDIRECT_HOSTS": "a/b",
 		}))
 		require.Error(t, err)
 		for _, want := range []string{"PODERO_BASE_URL", "SMTP_URL", "LINK_TTL", "LOG_FORMAT", "LOG_LEVEL",
-			"API_TOKENS entry 1", "LINK_SECRET", "PODERO_PASSWORD", "PODERO_WORKERS", "JOB_RESCUE_AFTER"} {
+			"API_TOKENS entry 1", "LINK_SECRET", "PODERO_PASSWORD", "PODERO_WORKERS", "JOB_RESCUE_AFTER", "REDIRECT_HOSTS"} {
 			require.ErrorContains(t, err, want)
 		}
 	})
@@ -110,7 +116,7 @@ func TestVarsDocumentedAndDeployed(t *testing.T) {
 	readme, err := os.ReadFile("../../README.md")
 	require.NoError(t, err)
 	for _, v := range Vars {
-		require.Contains(t, string(readme), "`"+v+"`", "README documents %s", v)
+		require.True(t, strings.Contains(string(readme), "`"+v+"`"), "the README does not document %s", v)
 	}
 
 	var used []string

@@ -5,8 +5,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +21,7 @@ import (
 
 	"github.com/reauth/reauth"
 	"github.com/reauth/reauth/internal/config"
+	"github.com/reauth/reauth/internal/hostlist"
 	"github.com/reauth/reauth/internal/link"
 	"github.com/reauth/reauth/internal/podero"
 	"github.com/reauth/reauth/internal/store"
@@ -40,6 +39,9 @@ type Config struct {
 	// SuccessURL and CancelURL are the partner's pages after the login when
 	// the request named none; a built-in page when empty.
 	SuccessURL, CancelURL string
+	// RedirectHosts are the hosts a request's success_url and cancel_url may
+	// name; the configured SuccessURL and CancelURL are always allowed.
+	RedirectHosts hostlist.List
 	// Breaker reports the Podero client's circuit breaker for /readyz; nil
 	// leaves it out.
 	Breaker func() podero.BreakerStatus
@@ -50,8 +52,8 @@ type Config struct {
 func New(cfg Config) http.Handler {
 	s := &server{cfg: cfg}
 	mux := http.NewServeMux()
-	mux.Handle("POST /v1/reauth", s.auth(s.enqueue))
-	mux.Handle("GET /v1/devices/{kind}/{id}", s.auth(s.device))
+	mux.Handle("POST /v1/reauth", s.auth(config.ScopeEnqueue, s.enqueue))
+	mux.Handle("GET /v1/devices/{kind}/{id}", s.auth(config.ScopeRead, s.device))
 	mux.HandleFunc("GET /r/{token}", s.open)
 	mux.HandleFunc("GET /r/{token}/done", s.done)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -65,21 +67,39 @@ func New(cfg Config) http.Handler {
 	return s.logRequests(mux)
 }
 
-type server struct{ cfg Config }
+type server struct {
+	cfg      Config
+	failures failures
+}
 
-// logRequests logs each request by its route pattern, never its path: paths
-// under /r carry link tokens.
+// logRequests logs each request by its route pattern, never its path (paths
+// under /r carry link tokens), with the API token's name; and turns a panic
+// into a plain 500, never a stack trace in the response.
 func (s *server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		var name string
+		r = r.WithContext(context.WithValue(r.Context(), tokenNameKey{}, &name))
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.cfg.Logger.ErrorContext(r.Context(), "handler panicked", slog.String("route", r.Pattern), slog.Any("panic", p))
+				writeError(rec, http.StatusInternalServerError, "internal error")
+			}
+			route := r.Pattern
+			if route == "" {
+				route = "unmatched"
+			}
+			attrs := []slog.Attr{slog.String("route", route), slog.Int("status", rec.status), slog.Duration("took", time.Since(start))}
+			if name != "" {
+				attrs = append(attrs, slog.String("token", name))
+			}
+			s.cfg.Logger.LogAttrs(r.Context(), slog.LevelDebug, "http request", attrs...)
+		}()
 		next.ServeHTTP(rec, r)
-		route := r.Pattern
-		if route == "" {
-			route = "unmatched"
-		}
-		s.cfg.Logger.DebugContext(r.Context(), "http request", slog.String("route", route),
-			slog.Int("status", rec.status), slog.Duration("took", time.Since(start)))
 	})
 }
 
@@ -91,27 +111,6 @@ type statusRecorder struct {
 func (r *statusRecorder) WriteHeader(code int) {
 	r.status = code
 	r.ResponseWriter.WriteHeader(code)
-}
-
-type tokenNameKey struct{}
-
-// auth admits requests with a bearer token from API_TOKENS. Tokens are
-// compared by SHA-256 in constant time.
-func (s *server) auth(next http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-		if ok && strings.EqualFold(scheme, "Bearer") {
-			sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-			for _, t := range s.cfg.Tokens {
-				if subtle.ConstantTimeCompare(sum[:], t.Hash[:]) == 1 {
-					next(w, r.WithContext(context.WithValue(r.Context(), tokenNameKey{}, t.Name)))
-					return
-				}
-			}
-		}
-		w.Header().Set("WWW-Authenticate", `Bearer realm="reauth"`)
-		writeError(w, http.StatusUnauthorized, "missing or invalid bearer token")
-	})
 }
 
 // reauthRequest is the body of POST /v1/reauth.
@@ -132,17 +131,18 @@ func (s *server) enqueue(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	name, _ := r.Context().Value(tokenNameKey{}).(string)
+	name := tokenName(r.Context())
 	args := reauth.DeviceArgs{
 		OrgID: req.OrgID, UserID: req.UserID, DeviceKind: reauth.DeviceKind(req.DeviceKind), DeviceID: req.DeviceID,
 		Email: req.Email, Locale: req.Locale, SuccessURL: req.SuccessURL, CancelURL: req.CancelURL,
 		Reason: "api:" + name,
 	}.Normalized()
-	if err := args.Validate(); err != nil {
+	if err := errors.Join(args.Validate(), s.cfg.RedirectHosts.Check("success_url", args.SuccessURL), s.cfg.RedirectHosts.Check("cancel_url", args.CancelURL)); err != nil {
 		writeError(w, http.StatusBadRequest, strings.ReplaceAll(err.Error(), "\n", "; "))
 		return
 	}
-	res, err := s.cfg.River.Insert(r.Context(), args, nil)
+	meta, _ := json.Marshal(map[string]string{"api_token": name})
+	res, err := s.cfg.River.Insert(r.Context(), args, &river.InsertOpts{Metadata: meta})
 	if err != nil {
 		s.cfg.Logger.ErrorContext(r.Context(), "enqueue failed", slog.Any("error", err))
 		writeError(w, http.StatusServiceUnavailable, "could not enqueue the request; try again")
@@ -225,6 +225,10 @@ func (s *server) open(w http.ResponseWriter, r *http.Request) {
 	}
 	switch sess.State {
 	case store.SessionOpen, store.SessionCancelled:
+		if time.Now().After(sess.ExpiresAt) {
+			s.renew(w, r, sess)
+			return
+		}
 		if err := store.MarkOpened(r.Context(), s.cfg.Pool, sess.ID); err != nil {
 			s.internalError(w, r, err)
 			return
@@ -235,6 +239,21 @@ func (s *server) open(w http.ResponseWriter, r *http.Request) {
 	default:
 		writePage(w, http.StatusGone, "Link no longer valid", "This link has been replaced by a newer one. Please use the link in the most recent message.")
 	}
+}
+
+// renew requests a fresh session for an expired link's device (a duplicate
+// while one is already on its way) and tells the user it is coming.
+func (s *server) renew(w http.ResponseWriter, r *http.Request, sess store.Session) {
+	args := reauth.DeviceArgs{
+		OrgID: sess.OrgID, UserID: sess.UserID, DeviceKind: sess.DeviceKind, DeviceID: sess.DeviceID,
+		Email: sess.Email, Locale: sess.Locale, SuccessURL: sess.SuccessURL, CancelURL: sess.CancelURL,
+		Reason: "link_expired",
+	}
+	if _, err := s.cfg.River.Insert(r.Context(), args, nil); err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	writePage(w, http.StatusOK, "This link has expired", "A new link is on its way to you by email. Please use that one.")
 }
 
 // done is where Podero sends the user after the manufacturer login: it
@@ -249,13 +268,15 @@ func (s *server) done(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// The request's own page only while its host is still allowed; else the
+	// configured page; else a built-in one.
 	state, target, title, text := store.SessionCompleted, sess.SuccessURL, "Connected", "Your device is connected again. You can close this page."
-	if target == "" {
+	if target == "" || !s.cfg.RedirectHosts.AllowsString(target) {
 		target = s.cfg.SuccessURL
 	}
 	if result == "cancel" {
 		state, target, title, text = store.SessionCancelled, sess.CancelURL, "Cancelled", "The connection was not renewed. You can use the link in your message again at any time."
-		if target == "" {
+		if target == "" || !s.cfg.RedirectHosts.AllowsString(target) {
 			target = s.cfg.CancelURL
 		}
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/reauth/reauth"
 	"github.com/reauth/reauth/internal/config"
+	"github.com/reauth/reauth/internal/hostlist"
 	"github.com/reauth/reauth/internal/httpapi"
 	"github.com/reauth/reauth/internal/link"
 	"github.com/reauth/reauth/internal/podero"
@@ -52,7 +53,7 @@ func setup(t *testing.T, cfg httpapi.Config) *testBundle {
 	require.NoError(t, err)
 	cfg.Pool, cfg.River = b.pool, rc
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg.Tokens = []config.APIToken{{Name: "t", Hash: sha256.Sum256([]byte(apiToken))}}
+	cfg.Tokens = []config.APIToken{{Name: "t", Scopes: []string{config.ScopeEnqueue, config.ScopeRead}, Hash: sha256.Sum256([]byte(apiToken))}}
 	b.srv = httptest.NewServer(httpapi.New(cfg))
 	t.Cleanup(b.srv.Close)
 	b.browser = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -149,7 +150,9 @@ func TestLinks(t *testing.T) {
 
 	t.Run("DoneCancelUsesTheRequestsCancelURL", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, httpapi.Config{CancelURL: "https://partner.example/no"})
+		hosts, err := hostlist.Parse([]string{"crm.example"})
+		require.NoError(t, err)
+		b := setup(t, httpapi.Config{CancelURL: "https://partner.example/no", RedirectHosts: hosts})
 		id, token := b.session(t, "https://app.podero.com/connect/1", "", "https://crm.example/cancelled")
 		resp := b.get(t, "/r/"+token+"/done?result=cancel")
 		require.Equal(t, http.StatusFound, resp.StatusCode)

@@ -33,7 +33,8 @@ const maxPerConn = 100
 // EmailConfig configures the email channel.
 type EmailConfig struct {
 	// URL is SMTP_URL: smtp://[user:pass@]host[:port] (port 25 by default;
-	// STARTTLS when the server offers it, required with ?starttls=required)
+	// STARTTLS required, except on a local host, where it is used when
+	// offered; ?starttls=opportunistic or ?starttls=required overrides)
 	// or smtps://[user:pass@]host[:port] (implicit TLS, port 465 by
 	// default). With user info, AUTH PLAIN is used, which go-mail only does
 	// over TLS or to localhost/127.0.0.1/::1.
@@ -117,7 +118,10 @@ func NewEmail(cfg EmailConfig, r *Renderer) (*Email, error) {
 			return nil, errors.New("notify: SMTP_URL has an invalid port")
 		}
 	}
-	policy := mail.TLSOpportunistic
+	policy := mail.TLSMandatory
+	if isLocal(host) {
+		policy = mail.TLSOpportunistic
+	}
 	if e.implicit {
 		policy = mail.NoTLS // TLS is done by dial
 	}
@@ -128,7 +132,11 @@ func NewEmail(cfg EmailConfig, r *Renderer) (*Email, error) {
 		}
 	}
 	switch v := q.Get("starttls"); v {
-	case "", "opportunistic":
+	case "":
+	case "opportunistic":
+		if !e.implicit {
+			policy = mail.TLSOpportunistic
+		}
 	case "required":
 		if e.implicit {
 			return nil, errors.New("notify: SMTP_URL: starttls does not apply to smtps")
@@ -376,4 +384,14 @@ func matching(err error) []error {
 		}
 	}
 	return out
+}
+
+// isLocal reports whether host is this machine: there, mail may go without
+// TLS when the server offers none (a local relay or a test catcher).
+func isLocal(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -25,6 +24,8 @@ import (
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/reauth/reauth/internal/hostlist"
 )
 
 // Defaults for Config.
@@ -211,7 +212,7 @@ func newHTTPClient(timeout time.Duration) *http.Client {
 type Client struct {
 	cfg       Config
 	baseURL   *url.URL
-	linkHosts []hostPattern
+	linkHosts hostlist.List
 
 	// oauth2 configuration; exactly one of cc and pw is set.
 	cc *clientcredentials.Config
@@ -257,13 +258,9 @@ func New(cfg Config) (*Client, error) {
 	if cfg.BreakerCoolOff < 0 {
 		return nil, errors.New("podero: BreakerCoolOff must not be negative")
 	}
-	hosts := make([]hostPattern, 0, len(cfg.LinkHosts))
-	for _, h := range cfg.LinkHosts {
-		p, err := parseHostPattern(h)
-		if err != nil {
-			return nil, err
-		}
-		hosts = append(hosts, p)
+	hosts, err := hostlist.Parse(cfg.LinkHosts)
+	if err != nil {
+		return nil, fmt.Errorf("podero: LinkHosts: %w", err)
 	}
 
 	c := &Client{
@@ -306,56 +303,6 @@ func parseHTTPURL(field, s string) (*url.URL, error) {
 	return u, nil
 }
 
-// hostPattern is a parsed Config.LinkHosts entry.
-type hostPattern struct {
-	host     string // lower case; for a wildcard the suffix after "*."
-	port     string // "443" (or "80" for http) when the pattern has none
-	wildcard bool
-	http     bool // the entry was written http://...: plain http allowed
-}
-
-func parseHostPattern(s string) (hostPattern, error) {
-	bad := fmt.Errorf("podero: LinkHosts entry %q must be host[:port] or *.domain", s)
-	s = strings.ToLower(strings.TrimSpace(s))
-	s, plain := strings.CutPrefix(s, "http://")
-	if s == "" || strings.ContainsAny(s, "/@?# ") {
-		return hostPattern{}, bad
-	}
-	p := hostPattern{host: s, port: "443", http: plain}
-	if plain {
-		p.port = "80"
-	}
-	if h, port, err := net.SplitHostPort(s); err == nil {
-		p.host, p.port = h, port
-	}
-	if suffix, ok := strings.CutPrefix(p.host, "*."); ok {
-		p.host, p.wildcard = suffix, true
-	}
-	if p.host == "" || strings.Contains(p.host, "*") || p.port == "" {
-		return hostPattern{}, bad
-	}
-	return p, nil
-}
-
-// matches reports whether u is on a host p allows, with a scheme it allows.
-func (p hostPattern) matches(u *url.URL) bool {
-	if (u.Scheme == "http") != p.http {
-		return false
-	}
-	port := u.Port()
-	if port == "" {
-		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
-	}
-	if port != p.port {
-		return false
-	}
-	host := strings.ToLower(u.Hostname())
-	if p.wildcard {
-		return strings.HasSuffix(host, "."+p.host)
-	}
-	return host == p.host
-}
-
 // checkLink returns why raw may not be sent to a user as an authentication
 // link, or nil when it may.
 func (c *Client) checkLink(raw string) error {
@@ -372,10 +319,8 @@ func (c *Client) checkLink(raw string) error {
 	if u.Scheme != "https" && u.Scheme != "http" {
 		return fmt.Errorf("authentication_url scheme %q is not https", u.Scheme)
 	}
-	for _, p := range c.linkHosts {
-		if p.matches(u) {
-			return nil
-		}
+	if c.linkHosts.Allows(u) {
+		return nil
 	}
 	if u.Scheme != "https" {
 		return fmt.Errorf("authentication_url scheme %q is not https", u.Scheme)

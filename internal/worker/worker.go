@@ -19,6 +19,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/reauth/reauth"
+	"github.com/reauth/reauth/internal/hostlist"
 	"github.com/reauth/reauth/internal/link"
 	"github.com/reauth/reauth/internal/notify"
 	"github.com/reauth/reauth/internal/podero"
@@ -43,6 +44,7 @@ type Config struct {
 	Email         Sender
 	Links         *link.Signer
 	PublicBaseURL string        // links and callbacks point here
+	RedirectHosts hostlist.List // hosts a request's success_url/cancel_url may name
 	LinkTTL       time.Duration // how long a session's link is offered
 	PoderoWorkers int           // concurrent reauth_device jobs per process
 	NotifyWorkers int           // concurrent reauth_notify jobs per process
@@ -86,7 +88,8 @@ type DeviceWorker struct {
 // completes this job: either all of it happens or none.
 func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArgs]) error {
 	a := job.Args
-	if err := a.Validate(); err != nil {
+	if err := errors.Join(a.Validate(), w.cfg.RedirectHosts.Check("success_url", a.SuccessURL),
+		w.cfg.RedirectHosts.Check("cancel_url", a.CancelURL)); err != nil {
 		return river.JobCancel(fmt.Errorf("invalid job args: %w", err))
 	}
 	email := a.Email
@@ -201,8 +204,8 @@ type NotifyWorker struct {
 // same idempotency key, never a different one.
 func (w *NotifyWorker) Work(ctx context.Context, job *river.Job[reauth.NotifyArgs]) error {
 	a := job.Args
-	if a.SessionID <= 0 || a.Step < 0 {
-		return river.JobCancel(fmt.Errorf("invalid job args: session_id must be positive and step not negative"))
+	if err := a.Validate(); err != nil {
+		return river.JobCancel(fmt.Errorf("invalid job args: %w", err))
 	}
 	s, err := store.GetSession(ctx, w.cfg.Pool, a.SessionID)
 	if errors.Is(err, store.ErrNotFound) {

@@ -88,7 +88,7 @@ func setup(t *testing.T) *testBundle {
 	require.NoError(t, err)
 	apiSrv.Config.Handler = httpapi.New(httpapi.Config{
 		Pool: b.pool, River: b.river, Logger: log,
-		Tokens: []config.APIToken{{Name: "test", Hash: sha256.Sum256([]byte(apiToken))}},
+		Tokens: []config.APIToken{{Name: "test", Scopes: []string{config.ScopeEnqueue, config.ScopeRead}, Hash: sha256.Sum256([]byte(apiToken))}},
 	})
 	apiSrv.Start()
 	t.Cleanup(apiSrv.Close)

@@ -1,0 +1,80 @@
+package reauth_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/reauth/reauth"
+)
+
+const good = `{"org_id":"6f1c2a7e-1d2b-4c3d-8e9f-0a1b2c3d4e5f","user_id":"0b7e2a7e-1d2b-4c3d-8e9f-0a1b2c3d4e5f","device_kind":"inverter","device_id":"a2314723-06cc-4c2e-8819-118905579c7a"}`
+
+func TestDeviceArgsDecoding(t *testing.T) {
+	t.Parallel()
+	with := func(field, raw string) string {
+		var m map[string]json.RawMessage
+		_ = json.Unmarshal([]byte(good), &m)
+		if raw == "" {
+			delete(m, field)
+		} else {
+			m[field] = json.RawMessage(raw)
+		}
+		b, _ := json.Marshal(m)
+		return string(b)
+	}
+	// Syntactically invalid JSON cannot reach a worker: river_job.args is jsonb.
+	for _, tt := range []struct {
+		name, args, want string
+	}{
+		{"Valid", good, ""},
+		{"Null", `null`, "org_id is required"},
+		{"Array", `[1,2]`, "must be a JSON object, not array"},
+		{"String", `"x"`, "must be a JSON object, not string"},
+		{"KindIsNumber", with("device_kind", `7`), `field "device_kind" must be a string, not number`},
+		{"IDIsObject", with("device_id", `{"a":1}`), `field "device_id" must be a string, not object`},
+		{"UnknownField", with("priority", `"high"`), `unknown field "priority"`},
+		{"MissingDevice", with("device_id", ""), "device_id is required"},
+		{"BadUUID", with("user_id", `"../../etc/passwd"`), "user_id must be a UUID"},
+		{"BadKind", with("device_kind", `"heat_pump"`), "device_kind must be one of"},
+		{"BadEmail", with("email", `"a@b@c"`), "email must be a plain address"},
+		{"EmailWithName", with("email", `"Eve <eve@example.com>"`), "email must be a plain address"},
+		{"BadLocale", with("locale", `"klingon"`), "locale must be one of"},
+		{"JavascriptURL", with("success_url", `"javascript:alert(1)"`), "success_url"},
+		{"LongReason", with("reason", `"`+strings.Repeat("x", 201)+`"`), "reason must be at most 200"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var a reauth.DeviceArgs
+			require.NoError(t, json.Unmarshal([]byte(tt.args), &a), "decoding never fails: Validate reports")
+			err := a.Validate()
+			if tt.want == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tt.want)
+		})
+	}
+}
+
+func TestNotifyArgsDecoding(t *testing.T) {
+	t.Parallel()
+	for args, want := range map[string]string{
+		`{"session_id":12,"step":0}`:       "",
+		`{"session_id":"12","step":0}`:     `field "session_id" must be a int64, not string`,
+		`{"session_id":0,"step":0}`:        "session_id must be positive",
+		`{"session_id":12,"step":-1}`:      "step not negative",
+		`{"session_id":12,"step":0,"x":1}`: `unknown field "x"`,
+		`{"session_id":1e400}`:             "must be a int64",
+	} {
+		var a reauth.NotifyArgs
+		require.NoError(t, json.Unmarshal([]byte(args), &a))
+		if want == "" {
+			require.NoError(t, a.Validate(), args)
+		} else {
+			require.ErrorContains(t, a.Validate(), want, args)
+		}
+	}
+}
