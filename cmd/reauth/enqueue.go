@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/reauth/reauth"
 	"github.com/reauth/reauth/internal/config"
+	"github.com/reauth/reauth/internal/hostlist"
 )
 
 func enqueueCmd(ctx context.Context, args []string, cfg config.Config, stdout, stderr io.Writer) error {
@@ -19,6 +21,7 @@ func enqueueCmd(ctx context.Context, args []string, cfg config.Config, stdout, s
 	var a reauth.DeviceArgs
 	var kind string
 	var asJSON bool
+	var csvFile string
 	fs.StringVar(&a.OrgID, "org", "", "Podero organization ID (UUID, required)")
 	fs.StringVar(&a.UserID, "user", "", "Podero user ID (UUID, required)")
 	fs.StringVar(&kind, "kind", "", "device kind: inverter, electric_vehicle or wallbox (required)")
@@ -29,11 +32,22 @@ func enqueueCmd(ctx context.Context, args []string, cfg config.Config, stdout, s
 	fs.StringVar(&a.CancelURL, "cancel-url", "", "partner page after a cancelled login")
 	fs.StringVar(&a.Reason, "reason", "cli", "free text for operators")
 	fs.BoolVar(&asJSON, "json", false, "print the result as JSON")
-	if err := parseFlags(fs, args, stderr, "Requests a reauthentication for one device. Prints the job ID, or the ID of the\nrequest already pending for the device (a duplicate)."); err != nil {
+	fs.StringVar(&csvFile, "csv", "", "enqueue every row of this CSV `file` instead (header: org_id, user_id, device_kind,\ndevice_id and optionally email, locale, success_url, cancel_url)")
+	if err := parseFlags(fs, args, stderr, `Requests a reauthentication for one device. Prints the job ID, or the ID of the
+request already pending for the device (a duplicate). With -csv, requests one
+per row: rows that are not valid are reported and skipped, the rest enqueued;
+the exit code is 1 when any row was rejected.`); err != nil {
 		return ignoreHelp(err)
 	}
+	if csvFile != "" {
+		return enqueueCSVCmd(ctx, cfg, csvFile, a.Reason, asJSON, stdout, stderr)
+	}
 	a.DeviceKind = reauth.DeviceKind(kind)
-	if err := a.Validate(); err != nil {
+	redirect, err := hostlist.Parse(cfg.RedirectHosts)
+	if err != nil {
+		return fmt.Errorf("REDIRECT_HOSTS: %w", err)
+	}
+	if err := errors.Join(a.Normalized().Validate(), redirect.Check("success_url", a.SuccessURL), redirect.Check("cancel_url", a.CancelURL)); err != nil {
 		fmt.Fprintf(stderr, "reauth enqueue: invalid request:\n%s\n", err)
 		return errUsage
 	}
@@ -63,3 +77,42 @@ func enqueueCmd(ctx context.Context, args []string, cfg config.Config, stdout, s
 	}
 	return nil
 }
+
+func enqueueCSVCmd(ctx context.Context, cfg config.Config, path, reason string, asJSON bool, stdout, stderr io.Writer) error {
+	if err := cfg.Require("DATABASE_URL"); err != nil {
+		return err
+	}
+	redirect, err := hostlist.Parse(cfg.RedirectHosts)
+	if err != nil {
+		return fmt.Errorf("REDIRECT_HOSTS: %w", err)
+	}
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	rep, err := enqueueCSV(ctx, pool, path, reason, redirect)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		if rep.Rejected == nil {
+			rep.Rejected = []string{}
+		}
+		if err := json.NewEncoder(stdout).Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		for _, r := range rep.Rejected {
+			fmt.Fprintln(stderr, "rejected", r)
+		}
+		fmt.Fprintf(stdout, "enqueued %d, duplicates %d, rejected %d\n", rep.Enqueued, rep.Duplicates, len(rep.Rejected))
+	}
+	if len(rep.Rejected) > 0 {
+		return errRejectedRows
+	}
+	return nil
+}
+
+// errRejectedRows: exit code 1, the report already printed.
+var errRejectedRows = errors.New("some rows were rejected")

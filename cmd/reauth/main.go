@@ -44,6 +44,8 @@ func main() {
 	case err == nil:
 	case errors.Is(err, errUsage):
 		os.Exit(2)
+	case errors.Is(err, errRejectedRows):
+		os.Exit(1)
 	default:
 		fmt.Fprintln(os.Stderr, "reauth:", err)
 		os.Exit(1)

@@ -96,6 +96,14 @@ func (c *Client) AuthSession(ctx context.Context, orgID, userID string, kind rea
 	if err != nil {
 		return AuthSession{}, err
 	}
+	return c.parseAuthSession(body, status, deviceID)
+}
+
+// parseAuthSession decodes and checks an auth_session answer for deviceID:
+// every field is nullable, and only a complete session with an allowed link
+// is accepted.
+func (c *Client) parseAuthSession(body []byte, status int, deviceID string) (AuthSession, error) {
+	const op = OpAuthSession
 	var out authSessionOutput
 	if err := json.Unmarshal(body, &out); err != nil {
 		return AuthSession{}, malformed(op, status, "response is not an AuthSessionOutput: "+jsonErrorDetail(err), err)
