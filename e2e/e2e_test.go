@@ -28,6 +28,7 @@ const (
 	smtpPassword = "SECRET-smtp-41bd2e"
 	apiToken     = "SECRET-apitoken-c0ffee1234"
 	linkSecret   = "SECRET-link-key-0123456789abcdef0123456789"
+	poderoPass   = "SECRET-podero-password-5a5a"
 )
 
 type service struct {
@@ -41,7 +42,8 @@ type service struct {
 func newService(t *testing.T, dbURL string, simArgs ...string) *service {
 	t.Helper()
 	s := &service{dbURL: dbURL}
-	s.simURL = startSim(t, append([]string{"-seed", t.Name(), "-client-secret", clientSecret}, simArgs...)...)
+	s.simURL = startSim(t, append([]string{"-seed", t.Name(), "-client-secret", clientSecret,
+		"-username", "reauth-api", "-password", poderoPass}, simArgs...)...)
 	var err error
 	s.mails, err = mailcatch.Start("127.0.0.1:0")
 	require.NoError(t, err)
@@ -53,6 +55,8 @@ func newService(t *testing.T, dbURL string, simArgs ...string) *service {
 		"PODERO_BASE_URL="+s.simURL,
 		"PODERO_CLIENT_ID=sim-client",
 		"PODERO_CLIENT_SECRET="+clientSecret,
+		"PODERO_USERNAME=reauth-api", // the password grant
+		"PODERO_PASSWORD="+poderoPass,
 		"SMTP_URL=smtp://mailer:"+smtpPassword+"@"+s.mails.Addr(),
 		"MAIL_FROM=Reauth <reauth@example.test>",
 		"PUBLIC_BASE_URL="+s.base,
@@ -206,9 +210,22 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 
-	resp, err := http.Get(s.base + "/metrics")
-	require.NoError(t, err)
-	metrics := readAll(t, resp)
+	// Every answer the service gave: the API, health, metrics.
+	var answers strings.Builder
+	for _, path := range []string{"/v1/devices/inverter/" + inverter.ID, "/v1/devices/electric_vehicle/" + ev.ID, "/readyz", "/healthz", "/metrics"} {
+		req, err := http.NewRequest(http.MethodGet, s.base+path, nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+apiToken)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		answers.WriteString(readAll(t, resp))
+	}
+	for _, tok := range tokens {
+		resp, err := http.Get(s.base + "/r/" + tok) // the "already connected" page
+		require.NoError(t, err)
+		answers.WriteString(readAll(t, resp))
+	}
+	require.Contains(t, answers.String(), "authentication_url", "answers were captured")
 
 	srv.signal(t, syscall.SIGTERM)
 	require.Equal(t, 0, srv.wait(t, 30*time.Second))
@@ -219,10 +236,10 @@ func TestEndToEnd(t *testing.T) {
 	require.Contains(t, logs, `"msg":"session stored"`, "logs were captured")
 	require.Contains(t, logs, `"msg":"message sent"`, "logs were captured")
 	rows := dumpRows(t, s.dbURL)
-	for _, secret := range append([]string{clientSecret, smtpPassword, apiToken, linkSecret}, tokens...) {
+	for _, secret := range append([]string{clientSecret, smtpPassword, apiToken, linkSecret, poderoPass}, tokens...) {
 		require.NotContains(t, logs, secret)
 		require.NotContains(t, rows, secret)
-		require.NotContains(t, metrics, secret)
+		require.NotContains(t, answers.String(), secret)
 	}
 }
 

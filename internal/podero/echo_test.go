@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -57,4 +59,21 @@ func TestLargeUserList(t *testing.T) {
 	users, err := f.client(t, Config{}).ListUsers(context.Background(), testOrg)
 	require.NoError(t, err)
 	require.Len(t, users, 20000)
+}
+
+// TestRedirectNotFollowed: a redirect from Podero is an error, never a
+// request to wherever it points (no SSRF through Podero's answers).
+func TestRedirectNotFollowed(t *testing.T) {
+	t.Parallel()
+	var trapped atomic.Int32
+	trap := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { trapped.Add(1) }))
+	defer trap.Close()
+	f := newFake(t, fakeOpts{}, func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, trap.URL+"/internal", http.StatusTemporaryRedirect)
+	})
+	_, err := f.client(t, Config{}).AuthSession(context.Background(), testOrg, testUser, reauth.Inverter, testDevice, AuthSessionInput{})
+	pe, ok := AsError(err)
+	require.True(t, ok)
+	require.Equal(t, KindInvalid, pe.Kind)
+	require.Zero(t, trapped.Load())
 }
