@@ -258,12 +258,14 @@ func (w *NotifyWorker) Work(ctx context.Context, job *river.Job[reauth.NotifyArg
 		return err
 	}
 
-	// The message is out. Record it even past a shutdown or a dropped
-	// database connection: a retried job would resend it (the same message,
-	// same key), and one is better than two. Both statements are idempotent.
-	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	// The message is out. Record it even past a shutdown or dropped database
+	// connections: a retried job would resend it (the same message, same
+	// key), and one is better than two. Both statements are idempotent. After
+	// Postgres cut its connections every idle one in the pool is dead, so the
+	// retries outnumber the pool.
+	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 	defer cancel()
-	err = retry(recordCtx, 5, func() error {
+	err = retry(recordCtx, 30, func() error {
 		return pgx.BeginFunc(recordCtx, w.cfg.Pool, func(tx pgx.Tx) error {
 			if err := store.FinishNotification(recordCtx, tx, n.ID, store.NotificationSent, ""); err != nil {
 				return fmt.Errorf("record delivery: %w", err)
@@ -281,11 +283,11 @@ func (w *NotifyWorker) Work(ctx context.Context, job *river.Job[reauth.NotifyArg
 	return nil
 }
 
-// retry runs fn up to attempts times, backing off from 100 ms, until it
-// succeeds or ctx is done.
+// retry runs fn up to attempts times, backing off from 10 ms to at most a
+// second, until it succeeds or ctx is done.
 func retry(ctx context.Context, attempts int, fn func() error) error {
 	var err error
-	wait := 100 * time.Millisecond
+	wait := 10 * time.Millisecond
 	for i := range attempts {
 		if err = fn(); err == nil || i == attempts-1 {
 			break
@@ -295,7 +297,7 @@ func retry(ctx context.Context, attempts int, fn func() error) error {
 			return errors.Join(err, ctx.Err())
 		case <-time.After(wait):
 		}
-		wait *= 2
+		wait = min(2*wait, time.Second)
 	}
 	return err
 }
