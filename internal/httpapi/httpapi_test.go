@@ -167,6 +167,24 @@ func TestLinks(t *testing.T) {
 		require.Equal(t, store.SessionCompleted, b.state(t, id))
 	})
 
+	t.Run("DoneNeverRedirectsOffTheList", func(t *testing.T) {
+		t.Parallel()
+		hosts, err := hostlist.Parse([]string{"partner.example"})
+		require.NoError(t, err)
+		// Sessions stored with URLs whose host is not (or no longer) allowed.
+		b := setup(t, httpapi.Config{SuccessURL: "https://partner.example/ok", RedirectHosts: hosts})
+		_, token := b.session(t, "https://app.podero.com/connect/1", "https://evil.example/phish", "//evil.example/x")
+		resp := b.get(t, "/r/"+token+"/done?result=success")
+		require.Equal(t, http.StatusFound, resp.StatusCode)
+		require.Equal(t, "https://partner.example/ok", resp.Header.Get("Location"), "the configured page instead")
+
+		b2 := setup(t, httpapi.Config{RedirectHosts: hosts})
+		_, token2 := b2.session(t, "https://app.podero.com/connect/1", "", "https://evil.example/phish")
+		resp = b2.get(t, "/r/"+token2+"/done?result=cancel")
+		require.Equal(t, http.StatusOK, resp.StatusCode, "the built-in page, no redirect")
+		require.Empty(t, resp.Header.Get("Location"))
+	})
+
 	t.Run("DoneRejectsAnUnknownResult", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, httpapi.Config{})
