@@ -271,6 +271,45 @@ func (NotifyArgs) InsertOpts() river.InsertOpts {
 	}
 }
 
+// SyncArgs are the arguments of a reauth_sync job: list the users of every
+// configured organization and fan out one reauth_sync_user job per user.
+type SyncArgs struct{}
+
+// Kind is the River job kind.
+func (SyncArgs) Kind() string { return "reauth_sync" }
+
+// InsertOpts puts the job on the maintenance queue, one at a time.
+func (SyncArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueMaintenance, UniqueOpts: river.UniqueOpts{ByState: UniqueStates}}
+}
+
+// SyncUserArgs are the arguments of a reauth_sync_user job: list one user's
+// devices at Podero and record what they say.
+type SyncUserArgs struct {
+	OrgID  string `json:"org_id" river:"unique"`
+	UserID string `json:"user_id" river:"unique"`
+}
+
+// Kind is the River job kind.
+func (SyncUserArgs) Kind() string { return "reauth_sync_user" }
+
+// InsertOpts puts the job on the maintenance queue, unique per user while unfinished.
+func (SyncUserArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueMaintenance, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: UniqueStates}}
+}
+
+// SweepArgs are the arguments of a reauth_sweep job: enqueue a
+// reauth_device job for every device that needs one.
+type SweepArgs struct{}
+
+// Kind is the River job kind.
+func (SweepArgs) Kind() string { return "reauth_sweep" }
+
+// InsertOpts puts the job on the maintenance queue, one at a time.
+func (SweepArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueMaintenance, UniqueOpts: river.UniqueOpts{ByState: UniqueStates}}
+}
+
 // Result is what an enqueue did.
 type Result struct {
 	JobID int64 `json:"job_id"`
