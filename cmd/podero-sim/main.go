@@ -78,6 +78,7 @@ Flags:
 	fs.IntVar(&cfg.Orgs, "orgs", cfg.Orgs, "number of organizations")
 	fs.IntVar(&cfg.UsersPerOrg, "users", cfg.UsersPerOrg, "number of users per organization")
 	fs.IntVar(&cfg.DevicesPerKind, "devices", cfg.DevicesPerKind, "devices of each kind (inverter, electric_vehicle, wallbox) per user")
+	fs.Float64Var(&cfg.Healthy, "healthy", cfg.Healthy, "`fraction` of devices that start authenticated (0: all start lapsed)")
 	fs.StringVar(&cfg.ClientID, "client-id", cfg.ClientID, "the OAuth2 client id accepted")
 	fs.StringVar(&cfg.ClientSecret, "client-secret", cfg.ClientSecret, "the OAuth2 client secret accepted")
 	fs.StringVar(&cfg.Username, "username", cfg.Username, "the username accepted by the password grant")

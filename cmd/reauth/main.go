@@ -28,6 +28,13 @@ Commands:
   migrate   apply River's and the app's database migrations
   enqueue   request a reauthentication for one device
   demo      run the whole pipeline against a built-in simulator and mail catcher
+  jobs      list, show, retry and cancel River jobs
+  devices   show a device with its sessions, messages and jobs
+  sessions  list authentication sessions
+  queues    list, pause and resume queues
+  stats     queue depths and the funnel per org and device kind
+  sync      run the device sync now (sync --now)
+  sweep     run the sweep now (sweep --now)
 
 Configuration comes from the environment; see the README.
 Run 'reauth <command> -h' for a command's flags.
@@ -63,6 +70,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprint(stdout, usage)
 		return nil
 	case "serve", "migrate", "enqueue", "demo":
+	case "jobs", "devices", "sessions", "queues", "stats", "sync", "sweep":
 	default:
 		fmt.Fprintf(stderr, "reauth: unknown command %q\n\n%s", cmd, usage)
 		return errUsage
@@ -79,6 +87,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return migrateCmd(ctx, args, cfg, log, stderr)
 	case "enqueue":
 		return enqueueCmd(ctx, args, cfg, stdout, stderr)
+	case "jobs", "devices", "sessions", "queues", "stats", "sync", "sweep":
+		return opsCmd(ctx, cmd, args, cfg, stdout, stderr)
 	default:
 		return demoCmd(ctx, args, cfg, log, stdout, stderr)
 	}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/robfig/cron/v3"
 
 	"github.com/reauth/reauth/internal/config"
 	"github.com/reauth/reauth/internal/hostlist"
@@ -118,6 +120,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 	if err != nil {
 		return fmt.Errorf("REDIRECT_HOSTS: %w", err)
 	}
+	syncSchedule, _ := config.Schedule(cfg.SyncSchedule) // validated by config.Load
+	sweepSchedule, _ := config.Schedule(cfg.SweepSchedule)
 
 	rc, err := worker.NewClient(worker.Config{
 		Pool:          pool,
@@ -133,6 +137,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 		RescueAfter:   cfg.RescueAfter,
 		RetryCap:      cfg.RetryCap,
 		MaxAttempts:   cfg.MaxAttempts,
+		OrgIDs:        cfg.OrgIDs,
+		SyncSchedule:  periodicSchedule(syncSchedule),
+		SweepSchedule: periodicSchedule(sweepSchedule),
+		SweepCooldown: cfg.ReauthCooldown,
+		MaxPerWeek:    cfg.ReauthMaxPerWeek,
+		SweepBatch:    cfg.SweepBatch,
 		Logger:        log,
 	})
 	if err != nil {
@@ -186,3 +196,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 }
 
 func sha256Sum(s string) [32]byte { return sha256.Sum256([]byte(s)) }
+
+// periodicSchedule turns an optional cron schedule into River's; nil stays
+// nil (the periodic job is off).
+func periodicSchedule(s cron.Schedule) river.PeriodicSchedule {
+	if s == nil {
+		return nil
+	}
+	return s
+}

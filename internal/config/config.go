@@ -7,6 +7,7 @@
 package config
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -16,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/robfig/cron/v3"
 
 	"github.com/reauth/reauth"
 	"github.com/reauth/reauth/internal/hostlist"
@@ -37,6 +40,11 @@ const (
 	RetryCapDefault          = time.Hour
 	MaxAttemptsDefault       = 100
 	ShutdownGraceDefault     = 20 * time.Second
+	SyncScheduleDefault      = "*/30 * * * *"
+	SweepScheduleDefault     = "10,40 * * * *"
+	ReauthCooldownDefault    = 72 * time.Hour
+	ReauthMaxPerWeekDefault  = 3
+	SweepBatchDefault        = 1000
 	// MinLinkSecretLen is the shortest LINK_SECRET accepted, in bytes.
 	MinLinkSecretLen = 32
 )
@@ -120,6 +128,13 @@ type Config struct {
 	MaxAttempts   int           // MAX_ATTEMPTS; attempts before a job is given up (discarded)
 	ShutdownGrace time.Duration // SHUTDOWN_GRACE; running jobs get this long to finish on SIGTERM
 
+	OrgIDs           []string      // PODERO_ORG_IDS; organizations the device sync lists
+	SyncSchedule     string        // SYNC_SCHEDULE; cron (5 fields) or "off"
+	SweepSchedule    string        // SWEEP_SCHEDULE; cron (5 fields) or "off"
+	ReauthCooldown   time.Duration // REAUTH_COOLDOWN; the sweep skips devices messaged this recently
+	ReauthMaxPerWeek int           // REAUTH_MAX_PER_WEEK; messages per device in seven days at most
+	SweepBatch       int           // SWEEP_BATCH; devices per sweep page
+
 	LogFormat string // LOG_FORMAT: text|json; empty picks text on a terminal, json otherwise
 	LogLevel  slog.Level
 }
@@ -159,6 +174,12 @@ func Load(getenv func(string) string) (Config, error) {
 		MaxAttempts:        e.integer("MAX_ATTEMPTS", MaxAttemptsDefault),
 		ShutdownGrace:      e.duration("SHUTDOWN_GRACE", ShutdownGraceDefault),
 		LogFormat:          e.str("LOG_FORMAT"),
+		OrgIDs:             e.list("PODERO_ORG_IDS"),
+		SyncSchedule:       cmp.Or(e.str("SYNC_SCHEDULE"), SyncScheduleDefault),
+		SweepSchedule:      cmp.Or(e.str("SWEEP_SCHEDULE"), SweepScheduleDefault),
+		ReauthCooldown:     e.duration("REAUTH_COOLDOWN", ReauthCooldownDefault),
+		ReauthMaxPerWeek:   e.integer("REAUTH_MAX_PER_WEEK", ReauthMaxPerWeekDefault),
+		SweepBatch:         e.integer("SWEEP_BATCH", SweepBatchDefault),
 	}
 	if c.HTTPAddr == "" {
 		c.HTTPAddr = HTTPAddrDefault
@@ -222,6 +243,19 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.BreakerFailures < 1 || c.MaxAttempts < 1 {
 		errs = append(errs, errors.New("PODERO_BREAKER_FAILURES and MAX_ATTEMPTS must be at least 1"))
 	}
+	for _, org := range c.OrgIDs {
+		if !reauth.IsUUID(org) {
+			errs = append(errs, fmt.Errorf("PODERO_ORG_IDS: %q is not a UUID", org))
+		}
+	}
+	for name, spec := range map[string]string{"SYNC_SCHEDULE": c.SyncSchedule, "SWEEP_SCHEDULE": c.SweepSchedule} {
+		if _, err := Schedule(spec); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	}
+	if c.ReauthCooldown < 0 || c.ReauthMaxPerWeek < 1 || c.SweepBatch < 1 || c.SweepBatch > 10000 {
+		errs = append(errs, errors.New("REAUTH_COOLDOWN must not be negative, REAUTH_MAX_PER_WEEK at least 1, SWEEP_BATCH 1 to 10000"))
+	}
 	if c.RescueAfter <= c.JobTimeout {
 		errs = append(errs, errors.New("JOB_RESCUE_AFTER must be longer than JOB_TIMEOUT"))
 	}
@@ -261,7 +295,8 @@ var Vars = []string{"DATABASE_URL", "PODERO_BASE_URL", "PODERO_TOKEN_URL", "PODE
 	"SHUTDOWN_GRACE", "SMTP_URL",
 	"MAIL_FROM", "PUBLIC_BASE_URL", "HTTP_ADDR", "API_TOKENS", "LINK_SECRET", "LINK_TTL",
 	"SUCCESS_URL", "CANCEL_URL", "REDIRECT_HOSTS", "PODERO_WORKERS", "NOTIFY_WORKERS", "JOB_TIMEOUT",
-	"JOB_RESCUE_AFTER", "LOG_FORMAT", "LOG_LEVEL"}
+	"JOB_RESCUE_AFTER", "LOG_FORMAT", "LOG_LEVEL", "PODERO_ORG_IDS", "SYNC_SCHEDULE", "SWEEP_SCHEDULE",
+	"REAUTH_COOLDOWN", "REAUTH_MAX_PER_WEEK", "SWEEP_BATCH"}
 
 // ServeVars are the variables `reauth serve` cannot run without.
 var ServeVars = []string{"DATABASE_URL", "PODERO_BASE_URL", "PODERO_CLIENT_ID", "PODERO_CLIENT_SECRET",
@@ -298,7 +333,25 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("retry_backoff_cap", c.RetryCap),
 		slog.Int("max_attempts", c.MaxAttempts),
 		slog.Duration("shutdown_grace", c.ShutdownGrace),
+		slog.Int("podero_org_ids", len(c.OrgIDs)),
+		slog.String("sync_schedule", c.SyncSchedule),
+		slog.String("sweep_schedule", c.SweepSchedule),
+		slog.Duration("reauth_cooldown", c.ReauthCooldown),
+		slog.Int("reauth_max_per_week", c.ReauthMaxPerWeek),
 	)
+}
+
+// Schedule parses a 5-field cron spec ("*/30 * * * *"); "off" gives nil, no
+// schedule.
+func Schedule(spec string) (cron.Schedule, error) {
+	if spec == "off" {
+		return nil, nil
+	}
+	s, err := cron.ParseStandard(spec)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a cron schedule like \"*/30 * * * *\" (or off)", spec)
+	}
+	return s, nil
 }
 
 // maskURL hides the password in a URL (postgres://u:****@h/db); anything

@@ -64,6 +64,7 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: see the README for the API")
 	})
+	s.mountOps(mux)
 	return s.logRequests(mux)
 }
 

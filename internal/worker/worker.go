@@ -26,10 +26,15 @@ import (
 	"github.com/reauth/reauth/internal/store"
 )
 
+// MaintenanceWorkersDefault is how many sync and sweep jobs one process
+// works at once; Podero's shared rate limit paces them in the end.
+const MaintenanceWorkersDefault = 10
+
 // Podero is the part of the Partner API client the workers use.
 type Podero interface {
 	AuthSession(ctx context.Context, orgID, userID string, kind reauth.DeviceKind, deviceID string, in podero.AuthSessionInput) (podero.AuthSession, error)
 	ListUsers(ctx context.Context, orgID string) ([]podero.User, error)
+	ListDevices(ctx context.Context, orgID, userID string, kind reauth.DeviceKind) ([]podero.Device, error)
 }
 
 // Sender delivers one message.
@@ -53,7 +58,20 @@ type Config struct {
 	RetryBase     time.Duration // first backoff ceiling; default RetryBaseDefault
 	RetryCap      time.Duration // largest backoff ceiling; default RetryCapDefault
 	MaxAttempts   int           // attempts before a job is discarded; default MaxAttemptsDefault
-	Logger        *slog.Logger
+
+	// Device sync and sweep. A nil schedule leaves that periodic job off
+	// (it still runs when inserted, e.g. by `reauth sync --now`).
+	OrgIDs        []string // organizations the sync lists
+	SyncSchedule  river.PeriodicSchedule
+	SweepSchedule river.PeriodicSchedule
+	SweepCooldown time.Duration // no new request for a device messaged this recently; default SweepCooldownDefault
+	MaxPerWeek    int           // messages per device in seven days at most; default MaxPerWeekDefault
+	SweepBatch    int           // devices per sweep page; default SweepBatchDefault
+	// MaintenanceWorkers is concurrent sync and sweep jobs per process;
+	// default MaintenanceWorkersDefault.
+	MaintenanceWorkers int
+
+	Logger *slog.Logger
 }
 
 // NewClient returns a River client that works the podero and notify queues.
@@ -61,11 +79,27 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &DeviceWorker{cfg: cfg})
 	river.AddWorker(workers, &NotifyWorker{cfg: cfg})
+	river.AddWorker(workers, &SyncWorker{cfg: cfg})
+	river.AddWorker(workers, &SyncUserWorker{cfg: cfg})
+	river.AddWorker(workers, &SweepWorker{cfg: cfg})
+	var periodic []*river.PeriodicJob
+	for _, p := range []struct {
+		schedule river.PeriodicSchedule
+		args     river.JobArgs
+	}{{cfg.SyncSchedule, reauth.SyncArgs{}}, {cfg.SweepSchedule, reauth.SweepArgs{}}} {
+		if p.schedule != nil {
+			args := p.args
+			periodic = append(periodic, river.NewPeriodicJob(p.schedule,
+				func() (river.JobArgs, *river.InsertOpts) { return args, nil }, nil))
+		}
+	}
 	return river.NewClient(riverpgxv5.New(cfg.Pool), &river.Config{
 		Queues: map[string]river.QueueConfig{
-			reauth.QueuePodero: {MaxWorkers: cfg.PoderoWorkers},
-			reauth.QueueNotify: {MaxWorkers: cfg.NotifyWorkers},
+			reauth.QueuePodero:      {MaxWorkers: cfg.PoderoWorkers},
+			reauth.QueueNotify:      {MaxWorkers: cfg.NotifyWorkers},
+			reauth.QueueMaintenance: {MaxWorkers: cmp.Or(cfg.MaintenanceWorkers, MaintenanceWorkersDefault)},
 		},
+		PeriodicJobs:         periodic,
 		Workers:              workers,
 		JobTimeout:           cfg.JobTimeout,
 		RescueStuckJobsAfter: cfg.RescueAfter,
@@ -184,12 +218,18 @@ func (w *DeviceWorker) poderoError(ctx context.Context, a reauth.DeviceArgs, err
 		return river.JobCancel(pe)
 	case podero.KindInvalid:
 		return river.JobCancel(pe)
-	case podero.KindRateLimited, podero.KindCircuitOpen:
-		// Podero is throttling or down: wait without using an attempt, but
-		// never longer than MaxSnooze whatever Retry-After says.
+	}
+	return throttled(pe)
+}
+
+// throttled snoozes a job that met Podero throttling or an open circuit
+// breaker, without using an attempt and never longer than MaxSnooze whatever
+// Retry-After says; other errors pass through, to be retried with backoff.
+func throttled(err error) error {
+	if pe, ok := podero.AsError(err); ok && (pe.Kind == podero.KindRateLimited || pe.Kind == podero.KindCircuitOpen) {
 		return river.JobSnooze(jitter(min(pe.RetryAfter, MaxSnooze)))
 	}
-	return pe
+	return err
 }
 
 // NotifyWorker works reauth_notify jobs.

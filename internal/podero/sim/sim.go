@@ -44,6 +44,10 @@ type Config struct {
 	// DevicesPerKind is the number of devices of each kind (inverter,
 	// electric_vehicle, wallbox) of each user.
 	DevicesPerKind int `json:"devices_per_kind"`
+	// Healthy is the fraction of devices (0 to 1) that start authenticated,
+	// chosen deterministically from the seed; the rest start lapsed. The
+	// default 0 starts every device lapsed.
+	Healthy float64 `json:"healthy"`
 	// ClientID and ClientSecret are the only client credentials accepted.
 	ClientID     string `json:"client_id"`
 	ClientSecret string `json:"client_secret"`

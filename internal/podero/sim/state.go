@@ -3,6 +3,7 @@ package sim
 import (
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"time"
@@ -69,7 +70,8 @@ type session struct {
 	successURL, cancelURL *string
 }
 
-// seed creates the orgs, users and devices; all devices start lapsed.
+// seed creates the orgs, users and devices; a Healthy fraction of devices
+// starts authenticated, the rest lapsed.
 // It runs once, from New, before the Server is shared.
 func (s *Server) seed() {
 	c := s.cfg
@@ -88,12 +90,14 @@ func (s *Server) seed() {
 			}
 			for _, kind := range reauth.DeviceKinds {
 				for k := 1; k <= c.DevicesPerKind; k++ {
+					key := fmt.Sprintf("%s/%s/%d", userKey, kind, k)
 					d := &device{
-						id:     nameUUID(fmt.Sprintf("%s/%s/%d", userKey, kind, k)),
-						kind:   kind,
-						name:   fmt.Sprintf("%s %d", kindTitle(kind), k),
-						orgID:  o.id,
-						userID: u.id,
+						id:            nameUUID(key),
+						kind:          kind,
+						name:          fmt.Sprintf("%s %d", kindTitle(kind), k),
+						orgID:         o.id,
+						userID:        u.id,
+						authenticated: fraction(key) < c.Healthy,
 					}
 					u.devices = append(u.devices, d)
 					s.devices[d.id] = d
@@ -185,3 +189,9 @@ func formatUUID(b []byte) string {
 // normUUID lower-cases a UUID so lookups ignore case, as Podero's parsed
 // UUID path parameters do.
 func normUUID(s string) string { return strings.ToLower(s) }
+
+// fraction maps key to a number in [0, 1), the same every time.
+func fraction(key string) float64 {
+	h := sha256.Sum256([]byte("healthy/" + key))
+	return float64(binary.BigEndian.Uint64(h[:8])>>11) / (1 << 53)
+}

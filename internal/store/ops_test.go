@@ -1,0 +1,106 @@
+package store
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/reauth/reauth"
+	"github.com/reauth/reauth/internal/testdb"
+)
+
+func TestDeviceOpsQueries(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testdb.New(t)
+	const (
+		org  = "0a000000-0000-4000-8000-00000000000a"
+		user = "0c000000-0000-4000-8000-00000000000c"
+		dev  = "d1000000-0000-4000-8000-000000000001"
+		// Requested, never served: no device row.
+		waiting = "d2000000-0000-4000-8000-000000000002"
+	)
+	// Plenty of other devices, sessions and jobs, so that the planner's
+	// choices are the ones it makes at scale.
+	_, err := pool.Exec(ctx, `
+		INSERT INTO device (kind, id, org_id, user_id)
+		SELECT 'inverter', gen_random_uuid(), '`+org+`', gen_random_uuid() FROM generate_series(1, 20000);
+		INSERT INTO river_job (kind, queue, args, state, finalized_at)
+		SELECT 'reauth_device', 'podero', jsonb_build_object('device_kind', kind, 'device_id', id::text, 'org_id', org_id::text),
+			'completed', now() FROM device;
+		INSERT INTO auth_session (device_kind, device_id, podero_session_id, authentication_url, link_nonce, link_hash,
+			expires_at, state, finished_at)
+		SELECT kind, id, gen_random_uuid(), 'https://app.podero.com/x', '\x00', decode(md5(id::text), 'hex'), now(),
+			'completed', now() FROM device;
+		INSERT INTO river_job (kind, queue, args, state, finalized_at)
+		SELECT 'reauth_notify', 'notify', jsonb_build_object('session_id', id, 'step', 0), 'completed', now() FROM auth_session;
+		ANALYZE`)
+	require.NoError(t, err)
+
+	require.NoError(t, UpsertDevice(ctx, pool, reauth.Inverter, dev, org, user))
+	insertJob := func(kind, args string) int64 {
+		var id int64
+		require.NoError(t, pool.QueryRow(ctx, `INSERT INTO river_job (kind, queue, args) VALUES ($1, 'podero', $2) RETURNING id`,
+			kind, args).Scan(&id))
+		return id
+	}
+	req := insertJob("reauth_device", `{"device_kind": "inverter", "device_id": "`+dev+`", "org_id": "`+org+`"}`)
+	ses, err := CreateSession(ctx, pool, NewSession{DeviceKind: reauth.Inverter, DeviceID: dev,
+		PoderoSessionID: "5e000000-0000-4000-8000-000000000001", AuthenticationURL: "https://app.podero.com/c",
+		LinkNonce: []byte{1}, LinkHash: []byte{1, 1}, Locale: "en", JobID: req, ExpiresAt: time.Now().Add(time.Hour)})
+	require.NoError(t, err)
+	notify := insertJob("reauth_notify", `{"session_id": `+strconv.FormatInt(ses, 10)+`, "step": 0}`)
+	reminder := insertJob("reauth_notify", `{"session_id": `+strconv.FormatInt(ses, 10)+`, "step": 1}`)
+	waitingReq := insertJob("reauth_device", `{"device_kind": "wallbox", "device_id": "`+waiting+`", "org_id": "`+org+`"}`)
+
+	ids, err := DeviceJobIDs(ctx, pool, dev, 100)
+	require.NoError(t, err)
+	require.Equal(t, []int64{reminder, notify, req}, ids)
+	ids, err = DeviceJobIDs(ctx, pool, dev, 2)
+	require.NoError(t, err)
+	require.Equal(t, []int64{reminder, notify}, ids)
+
+	d, err := GetDeviceDetail(ctx, pool, reauth.Inverter, dev)
+	require.NoError(t, err)
+	require.True(t, d.Known)
+	require.Nil(t, d.IsAuthenticated)
+	require.JSONEq(t, `[]`, string(d.Actions))
+	require.Len(t, d.Sessions, 1)
+	require.Empty(t, d.Notifications)
+	require.Equal(t, []int64{reminder, notify, req}, []int64{d.Jobs[0].ID, d.Jobs[1].ID, d.Jobs[2].ID})
+	require.Equal(t, "reauth_notify", d.Jobs[0].Kind)
+	require.JSONEq(t, `{"session_id": `+strconv.FormatInt(ses, 10)+`, "step": 1}`, string(d.Jobs[0].Args))
+
+	d, err = GetDeviceDetail(ctx, pool, reauth.Wallbox, waiting)
+	require.NoError(t, err)
+	require.False(t, d.Known)
+	require.Len(t, d.Jobs, 1)
+	require.Equal(t, waitingReq, d.Jobs[0].ID)
+	_, err = GetDeviceDetail(ctx, pool, reauth.Wallbox, "d9000000-0000-4000-8000-000000000009")
+	require.ErrorIs(t, err, ErrNotFound)
+
+	list, err := ListSessions(ctx, pool, SessionListFilter{State: SessionOpen, Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	require.Equal(t, ses, list[0].ID)
+	require.Equal(t, org, list[0].OrgID)
+
+	// A device's jobs are found through indexes, not by reading river_job.
+	var plan []string
+	rows, err := pool.Query(ctx, `EXPLAIN `+deviceJobIDsSQL([]int64{ses}), dev, []string{"inverter", "electric_vehicle", "wallbox"}, 100)
+	require.NoError(t, err)
+	for rows.Next() {
+		var line string
+		require.NoError(t, rows.Scan(&line))
+		plan = append(plan, line)
+	}
+	require.NoError(t, rows.Err())
+	p := strings.Join(plan, "\n")
+	require.NotContains(t, p, "Seq Scan", p)
+	require.Contains(t, p, "river_job_reauth_device", p)
+	require.Contains(t, p, "river_job_args_index", p)
+}

@@ -1,0 +1,164 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/reauth/reauth"
+)
+
+// SyncedDevice is what Podero's device list says about one device.
+type SyncedDevice struct {
+	Kind             reauth.DeviceKind
+	ID, OrgID        string
+	UserID           string
+	IsAuthenticated  *bool
+	ActionNeeded     *bool
+	Actions          json.RawMessage // as Podero sent it; nil for none
+	ConnectionStatus string
+	Deleted          bool // Podero lists it with deleted_at set
+}
+
+// RecordSyncedDevice upserts a listed device. When it is authenticated
+// again, its open session is closed as completed elsewhere (the user fixed it
+// without our link), which also stops any further message for it. It reports
+// whether a session was closed.
+func RecordSyncedDevice(ctx context.Context, db DB, d SyncedDevice) (closed bool, err error) {
+	actions := d.Actions
+	if len(actions) == 0 || string(actions) == "null" {
+		actions = json.RawMessage("[]")
+	}
+	var needs bool
+	err = db.QueryRow(ctx, `
+		INSERT INTO device (kind, id, org_id, user_id, is_authenticated, action_needed, actions,
+			connection_status, synced_at, gone_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, nullif($8, ''), now(), CASE WHEN $9 THEN now() END)
+		ON CONFLICT (kind, id) DO UPDATE SET
+			org_id = excluded.org_id, user_id = excluded.user_id,
+			is_authenticated = excluded.is_authenticated, action_needed = excluded.action_needed,
+			actions = excluded.actions, connection_status = excluded.connection_status,
+			synced_at = now(), updated_at = now(),
+			gone_at = CASE WHEN $9 THEN coalesce(device.gone_at, now()) END
+		RETURNING needs_reauth`,
+		d.Kind, d.ID, d.OrgID, d.UserID, d.IsAuthenticated, d.ActionNeeded, actions, d.ConnectionStatus, d.Deleted).Scan(&needs)
+	if err != nil {
+		return false, mapErr(err)
+	}
+	if needs || d.IsAuthenticated == nil || !*d.IsAuthenticated {
+		return false, nil
+	}
+	tag, err := db.Exec(ctx, `UPDATE auth_session SET state = 'completed_elsewhere', finished_at = now()
+		WHERE device_kind = $1 AND device_id = $2 AND state = 'open'`, d.Kind, d.ID)
+	if err != nil {
+		return false, mapErr(err)
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
+// MarkMissingGone marks the user's devices of kind that Podero no longer
+// lists as gone, and returns how many.
+func MarkMissingGone(ctx context.Context, db DB, orgID, userID string, kind reauth.DeviceKind, listed []string) (int64, error) {
+	tag, err := db.Exec(ctx, `
+		UPDATE device SET gone_at = now(), updated_at = now()
+		WHERE org_id = $1 AND user_id = $2 AND kind = $3 AND gone_at IS NULL AND NOT (id = ANY ($4::uuid[]))`,
+		orgID, userID, kind, listed)
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// DeviceKey orders devices for keyset paging; the zero key is before all.
+type DeviceKey struct {
+	Kind reauth.DeviceKind
+	ID   string
+}
+
+// SweepCandidate is a device the sweep should request a session for.
+type SweepCandidate struct {
+	DeviceKey
+	OrgID, UserID string
+}
+
+// SweepPage returns up to limit devices after key, in key order, that need
+// reauthentication, have no open session, got no message within cooldown and
+// fewer than maxPerWeek in the last seven days. It walks the partial index
+// device_needs_reauth, so a page costs the same wherever it starts.
+//
+// The rows stay share-locked until db's transaction ends: enqueue the page in
+// that transaction. A worker storing a session for one of them (which
+// updates the device row) then either committed before the page was read,
+// and the device is left out, or waits until the page's jobs are in, while
+// its own job still counts for River's uniqueness.
+func SweepPage(ctx context.Context, db DB, after DeviceKey, cooldown time.Duration, maxPerWeek, limit int) (page []SweepCandidate, last DeviceKey, err error) {
+	if after.ID == "" {
+		after.ID = "00000000-0000-0000-0000-000000000000"
+	}
+	rows, err := db.Query(ctx, SweepPageSQL, after.Kind, after.ID, cooldown.Seconds(), maxPerWeek, limit)
+	if err != nil {
+		return nil, after, mapErr(err)
+	}
+	page = make([]SweepCandidate, 0, limit)
+	kinds, ids := make([]string, 0, limit), make([]string, 0, limit)
+	for rows.Next() {
+		var c SweepCandidate
+		if err := rows.Scan(&c.Kind, &c.ID, &c.OrgID, &c.UserID); err != nil {
+			rows.Close()
+			return nil, after, mapErr(err)
+		}
+		page = append(page, c)
+		kinds, ids = append(kinds, string(c.Kind)), append(ids, c.ID)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || len(page) == 0 {
+		return nil, after, mapErr(err)
+	}
+	last = page[len(page)-1].DeviceKey
+
+	// A row the query waited for (a session being stored) was re-checked
+	// with the statement's old snapshot; now that the rows are locked, a new
+	// statement sees any session committed meanwhile.
+	rows, err = db.Query(ctx, `SELECT c.kind, c.id::text FROM unnest($1::text[], $2::uuid[]) AS c (kind, id)
+		WHERE EXISTS (SELECT FROM auth_session s WHERE s.device_kind = c.kind AND s.device_id = c.id AND s.state = 'open')`,
+		kinds, ids)
+	if err != nil {
+		return nil, after, mapErr(err)
+	}
+	open := map[DeviceKey]bool{}
+	for rows.Next() {
+		var k DeviceKey
+		if err := rows.Scan(&k.Kind, &k.ID); err != nil {
+			rows.Close()
+			return nil, after, mapErr(err)
+		}
+		open[k] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, after, mapErr(err)
+	}
+	kept := page[:0]
+	for _, c := range page {
+		if !open[c.DeviceKey] {
+			kept = append(kept, c)
+		}
+	}
+	return kept, last, nil
+}
+
+// SweepPageSQL is SweepPage's query (exported for EXPLAIN in tests).
+const SweepPageSQL = `
+	SELECT d.kind, d.id, d.org_id, d.user_id
+	FROM device d
+	WHERE d.needs_reauth AND (d.kind, d.id) > ($1, $2::uuid)
+	  AND NOT EXISTS (SELECT FROM auth_session s
+	                  WHERE s.device_kind = d.kind AND s.device_id = d.id AND s.state = 'open')
+	  AND NOT EXISTS (SELECT FROM auth_session s JOIN notification n ON n.session_id = s.id
+	                  WHERE s.device_kind = d.kind AND s.device_id = d.id
+	                    AND n.sent_at > now() - make_interval(secs => $3::float8))
+	  AND (SELECT count(*) FROM auth_session s JOIN notification n ON n.session_id = s.id
+	       WHERE s.device_kind = d.kind AND s.device_id = d.id AND n.sent_at > now() - interval '7 days') < $4
+	ORDER BY d.kind, d.id
+	LIMIT $5
+	FOR SHARE OF d`

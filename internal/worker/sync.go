@@ -1,0 +1,184 @@
+package worker
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/reauth/reauth"
+	"github.com/reauth/reauth/internal/podero"
+	"github.com/reauth/reauth/internal/store"
+)
+
+// Sweep defaults.
+const (
+	SweepCooldownDefault = 72 * time.Hour
+	MaxPerWeekDefault    = 3
+	SweepBatchDefault    = 1000
+)
+
+// SyncWorker works reauth_sync jobs: it lists the users of every configured
+// organization and fans out one reauth_sync_user job per user.
+type SyncWorker struct {
+	river.WorkerDefaults[reauth.SyncArgs]
+	cfg Config
+}
+
+// Work lists users org by org and inserts their sync jobs in batches.
+func (w *SyncWorker) Work(ctx context.Context, job *river.Job[reauth.SyncArgs]) error {
+	client := river.ClientFromContext[pgx.Tx](ctx)
+	total := 0
+	for _, org := range w.cfg.OrgIDs {
+		users, err := w.cfg.Podero.ListUsers(ctx, org)
+		if err != nil {
+			return throttled(err)
+		}
+		var batch []river.InsertManyParams
+		for _, u := range users {
+			if u.DeletedAt != nil || !reauth.IsUUID(u.ID) {
+				continue
+			}
+			batch = append(batch, river.InsertManyParams{Args: reauth.SyncUserArgs{OrgID: org, UserID: u.ID}})
+			if len(batch) == SweepBatchDefault {
+				if _, err := client.InsertMany(ctx, batch); err != nil {
+					return err
+				}
+				total, batch = total+len(batch), batch[:0]
+			}
+		}
+		if len(batch) > 0 {
+			if _, err := client.InsertMany(ctx, batch); err != nil {
+				return err
+			}
+			total += len(batch)
+		}
+	}
+	w.cfg.Logger.InfoContext(ctx, "sync fanned out", slog.Int("orgs", len(w.cfg.OrgIDs)), slog.Int("users", total))
+	return nil
+}
+
+// SyncUserWorker works reauth_sync_user jobs: it records what Podero says of
+// one user's devices.
+type SyncUserWorker struct {
+	river.WorkerDefaults[reauth.SyncUserArgs]
+	cfg Config
+}
+
+// Work lists the user's devices of every kind, upserts them, marks the ones
+// Podero no longer lists gone, and closes sessions of devices that are
+// authenticated again.
+func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[reauth.SyncUserArgs]) error {
+	a := job.Args
+	if !reauth.IsUUID(a.OrgID) || !reauth.IsUUID(a.UserID) {
+		return river.JobCancel(fmt.Errorf("invalid job args: org_id and user_id must be UUIDs"))
+	}
+	// List first, then record everything in one transaction.
+	listed := make(map[reauth.DeviceKind][]podero.Device, len(reauth.DeviceKinds))
+	for _, kind := range reauth.DeviceKinds {
+		devices, err := w.cfg.Podero.ListDevices(ctx, a.OrgID, a.UserID, kind)
+		if err != nil {
+			return throttled(err)
+		}
+		listed[kind] = devices
+	}
+	closed, gone := 0, int64(0)
+	err := pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
+		for _, kind := range reauth.DeviceKinds {
+			ids := make([]string, 0, len(listed[kind]))
+			for _, d := range listed[kind] {
+				if !reauth.IsUUID(d.ID) {
+					continue
+				}
+				actions, _ := json.Marshal(d.Actions)
+				c, err := store.RecordSyncedDevice(ctx, tx, store.SyncedDevice{
+					Kind: kind, ID: d.ID, OrgID: a.OrgID, UserID: a.UserID,
+					IsAuthenticated: d.IsAuthenticated, ActionNeeded: d.ActionNeeded, Actions: actions,
+					ConnectionStatus: d.ConnectionStatus, Deleted: d.DeletedAt != nil,
+				})
+				if err != nil {
+					return err
+				}
+				if c {
+					closed++
+				}
+				ids = append(ids, d.ID)
+			}
+			n, err := store.MarkMissingGone(ctx, tx, a.OrgID, a.UserID, kind, ids)
+			if err != nil {
+				return err
+			}
+			gone += n
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record devices: %w", err)
+	}
+	if closed > 0 || gone > 0 {
+		w.cfg.Logger.InfoContext(ctx, "user synced", slog.String("user_id", a.UserID),
+			slog.Int("sessions_completed_elsewhere", closed), slog.Int64("devices_gone", gone))
+	}
+	return nil
+}
+
+// SweepWorker works reauth_sweep jobs: it requests a session for every
+// device that needs one, page by page.
+type SweepWorker struct {
+	river.WorkerDefaults[reauth.SweepArgs]
+	cfg Config
+}
+
+// Work streams through the devices needing reauthentication in keyset pages
+// (constant memory whatever the fleet) and enqueues each page with River's
+// unique jobs, so an overlapping sweep or a pending request never doubles up.
+func (w *SweepWorker) Work(ctx context.Context, job *river.Job[reauth.SweepArgs]) error {
+	client := river.ClientFromContext[pgx.Tx](ctx)
+	batch := cmp.Or(w.cfg.SweepBatch, SweepBatchDefault)
+	var after store.DeviceKey
+	found, inserted := 0, 0
+	params := make([]river.InsertManyParams, 0, batch)
+	for {
+		var page []store.SweepCandidate
+		next := after
+		err := pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
+			var err error
+			page, next, err = store.SweepPage(ctx, tx, after, cmp.Or(w.cfg.SweepCooldown, SweepCooldownDefault),
+				cmp.Or(w.cfg.MaxPerWeek, MaxPerWeekDefault), batch)
+			if err != nil || len(page) == 0 {
+				return err
+			}
+			params = params[:0]
+			for _, c := range page {
+				params = append(params, river.InsertManyParams{Args: reauth.DeviceArgs{
+					OrgID: c.OrgID, UserID: c.UserID, DeviceKind: c.Kind, DeviceID: c.ID, Reason: "sweep",
+				}})
+			}
+			res, err := client.InsertManyTx(ctx, tx, params)
+			if err != nil {
+				return fmt.Errorf("enqueue: %w", err)
+			}
+			for _, r := range res {
+				if !r.UniqueSkippedAsDuplicate {
+					inserted++
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("sweep page after %s/%s: %w", after.Kind, after.ID, err)
+		}
+		if next == after {
+			break // nothing more to scan
+		}
+		found += len(page)
+		after = next
+	}
+	w.cfg.Logger.InfoContext(ctx, "sweep done", slog.Int("devices_needing_reauth", found), slog.Int("enqueued", inserted))
+	return nil
+}
