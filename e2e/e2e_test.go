@@ -227,6 +227,21 @@ func TestEndToEnd(t *testing.T) {
 	}
 	require.Contains(t, answers.String(), "authentication_url", "answers were captured")
 
+	// The metrics saw both reauthentications through every step.
+	resp, err := http.Get(s.base + "/metrics")
+	require.NoError(t, err)
+	metrics := readAll(t, resp)
+	for _, line := range []string{
+		`reauth_funnel_total{step="requested"} 2`, `reauth_funnel_total{step="link_created"} 2`,
+		`reauth_funnel_total{step="sent"} 2`, `reauth_funnel_total{step="opened"} 2`, `reauth_funnel_total{step="completed"} 2`,
+		`reauth_notifications_total{channel="email",result="sent"} 2`,
+		`reauth_jobs_finished_total{kind="reauth_device",state="completed"} 2`,
+		`reauth_podero_request_seconds_count{class="2xx",op="auth_session"} 2`,
+		`reauth_podero_breaker_open 0`,
+	} {
+		require.Contains(t, metrics, line)
+	}
+
 	srv.signal(t, syscall.SIGTERM)
 	require.Equal(t, 0, srv.wait(t, 30*time.Second))
 

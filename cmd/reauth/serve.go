@@ -20,6 +20,7 @@ import (
 	"github.com/reauth/reauth/internal/hostlist"
 	"github.com/reauth/reauth/internal/httpapi"
 	"github.com/reauth/reauth/internal/link"
+	"github.com/reauth/reauth/internal/metrics"
 	"github.com/reauth/reauth/internal/notify"
 	"github.com/reauth/reauth/internal/podero"
 	"github.com/reauth/reauth/internal/worker"
@@ -85,6 +86,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 		return err
 	}
 
+	// The metrics report the client's breaker and the client reports its
+	// requests to the metrics: the observer reads m when called.
+	var m *metrics.Metrics
+	limiter := &worker.Limiter{DB: pool, Rate: cfg.PoderoRateLimit, Burst: cfg.PoderoRateBurst, MaxWait: cfg.PoderoRateMaxWait}
 	pc, err := podero.New(podero.Config{
 		BaseURL:      cfg.PoderoBaseURL,
 		TokenURL:     cfg.PoderoTokenURL,
@@ -94,7 +99,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 		Password:     cfg.PoderoPassword.Reveal(),
 		LinkHosts:    cfg.PoderoLinkHosts,
 		// Every process shares one rate limit and one Retry-After hold, in Postgres.
-		Limiter:         &worker.Limiter{DB: pool, Rate: cfg.PoderoRateLimit, Burst: cfg.PoderoRateBurst, MaxWait: cfg.PoderoRateMaxWait},
+		Limiter:         limiter,
+		Observe:         func(op string, status int, took time.Duration) { m.PoderoRequest(op, status, took) },
 		RequestTimeout:  cfg.PoderoTimeout,
 		BreakerFailures: cfg.BreakerFailures,
 		BreakerCoolOff:  cfg.BreakerCoolOff,
@@ -103,6 +109,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 	if err != nil {
 		return err
 	}
+	m = metrics.New(pool, func() bool { return pc.Breaker().State != podero.BreakerClosed })
+	limiter.Metrics = m
 	renderer, err := notify.NewRenderer("")
 	if err != nil {
 		return err
@@ -143,11 +151,28 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 		SweepCooldown: cfg.ReauthCooldown,
 		MaxPerWeek:    cfg.ReauthMaxPerWeek,
 		SweepBatch:    cfg.SweepBatch,
+		Metrics:       m,
 		Logger:        log,
 	})
 	if err != nil {
 		return err
 	}
+	// Count every job attempt's outcome.
+	events, stopEvents := rc.Subscribe(river.EventKindJobCompleted, river.EventKindJobCancelled,
+		river.EventKindJobFailed, river.EventKindJobSnoozed)
+	eventsDone := make(chan struct{})
+	go func() {
+		defer close(eventsDone)
+		for ev := range events {
+			state := string(ev.Job.State)
+			if ev.Kind == river.EventKindJobSnoozed {
+				state = "snoozed"
+			}
+			m.JobFinished(ev.Job.Kind, state)
+		}
+	}()
+	defer func() { stopEvents(); <-eventsDone }()
+
 	// Jobs run on their own context: on shutdown they get the grace period
 	// instead of being cancelled with ctx.
 	if err := rc.Start(context.WithoutCancel(ctx)); err != nil {
@@ -158,7 +183,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 		Handler: httpapi.New(httpapi.Config{
 			Pool: pool, River: rc, Tokens: cfg.APITokens,
 			SuccessURL: cfg.SuccessURL, CancelURL: cfg.CancelURL, RedirectHosts: redirectHosts,
-			Breaker: pc.Breaker, Logger: log,
+			Breaker: pc.Breaker, Metrics: m, Logger: log,
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,

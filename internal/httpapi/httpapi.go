@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/riverqueue/river"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/reauth/reauth/internal/config"
 	"github.com/reauth/reauth/internal/hostlist"
 	"github.com/reauth/reauth/internal/link"
+	"github.com/reauth/reauth/internal/metrics"
 	"github.com/reauth/reauth/internal/podero"
 	"github.com/reauth/reauth/internal/store"
 	"github.com/reauth/reauth/migrations"
@@ -45,6 +47,7 @@ type Config struct {
 	// Breaker reports the Podero client's circuit breaker for /readyz; nil
 	// leaves it out.
 	Breaker func() podero.BreakerStatus
+	Metrics *metrics.Metrics // served at /metrics; nil serves an empty registry
 	Logger  *slog.Logger
 }
 
@@ -60,7 +63,11 @@ func New(cfg Config) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
-	mux.Handle("GET /metrics", promhttp.Handler())
+	registry := prometheus.NewRegistry()
+	if cfg.Metrics != nil {
+		registry = cfg.Metrics.Registry
+	}
+	mux.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: see the README for the API")
 	})
@@ -149,6 +156,9 @@ func (s *server) enqueue(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "could not enqueue the request; try again")
 		return
 	}
+	if !res.UniqueSkippedAsDuplicate {
+		s.cfg.Metrics.Funnel(metrics.StepRequested)
+	}
 	writeJSON(w, http.StatusAccepted, reauth.Result{JobID: res.Job.ID, Duplicate: res.UniqueSkippedAsDuplicate})
 }
 
@@ -230,9 +240,13 @@ func (s *server) open(w http.ResponseWriter, r *http.Request) {
 			s.renew(w, r, sess)
 			return
 		}
-		if err := store.MarkOpened(r.Context(), s.cfg.Pool, sess.ID); err != nil {
+		first, err := store.MarkOpened(r.Context(), s.cfg.Pool, sess.ID)
+		if err != nil {
 			s.internalError(w, r, err)
 			return
+		}
+		if first {
+			s.cfg.Metrics.Funnel(metrics.StepOpened)
 		}
 		http.Redirect(w, r, sess.AuthenticationURL, http.StatusFound)
 	case store.SessionCompleted:
@@ -285,6 +299,9 @@ func (s *server) done(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.internalError(w, r, err)
 		return
+	}
+	if finished && state == store.SessionCompleted {
+		s.cfg.Metrics.Funnel(metrics.StepCompleted)
 	}
 	if finished {
 		s.cfg.Logger.InfoContext(r.Context(), "session finished", slog.Int64("session", sess.ID), slog.String("state", state))

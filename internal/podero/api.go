@@ -290,12 +290,15 @@ func (c *Client) send(ctx context.Context, op, method, path string, reqBody []by
 		req.Header.Set("Content-Type", "application/json")
 	}
 
+	sent := time.Now()
 	resp, err := c.cfg.HTTPClient.Do(req)
 	if err != nil {
+		c.cfg.Observe(op, 0, time.Since(sent))
 		e := transportError(op, err)
 		e.Detail = c.redact(e.Detail, token)
 		return nil, 0, e
 	}
+	c.cfg.Observe(op, resp.StatusCode, time.Since(sent))
 	// Closed without draining what is left: a body not read to its end is
 	// one that was rejected, and its connection is not worth reusing.
 	defer func() { _ = resp.Body.Close() }()

@@ -133,6 +133,10 @@ type Config struct {
 	// host of BaseURL.
 	LinkHosts []string
 
+	// Observe, when set, is told of every API request: its operation, the
+	// response status (0 when none came) and how long it took. For metrics.
+	Observe func(op string, status int, took time.Duration)
+
 	// Limiter, when set, spaces out requests across every process sharing
 	// it: every request waits for it first (at most RequestTimeout), and a
 	// 429 (or a 503 with Retry-After) makes it hold every process. Default
@@ -159,6 +163,9 @@ type Config struct {
 
 // withDefaults returns a copy of c with defaults filled in.
 func (c Config) withDefaults() Config {
+	if c.Observe == nil {
+		c.Observe = func(string, int, time.Duration) {}
+	}
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
 	if c.TokenURL == "" && c.BaseURL != "" {
 		c.TokenURL = c.BaseURL + TokenPath

@@ -182,10 +182,14 @@ func OpenSession(ctx context.Context, db DB, kind reauth.DeviceKind, deviceID st
 		WHERE s.device_kind = $1 AND s.device_id = $2 AND s.state = 'open'`, kind, deviceID))
 }
 
-// MarkOpened records the first click on the session's link.
-func MarkOpened(ctx context.Context, db DB, id int64) error {
-	_, err := db.Exec(ctx, `UPDATE auth_session SET opened_at = coalesce(opened_at, now()) WHERE id = $1`, id)
-	return mapErr(err)
+// MarkOpened records the first click on the session's link and reports
+// whether this was it.
+func MarkOpened(ctx context.Context, db DB, id int64) (first bool, err error) {
+	tag, err := db.Exec(ctx, `UPDATE auth_session SET opened_at = now() WHERE id = $1 AND opened_at IS NULL`, id)
+	if err != nil {
+		return false, mapErr(err)
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
 // FinishSession moves an open session to state (completed or cancelled); a

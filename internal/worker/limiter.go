@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/reauth/reauth/internal/metrics"
 	"github.com/reauth/reauth/internal/store"
 )
 
@@ -20,6 +21,8 @@ type Limiter struct {
 	// MaxWait is the longest a caller waits for a slot; a longer wait is
 	// returned instead, so the job snoozes rather than occupying a worker.
 	MaxWait time.Duration
+	// Metrics observes waits and deferrals; nil for none.
+	Metrics *metrics.Metrics
 }
 
 // Wait blocks until the caller may send one request, or returns how long to
@@ -33,6 +36,7 @@ func (l *Limiter) Wait(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
+	l.Metrics.LimiterWaited(wait, !reserved)
 	if !reserved {
 		return wait, nil
 	}

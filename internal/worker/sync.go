@@ -12,6 +12,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/reauth/reauth"
+	"github.com/reauth/reauth/internal/metrics"
 	"github.com/reauth/reauth/internal/podero"
 	"github.com/reauth/reauth/internal/store"
 )
@@ -120,6 +121,9 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[reauth.SyncUse
 	if err != nil {
 		return fmt.Errorf("record devices: %w", err)
 	}
+	for range closed {
+		w.cfg.Metrics.Funnel(metrics.StepCompleted)
+	}
 	if closed > 0 || gone > 0 {
 		w.cfg.Logger.InfoContext(ctx, "user synced", slog.String("user_id", a.UserID),
 			slog.Int("sessions_completed_elsewhere", closed), slog.Int64("devices_gone", gone))
@@ -166,6 +170,7 @@ func (w *SweepWorker) Work(ctx context.Context, job *river.Job[reauth.SweepArgs]
 			for _, r := range res {
 				if !r.UniqueSkippedAsDuplicate {
 					inserted++
+					w.cfg.Metrics.Funnel(metrics.StepRequested)
 				}
 			}
 			return nil

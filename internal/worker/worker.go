@@ -21,6 +21,7 @@ import (
 	"github.com/reauth/reauth"
 	"github.com/reauth/reauth/internal/hostlist"
 	"github.com/reauth/reauth/internal/link"
+	"github.com/reauth/reauth/internal/metrics"
 	"github.com/reauth/reauth/internal/notify"
 	"github.com/reauth/reauth/internal/podero"
 	"github.com/reauth/reauth/internal/store"
@@ -71,7 +72,8 @@ type Config struct {
 	// default MaintenanceWorkersDefault.
 	MaintenanceWorkers int
 
-	Logger *slog.Logger
+	Metrics *metrics.Metrics // nil: none
+	Logger  *slog.Logger
 }
 
 // NewClient returns a River client that works the podero and notify queues.
@@ -187,6 +189,7 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit session: %w", err)
 	}
+	w.cfg.Metrics.Funnel(metrics.StepLinkCreated)
 	w.cfg.Logger.InfoContext(ctx, "session stored",
 		slog.Int64("job_id", job.ID), slog.Int64("session", id),
 		slog.String("device_kind", string(a.DeviceKind)), slog.String("device_id", a.DeviceID))
@@ -293,8 +296,10 @@ func (w *NotifyWorker) Work(ctx context.Context, job *river.Job[reauth.NotifyArg
 			return fmt.Errorf("record failed delivery: %w (after %w)", ferr, err)
 		}
 		if state == store.NotificationFailed {
+			w.cfg.Metrics.Notification("email", "failed")
 			return river.JobCancel(err)
 		}
+		w.cfg.Metrics.Notification("email", "retry")
 		return err
 	}
 
@@ -319,6 +324,8 @@ func (w *NotifyWorker) Work(ctx context.Context, job *river.Job[reauth.NotifyArg
 	if err != nil {
 		return fmt.Errorf("message sent but not recorded (a retry resends the same message): %w", err)
 	}
+	w.cfg.Metrics.Notification("email", "sent")
+	w.cfg.Metrics.Funnel(metrics.StepSent)
 	log.InfoContext(ctx, "message sent", slog.String("channel", "email"), slog.String("key", key))
 	return nil
 }

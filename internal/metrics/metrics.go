@@ -1,0 +1,175 @@
+// Package metrics defines the service's Prometheus metrics on a registry of
+// its own. Every method is safe on a nil *Metrics, so components built
+// without metrics (tests, tools) need no special case.
+package metrics
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Funnel steps, in order.
+const (
+	StepRequested   = "requested"    // a reauth_device request accepted
+	StepLinkCreated = "link_created" // a session stored
+	StepSent        = "sent"         // its message sent
+	StepOpened      = "opened"       // its link opened the first time
+	StepCompleted   = "completed"    // the login completed (via the link or elsewhere)
+)
+
+// Metrics holds every collector.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	jobs          *prometheus.CounterVec
+	poderoSeconds *prometheus.HistogramVec
+	limiterWait   prometheus.Histogram
+	limiterDefer  prometheus.Counter
+	notifications *prometheus.CounterVec
+	funnel        *prometheus.CounterVec
+}
+
+// New registers the metrics. pool feeds the queue depth gauge (a cached
+// query); breakerOpen, when not nil, reports the Podero circuit breaker.
+func New(pool *pgxpool.Pool, breakerOpen func() bool) *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reauth_jobs_finished_total", Help: "Jobs this process worked, by kind and the state they ended the attempt in.",
+		}, []string{"kind", "state"}),
+		poderoSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "reauth_podero_request_seconds", Help: "Podero API requests by operation and status class.",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"op", "class"}),
+		limiterWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "reauth_podero_limiter_wait_seconds", Help: "Time waited for a slot of the shared Podero rate limit.",
+			Buckets: []float64{0, .01, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
+		limiterDefer: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "reauth_podero_limiter_deferred_total", Help: "Calls deferred (job snoozed) because a slot was too far away.",
+		}),
+		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reauth_notifications_total", Help: "Delivery attempts by channel and result (sent, retry, failed).",
+		}, []string{"channel", "result"}),
+		funnel: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reauth_funnel_total", Help: "Reauthentications reaching each step: requested, link_created, sent, opened, completed.",
+		}, []string{"step"}),
+	}
+	m.Registry.MustRegister(m.jobs, m.poderoSeconds, m.limiterWait, m.limiterDefer, m.notifications, m.funnel,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, step := range []string{StepRequested, StepLinkCreated, StepSent, StepOpened, StepCompleted} {
+		m.funnel.WithLabelValues(step)
+	}
+	if breakerOpen != nil {
+		m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "reauth_podero_breaker_open", Help: "1 while the Podero circuit breaker is open or probing, else 0.",
+		}, func() float64 {
+			if breakerOpen() {
+				return 1
+			}
+			return 0
+		}))
+	}
+	if pool != nil {
+		m.Registry.MustRegister(&queueDepth{pool: pool, desc: prometheus.NewDesc("reauth_queue_jobs",
+			"Jobs waiting or running, by queue and state (refreshed at most every 15 s).", []string{"queue", "state"}, nil)})
+	}
+	return m
+}
+
+// JobFinished counts one job attempt's outcome.
+func (m *Metrics) JobFinished(kind, state string) {
+	if m != nil {
+		m.jobs.WithLabelValues(kind, state).Inc()
+	}
+}
+
+// PoderoRequest observes one Podero request (status 0: no answer).
+func (m *Metrics) PoderoRequest(op string, status int, took time.Duration) {
+	if m == nil {
+		return
+	}
+	class := "error"
+	if status > 0 {
+		class = strconv.Itoa(status/100) + "xx"
+	}
+	m.poderoSeconds.WithLabelValues(op, class).Observe(took.Seconds())
+}
+
+// LimiterWaited observes a wait for a rate-limit slot; deferred counts a
+// call sent back to snooze instead.
+func (m *Metrics) LimiterWaited(wait time.Duration, deferred bool) {
+	if m == nil {
+		return
+	}
+	if deferred {
+		m.limiterDefer.Inc()
+		return
+	}
+	m.limiterWait.Observe(wait.Seconds())
+}
+
+// Notification counts a delivery attempt's result.
+func (m *Metrics) Notification(channel, result string) {
+	if m != nil {
+		m.notifications.WithLabelValues(channel, result).Inc()
+	}
+}
+
+// Funnel counts a reauthentication reaching step.
+func (m *Metrics) Funnel(step string) {
+	if m != nil {
+		m.funnel.WithLabelValues(step).Inc()
+	}
+}
+
+// queueDepth reports River's unfinished jobs by queue and state from one
+// grouped query, cached so scrapes stay cheap.
+type queueDepth struct {
+	pool *pgxpool.Pool
+	desc *prometheus.Desc
+
+	mu      sync.Mutex
+	fetched time.Time
+	rows    []depthRow
+}
+
+type depthRow struct {
+	queue, state string
+	n            float64
+}
+
+func (q *queueDepth) Describe(ch chan<- *prometheus.Desc) { ch <- q.desc }
+
+func (q *queueDepth) Collect(ch chan<- prometheus.Metric) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if time.Since(q.fetched) > 15*time.Second {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		rows, err := q.pool.Query(ctx, `SELECT queue, state::text, count(*) FROM river_job
+			WHERE state IN ('available', 'scheduled', 'running', 'retryable', 'pending') GROUP BY 1, 2`)
+		if err == nil {
+			var fresh []depthRow
+			for rows.Next() {
+				var r depthRow
+				if rows.Scan(&r.queue, &r.state, &r.n) == nil {
+					fresh = append(fresh, r)
+				}
+			}
+			rows.Close()
+			if rows.Err() == nil {
+				q.rows, q.fetched = fresh, time.Now()
+			}
+		}
+	}
+	for _, r := range q.rows {
+		ch <- prometheus.MustNewConstMetric(q.desc, prometheus.GaugeValue, r.n, r.queue, r.state)
+	}
+}
