@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/riverlog"
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/reauth/reauth"
@@ -107,8 +109,14 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		RetryPolicy:          &RetryPolicy{Base: cfg.RetryBase, Cap: cfg.RetryCap},
 		MaxAttempts:          cmp.Or(cfg.MaxAttempts, MaxAttemptsDefault),
-		Middleware:           []rivertype.Middleware{&shutdownMiddleware{}},
-		Logger:               cfg.Logger,
+		Middleware: []rivertype.Middleware{
+			&shutdownMiddleware{},
+			// Each attempt's log lines are kept in the job's metadata, for
+			// `reauth jobs show` (bounded: metadata is a jsonb column).
+			riverlog.NewMiddleware(func(w io.Writer) slog.Handler { return slog.NewJSONHandler(w, nil) },
+				&riverlog.MiddlewareConfig{MaxSizeBytes: 8 << 10, MaxTotalBytes: 64 << 10}),
+		},
+		Logger: cfg.Logger,
 	})
 }
 
@@ -190,7 +198,7 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 		return fmt.Errorf("commit session: %w", err)
 	}
 	w.cfg.Metrics.Funnel(metrics.StepLinkCreated)
-	w.cfg.Logger.InfoContext(ctx, "session stored",
+	jobLogger(ctx, w.cfg.Logger).InfoContext(ctx, "session stored",
 		slog.Int64("job_id", job.ID), slog.Int64("session", id),
 		slog.String("device_kind", string(a.DeviceKind)), slog.String("device_id", a.DeviceID))
 	return nil
@@ -257,7 +265,7 @@ func (w *NotifyWorker) Work(ctx context.Context, job *river.Job[reauth.NotifyArg
 	if err != nil {
 		return err
 	}
-	log := w.cfg.Logger.With(slog.Int64("job_id", job.ID), slog.Int64("session", s.ID), slog.Int("step", a.Step))
+	log := jobLogger(ctx, w.cfg.Logger).With(slog.Int64("job_id", job.ID), slog.Int64("session", s.ID), slog.Int("step", a.Step))
 	if s.State != store.SessionOpen {
 		log.InfoContext(ctx, "session no longer open, nothing to send", slog.String("state", s.State))
 		return nil
@@ -328,6 +336,15 @@ func (w *NotifyWorker) Work(ctx context.Context, job *river.Job[reauth.NotifyArg
 	w.cfg.Metrics.Funnel(metrics.StepSent)
 	log.InfoContext(ctx, "message sent", slog.String("channel", "email"), slog.String("key", key))
 	return nil
+}
+
+// jobLogger logs to the process log and, inside a job, to the attempt's log
+// that riverlog keeps in the job's metadata.
+func jobLogger(ctx context.Context, base *slog.Logger) *slog.Logger {
+	if jl, ok := riverlog.LoggerSafely(ctx); ok {
+		return slog.New(slog.NewMultiHandler(base.Handler(), jl.Handler()))
+	}
+	return base
 }
 
 // retry runs fn up to attempts times, backing off from 10 ms to at most a
