@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/mail"
 	"net/url"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync"
@@ -204,6 +205,44 @@ func ValidateURL(s string) error {
 	return nil
 }
 
+// exactKeys rejects an object whose keys are not spelled exactly as v's JSON
+// fields, or repeat: Go's decoder would match "DEVICE_ID" case-insensitively
+// and keep the last of two, while River's unique key and SQL read the exact
+// key.
+func exactKeys(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil // not an object: the decoder says so
+	}
+	known := map[string]bool{}
+	t := reflect.TypeOf(v).Elem()
+	for i := range t.NumField() {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
+			known[name] = true
+		}
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		key, _ := tok.(string)
+		if !known[key] {
+			return fmt.Errorf("unknown field %q", key)
+		}
+		if seen[key] {
+			return fmt.Errorf("field %q given twice", key)
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return nil
+		}
+	}
+	return nil
+}
+
 // NotifyArgs are the arguments of a reauth_notify job: deliver step Step
 // (0 is the first message, 1 and up are reminders) of session SessionID.
 type NotifyArgs struct {
@@ -237,6 +276,9 @@ func (a NotifyArgs) Validate() error {
 // decodeStrict decodes one JSON object into v, rejecting unknown fields,
 // wrong types and trailing data, with an error that names the field.
 func decodeStrict(b []byte, v any) error {
+	if err := exactKeys(b, v); err != nil {
+		return fmt.Errorf("malformed job args: %w", err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
@@ -288,6 +330,29 @@ func (SyncArgs) InsertOpts() river.InsertOpts {
 type SyncUserArgs struct {
 	OrgID  string `json:"org_id" river:"unique"`
 	UserID string `json:"user_id" river:"unique"`
+
+	decodeErr error // set by UnmarshalJSON, reported by Validate
+}
+
+// UnmarshalJSON decodes strictly but never fails; see DeviceArgs.UnmarshalJSON.
+func (a *SyncUserArgs) UnmarshalJSON(b []byte) error {
+	type plain SyncUserArgs
+	var p plain
+	err := decodeStrict(b, &p)
+	*a = SyncUserArgs(p)
+	a.decodeErr = err
+	return nil
+}
+
+// Validate reports malformed args.
+func (a SyncUserArgs) Validate() error {
+	if a.decodeErr != nil {
+		return a.decodeErr
+	}
+	if !IsUUID(a.OrgID) || !IsUUID(a.UserID) {
+		return errors.New("org_id and user_id must be UUIDs")
+	}
+	return nil
 }
 
 // Kind is the River job kind.

@@ -44,6 +44,8 @@ func TestDeviceArgsDecoding(t *testing.T) {
 		{"BadLocale", with("locale", `"klingon"`), "locale must be one of"},
 		{"JavascriptURL", with("success_url", `"javascript:alert(1)"`), "success_url"},
 		{"LongReason", with("reason", `"`+strings.Repeat("x", 201)+`"`), "reason must be at most 200"},
+		{"KeyInOtherCase", strings.Replace(good, `"device_id"`, `"DEVICE_ID"`, 1), `unknown field "DEVICE_ID"`},
+		{"KeyTwice", strings.Replace(good, `{`, `{"device_id":"11111111-1111-4111-8111-111111111111",`, 1), `field "device_id" given twice`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

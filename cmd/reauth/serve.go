@@ -168,7 +168,13 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 			if ev.Kind == river.EventKindJobSnoozed {
 				state = "snoozed"
 			}
-			m.JobFinished(ev.Job.Kind, state)
+			kind := ev.Job.Kind
+			switch kind { // a bounded label: only the service's own kinds
+			case "reauth_device", "reauth_notify", "reauth_sync", "reauth_sync_user", "reauth_sweep":
+			default:
+				kind = "other"
+			}
+			m.JobFinished(kind, state)
 		}
 	}()
 	defer func() { stopEvents(); <-eventsDone }()

@@ -69,18 +69,18 @@ func tokenName(ctx context.Context) string {
 
 // auth admits requests with a bearer token from API_TOKENS that has scope.
 // Tokens are compared by SHA-256 in constant time; a token without the scope
-// gets 403; an address with too many failures gets 429.
+// gets 403. Failures are limited per address (429 once over the limit), but
+// a valid token is never turned away: behind a proxy every client shares one
+// address, and one misconfigured client must not lock out the others.
 func (s *server) auth(scope string, next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		lim := s.failures.limiter(clientAddr(r))
-		if lim.Tokens() < 1 {
-			w.Header().Set("Retry-After", "60")
-			writeError(w, http.StatusTooManyRequests, "too many failed authentication attempts; try again later")
-			return
-		}
 		tok, ok := s.token(r)
 		if !ok {
-			lim.Allow() // count the failure
+			if !s.failures.limiter(clientAddr(r)).Allow() {
+				w.Header().Set("Retry-After", "60")
+				writeError(w, http.StatusTooManyRequests, "too many failed authentication attempts; try again later")
+				return
+			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="reauth"`)
 			writeError(w, http.StatusUnauthorized, "missing or invalid bearer token")
 			return

@@ -127,13 +127,6 @@ func (s *server) mountOps(mux *http.ServeMux) {
 // browser lets the operator enter another one).
 func (o *opsPage) auth(next opsHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		lim := o.s.failures.limiter(clientAddr(r))
-		if lim.Tokens() < 1 {
-			w.Header().Set("Retry-After", "60")
-			o.message(w, r, config.APIToken{}, http.StatusTooManyRequests, "Too many failed attempts",
-				"Too many failed sign-ins from this address. Try again in a minute.")
-			return
-		}
 		_, password, ok := r.BasicAuth()
 		if !ok {
 			w.Header().Set("WWW-Authenticate", opsRealm)
@@ -144,7 +137,13 @@ func (o *opsPage) auth(next opsHandler) http.Handler {
 		// The password is checked exactly as a bearer token on /v1 is.
 		tok, ok := o.s.token(&http.Request{Header: http.Header{"Authorization": {"Bearer " + password}}})
 		if !ok {
-			lim.Allow() // count the failure
+			// Only failures count, and only failures are turned away.
+			if !o.s.failures.limiter(clientAddr(r)).Allow() {
+				w.Header().Set("Retry-After", "60")
+				o.message(w, r, config.APIToken{}, http.StatusTooManyRequests, "Too many failed attempts",
+					"Too many failed sign-ins from this address. Try again in a minute.")
+				return
+			}
 			w.Header().Set("WWW-Authenticate", opsRealm)
 			o.message(w, r, config.APIToken{}, http.StatusUnauthorized, "Sign in",
 				"That is not a valid API token. Sign in with an API token that has the ops scope as the password.")

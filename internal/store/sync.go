@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/reauth/reauth"
@@ -61,12 +62,49 @@ func RecordSyncedDevice(ctx context.Context, db DB, d SyncedDevice) (closed bool
 func MarkMissingGone(ctx context.Context, db DB, orgID, userID string, kind reauth.DeviceKind, listed []string) (int64, error) {
 	tag, err := db.Exec(ctx, `
 		UPDATE device SET gone_at = now(), updated_at = now()
-		WHERE org_id = $1 AND user_id = $2 AND kind = $3 AND gone_at IS NULL AND NOT (id = ANY ($4::uuid[]))`,
+		WHERE org_id = $1 AND user_id = $2 AND kind = $3 AND gone_at IS NULL
+		  AND NOT (id = ANY (coalesce($4::uuid[], '{}')))`,
 		orgID, userID, kind, listed)
 	if err != nil {
 		return 0, mapErr(err)
 	}
 	return tag.RowsAffected(), nil
+}
+
+// MarkUsersGone marks gone the devices of the organization's users that are
+// not in users (deleted at Podero or no longer listed), and returns how many.
+func MarkUsersGone(ctx context.Context, db DB, orgID string, users []string) (int64, error) {
+	tag, err := db.Exec(ctx, `
+		UPDATE device SET gone_at = now(), updated_at = now()
+		WHERE org_id = $1 AND gone_at IS NULL AND NOT (user_id = ANY (coalesce($2::uuid[], '{}')))`,
+		orgID, users)
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// SessionStoredForJob reports whether job already stored its session (a
+// completed job run again by an operator's retry).
+func SessionStoredForJob(ctx context.Context, db DB, jobID int64) (bool, error) {
+	var stored bool
+	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT FROM auth_session WHERE job_id = $1)`, jobID).Scan(&stored)
+	return stored, mapErr(err)
+}
+
+// SweepStillNeeded reports whether a device the sweep queued still needs a
+// session: it still needs reauthentication (by the last sync) and has no
+// open, unexpired session.
+func SweepStillNeeded(ctx context.Context, db DB, kind reauth.DeviceKind, id string) (bool, error) {
+	var needed bool
+	err := db.QueryRow(ctx, `
+		SELECT d.needs_reauth AND NOT EXISTS (SELECT FROM auth_session s WHERE s.device_kind = d.kind
+			AND s.device_id = d.id AND s.state = 'open' AND s.expires_at > now())
+		FROM device d WHERE d.kind = $1 AND d.id = $2`, kind, id).Scan(&needed)
+	if err = mapErr(err); errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return needed, err
 }
 
 // DeviceKey orders devices for keyset paging; the zero key is before all.
@@ -82,8 +120,9 @@ type SweepCandidate struct {
 }
 
 // SweepPage returns up to limit devices after key, in key order, that need
-// reauthentication, have no open session, got no message within cooldown and
-// fewer than maxPerWeek in the last seven days. It walks the partial index
+// reauthentication, have no open unexpired session, no request finished and
+// no message sent within cooldown, and fewer than maxPerWeek messages in the
+// last seven days. It walks the partial index
 // device_needs_reauth, so a page costs the same wherever it starts.
 //
 // The rows stay share-locked until db's transaction ends: enqueue the page in
@@ -120,7 +159,8 @@ func SweepPage(ctx context.Context, db DB, after DeviceKey, cooldown time.Durati
 	// with the statement's old snapshot; now that the rows are locked, a new
 	// statement sees any session committed meanwhile.
 	rows, err = db.Query(ctx, `SELECT c.kind, c.id::text FROM unnest($1::text[], $2::uuid[]) AS c (kind, id)
-		WHERE EXISTS (SELECT FROM auth_session s WHERE s.device_kind = c.kind AND s.device_id = c.id AND s.state = 'open')`,
+		WHERE EXISTS (SELECT FROM auth_session s WHERE s.device_kind = c.kind AND s.device_id = c.id
+		              AND s.state = 'open' AND s.expires_at > now())`,
 		kinds, ids)
 	if err != nil {
 		return nil, after, mapErr(err)
@@ -153,7 +193,10 @@ const SweepPageSQL = `
 	FROM device d
 	WHERE d.needs_reauth AND (d.kind, d.id) > ($1, $2::uuid)
 	  AND NOT EXISTS (SELECT FROM auth_session s
-	                  WHERE s.device_kind = d.kind AND s.device_id = d.id AND s.state = 'open')
+	                  WHERE s.device_kind = d.kind AND s.device_id = d.id AND s.state = 'open' AND s.expires_at > now())
+	  AND NOT EXISTS (SELECT FROM river_job j
+	                  WHERE j.kind = 'reauth_device' AND j.args ->> 'device_id' = d.id::text
+	                    AND j.finalized_at > now() - make_interval(secs => $3::float8))
 	  AND NOT EXISTS (SELECT FROM auth_session s JOIN notification n ON n.session_id = s.id
 	                  WHERE s.device_kind = d.kind AND s.device_id = d.id
 	                    AND n.sent_at > now() - make_interval(secs => $3::float8))

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -38,13 +40,20 @@ func (w *SyncWorker) Work(ctx context.Context, job *river.Job[reauth.SyncArgs]) 
 	for _, org := range w.cfg.OrgIDs {
 		users, err := w.cfg.Podero.ListUsers(ctx, org)
 		if err != nil {
-			return throttled(err)
+			if t := throttled(err); t != err {
+				return t // Podero is throttling or down: come back later
+			}
+			// One bad organization must not stop the others' sync.
+			w.cfg.Logger.WarnContext(ctx, "sync: cannot list the organization's users", slog.String("org_id", org), slog.Any("error", err))
+			continue
 		}
 		var batch []river.InsertManyParams
+		var listed []string
 		for _, u := range users {
 			if u.DeletedAt != nil || !reauth.IsUUID(u.ID) {
 				continue
 			}
+			listed = append(listed, u.ID)
 			batch = append(batch, river.InsertManyParams{Args: reauth.SyncUserArgs{OrgID: org, UserID: u.ID}})
 			if len(batch) == SweepBatchDefault {
 				if _, err := client.InsertMany(ctx, batch); err != nil {
@@ -58,6 +67,16 @@ func (w *SyncWorker) Work(ctx context.Context, job *river.Job[reauth.SyncArgs]) 
 				return err
 			}
 			total += len(batch)
+		}
+		// Devices of users deleted at Podero, or no longer listed, are gone.
+		// An empty list is not trusted to mean that every user left.
+		if len(listed) == 0 {
+			continue
+		}
+		if n, err := store.MarkUsersGone(ctx, w.cfg.Pool, org, listed); err != nil {
+			return err
+		} else if n > 0 {
+			w.cfg.Logger.InfoContext(ctx, "sync: devices of departed users gone", slog.String("org_id", org), slog.Int64("devices", n))
 		}
 	}
 	w.cfg.Logger.InfoContext(ctx, "sync fanned out", slog.Int("orgs", len(w.cfg.OrgIDs)), slog.Int("users", total))
@@ -76,21 +95,38 @@ type SyncUserWorker struct {
 // authenticated again.
 func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[reauth.SyncUserArgs]) error {
 	a := job.Args
-	if !reauth.IsUUID(a.OrgID) || !reauth.IsUUID(a.UserID) {
-		return river.JobCancel(fmt.Errorf("invalid job args: org_id and user_id must be UUIDs"))
+	if err := a.Validate(); err != nil {
+		return river.JobCancel(fmt.Errorf("invalid job args: %w", err))
 	}
-	// List first, then record everything in one transaction.
-	listed := make(map[reauth.DeviceKind][]podero.Device, len(reauth.DeviceKinds))
-	for _, kind := range reauth.DeviceKinds {
+	// List first, then record everything in one transaction, in the
+	// sweep's (kind, id) order so the two never lock rows crosswise.
+	kinds := slices.Sorted(slices.Values(reauth.DeviceKinds))
+	listed := make(map[reauth.DeviceKind][]podero.Device, len(kinds))
+	for _, kind := range kinds {
 		devices, err := w.cfg.Podero.ListDevices(ctx, a.OrgID, a.UserID, kind)
+		if pe, ok := podero.AsError(err); ok && (pe.Kind == podero.KindNotFound || pe.Kind == podero.KindInvalid) {
+			// The user (or org) is gone at Podero: so are its devices.
+			if pe.Kind == podero.KindNotFound {
+				for _, k := range kinds {
+					if _, gerr := store.MarkMissingGone(ctx, w.cfg.Pool, a.OrgID, a.UserID, k, nil); gerr != nil {
+						return gerr
+					}
+				}
+			}
+			return river.JobCancel(err)
+		}
 		if err != nil {
 			return throttled(err)
 		}
+		for i := range devices {
+			devices[i].ID = strings.ToLower(devices[i].ID)
+		}
+		slices.SortFunc(devices, func(x, y podero.Device) int { return strings.Compare(x.ID, y.ID) })
 		listed[kind] = devices
 	}
 	closed, gone := 0, int64(0)
 	err := pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
-		for _, kind := range reauth.DeviceKinds {
+		for _, kind := range kinds {
 			ids := make([]string, 0, len(listed[kind]))
 			for _, d := range listed[kind] {
 				if !reauth.IsUUID(d.ID) {

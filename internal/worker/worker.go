@@ -136,6 +136,19 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 		w.cfg.RedirectHosts.Check("cancel_url", a.CancelURL)); err != nil {
 		return river.JobCancel(fmt.Errorf("invalid job args: %w", err))
 	}
+	// Run again after it stored its session (an operator retried a completed
+	// job): nothing more to do.
+	if stored, err := store.SessionStoredForJob(ctx, w.cfg.Pool, job.ID); err != nil || stored {
+		return err
+	}
+	// A sweep's request waits in the queue; the device may have been fixed,
+	// or got a session, meanwhile.
+	if a.Reason == "sweep" {
+		needed, err := store.SweepStillNeeded(ctx, w.cfg.Pool, a.DeviceKind, a.DeviceID)
+		if err != nil || !needed {
+			return err
+		}
+	}
 	email := a.Email
 	if email == "" {
 		var err error
@@ -218,6 +231,9 @@ func (w *DeviceWorker) poderoError(ctx context.Context, a reauth.DeviceArgs, err
 	if !ok {
 		return err
 	}
+	// Kept in the attempt's log (riverlog), for `reauth jobs show`.
+	jobLogger(ctx, w.cfg.Logger).WarnContext(ctx, "podero call failed", slog.String("op", pe.Op),
+		slog.String("kind", string(pe.Kind)), slog.Int("status", pe.Status), slog.String("device_id", a.DeviceID))
 	switch pe.Kind {
 	case podero.KindNotFound:
 		if pe.Op != podero.OpAuthSession {

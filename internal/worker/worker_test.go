@@ -205,9 +205,6 @@ func TestPipeline(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, b.user.Email, msgs[0].To[0])
 		require.Equal(t, 1, b.sim.Counts()[sim.EndpointAuthSession], "the duplicate made no second Podero call")
-		var jobLog string
-		require.NoError(t, b.pool.QueryRow(ctx, `SELECT coalesce(metadata ->> 'river:log', '') FROM river_job WHERE id = $1`, jobID(t, first)).Scan(&jobLog))
-		require.Contains(t, jobLog, "session stored", "the attempt's log is kept in the job's metadata")
 
 		// The earlier request finished: a new one is accepted and supersedes its session.
 		status, third := b.post(t, apiToken, b.body(dev))
@@ -266,6 +263,9 @@ func TestPipeline(t *testing.T) {
 		require.Equal(t, http.StatusAccepted, status)
 		b.waitJob(t, jobID(t, out), "completed")
 		require.Equal(t, 2, b.count(t, "SELECT attempt FROM river_job WHERE id = $1", jobID(t, out)))
+		var jobLog string
+		require.NoError(t, b.pool.QueryRow(ctx, `SELECT coalesce(metadata ->> 'river:log', '') FROM river_job WHERE id = $1`, jobID(t, out)).Scan(&jobLog))
+		require.Contains(t, jobLog, "podero call failed", "the failed attempt's log is kept in the job's metadata")
 		require.Equal(t, 2, b.sim.Counts()[sim.EndpointAuthSession])
 		_, err := b.mails.Wait(ctx, 1)
 		require.NoError(t, err)
