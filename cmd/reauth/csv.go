@@ -31,13 +31,20 @@ type csvReport struct {
 
 // enqueueCSV validates every row of the CSV file at path and enqueues the
 // valid ones in batches; a rejected row never stops the others.
-func enqueueCSV(ctx context.Context, pool *pgxpool.Pool, path, reason string, redirect hostlist.List) (csvReport, error) {
+// progress, when not nil, is told how far the file has been read (rows and
+// bytes of size) after every batch.
+func enqueueCSV(ctx context.Context, pool *pgxpool.Pool, path, reason string, redirect hostlist.List,
+	progress func(rep csvReport, read, size int64)) (csvReport, error) {
 	var rep csvReport
 	f, err := os.Open(path)
 	if err != nil {
 		return rep, fmt.Errorf("open CSV: %w", err)
 	}
 	defer f.Close()
+	var size int64
+	if st, err := f.Stat(); err == nil {
+		size = st.Size()
+	}
 	r := csv.NewReader(f)
 	r.FieldsPerRecord = -1 // checked per row, to report rather than stop
 	header, err := r.Read()
@@ -81,6 +88,10 @@ func enqueueCSV(ctx context.Context, pool *pgxpool.Pool, path, reason string, re
 			return nil
 		})
 		batch = batch[:0]
+		if progress != nil {
+			read, _ := f.Seek(0, io.SeekCurrent)
+			progress(rep, read, size)
+		}
 		return err
 	}
 	for row := 2; ; row++ {

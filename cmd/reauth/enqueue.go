@@ -7,9 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/term"
 
 	"github.com/reauth/reauth"
 	"github.com/reauth/reauth/internal/config"
@@ -91,7 +93,21 @@ func enqueueCSVCmd(ctx context.Context, cfg config.Config, path, reason string, 
 		return err
 	}
 	defer pool.Close()
-	rep, err := enqueueCSV(ctx, pool, path, reason, redirect)
+	var progress func(csvReport, int64, int64)
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		progress = func(rep csvReport, read, size int64) {
+			pct := 100
+			if size > 0 {
+				pct = int(100 * read / size)
+			}
+			bar := strings.Repeat("█", pct/5) + strings.Repeat("·", 20-pct/5)
+			fmt.Fprintf(stderr, "\r%s %3d%%  enqueued %d, duplicates %d, rejected %d", bar, pct, rep.Enqueued, rep.Duplicates, len(rep.Rejected))
+		}
+	}
+	rep, err := enqueueCSV(ctx, pool, path, reason, redirect, progress)
+	if progress != nil {
+		fmt.Fprintln(stderr)
+	}
 	if err != nil {
 		return err
 	}
