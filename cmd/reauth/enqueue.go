@@ -53,9 +53,6 @@ the exit code is 1 when any row was rejected.`); err != nil {
 		fmt.Fprintf(stderr, "reauth enqueue: invalid request:\n%s\n", err)
 		return errUsage
 	}
-	if err := cfg.Require("DATABASE_URL"); err != nil {
-		return err
-	}
 	pool, err := openPool(ctx, cfg)
 	if err != nil {
 		return err
@@ -81,9 +78,6 @@ the exit code is 1 when any row was rejected.`); err != nil {
 }
 
 func enqueueCSVCmd(ctx context.Context, cfg config.Config, path, reason string, asJSON bool, stdout, stderr io.Writer) error {
-	if err := cfg.Require("DATABASE_URL"); err != nil {
-		return err
-	}
 	redirect, err := hostlist.Parse(cfg.RedirectHosts)
 	if err != nil {
 		return fmt.Errorf("REDIRECT_HOSTS: %w", err)

@@ -15,9 +15,6 @@ func migrateCmd(ctx context.Context, args []string, cfg config.Config, log *slog
 	if err := parseFlags(fs, args, stderr, "Applies River's and the app's migrations to DATABASE_URL. Safe to run from several processes at once."); err != nil {
 		return ignoreHelp(err)
 	}
-	if err := cfg.Require("DATABASE_URL"); err != nil {
-		return err
-	}
 	pool, err := openPool(ctx, cfg)
 	if err != nil {
 		return err

@@ -151,13 +151,8 @@ func (o *ops) usageErr(cmd, format string, a ...any) error {
 	return errUsage
 }
 
-// pool connects to DATABASE_URL, which must be set.
-func (o *ops) pool(ctx context.Context) (*pgxpool.Pool, error) {
-	if err := o.cfg.Require("DATABASE_URL"); err != nil {
-		return nil, err
-	}
-	return openPool(ctx, o.cfg)
-}
+// pool connects to DATABASE_URL.
+func (o *ops) pool(ctx context.Context) (*pgxpool.Pool, error) { return openPool(ctx, o.cfg) }
 
 // riverClient is an insert-only River client on pool: it works no jobs but
 // lists, retries, cancels and inserts them and pauses queues.

@@ -49,9 +49,12 @@ func ignoreHelp(err error) error {
 	return err
 }
 
-// openPool connects to DATABASE_URL. The pool is sized for the workers
-// unless the URL sets pool_max_conns.
+// openPool connects to DATABASE_URL, which every command needs. The pool is
+// sized for the workers unless the URL sets pool_max_conns.
 func openPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
+	if err := cfg.Require("DATABASE_URL"); err != nil {
+		return nil, err
+	}
 	pc, err := pgxpool.ParseConfig(cfg.DatabaseURL.Reveal())
 	if err != nil {
 		return nil, errors.New("DATABASE_URL is not a valid Postgres URL")
