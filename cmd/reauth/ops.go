@@ -154,14 +154,20 @@ func (o *ops) usageErr(cmd, format string, a ...any) error {
 // pool connects to DATABASE_URL.
 func (o *ops) pool(ctx context.Context) (*pgxpool.Pool, error) { return openPool(ctx, o.cfg) }
 
-// riverClient is an insert-only River client on pool: it works no jobs but
-// lists, retries, cancels and inserts them and pauses queues.
-func riverClient(pool *pgxpool.Pool) (*river.Client[pgx.Tx], error) {
+// river connects to DATABASE_URL and returns an insert-only River client on
+// that pool: it works no jobs but lists, retries, cancels and inserts them and
+// pauses queues. The caller closes the pool.
+func (o *ops) river(ctx context.Context) (*pgxpool.Pool, *river.Client[pgx.Tx], error) {
+	pool, err := o.pool(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
 	c, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
 	if err != nil {
-		return nil, fmt.Errorf("river client: %w", err)
+		pool.Close()
+		return nil, nil, fmt.Errorf("river client: %w", err)
 	}
-	return c, nil
+	return pool, c, nil
 }
 
 // printJSON writes v as indented JSON.

@@ -255,15 +255,11 @@ line is the cursor for the next page: pass it with --after.`)
 		}
 	}
 
-	pool, err := o.pool(ctx)
+	pool, rc, err := o.river(ctx)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	rc, err := riverClient(pool)
-	if err != nil {
-		return err
-	}
 	params, err := jf.params(ctx, pool)
 	if err != nil {
 		return err
@@ -355,15 +351,11 @@ error with its attempt, and the logs of each attempt (kept by riverlog).`)
 	if err != nil {
 		return o.usageErr("jobs show", "%v", err)
 	}
-	pool, err := o.pool(ctx)
+	pool, rc, err := o.river(ctx)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	rc, err := riverClient(pool)
-	if err != nil {
-		return err
-	}
 	j, err := rc.JobGet(ctx, ids[0])
 	if errors.Is(err, rivertype.ErrNotFound) {
 		return fmt.Errorf("job %d not found", ids[0])
@@ -560,15 +552,11 @@ func (o *ops) jobsAct(ctx context.Context, args []string, verb, summary string,
 		return o.usageErr(name, "%v", err)
 	}
 
-	pool, err := o.pool(ctx)
+	pool, rc, err := o.river(ctx)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	rc, err := riverClient(pool)
-	if err != nil {
-		return err
-	}
 	if byFilter {
 		ids, err = matchingJobIDs(ctx, rc, pool, jf)
 		if err != nil {

@@ -287,15 +287,11 @@ until 'reauth queues resume NAME'.`
 		return o.usageErr(name, "give exactly one queue NAME (or \"*\" for all)")
 	}
 	queue := pos[0]
-	pool, err := o.pool(ctx)
+	pool, rc, err := o.river(ctx)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	rc, err := riverClient(pool)
-	if err != nil {
-		return err
-	}
 	if pause {
 		err = rc.QueuePause(ctx, queue, nil)
 	} else {
@@ -445,15 +441,11 @@ queued or running, nothing is added and it prints "duplicate: already queued".`,
 		fs.Usage()
 		return errUsage
 	}
-	pool, err := o.pool(ctx)
+	pool, rc, err := o.river(ctx)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	rc, err := riverClient(pool)
-	if err != nil {
-		return err
-	}
 	res, err := rc.Insert(ctx, jobArgs, nil)
 	if err != nil {
 		return fmt.Errorf("enqueue %s: %w", jobArgs.Kind(), err)
