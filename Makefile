@@ -3,7 +3,7 @@ GO        ?= go
 BIN       := bin
 GOFILES    = $(shell git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './bin/*')
 
-.PHONY: help build demo test chaos lint fmt clean
+.PHONY: help build demo test chaos bench lint fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -22,6 +22,10 @@ RATE_CHECK_SECONDS ?= 60
 chaos: ## the chaos test at full size and the one-minute shared rate-limit check (make test runs small ones)
 	E2E_NORACE=1 CHAOS_REQUESTS=$(CHAOS_REQUESTS) RATE_CHECK_SECONDS=$(RATE_CHECK_SECONDS) \
 		$(GO) test -count=1 -timeout 30m -v -run 'TestChaos|TestSharedRateLimit' ./e2e
+
+BENCH_QUICK ?=
+bench: build ## the benchmark (docs/PERFORMANCE.md); BENCH_QUICK=1 for the small run
+	BENCH_QUICK=$(BENCH_QUICK) $(BIN)/reauth-bench
 
 lint: ## gofmt and go vet must be clean
 	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

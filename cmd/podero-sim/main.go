@@ -73,6 +73,7 @@ Flags:
 	}
 	var addr string
 	fs.StringVar(&addr, "addr", "127.0.0.1:8090", "`address` to listen on; port 0 picks a free one")
+	quiet := fs.Bool("quiet", false, "do not log every request (for benchmarks)")
 	fs.StringVar(&configFile, "config", configFile, "JSON `file` with the fields of sim.Config: seed, orgs, users_per_org,\ndevices_per_kind, client_id, client_secret, username, password,\ntoken_ttl and latency (\"10h\" or seconds), base_url, fault_seed and\nfaults: {error_5xx, rate_limited, hang, reset, malformed_json, null_fields,\nforeign_host, revoke_tokens, retry_after, hang_for, rate_limit, rate_burst}")
 	fs.StringVar(&cfg.Seed, "seed", cfg.Seed, "seed of the deterministic org, user and device ids")
 	fs.IntVar(&cfg.Orgs, "orgs", cfg.Orgs, "number of organizations")
@@ -135,7 +136,11 @@ Flags:
 		"orgs", eff.Orgs, "users_per_org", eff.UsersPerOrg, "devices_per_kind", eff.DevicesPerKind,
 		"token_ttl", eff.TokenTTL, "latency", eff.Latency, "fault_seed", eff.FaultSeed, "faults", fmt.Sprintf("%+v", eff.Faults))
 
-	srv := &http.Server{Handler: logRequests(log, s), ReadHeaderTimeout: 10 * time.Second}
+	var h http.Handler = s
+	if !*quiet {
+		h = logRequests(log, s)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	select {

@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -59,8 +61,8 @@ func openPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
 	if err != nil {
 		return nil, errors.New("DATABASE_URL is not a valid Postgres URL")
 	}
-	if pc.ConnConfig.RuntimeParams["pool_max_conns"] == "" && pc.MaxConns < 10 {
-		pc.MaxConns = 10
+	if !strings.Contains(cfg.DatabaseURL.Reveal(), "pool_max_conns") { // ParseConfig drops it from RuntimeParams
+		pc.MaxConns = int32(config.PoolConns())
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
@@ -200,6 +202,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
 	}
+	if cfg.PprofAddr != "" {
+		// Go's profiler, on its own (normally loopback) address, never on HTTP_ADDR.
+		pprofSrv := &http.Server{Addr: cfg.PprofAddr, Handler: pprofMux(), ReadHeaderTimeout: 5 * time.Second}
+		go func() { log.WarnContext(ctx, "pprof server stopped", slog.Any("error", pprofSrv.ListenAndServe())) }()
+		defer pprofSrv.Close()
+	}
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ln) }()
 	log.InfoContext(ctx, "listening", slog.String("addr", ln.Addr().String()))
@@ -227,6 +235,17 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 		return nil
 	}
 	return err
+}
+
+// pprofMux serves net/http/pprof's handlers under /debug/pprof/.
+func pprofMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	return mux
 }
 
 func sha256Sum(s string) [32]byte { return sha256.Sum256([]byte(s)) }

@@ -25,6 +25,11 @@ import (
 )
 
 // Defaults for the optional settings.
+// PoolConns is how many Postgres connections a process opens, unless
+// DATABASE_URL sets pool_max_conns. The benchmark's commit ceiling uses the
+// same number.
+func PoolConns() int { return 10 }
+
 const (
 	HTTPAddrDefault          = ":8080"
 	LinkTTLDefault           = 24 * time.Hour
@@ -113,6 +118,7 @@ type Config struct {
 
 	PublicBaseURL string // PUBLIC_BASE_URL; where links and callbacks point
 	HTTPAddr      string // HTTP_ADDR
+	PprofAddr     string // PPROF_ADDR; "" (the default): no profiling endpoint
 	APITokens     []APIToken
 	LinkSecret    Secret        // LINK_SECRET; key that derives link tokens (32+ bytes)
 	LinkTTL       time.Duration // LINK_TTL
@@ -161,6 +167,7 @@ func Load(getenv func(string) string) (Config, error) {
 		MailFrom:           e.str("MAIL_FROM"),
 		PublicBaseURL:      strings.TrimRight(e.str("PUBLIC_BASE_URL"), "/"),
 		HTTPAddr:           e.str("HTTP_ADDR"),
+		PprofAddr:          e.str("PPROF_ADDR"),
 		LinkSecret:         Secret(e.str("LINK_SECRET")),
 		LinkTTL:            e.duration("LINK_TTL", LinkTTLDefault),
 		SuccessURL:         e.str("SUCCESS_URL"),
@@ -295,7 +302,7 @@ var Vars = []string{"DATABASE_URL", "PODERO_BASE_URL", "PODERO_TOKEN_URL", "PODE
 	"SHUTDOWN_GRACE", "SMTP_URL",
 	"MAIL_FROM", "PUBLIC_BASE_URL", "HTTP_ADDR", "API_TOKENS", "LINK_SECRET", "LINK_TTL",
 	"SUCCESS_URL", "CANCEL_URL", "REDIRECT_HOSTS", "PODERO_WORKERS", "NOTIFY_WORKERS", "JOB_TIMEOUT",
-	"JOB_RESCUE_AFTER", "LOG_FORMAT", "LOG_LEVEL", "PODERO_ORG_IDS", "SYNC_SCHEDULE", "SWEEP_SCHEDULE",
+	"JOB_RESCUE_AFTER", "LOG_FORMAT", "LOG_LEVEL", "PPROF_ADDR", "PODERO_ORG_IDS", "SYNC_SCHEDULE", "SWEEP_SCHEDULE",
 	"REAUTH_COOLDOWN", "REAUTH_MAX_PER_WEEK", "SWEEP_BATCH"}
 
 // ServeVars are the variables `reauth serve` cannot run without.
@@ -323,6 +330,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("public_base_url", c.PublicBaseURL),
 		slog.Any("redirect_hosts", c.RedirectHosts),
 		slog.String("http_addr", c.HTTPAddr),
+		slog.String("pprof_addr", c.PprofAddr),
 		slog.Int("api_tokens", len(c.APITokens)),
 		slog.Any("link_secret", c.LinkSecret),
 		slog.Duration("link_ttl", c.LinkTTL),

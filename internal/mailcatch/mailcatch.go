@@ -52,8 +52,9 @@ type Message struct {
 
 // Server is a running catcher. Its methods are safe for concurrent use.
 type Server struct {
-	srv *smtp.Server
-	ln  net.Listener
+	srv  *smtp.Server
+	ln   net.Listener
+	lean bool // keep no bodies or headers
 
 	mu       sync.Mutex
 	msgs     []Message
@@ -67,12 +68,19 @@ type Server struct {
 
 // Start listens on addr ("127.0.0.1:0" picks a free port) and serves SMTP
 // until Close.
-func Start(addr string) (*Server, error) {
+func Start(addr string) (*Server, error) { return start(addr, false) }
+
+// StartLean is Start for long runs (the benchmark): it keeps of each
+// message only the envelope, Subject, MessageID and Received time.
+func StartLean(addr string) (*Server, error) { return start(addr, true) }
+
+func start(addr string, lean bool) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("mailcatch: listen: %w", err)
 	}
 	s := &Server{
+		lean:    lean,
 		ln:      ln,
 		arrived: make(chan struct{}),
 		rejects: make(map[string]int),
@@ -103,6 +111,13 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // URL is an SMTP_URL pointing at the server: "smtp://127.0.0.1:2525".
 func (s *Server) URL() string { return "smtp://" + s.Addr() }
+
+// Count is how many messages were accepted so far.
+func (s *Server) Count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.msgs)
+}
 
 // Messages returns a copy of every message accepted so far, in arrival order.
 func (s *Server) Messages() []Message {
@@ -245,6 +260,9 @@ func (ss *session) Data(r io.Reader) error {
 	m.To = append([]string(nil), ss.to...)
 	m.User = ss.user
 	m.Received = time.Now()
+	if ss.s.lean {
+		m = Message{From: m.From, To: m.To, User: m.User, Subject: m.Subject, MessageID: m.MessageID, Received: m.Received}
+	}
 	ss.s.add(m)
 	return nil
 }

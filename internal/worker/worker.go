@@ -78,7 +78,8 @@ type Config struct {
 	Logger  *slog.Logger
 }
 
-// NewClient returns a River client that works the podero and notify queues.
+// NewClient returns a River client that works the podero, notify and
+// maintenance queues.
 func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &DeviceWorker{cfg: cfg})
@@ -86,6 +87,15 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 	river.AddWorker(workers, &SyncWorker{cfg: cfg})
 	river.AddWorker(workers, &SyncUserWorker{cfg: cfg})
 	river.AddWorker(workers, &SweepWorker{cfg: cfg})
+	rc := ClientConfig(cfg)
+	rc.Workers = workers
+	return river.NewClient(riverpgxv5.New(cfg.Pool), rc)
+}
+
+// ClientConfig is the River configuration the service runs with, without
+// workers: the queues, timeouts, retry policy, middleware and periodic jobs.
+// The benchmark runs its no-op jobs through the same configuration.
+func ClientConfig(cfg Config) *river.Config {
 	var periodic []*river.PeriodicJob
 	for _, p := range []struct {
 		schedule river.PeriodicSchedule
@@ -97,14 +107,13 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 				func() (river.JobArgs, *river.InsertOpts) { return args, nil }, nil))
 		}
 	}
-	return river.NewClient(riverpgxv5.New(cfg.Pool), &river.Config{
+	return &river.Config{
 		Queues: map[string]river.QueueConfig{
 			reauth.QueuePodero:      {MaxWorkers: cfg.PoderoWorkers},
 			reauth.QueueNotify:      {MaxWorkers: cfg.NotifyWorkers},
 			reauth.QueueMaintenance: {MaxWorkers: cmp.Or(cfg.MaintenanceWorkers, MaintenanceWorkersDefault)},
 		},
 		PeriodicJobs:         periodic,
-		Workers:              workers,
 		JobTimeout:           cfg.JobTimeout,
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		RetryPolicy:          &RetryPolicy{Base: cfg.RetryBase, Cap: cfg.RetryCap},
@@ -117,7 +126,7 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 				&riverlog.MiddlewareConfig{MaxSizeBytes: 8 << 10, MaxTotalBytes: 64 << 10}),
 		},
 		Logger: cfg.Logger,
-	})
+	}
 }
 
 // DeviceWorker works reauth_device jobs.

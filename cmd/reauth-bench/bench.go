@@ -1,0 +1,479 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/reauth/reauth"
+	"github.com/reauth/reauth/internal/config"
+	"github.com/reauth/reauth/internal/podero/sim"
+	"github.com/reauth/reauth/internal/worker"
+)
+
+const benchDatabase = "reauth_bench"
+
+// bench holds what the measurements share: the benchmark's database, the
+// binaries, and the simulator and mail catcher processes once started.
+type bench struct {
+	logf    func(string, ...any)
+	bin     string
+	dbURL   string
+	pool    *pgxpool.Pool
+	conns   int
+	insert  *river.Client[pgx.Tx] // insert-only, on pool
+	devices []simDevice           // the simulator's devices, in order
+	next    int                   // devices[next:] have not been requested yet
+	simURL  string
+	smtpURL string
+	mailURL string // the catcher's HTTP side
+	procs   []*proc
+	tmp     string
+}
+
+type simDevice struct {
+	Org, User, Email, ID string
+	Kind                 reauth.DeviceKind
+}
+
+// newBench (re)creates the benchmark's database and migrates it with
+// `reauth migrate`.
+func newBench(ctx context.Context, adminURL, binDir string, logf func(string, ...any)) (*bench, error) {
+	bin, err := filepath.Abs(binDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range []string{"reauth", "podero-sim"} {
+		if _, err := os.Stat(filepath.Join(bin, name)); err != nil {
+			return nil, fmt.Errorf("%s/%s not found: run `make build` first (make bench does)", binDir, name)
+		}
+	}
+	admin, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return nil, fmt.Errorf("connect to Postgres (BENCH_DATABASE_URL): %w", err)
+	}
+	defer admin.Close(ctx)
+	for _, q := range []string{"DROP DATABASE IF EXISTS " + benchDatabase + " WITH (FORCE)", "CREATE DATABASE " + benchDatabase} {
+		if _, err := admin.Exec(ctx, q); err != nil {
+			return nil, fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	u, err := url.Parse(adminURL)
+	if err != nil {
+		return nil, err
+	}
+	u.Path = "/" + benchDatabase
+	tmp, err := os.MkdirTemp("", "reauth-bench-")
+	if err != nil {
+		return nil, err
+	}
+	b := &bench{logf: logf, bin: bin, dbURL: u.String(), conns: config.PoolConns(), tmp: tmp}
+	migrate := exec.CommandContext(ctx, filepath.Join(bin, "reauth"), "migrate")
+	migrate.Env = append(os.Environ(), "DATABASE_URL="+b.dbURL)
+	if out, err := migrate.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("reauth migrate: %w\n%s", err, out)
+	}
+	pc, err := pgxpool.ParseConfig(b.dbURL)
+	if err != nil {
+		return nil, err
+	}
+	pc.MaxConns = int32(b.conns)
+	if b.pool, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
+		return nil, err
+	}
+	if b.insert, err = river.NewClient(riverpgxv5.New(b.pool), &river.Config{}); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *bench) close() {
+	for _, p := range slices.Backward(b.procs) {
+		p.stop()
+	}
+	if b.pool != nil {
+		b.pool.Close()
+	}
+	os.RemoveAll(b.tmp)
+}
+
+// commitCeiling runs one-row INSERT transactions (durable: synchronous
+// commit, as the service's own) from b.conns connections for d.
+func (b *bench) commitCeiling(ctx context.Context, d time.Duration) (float64, error) {
+	if _, err := b.pool.Exec(ctx, "CREATE TABLE bench_commit (id bigserial PRIMARY KEY, v bigint NOT NULL, at timestamptz NOT NULL DEFAULT now())"); err != nil {
+		return 0, err
+	}
+	defer b.pool.Exec(context.WithoutCancel(ctx), "DROP TABLE bench_commit") //nolint:errcheck
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, b.conns)
+	start := time.Now()
+	deadline := start.Add(d)
+	for i := range b.conns {
+		wg.Go(func() {
+			for n := int64(0); time.Now().Before(deadline); n++ {
+				if _, err := b.pool.Exec(ctx, "INSERT INTO bench_commit (v) VALUES ($1)", int64(i)<<32|n); err != nil {
+					errs <- err
+					return
+				}
+				total.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return 0, err
+	}
+	return round(float64(total.Load())/time.Since(start).Seconds(), 0), nil
+}
+
+// noopArgs is a job that does nothing, on the podero queue.
+type noopArgs struct {
+	N int `json:"n"`
+}
+
+func (noopArgs) Kind() string                 { return "bench_noop" }
+func (noopArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: reauth.QueuePodero} }
+
+type noopWorker struct {
+	river.WorkerDefaults[noopArgs]
+}
+
+func (noopWorker) Work(context.Context, *river.Job[noopArgs]) error { return nil }
+
+// riverCeiling works n no-op jobs, inserted in batches while the client
+// runs, through a River client configured as the service's (its queues,
+// worker counts, timeouts, middleware, pool size): jobs per second from the
+// first insert to the last completion.
+func (b *bench) riverCeiling(ctx context.Context, n int) (float64, error) {
+	cfg, err := config.Load(func(string) string { return "" }) // the defaults serve runs with
+	if err != nil {
+		return 0, err
+	}
+	rc := worker.ClientConfig(worker.Config{
+		PoderoWorkers: cfg.PoderoWorkers, NotifyWorkers: cfg.NotifyWorkers,
+		JobTimeout: cfg.JobTimeout, RescueAfter: cfg.RescueAfter, RetryCap: cfg.RetryCap, MaxAttempts: cfg.MaxAttempts,
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &noopWorker{})
+	rc.Workers = workers
+	client, err := river.NewClient(riverpgxv5.New(b.pool), rc)
+	if err != nil {
+		return 0, err
+	}
+	completed, cancel := client.Subscribe(river.EventKindJobCompleted)
+	defer cancel()
+	if err := client.Start(ctx); err != nil {
+		return 0, err
+	}
+	defer client.Stop(context.WithoutCancel(ctx)) //nolint:errcheck
+	start := time.Now()
+	insertErr := make(chan error, 1)
+	go func() {
+		for i := 0; i < n; i += 500 {
+			params := make([]river.InsertManyParams, 0, 500)
+			for j := i; j < min(i+500, n); j++ {
+				params = append(params, river.InsertManyParams{Args: noopArgs{N: j}})
+			}
+			if _, err := client.InsertMany(ctx, params); err != nil {
+				insertErr <- err
+				return
+			}
+		}
+		insertErr <- nil
+	}()
+	timeout := time.After(5 * time.Minute)
+	for done := 0; done < n; {
+		select {
+		case <-completed:
+			done++
+		case err := <-insertErr:
+			if err != nil {
+				return 0, err
+			}
+		case <-timeout:
+			return 0, fmt.Errorf("%d of %d jobs completed after 5 minutes", done, n)
+		}
+	}
+	took := time.Since(start)
+	if _, err := b.pool.Exec(ctx, "DELETE FROM river_job WHERE kind = 'bench_noop'"); err != nil {
+		return 0, err
+	}
+	return round(float64(n)/took.Seconds(), 0), nil
+}
+
+// startPeers starts the simulator (no rate limit, 2 ms latency, enough
+// devices for every measurement) and the mail catcher.
+func (b *bench) startPeers(ctx context.Context, sz sizes) error {
+	need := sz.Pipeline + sz.Backlog + 40_000 // the latency run takes at most 40,000
+	users := need/3/4 + 1                     // 4 organizations, one device of each kind per user
+	p, line, err := b.start(ctx, "podero-sim", nil, filepath.Join(b.bin, "podero-sim"), "-addr", "127.0.0.1:0", "-quiet",
+		"-orgs", "4", "-users", strconv.Itoa(users), "-devices", "1", "-latency", "2ms")
+	if err != nil {
+		return err
+	}
+	b.procs = append(b.procs, p)
+	b.simURL = strings.TrimPrefix(line, "podero-sim listening on ")
+	var st sim.State
+	if err := getJSON(ctx, b.simURL+"/_sim/state", &st); err != nil {
+		return fmt.Errorf("simulator state: %w", err)
+	}
+	for _, o := range st.Orgs {
+		for _, u := range o.Users {
+			for _, d := range u.Devices {
+				b.devices = append(b.devices, simDevice{Org: o.ID, User: u.ID, Email: u.Email, ID: d.ID, Kind: d.Kind})
+			}
+		}
+	}
+	// Interleave the organizations, so each batch mixes them as it mixes kinds.
+	slices.SortStableFunc(b.devices, func(x, y simDevice) int { return strings.Compare(x.ID, y.ID) })
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	p, line, err = b.start(ctx, "mailcatch", nil, self, "mailcatch")
+	if err != nil {
+		return err
+	}
+	b.procs = append(b.procs, p)
+	f := strings.Fields(line)
+	if len(f) != 3 {
+		return fmt.Errorf("mailcatch printed %q", line)
+	}
+	b.smtpURL, b.mailURL = f[1], f[2]
+	return nil
+}
+
+// take returns the next n devices nobody requested yet.
+func (b *bench) take(n int) ([]simDevice, error) {
+	if b.next+n > len(b.devices) {
+		return nil, fmt.Errorf("the simulator has %d devices, %d more needed", len(b.devices), b.next+n-len(b.devices))
+	}
+	d := b.devices[b.next : b.next+n]
+	b.next += n
+	return d, nil
+}
+
+func deviceArgs(d simDevice) reauth.DeviceArgs {
+	return reauth.DeviceArgs{OrgID: d.Org, UserID: d.User, DeviceKind: d.Kind, DeviceID: d.ID, Email: d.Email, Reason: "bench"}
+}
+
+// enqueueBatches inserts a request for each device, 500 to a transaction.
+func (b *bench) enqueueBatches(ctx context.Context, devs []simDevice) error {
+	for i := 0; i < len(devs); i += 500 {
+		params := make([]river.InsertManyParams, 0, 500)
+		for _, d := range devs[i:min(i+500, len(devs))] {
+			params = append(params, river.InsertManyParams{Args: deviceArgs(d)})
+		}
+		if err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
+			_, err := b.insert.InsertManyFastTx(ctx, tx, params)
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// serveEnv is the service's environment against the peers. Everything not
+// named here is the default a deployment gets.
+func (b *bench) serveEnv(extra ...string) []string {
+	return append([]string{
+		"DATABASE_URL=" + b.dbURL,
+		"PODERO_BASE_URL=" + b.simURL,
+		"PODERO_CLIENT_ID=sim-client",
+		"PODERO_CLIENT_SECRET=sim-secret",
+		"PODERO_LINK_HOSTS=" + b.simURL,
+		"PODERO_RATE_LIMIT=0", // the limit is Podero's business; the benchmark measures the service
+		"SMTP_URL=" + b.smtpURL,
+		"MAIL_FROM=Reauth <reauth@bench.example>",
+		"PUBLIC_BASE_URL=http://127.0.0.1:1",
+		"API_TOKENS=bench:bench-api-token-0123456789",
+		"LINK_SECRET=bench-link-secret-0123456789abcdef0123456789",
+		"SYNC_SCHEDULE=off",
+		"SWEEP_SCHEDULE=off",
+		"LOG_FORMAT=json",
+	}, extra...)
+}
+
+// serve starts `reauth serve` and waits until /readyz answers 200.
+func (b *bench) serve(ctx context.Context, extra ...string) (*proc, string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	p, _, err := b.start(ctx, "serve", b.serveEnv(append(extra, "HTTP_ADDR="+addr)...), filepath.Join(b.bin, "reauth"), "serve")
+	if err != nil {
+		return nil, "", err
+	}
+	base := "http://" + addr
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p, base, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			p.stop()
+			return nil, "", fmt.Errorf("reauth serve not ready after 30 s; its log: %s", p.logPath)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// mailCount is how many messages the catcher accepted.
+func (b *bench) mailCount(ctx context.Context) (int, error) {
+	var n int
+	err := getJSON(ctx, b.mailURL+"/count", &n)
+	return n, err
+}
+
+// waitMail waits until the catcher has accepted n messages, and returns when
+// it saw that.
+func (b *bench) waitMail(ctx context.Context, n int, limit time.Duration) (time.Time, error) {
+	deadline := time.Now().Add(limit)
+	for {
+		have, err := b.mailCount(ctx)
+		if err != nil {
+			return time.Time{}, err
+		}
+		if have >= n {
+			return time.Now(), nil
+		}
+		if time.Now().After(deadline) {
+			return time.Time{}, fmt.Errorf("%d of %d emails accepted after %s", have, n, limit)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// lastMailAt is when the catcher accepted its n-th message (1-based).
+func (b *bench) mailTimes(ctx context.Context) (map[string]time.Time, []time.Time, error) {
+	var msgs []caught
+	if err := getJSON(ctx, b.mailURL+"/messages", &msgs); err != nil {
+		return nil, nil, err
+	}
+	byID := make(map[string]time.Time, len(msgs))
+	order := make([]time.Time, len(msgs))
+	for i, m := range msgs {
+		at := time.Unix(0, m.ReceivedNS)
+		byID[m.MessageID] = at
+		order[i] = at
+	}
+	return byID, order, nil
+}
+
+// pipeline measures the empty-queue pipeline, then the latency at half its
+// rate, on one `reauth serve`.
+func (b *bench) pipeline(ctx context.Context, sz sizes, r *results, profile string) error {
+	var extra []string
+	if profile != "" {
+		extra = append(extra, "PPROF_ADDR=127.0.0.1:6061")
+	}
+	p, _, err := b.serve(ctx, extra...)
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	devs, err := b.take(sz.Pipeline)
+	if err != nil {
+		return err
+	}
+	var profiled chan error
+	if profile != "" {
+		profiled = make(chan error, 1)
+		go func() { profiled <- fetchProfile(ctx, "http://127.0.0.1:6061/debug/pprof/profile?seconds=10", profile) }()
+	}
+	base, err := b.mailCount(ctx)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := b.enqueueBatches(ctx, devs); err != nil {
+		return err
+	}
+	if _, err := b.waitMail(ctx, base+len(devs), 10*time.Minute); err != nil {
+		return err
+	}
+	_, order, err := b.mailTimes(ctx)
+	if err != nil {
+		return err
+	}
+	took := order[base+len(devs)-1].Sub(start)
+	r.PipelineRequests = len(devs)
+	r.PipelineRPS = round(float64(len(devs))/took.Seconds(), 0)
+	r.PipelineVsCommit = round(r.PipelineRPS/r.CommitCeilingTPS, 3)
+	r.PipelineVsRiver = round(r.PipelineRPS/r.RiverCeilingJPS, 3)
+	if err := b.checkDelivered(ctx, devs); err != nil {
+		return err
+	}
+	if profiled != nil {
+		if err := <-profiled; err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+	}
+
+	// Latency: requests one at a time at half the measured rate.
+	r.OfferedRPS = round(r.PipelineRPS/2, 0)
+	n := min(int(r.OfferedRPS*sz.LatencyFor.Seconds()), 40_000)
+	b.logf("latency: %d requests at %.0f/s", n, r.OfferedRPS)
+	if devs, err = b.take(n); err != nil {
+		return err
+	}
+	if base, err = b.mailCount(ctx); err != nil {
+		return err
+	}
+	enqueued := make([]time.Time, n)
+	interval := time.Duration(float64(time.Second) / r.OfferedRPS)
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	var failed atomic.Pointer[error]
+	start = time.Now()
+	for i, d := range devs {
+		time.Sleep(time.Until(start.Add(time.Duration(i) * interval)))
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			enqueued[i] = time.Now()
+			if _, err := b.insert.Insert(ctx, deviceArgs(d), nil); err != nil {
+				failed.Store(&err)
+			}
+		})
+	}
+	wg.Wait()
+	if e := failed.Load(); e != nil {
+		return *e
+	}
+	if _, err := b.waitMail(ctx, base+n, 2*time.Minute); err != nil {
+		return err
+	}
+	if err := b.latencies(ctx, devs, enqueued, r); err != nil {
+		return err
+	}
+	r.LatencyReqs = n
+	r.PipelineRSSMB = p.peakRSSMB()
+	return nil
+}

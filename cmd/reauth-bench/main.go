@@ -1,0 +1,200 @@
+// Command reauth-bench measures the service against the limits of the same
+// machine, in one run, on the local Postgres: the commit ceiling, the River
+// ceiling, the pipeline (bin/reauth serve working requests through
+// bin/podero-sim and emailing a mail catcher, each a separate process), the
+// latency at half the pipeline's maximum, the sweep of a million devices and
+// a backlog of 200,000 waiting jobs. It prints a table, then one line of
+// JSON, and writes the JSON to bench/results.json. Run it with `make bench`
+// (BENCH_QUICK=1 for the small, under-a-minute run CI does).
+//
+// `reauth-bench mailcatch` is the mail catcher process it starts.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+// sizes is how much work each measurement does.
+type sizes struct {
+	CommitWindow time.Duration // how long the commit ceiling is measured
+	RiverJobs    int           // no-op jobs through River
+	Pipeline     int           // reauthentication requests, empty queue
+	LatencyFor   time.Duration // how long the half load is offered
+	SweepDevices int           // devices the sweep walks, 5% lapsed
+	Backlog      int           // jobs waiting in the backlog measurement
+}
+
+var (
+	full  = sizes{CommitWindow: 5 * time.Second, RiverJobs: 20_000, Pipeline: 20_000, LatencyFor: 10 * time.Second, SweepDevices: 1_000_000, Backlog: 200_000}
+	quick = sizes{CommitWindow: time.Second, RiverJobs: 2_000, Pipeline: 1_000, LatencyFor: 2 * time.Second, SweepDevices: 50_000, Backlog: 10_000}
+)
+
+// results is every figure; the JSON keys are what bench/results.json holds.
+type results struct {
+	Quick       bool   `json:"quick"`
+	CPUs        int    `json:"cpus"`
+	GoVersion   string `json:"go_version"`
+	Connections int    `json:"connections"`
+
+	CommitCeilingTPS float64 `json:"commit_ceiling_tps"`
+	RiverCeilingJPS  float64 `json:"river_ceiling_jps"`
+	PipelineRequests int     `json:"pipeline_requests"`
+	PipelineRPS      float64 `json:"pipeline_rps"`
+	PipelineVsCommit float64 `json:"pipeline_vs_commit"`
+	PipelineVsRiver  float64 `json:"pipeline_vs_river"`
+	PipelineRSSMB    float64 `json:"pipeline_rss_mb"`
+
+	OfferedRPS  float64 `json:"offered_rps"`
+	LatencyReqs int     `json:"latency_requests"`
+	P50StoredMS float64 `json:"p50_stored_ms"`
+	P95StoredMS float64 `json:"p95_stored_ms"`
+	P99StoredMS float64 `json:"p99_stored_ms"`
+	P50EmailMS  float64 `json:"p50_email_ms"`
+	P95EmailMS  float64 `json:"p95_email_ms"`
+	P99EmailMS  float64 `json:"p99_email_ms"`
+
+	SweepDevices int     `json:"sweep_devices"`
+	SweepLapsed  int     `json:"sweep_requested"`
+	Sweep1MS     float64 `json:"sweep_1m_s"`
+	Sweep1MRSSMB float64 `json:"sweep_1m_rss_mb"`
+
+	BacklogJobs    int     `json:"backlog_jobs"`
+	BacklogRPS     float64 `json:"backlog_rps"`
+	BacklogVsEmpty float64 `json:"backlog_vs_empty"`
+	BacklogRSSMB   float64 `json:"backlog_rss_mb"`
+
+	TotalS float64 `json:"total_s"`
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "mailcatch" {
+		os.Exit(mailcatchMain(os.Args[2:]))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "reauth-bench:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("reauth-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	isQuick := fs.Bool("quick", os.Getenv("BENCH_QUICK") != "" && os.Getenv("BENCH_QUICK") != "0", "the small run (default from BENCH_QUICK)")
+	binDir := fs.String("bin", "bin", "`directory` holding the reauth and podero-sim binaries")
+	adminURL := fs.String("db", envOr("BENCH_DATABASE_URL", "postgres://root@127.0.0.1:5432/postgres?sslmode=disable"),
+		"Postgres `URL` to create the benchmark's database from (BENCH_DATABASE_URL)")
+	out := fs.String("out", "bench/results.json", "where to write the results `file`")
+	profile := fs.String("cpuprofile", "", "write a CPU profile of the service process during the pipeline to `file`")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: reauth-bench [flags]\n\nMeasures the service against the machine's own limits; see docs/PERFORMANCE.md.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	sz := full
+	if *isQuick {
+		sz = quick
+	}
+	logf := func(format string, a ...any) {
+		fmt.Fprintf(stderr, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, a...))
+	}
+	started := time.Now()
+	b, err := newBench(ctx, *adminURL, *binDir, logf)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	r := results{Quick: *isQuick, CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Connections: b.conns}
+
+	logf("commit ceiling: %d connections, %s", b.conns, sz.CommitWindow)
+	if r.CommitCeilingTPS, err = b.commitCeiling(ctx, sz.CommitWindow); err != nil {
+		return fmt.Errorf("commit ceiling: %w", err)
+	}
+	logf("river ceiling: %d no-op jobs", sz.RiverJobs)
+	if r.RiverCeilingJPS, err = b.riverCeiling(ctx, sz.RiverJobs); err != nil {
+		return fmt.Errorf("river ceiling: %w", err)
+	}
+	if err := b.startPeers(ctx, sz); err != nil {
+		return err
+	}
+	logf("pipeline: %d requests", sz.Pipeline)
+	if err := b.pipeline(ctx, sz, &r, *profile); err != nil {
+		return fmt.Errorf("pipeline: %w", err)
+	}
+	logf("sweep: %d devices", sz.SweepDevices)
+	if err := b.sweep(ctx, sz.SweepDevices, &r); err != nil {
+		return fmt.Errorf("sweep: %w", err)
+	}
+	logf("backlog: %d jobs waiting", sz.Backlog)
+	if err := b.backlog(ctx, sz, &r); err != nil {
+		return fmt.Errorf("backlog: %w", err)
+	}
+	r.TotalS = round(time.Since(started).Seconds(), 1)
+	return report(r, stdout, *out)
+}
+
+// report prints the table and the JSON line and writes the JSON to path.
+func report(r results, stdout io.Writer, path string) error {
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	row := func(what, value, note string) { fmt.Fprintf(tw, "%s\t%s\t  %s\t\n", what, value, note) }
+	mode := "full"
+	if r.Quick {
+		mode = "quick (BENCH_QUICK)"
+	}
+	fmt.Fprintf(stdout, "\nreauth-bench, %s run, %d CPUs, %s, %d connections\n\n", mode, r.CPUs, r.GoVersion, r.Connections)
+	row("commit ceiling", fmt.Sprintf("%.0f tx/s", r.CommitCeilingTPS), "one-row durable INSERT transactions")
+	row("River ceiling", fmt.Sprintf("%.0f jobs/s", r.RiverCeilingJPS), "no-op jobs, the service's client configuration")
+	row("pipeline", fmt.Sprintf("%.0f req/s", r.PipelineRPS), fmt.Sprintf("%d requests, enqueue to email accepted", r.PipelineRequests))
+	row("  vs commit ceiling", fmt.Sprintf("%.0f%%", 100*r.PipelineVsCommit), "target >= 35%")
+	row("  vs River ceiling", fmt.Sprintf("%.0f%%", 100*r.PipelineVsRiver), "")
+	row("  service RSS", fmt.Sprintf("%.0f MB", r.PipelineRSSMB), "peak")
+	row("latency at half load", fmt.Sprintf("%.0f req/s", r.OfferedRPS), fmt.Sprintf("%d requests", r.LatencyReqs))
+	row("  enqueue -> stored", fmt.Sprintf("%.0f / %.0f / %.0f ms", r.P50StoredMS, r.P95StoredMS, r.P99StoredMS), "p50 / p95 / p99, target p99 <= 100 ms")
+	row("  enqueue -> email", fmt.Sprintf("%.0f / %.0f / %.0f ms", r.P50EmailMS, r.P95EmailMS, r.P99EmailMS), "p50 / p95 / p99, target p99 <= 250 ms")
+	row("sweep", fmt.Sprintf("%.1f s", r.Sweep1MS), fmt.Sprintf("%d devices, %d requested; target <= 15 s for 1M", r.SweepDevices, r.SweepLapsed))
+	row("  service RSS", fmt.Sprintf("%.0f MB", r.Sweep1MRSSMB), "peak, target <= 150 MB")
+	row("backlog", fmt.Sprintf("%.0f req/s", r.BacklogRPS), fmt.Sprintf("%d jobs waiting", r.BacklogJobs))
+	row("  vs empty queue", fmt.Sprintf("%.0f%%", 100*r.BacklogVsEmpty), "target >= 80%")
+	row("  service RSS", fmt.Sprintf("%.0f MB", r.BacklogRSSMB), "peak, target <= 200 MB")
+	row("total", fmt.Sprintf("%.0f s", r.TotalS), "")
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	line, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\n%s\n", line)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(line, '\n'), 0o644)
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
