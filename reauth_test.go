@@ -1,13 +1,16 @@
 package reauth_test
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/reauth/reauth"
+	"github.com/reauth/reauth/internal/testdb"
 )
 
 const good = `{"org_id":"6f1c2a7e-1d2b-4c3d-8e9f-0a1b2c3d4e5f","user_id":"0b7e2a7e-1d2b-4c3d-8e9f-0a1b2c3d4e5f","device_kind":"inverter","device_id":"a2314723-06cc-4c2e-8819-118905579c7a"}`
@@ -79,4 +82,45 @@ func TestNotifyArgsDecoding(t *testing.T) {
 			require.ErrorContains(t, a.Validate(), want, args)
 		}
 	}
+}
+
+// TestEnqueue: requests exist when the caller's transaction commits; a
+// second request for a device with an unfinished one is a duplicate of it,
+// within one batch too; one invalid request in a batch writes nothing.
+func TestEnqueue(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testdb.New(t)
+	dev := func(id string) reauth.DeviceArgs {
+		return reauth.DeviceArgs{OrgID: "6f1c2a7e-1d2b-4c3d-8e9f-0a1b2c3d4e5f", UserID: "0b7e2a7e-1d2b-4c3d-8e9f-0a1b2c3d4e5f",
+			DeviceKind: reauth.Inverter, DeviceID: id}
+	}
+	a, b := "a2314723-06cc-4c2e-8819-118905579c7a", "B2314723-06CC-4C2E-8819-118905579C7A"
+	var one reauth.Result
+	require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) (err error) {
+		one, err = reauth.Enqueue(ctx, tx, dev(a))
+		return err
+	}))
+	require.False(t, one.Duplicate)
+
+	var many []reauth.Result
+	require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) (err error) {
+		many, err = reauth.EnqueueMany(ctx, tx, []reauth.DeviceArgs{dev(a), dev(b), dev(strings.ToLower(b))})
+		return err
+	}))
+	require.Len(t, many, 3)
+	require.Equal(t, reauth.Result{JobID: one.JobID, Duplicate: true}, many[0])
+	require.False(t, many[1].Duplicate)
+	require.Equal(t, reauth.Result{JobID: many[1].JobID, Duplicate: true}, many[2])
+
+	bad := dev("c2314723-06cc-4c2e-8819-118905579c7a")
+	bad.Locale = "klingon"
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		_, err := reauth.EnqueueMany(ctx, tx, []reauth.DeviceArgs{dev("d2314723-06cc-4c2e-8819-118905579c7a"), bad})
+		return err
+	})
+	require.ErrorContains(t, err, "request 1: locale must be one of")
+	var jobs int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM river_job WHERE kind = 'reauth_device'").Scan(&jobs))
+	require.Equal(t, 2, jobs)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -38,7 +39,7 @@ type bench struct {
 	dbURL   string
 	pool    *pgxpool.Pool
 	conns   int
-	insert  *river.Client[pgx.Tx] // insert-only, on pool
+	insert  *river.Client[pgx.Tx] // on pool, for queue pauses and the sweep job
 	devices []simDevice           // the simulator's devices, in order
 	next    int                   // devices[next:] have not been requested yet
 	simURL  string
@@ -180,7 +181,8 @@ func (b *bench) riverCeiling(ctx context.Context, n int) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	completed, cancel := client.Subscribe(river.EventKindJobCompleted)
+	// Room for every event: a full subscription channel drops them.
+	completed, cancel := client.SubscribeConfig(&river.SubscribeConfig{ChanSize: n, Kinds: []river.EventKind{river.EventKindJobCompleted}})
 	defer cancel()
 	if err := client.Start(ctx); err != nil {
 		return 0, err
@@ -277,15 +279,16 @@ func deviceArgs(d simDevice) reauth.DeviceArgs {
 	return reauth.DeviceArgs{OrgID: d.Org, UserID: d.User, DeviceKind: d.Kind, DeviceID: d.ID, Email: d.Email, Reason: "bench"}
 }
 
-// enqueueBatches inserts a request for each device, 500 to a transaction.
+// enqueueBatches requests each device with reauth.EnqueueMany, 500 to a
+// transaction, as a partner's Go service would.
 func (b *bench) enqueueBatches(ctx context.Context, devs []simDevice) error {
 	for i := 0; i < len(devs); i += 500 {
-		params := make([]river.InsertManyParams, 0, 500)
+		args := make([]reauth.DeviceArgs, 0, 500)
 		for _, d := range devs[i:min(i+500, len(devs))] {
-			params = append(params, river.InsertManyParams{Args: deviceArgs(d)})
+			args = append(args, deviceArgs(d))
 		}
 		if err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
-			_, err := b.insert.InsertManyFastTx(ctx, tx, params)
+			_, err := reauth.EnqueueMany(ctx, tx, args)
 			return err
 		}); err != nil {
 			return err
@@ -344,6 +347,17 @@ func (b *bench) serve(ctx context.Context, extra ...string) (*proc, string, erro
 	}
 }
 
+// commits is the database's count of committed transactions so far (every
+// process's, the harness's own polling included).
+func (b *bench) commits(ctx context.Context) (int64, error) {
+	if _, err := b.pool.Exec(ctx, "SELECT pg_stat_clear_snapshot()"); err != nil {
+		return 0, err
+	}
+	var n int64
+	err := b.pool.QueryRow(ctx, "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()").Scan(&n)
+	return n, err
+}
+
 // mailCount is how many messages the catcher accepted.
 func (b *bench) mailCount(ctx context.Context) (int, error) {
 	var n int
@@ -354,7 +368,7 @@ func (b *bench) mailCount(ctx context.Context) (int, error) {
 // waitMail waits until the catcher has accepted n messages, and returns when
 // it saw that.
 func (b *bench) waitMail(ctx context.Context, n int, limit time.Duration) (time.Time, error) {
-	deadline := time.Now().Add(limit)
+	deadline, checked := time.Now().Add(limit), time.Now()
 	for {
 		have, err := b.mailCount(ctx)
 		if err != nil {
@@ -365,6 +379,16 @@ func (b *bench) waitMail(ctx context.Context, n int, limit time.Duration) (time.
 		}
 		if time.Now().After(deadline) {
 			return time.Time{}, fmt.Errorf("%d of %d emails accepted after %s", have, n, limit)
+		}
+		if time.Since(checked) > time.Second {
+			// Fail fast: nothing in a benchmark run may fail.
+			var failing string
+			err := b.pool.QueryRow(ctx, `SELECT coalesce(min(kind || ' job ' || id || ': ' || (errors[array_upper(errors, 1)] ->> 'error')), '')
+				FROM river_job WHERE state IN ('retryable', 'discarded', 'cancelled')`).Scan(&failing)
+			if err != nil || failing != "" {
+				return time.Time{}, errors.Join(err, fmt.Errorf("a job failed: %s", failing))
+			}
+			checked = time.Now()
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -411,6 +435,14 @@ func (b *bench) pipeline(ctx context.Context, sz sizes, r *results, profile stri
 	if err != nil {
 		return err
 	}
+	if os.Getenv("BENCH_PGSS") != "" {
+		_, _ = b.pool.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+		_, _ = b.pool.Exec(ctx, "SELECT pg_stat_statements_reset()")
+	}
+	commits0, err := b.commits(ctx)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	if err := b.enqueueBatches(ctx, devs); err != nil {
 		return err
@@ -418,6 +450,11 @@ func (b *bench) pipeline(ctx context.Context, sz sizes, r *results, profile stri
 	if _, err := b.waitMail(ctx, base+len(devs), 10*time.Minute); err != nil {
 		return err
 	}
+	commits1, err := b.commits(ctx)
+	if err != nil {
+		return err
+	}
+	r.PipelineCommitsPerReq = round(float64(commits1-commits0)/float64(len(devs)), 1)
 	_, order, err := b.mailTimes(ctx)
 	if err != nil {
 		return err
@@ -458,7 +495,10 @@ func (b *bench) pipeline(ctx context.Context, sz sizes, r *results, profile stri
 		wg.Go(func() {
 			defer func() { <-sem }()
 			enqueued[i] = time.Now()
-			if _, err := b.insert.Insert(ctx, deviceArgs(d), nil); err != nil {
+			if err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
+				_, err := reauth.Enqueue(ctx, tx, deviceArgs(d))
+				return err
+			}); err != nil {
 				failed.Store(&err)
 			}
 		})

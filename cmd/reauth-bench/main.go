@@ -55,6 +55,9 @@ type results struct {
 	PipelineVsCommit float64 `json:"pipeline_vs_commit"`
 	PipelineVsRiver  float64 `json:"pipeline_vs_river"`
 	PipelineRSSMB    float64 `json:"pipeline_rss_mb"`
+	// PipelineCommitsPerReq is database transactions committed per request
+	// (autocommit statements count one each).
+	PipelineCommitsPerReq float64 `json:"pipeline_commits_per_request"`
 
 	OfferedRPS  float64 `json:"offered_rps"`
 	LatencyReqs int     `json:"latency_requests"`
@@ -168,6 +171,7 @@ func report(r results, stdout io.Writer, path string) error {
 	row("pipeline", fmt.Sprintf("%.0f req/s", r.PipelineRPS), fmt.Sprintf("%d requests, enqueue to email accepted", r.PipelineRequests))
 	row("  vs commit ceiling", fmt.Sprintf("%.0f%%", 100*r.PipelineVsCommit), "target >= 35%")
 	row("  vs River ceiling", fmt.Sprintf("%.0f%%", 100*r.PipelineVsRiver), "")
+	row("  commits per request", fmt.Sprintf("%.1f", r.PipelineCommitsPerReq), "database transactions, all processes")
 	row("  service RSS", fmt.Sprintf("%.0f MB", r.PipelineRSSMB), "peak")
 	row("latency at half load", fmt.Sprintf("%.0f req/s", r.OfferedRPS), fmt.Sprintf("%d requests", r.LatencyReqs))
 	row("  enqueue -> stored", fmt.Sprintf("%.0f / %.0f / %.0f ms", r.P50StoredMS, r.P95StoredMS, r.P99StoredMS), "p50 / p95 / p99, target p99 <= 100 ms")

@@ -120,7 +120,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 	if err != nil {
 		return err
 	}
-	email, err := notify.NewEmail(notify.EmailConfig{URL: cfg.SMTPURL.Reveal(), From: cfg.MailFrom}, renderer)
+	email, err := notify.NewEmail(notify.EmailConfig{URL: cfg.SMTPURL.Reveal(), From: cfg.MailFrom, Conns: cfg.SMTPConns}, renderer)
 	if err != nil {
 		return err
 	}

@@ -33,8 +33,9 @@ func PoolConns() int { return 10 }
 const (
 	HTTPAddrDefault          = ":8080"
 	LinkTTLDefault           = 24 * time.Hour
-	PoderoWorkersDefault     = 20
-	NotifyWorkersDefault     = 20
+	PoderoWorkersDefault     = 100
+	NotifyWorkersDefault     = 100
+	SMTPConnsDefault         = 4
 	JobTimeoutDefault        = time.Minute
 	RescueAfterDefault       = 5 * time.Minute
 	PoderoRateLimitDefault   = 10.0
@@ -113,8 +114,9 @@ type Config struct {
 	BreakerFailures    int           // PODERO_BREAKER_FAILURES; consecutive failures that open the circuit breaker
 	BreakerCoolOff     time.Duration // PODERO_BREAKER_COOLOFF; how long it stays open before one probe
 
-	SMTPURL  Secret // SMTP_URL; may hold a password
-	MailFrom string // MAIL_FROM
+	SMTPURL   Secret // SMTP_URL; may hold a password
+	SMTPConns int    // SMTP_CONNS; connections sending at once, per process
+	MailFrom  string // MAIL_FROM
 
 	PublicBaseURL string // PUBLIC_BASE_URL; where links and callbacks point
 	HTTPAddr      string // HTTP_ADDR
@@ -164,6 +166,7 @@ func Load(getenv func(string) string) (Config, error) {
 		BreakerFailures:    e.integer("PODERO_BREAKER_FAILURES", BreakerFailuresDefault),
 		BreakerCoolOff:     e.duration("PODERO_BREAKER_COOLOFF", BreakerCoolOffDefault),
 		SMTPURL:            Secret(e.str("SMTP_URL")),
+		SMTPConns:          e.integer("SMTP_CONNS", SMTPConnsDefault),
 		MailFrom:           e.str("MAIL_FROM"),
 		PublicBaseURL:      strings.TrimRight(e.str("PUBLIC_BASE_URL"), "/"),
 		HTTPAddr:           e.str("HTTP_ADDR"),
@@ -235,6 +238,9 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.LinkSecret != "" && len(c.LinkSecret) < MinLinkSecretLen {
 		errs = append(errs, fmt.Errorf("LINK_SECRET must be at least %d bytes", MinLinkSecretLen))
 	}
+	if c.SMTPConns < 1 {
+		errs = append(errs, errors.New("SMTP_CONNS must be at least 1"))
+	}
 	if c.PoderoWorkers < 1 || c.NotifyWorkers < 1 {
 		errs = append(errs, errors.New("PODERO_WORKERS and NOTIFY_WORKERS must be at least 1"))
 	}
@@ -299,7 +305,7 @@ var Vars = []string{"DATABASE_URL", "PODERO_BASE_URL", "PODERO_TOKEN_URL", "PODE
 	"PODERO_CLIENT_SECRET", "PODERO_USERNAME", "PODERO_PASSWORD", "PODERO_LINK_HOSTS",
 	"PODERO_RATE_LIMIT", "PODERO_RATE_BURST", "PODERO_RATE_MAX_WAIT", "PODERO_TIMEOUT",
 	"PODERO_BREAKER_FAILURES", "PODERO_BREAKER_COOLOFF", "RETRY_BACKOFF_CAP", "MAX_ATTEMPTS",
-	"SHUTDOWN_GRACE", "SMTP_URL",
+	"SHUTDOWN_GRACE", "SMTP_URL", "SMTP_CONNS",
 	"MAIL_FROM", "PUBLIC_BASE_URL", "HTTP_ADDR", "API_TOKENS", "LINK_SECRET", "LINK_TTL",
 	"SUCCESS_URL", "CANCEL_URL", "REDIRECT_HOSTS", "PODERO_WORKERS", "NOTIFY_WORKERS", "JOB_TIMEOUT",
 	"JOB_RESCUE_AFTER", "LOG_FORMAT", "LOG_LEVEL", "PPROF_ADDR", "PODERO_ORG_IDS", "SYNC_SCHEDULE", "SWEEP_SCHEDULE",
@@ -326,6 +332,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("podero_breaker_failures", c.BreakerFailures),
 		slog.Duration("podero_breaker_cooloff", c.BreakerCoolOff),
 		slog.String("smtp_url", maskURL(c.SMTPURL.Reveal())),
+		slog.Int("smtp_conns", c.SMTPConns),
 		slog.String("mail_from", c.MailFrom),
 		slog.String("public_base_url", c.PublicBaseURL),
 		slog.Any("redirect_hosts", c.RedirectHosts),

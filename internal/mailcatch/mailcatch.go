@@ -68,13 +68,13 @@ type Server struct {
 
 // Start listens on addr ("127.0.0.1:0" picks a free port) and serves SMTP
 // until Close.
-func Start(addr string) (*Server, error) { return start(addr, false) }
+func Start(addr string) (*Server, error) { return listen(addr, false) }
 
 // StartLean is Start for long runs (the benchmark): it keeps of each
 // message only the envelope, Subject, MessageID and Received time.
-func StartLean(addr string) (*Server, error) { return start(addr, true) }
+func StartLean(addr string) (*Server, error) { return listen(addr, true) }
 
-func start(addr string, lean bool) (*Server, error) {
+func listen(addr string, lean bool) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("mailcatch: listen: %w", err)

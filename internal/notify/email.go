@@ -9,8 +9,11 @@ import (
 	netmail "net/mail"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	mail "github.com/wneessen/go-mail"
@@ -30,6 +33,10 @@ const DefaultTimeout = 30 * time.Second
 // replaced; some servers limit messages per connection.
 const maxPerConn = 100
 
+// DefaultConns is how many SMTP connections one Email keeps when
+// EmailConfig.Conns is 0.
+const DefaultConns = 4
+
 // EmailConfig configures the email channel.
 type EmailConfig struct {
 	// URL is SMTP_URL: smtp://[user:pass@]host[:port] (port 25 by default;
@@ -47,11 +54,14 @@ type EmailConfig struct {
 	// TLSConfig is used for STARTTLS and smtps (tests); nil verifies the
 	// server against the system roots.
 	TLSConfig *tls.Config
+	// Conns is SMTP_CONNS: how many connections send at once; DefaultConns
+	// if 0.
+	Conns int
 }
 
-// Email delivers Messages over SMTP. It keeps one connection open and reuses
-// it across sends (reconnecting when the server dropped it); sends are
-// serialised on that connection. It is safe for concurrent use.
+// Email delivers Messages over SMTP. It keeps up to Conns connections open
+// and reuses them across sends (reconnecting when the server dropped one);
+// each connection carries one send at a time. It is safe for concurrent use.
 type Email struct {
 	r        *Renderer
 	from     *netmail.Address
@@ -63,15 +73,26 @@ type Email struct {
 	timeout  time.Duration
 	client   *mail.Client
 
-	// sem is a one-slot semaphore guarding everything below; unlike a mutex,
-	// waiting for it honours the context.
-	sem    chan struct{}
-	conn   *smtp.Client
-	raw    net.Conn // conn's TCP connection, closed to abort a send
-	dialed net.Conn // set by dial for the connection being made
-	sent   int      // messages over conn
-	closed bool
+	// slots has a token per connection: a Send takes one (unlike a mutex,
+	// waiting for it honours the context), then the connection on top of
+	// idle, the one used last, so that sends one after another share one
+	// connection and more are opened only for sends at once.
+	slots  chan struct{}
+	mu     sync.Mutex
+	idle   []*conn
+	closed atomic.Bool
 }
+
+// conn is one SMTP connection, not yet dialed while smtp is nil.
+type conn struct {
+	smtp   *smtp.Client
+	raw    net.Conn // smtp's TCP connection, closed to abort a send
+	dialed net.Conn // set by dial for the connection being made
+	sent   int      // messages over smtp
+}
+
+// dialingKey is the context key under which dial finds the conn it dials for.
+type dialingKey struct{}
 
 var keyRE = regexp.MustCompile(`^[A-Za-z0-9_+=-]+(\.[A-Za-z0-9_+=-]+)*$`)
 
@@ -86,7 +107,17 @@ func NewEmail(cfg EmailConfig, r *Renderer) (*Email, error) {
 		// url.Parse errors quote the URL, password included.
 		return nil, errors.New("notify: SMTP_URL is not a valid URL")
 	}
-	e := &Email{r: r, timeout: cfg.Timeout, sem: make(chan struct{}, 1)}
+	if cfg.Conns < 0 {
+		return nil, errors.New("notify: SMTP_CONNS must be positive")
+	}
+	n := cfg.Conns
+	if n == 0 {
+		n = DefaultConns
+	}
+	e := &Email{r: r, timeout: cfg.Timeout, slots: make(chan struct{}, n)}
+	for range n {
+		e.idle = append(e.idle, &conn{})
+	}
 	if u.User != nil {
 		e.pass, _ = u.User.Password()
 	}
@@ -197,7 +228,7 @@ func (e *Email) dial(ctx context.Context, network, _ string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	var conn net.Conn = raw
+	var nc net.Conn = raw
 	if e.implicit {
 		tc := tls.Client(raw, e.tlsConf)
 		if err := tc.HandshakeContext(ctx); err != nil {
@@ -205,10 +236,12 @@ func (e *Email) dial(ctx context.Context, network, _ string) (net.Conn, error) {
 			return nil, err
 		}
 		// go-mail sees a *tls.Conn and so knows the connection is encrypted.
-		conn = tc
+		nc = tc
 	}
-	e.dialed = raw
-	return conn, nil
+	if c, ok := ctx.Value(dialingKey{}).(*conn); ok {
+		c.dialed = raw
+	}
+	return nc, nil
 }
 
 // Send renders m and delivers it. The Message-ID is "<Key@domain-of-From>",
@@ -220,25 +253,24 @@ func (e *Email) Send(ctx context.Context, m Message) error {
 	if err != nil {
 		return e.scrub(fmt.Errorf("notify: email %q: %w: %w", m.Key, ErrPermanent, err))
 	}
-	select {
-	case e.sem <- struct{}{}:
-	case <-ctx.Done():
-		return fmt.Errorf("notify: email %s: %w", m.Key, ctx.Err())
+	c, err := e.take(ctx)
+	if err != nil {
+		return fmt.Errorf("notify: email %s: %w", m.Key, err)
 	}
-	defer func() { <-e.sem }()
-	if e.closed {
+	defer e.put(c)
+	if e.closed.Load() {
 		return errors.New("notify: email channel is closed")
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
 
-	reused := e.conn != nil
-	err = e.sendLocked(ctx, msg)
+	reused := c.smtp != nil
+	err = e.sendOn(ctx, c, msg)
 	var se *mail.SendError
 	if err != nil && reused && ctx.Err() == nil && errors.As(err, &se) && se.Reason == mail.ErrConnCheck {
 		// The idle connection went away (server timeout, restart); nothing
 		// was sent on it yet, so one retry on a fresh connection is safe.
-		err = e.sendLocked(ctx, msg)
+		err = e.sendOn(ctx, c, msg)
 	}
 	if err == nil {
 		return nil
@@ -252,68 +284,103 @@ func (e *Email) Send(ctx context.Context, m Message) error {
 	return e.scrub(fmt.Errorf("notify: email %s: %w", m.Key, err))
 }
 
-// sendLocked sends msg over the current connection, connecting first when
-// there is none. Any failure drops the connection. Call with sem held.
-func (e *Email) sendLocked(ctx context.Context, msg *mail.Msg) error {
-	if e.conn != nil && e.sent >= maxPerConn {
-		e.dropLocked(true)
+// take waits for a free connection and returns the one used last.
+func (e *Email) take(ctx context.Context) (*conn, error) {
+	select {
+	case e.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	if e.conn == nil {
-		e.dialed = nil
-		conn, err := e.client.DialToSMTPClientWithContext(ctx)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c := e.idle[len(e.idle)-1]
+	e.idle = e.idle[:len(e.idle)-1]
+	return c, nil
+}
+
+// put returns c to the top of the idle connections. An unconnected c goes
+// to the bottom, so connected ones are reused first.
+func (e *Email) put(c *conn) {
+	e.mu.Lock()
+	if c.smtp == nil {
+		e.idle = slices.Insert(e.idle, 0, c)
+	} else {
+		e.idle = append(e.idle, c)
+	}
+	e.mu.Unlock()
+	<-e.slots
+}
+
+// sendOn sends msg over c, connecting first when it is not. Any failure
+// drops the connection. The caller holds c.
+func (e *Email) sendOn(ctx context.Context, c *conn, msg *mail.Msg) error {
+	if c.smtp != nil && c.sent >= maxPerConn {
+		e.drop(c, true)
+	}
+	if c.smtp == nil {
+		c.dialed = nil
+		sc, err := e.client.DialToSMTPClientWithContext(context.WithValue(ctx, dialingKey{}, c))
 		if err != nil {
-			if e.dialed != nil {
-				_ = e.dialed.Close()
+			if c.dialed != nil {
+				_ = c.dialed.Close()
 			}
-			e.dialed = nil
+			c.dialed = nil
 			if ctx.Err() != nil {
 				return errors.Join(ctx.Err(), fmt.Errorf("connect: %w", err))
 			}
 			return fmt.Errorf("connect: %w", err)
 		}
-		e.conn, e.raw, e.sent = conn, e.dialed, 0
-		e.dialed = nil
+		c.smtp, c.raw, c.sent = sc, c.dialed, 0
+		c.dialed = nil
 	}
-	raw := e.raw
+	raw := c.raw
 	stop := context.AfterFunc(ctx, func() { _ = raw.Close() })
-	err := e.client.SendWithSMTPClient(e.conn, msg)
+	err := e.client.SendWithSMTPClient(c.smtp, msg)
 	if !stop() {
 		// The context ended during the send and the connection is closed.
-		e.dropLocked(false)
+		e.drop(c, false)
 		if err == nil {
 			// Delivered just before the deadline fired.
-			e.sent++
 			return nil
 		}
 		return errors.Join(ctx.Err(), err)
 	}
 	if err != nil {
-		e.dropLocked(false)
+		e.drop(c, false)
 		return err
 	}
-	e.sent++
+	c.sent++
 	return nil
 }
 
-// dropLocked forgets the connection, saying QUIT first when quit is set.
-func (e *Email) dropLocked(quit bool) {
-	if e.conn == nil {
+// drop forgets c's connection, saying QUIT first when quit is set.
+func (e *Email) drop(c *conn, quit bool) {
+	if c.smtp == nil {
 		return
 	}
 	if quit {
-		_ = e.conn.UpdateDeadline(2 * time.Second)
-		_ = e.client.CloseWithSMTPClient(e.conn)
+		_ = c.smtp.UpdateDeadline(2 * time.Second)
+		_ = e.client.CloseWithSMTPClient(c.smtp)
 	}
-	_ = e.raw.Close()
-	e.conn, e.raw, e.sent = nil, nil, 0
+	_ = c.raw.Close()
+	c.smtp, c.raw, c.sent = nil, nil, 0
 }
 
-// Close says QUIT on the open connection, if any. Later Sends fail.
+// Close waits for the sends in progress, then says QUIT on every open
+// connection. Later Sends fail.
 func (e *Email) Close() error {
-	e.sem <- struct{}{}
-	defer func() { <-e.sem }()
-	e.closed = true
-	e.dropLocked(true)
+	e.closed.Store(true)
+	for range cap(e.slots) {
+		e.slots <- struct{}{}
+	}
+	e.mu.Lock()
+	for _, c := range e.idle {
+		e.drop(c, true)
+	}
+	e.mu.Unlock()
+	for range cap(e.slots) {
+		<-e.slots
+	}
 	return nil
 }
 

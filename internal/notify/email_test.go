@@ -438,4 +438,29 @@ func TestEmailConnectionReuse(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, msgs, n)
 	})
+
+	t.Run("concurrent sends open up to Conns connections", func(t *testing.T) {
+		t.Parallel()
+		s := catcher(t)
+		p := newProxy(t, s.Addr())
+		e, err := NewEmail(EmailConfig{URL: "smtp://" + p.ln.Addr().String(), From: testFrom, Timeout: 10 * time.Second, Conns: 3}, newRenderer(t))
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = e.Close() })
+		const n = 60
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for i := range n {
+			wg.Go(func() {
+				errs <- e.Send(ctxT(t), testMessage(fmt.Sprintf("reauth-%d-0", i), fmt.Sprintf("u%d@example.com", i)))
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			require.NoError(t, err)
+		}
+		require.Len(t, s.Messages(), n)
+		require.Greater(t, p.count(), 1, "sends at once use more than one connection")
+		require.LessOrEqual(t, p.count(), 3, "never more than Conns")
+	})
 }

@@ -44,6 +44,18 @@ func HoldPoderoCalls(ctx context.Context, db DB, d time.Duration) error {
 	return mapErr(err)
 }
 
+// PoderoHoldLeft is how long calls to Podero are still held (on the
+// database's clock), zero if they are not.
+func PoderoHoldLeft(ctx context.Context, db DB) (time.Duration, error) {
+	var secs float64
+	err := db.QueryRow(ctx, `SELECT CASE WHEN hold_until > now THEN extract(epoch FROM hold_until - now) ELSE 0 END::float8
+		FROM podero_limiter, clock_timestamp() AS now WHERE id = 1`).Scan(&secs)
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	return time.Duration(secs * float64(time.Second)), nil
+}
+
 // PoderoHold returns until when calls to Podero are held, zero if they are not.
 func PoderoHold(ctx context.Context, db DB) (time.Time, error) {
 	var until time.Time

@@ -75,3 +75,18 @@ func TestReservePoderoCall(t *testing.T) {
 		require.InDelta(t, 30.0, w.Seconds(), 2)
 	})
 }
+
+// TestPoderoHoldLeft: with no limit only a hold counts: none at first (the
+// row starts at -infinity), then what HoldPoderoCalls set.
+func TestPoderoHoldLeft(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testdb.New(t)
+	left, err := store.PoderoHoldLeft(ctx, pool)
+	require.NoError(t, err)
+	require.Zero(t, left)
+	require.NoError(t, store.HoldPoderoCalls(ctx, pool, 30*time.Second))
+	left, err = store.PoderoHoldLeft(ctx, pool)
+	require.NoError(t, err)
+	require.InDelta(t, 30, left.Seconds(), 1)
+}

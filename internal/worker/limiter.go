@@ -28,11 +28,17 @@ type Limiter struct {
 // Wait blocks until the caller may send one request, or returns how long to
 // come back after when the wait would exceed MaxWait.
 func (l *Limiter) Wait(ctx context.Context) (time.Duration, error) {
-	var interval time.Duration
+	var wait time.Duration
+	var reserved bool
+	var err error
 	if l.Rate > 0 {
-		interval = time.Duration(float64(time.Second) / l.Rate)
+		interval := time.Duration(float64(time.Second) / l.Rate)
+		wait, reserved, err = store.ReservePoderoCall(ctx, l.DB, interval, max(l.Burst, 1), l.MaxWait)
+	} else {
+		// No limit: only a hold counts, and reading it writes nothing.
+		wait, err = store.PoderoHoldLeft(ctx, l.DB)
+		reserved = wait <= l.MaxWait
 	}
-	wait, reserved, err := store.ReservePoderoCall(ctx, l.DB, interval, max(l.Burst, 1), l.MaxWait)
 	if err != nil {
 		return 0, err
 	}

@@ -114,6 +114,7 @@ func ClientConfig(cfg Config) *river.Config {
 			reauth.QueueMaintenance: {MaxWorkers: cmp.Or(cfg.MaintenanceWorkers, MaintenanceWorkersDefault)},
 		},
 		PeriodicJobs:         periodic,
+		FetchCooldown:        reauth.FetchCooldown, // a queue starts at most MaxWorkers jobs per cooldown
 		JobTimeout:           cfg.JobTimeout,
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		RetryPolicy:          &RetryPolicy{Base: cfg.RetryBase, Cap: cfg.RetryCap},
@@ -146,9 +147,11 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 		return river.JobCancel(fmt.Errorf("invalid job args: %w", err))
 	}
 	// Run again after it stored its session (an operator retried a completed
-	// job): nothing more to do.
-	if stored, err := store.SessionStoredForJob(ctx, w.cfg.Pool, job.ID); err != nil || stored {
-		return err
+	// job): nothing more to do. A first attempt has stored nothing yet.
+	if job.Attempt > 1 {
+		if stored, err := store.SessionStoredForJob(ctx, w.cfg.Pool, job.ID); err != nil || stored {
+			return err
+		}
 	}
 	// A sweep's request waits in the queue; the device may have been fixed,
 	// or got a session, meanwhile.
@@ -275,9 +278,8 @@ type NotifyWorker struct {
 }
 
 // Work delivers one step of a session's messages. The notification row is
-// written before sending and marked sent after, in the transaction that
-// completes the job: a crash in between resends the same message under the
-// same idempotency key, never a different one.
+// written before sending and marked sent after: a crash in between resends
+// the same message under the same idempotency key, never a different one.
 func (w *NotifyWorker) Work(ctx context.Context, job *river.Job[reauth.NotifyArgs]) error {
 	a := job.Args
 	if err := a.Validate(); err != nil {
@@ -338,21 +340,15 @@ func (w *NotifyWorker) Work(ctx context.Context, job *river.Job[reauth.NotifyArg
 
 	// The message is out. Record it even past a shutdown or dropped database
 	// connections: a retried job would resend it (the same message, same
-	// key), and one is better than two. Both statements are idempotent. After
+	// key), and one is better than two. The statement is idempotent. After
 	// Postgres cut its connections every idle one in the pool is dead, so the
-	// retries outnumber the pool.
+	// retries outnumber the pool. Once it is recorded, River completes the
+	// job in one of its batches; a job run again before that finds the row
+	// sent above and sends nothing.
 	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 	defer cancel()
 	err = retry(recordCtx, 30, func() error {
-		return pgx.BeginFunc(recordCtx, w.cfg.Pool, func(tx pgx.Tx) error {
-			if err := store.FinishNotification(recordCtx, tx, n.ID, store.NotificationSent, ""); err != nil {
-				return fmt.Errorf("record delivery: %w", err)
-			}
-			if _, err := river.JobCompleteTx[*riverpgxv5.Driver](recordCtx, tx, job); err != nil {
-				return fmt.Errorf("complete job: %w", err)
-			}
-			return nil
-		})
+		return store.FinishNotification(recordCtx, w.cfg.Pool, n.ID, store.NotificationSent, "")
 	})
 	if err != nil {
 		return fmt.Errorf("message sent but not recorded (a retry resends the same message): %w", err)
