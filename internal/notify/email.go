@@ -203,6 +203,7 @@ func NewEmail(cfg EmailConfig, r *Renderer) (*Email, error) {
 		mail.WithTLSPolicy(policy),
 		mail.WithTLSConfig(e.tlsConf),
 		mail.WithDialContextFunc(e.dial),
+		mail.WithoutNoop(),
 	}
 	if u.User != nil && u.User.Username() != "" {
 		// go-mail's PLAIN refuses an unencrypted connection except to
@@ -267,7 +268,7 @@ func (e *Email) Send(ctx context.Context, m Message) error {
 	reused := c.smtp != nil
 	err = e.sendOn(ctx, c, msg)
 	var se *mail.SendError
-	if err != nil && reused && ctx.Err() == nil && errors.As(err, &se) && se.Reason == mail.ErrConnCheck {
+	if err != nil && reused && ctx.Err() == nil && errors.As(err, &se) && deadConn(se) {
 		// The idle connection went away (server timeout, restart); nothing
 		// was sent on it yet, so one retry on a fresh connection is safe.
 		err = e.sendOn(ctx, c, msg)
@@ -282,6 +283,15 @@ func (e *Email) Send(ctx context.Context, m Message) error {
 		err = fmt.Errorf("%w: %w", ErrPermanent, err)
 	}
 	return e.scrub(fmt.Errorf("notify: email %s: %w", m.Key, err))
+}
+
+// deadConn reports whether a send failed because its connection was dead
+// before any of the message went out: MAIL FROM got no reply at all (a
+// closed or reset connection), as opposed to the server refusing it.
+// (go-mail's NOOP check before each send is off: it costs a round trip per
+// message, and this finds a dead connection just as well.)
+func deadConn(se *mail.SendError) bool {
+	return se.Reason == mail.ErrConnCheck || (se.Reason == mail.ErrSMTPMailFrom && se.ErrorCode() == 0)
 }
 
 // take waits for a free connection and returns the one used last.
