@@ -227,10 +227,18 @@ func TestEndToEnd(t *testing.T) {
 	}
 	require.Contains(t, answers.String(), "authentication_url", "answers were captured")
 
-	// The metrics saw both reauthentications through every step.
-	resp, err := http.Get(s.base + "/metrics")
-	require.NoError(t, err)
-	metrics := readAll(t, resp)
+	// The metrics saw both reauthentications through every step. Job
+	// outcomes arrive through River's events, after its completer's batch:
+	// give them a few seconds.
+	var metrics string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get(s.base + "/metrics")
+		require.NoError(t, err)
+		metrics = readAll(t, resp)
+		if strings.Contains(metrics, `reauth_jobs_finished_total{kind="reauth_device",state="completed"} 2`) || time.Now().After(deadline) {
+			break
+		}
+	}
 	for _, line := range []string{
 		`reauth_funnel_total{step="requested"} 2`, `reauth_funnel_total{step="link_created"} 2`,
 		`reauth_funnel_total{step="sent"} 2`, `reauth_funnel_total{step="opened"} 2`, `reauth_funnel_total{step="completed"} 2`,
