@@ -53,6 +53,7 @@ const (
 	QueuePodero      = "podero"
 	QueueNotify      = "notify"
 	QueueMaintenance = "maintenance"
+	QueueEvents      = "events"
 )
 
 // Locales are the languages of Podero's connect UI, and so the languages a
@@ -312,6 +313,52 @@ func (NotifyArgs) InsertOpts() river.InsertOpts {
 		Queue:      QueueNotify,
 		UniqueOpts: river.UniqueOpts{ByArgs: true},
 	}
+}
+
+// Event types sent to EVENTS_WEBHOOK_URL.
+const (
+	EventLinkCreated = "reauth.link_created"
+	EventLinkOpened  = "reauth.link_opened"
+	EventCompleted   = "reauth.completed"
+	EventCancelled   = "reauth.cancelled"
+	EventFailed      = "reauth.failed"
+)
+
+// EventArgs are the arguments of a reauth_event job: deliver one event to the
+// partner's backend (EVENTS_WEBHOOK_URL), signed the Standard Webhooks way
+// with ID as the webhook-id. The service inserts these itself.
+type EventArgs struct {
+	ID         string            `json:"id" river:"unique"` // "evt_" + type + session or job: the same event gets the same ID
+	Type       string            `json:"type"`              // one of the Event* constants
+	OccurredAt time.Time         `json:"occurred_at"`
+	SessionID  int64             `json:"session_id,omitempty"`
+	OrgID      string            `json:"org_id"`
+	UserID     string            `json:"user_id"`
+	DeviceKind DeviceKind        `json:"device_kind"`
+	DeviceID   string            `json:"device_id"`
+	Detail     string            `json:"detail,omitempty"` // why, for reauth.failed and reauth.completed (via_link, elsewhere)
+	Extra      map[string]string `json:"extra,omitempty"`
+}
+
+// NewEvent builds the event of type typ about a session (or, for a request
+// that never got one, sessionID 0 and key the job's ID).
+func NewEvent(typ string, sessionID int64, key int64, orgID, userID string, kind DeviceKind, deviceID, detail string) EventArgs {
+	subject := fmt.Sprintf("s%d", sessionID)
+	if sessionID == 0 {
+		subject = fmt.Sprintf("j%d", key)
+	}
+	return EventArgs{
+		ID: "evt_" + strings.TrimPrefix(typ, "reauth.") + "_" + subject, Type: typ, OccurredAt: time.Now().UTC(),
+		SessionID: sessionID, OrgID: orgID, UserID: userID, DeviceKind: kind, DeviceID: deviceID, Detail: detail,
+	}
+}
+
+// Kind is the River job kind.
+func (EventArgs) Kind() string { return "reauth_event" }
+
+// InsertOpts puts the job on the events queue, once per event ID.
+func (EventArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueEvents, UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
 
 // SyncArgs are the arguments of a reauth_sync job: list the users of every

@@ -35,6 +35,7 @@ Commands:
   stats     queue depths and the funnel per org and device kind
   sync      run the device sync now (sync --now)
   sweep     run the sweep now (sweep --now)
+  contacts  set or show how a user is reached (email, push tokens, channels)
 
 Configuration comes from the environment; see the README.
 Run 'reauth <command> -h' for a command's flags.
@@ -70,7 +71,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprint(stdout, usage)
 		return nil
 	case "serve", "migrate", "enqueue", "demo":
-	case "jobs", "devices", "sessions", "queues", "stats", "sync", "sweep":
+	case "jobs", "devices", "sessions", "queues", "stats", "sync", "sweep", "contacts":
 	default:
 		fmt.Fprintf(stderr, "reauth: unknown command %q\n\n%s", cmd, usage)
 		return errUsage
@@ -87,7 +88,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return migrateCmd(ctx, args, cfg, log, stderr)
 	case "enqueue":
 		return enqueueCmd(ctx, args, cfg, stdout, stderr)
-	case "jobs", "devices", "sessions", "queues", "stats", "sync", "sweep":
+	case "jobs", "devices", "sessions", "queues", "stats", "sync", "sweep", "contacts":
 		return opsCmd(ctx, cmd, args, cfg, stdout, stderr)
 	default:
 		return demoCmd(ctx, args, cfg, log, stdout, stderr)

@@ -57,6 +57,10 @@ func opsCmd(ctx context.Context, cmd string, args []string, cfg config.Config, s
 		return o.group(ctx, "queues", args, queuesUsage, map[string]func(context.Context, []string) error{
 			"list": o.queuesList, "pause": o.queuesPause, "resume": o.queuesResume,
 		})
+	case "contacts":
+		return o.group(ctx, "contacts", args, contactsUsage, map[string]func(context.Context, []string) error{
+			"set": o.contactsSet, "show": o.contactsShow,
+		})
 	case "stats":
 		return o.stats(ctx, args)
 	case "sync", "sweep":

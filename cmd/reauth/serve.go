@@ -24,6 +24,8 @@ import (
 	"github.com/reauth/reauth/internal/link"
 	"github.com/reauth/reauth/internal/metrics"
 	"github.com/reauth/reauth/internal/notify"
+	"github.com/reauth/reauth/internal/notify/push"
+	"github.com/reauth/reauth/internal/notify/webhook"
 	"github.com/reauth/reauth/internal/podero"
 	"github.com/reauth/reauth/internal/worker"
 	"github.com/reauth/reauth/migrations"
@@ -116,7 +118,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 	}
 	m = metrics.New(pool, func() bool { return pc.Breaker().State != podero.BreakerClosed })
 	limiter.Metrics = m
-	renderer, err := notify.NewRenderer("")
+	renderer, err := notify.NewRenderer(cfg.TemplatesDir)
 	if err != nil {
 		return err
 	}
@@ -125,6 +127,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 		return err
 	}
 	defer email.Close()
+	channels, postEvent, err := optionalChannels(cfg, renderer)
+	if err != nil {
+		return err
+	}
 	signer, err := link.NewSigner([]byte(cfg.LinkSecret.Reveal()))
 	if err != nil {
 		return err
@@ -137,27 +143,31 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 	sweepSchedule, _ := config.Schedule(cfg.SweepSchedule)
 
 	rc, err := worker.NewClient(worker.Config{
-		Pool:          pool,
-		Podero:        pc,
-		Email:         email,
-		Links:         signer,
-		PublicBaseURL: cfg.PublicBaseURL,
-		RedirectHosts: redirectHosts,
-		LinkTTL:       cfg.LinkTTL,
-		PoderoWorkers: cfg.PoderoWorkers,
-		NotifyWorkers: cfg.NotifyWorkers,
-		JobTimeout:    cfg.JobTimeout,
-		RescueAfter:   cfg.RescueAfter,
-		RetryCap:      cfg.RetryCap,
-		MaxAttempts:   cfg.MaxAttempts,
-		OrgIDs:        cfg.OrgIDs,
-		SyncSchedule:  periodicSchedule(syncSchedule),
-		SweepSchedule: periodicSchedule(sweepSchedule),
-		SweepCooldown: cfg.ReauthCooldown,
-		MaxPerWeek:    cfg.ReauthMaxPerWeek,
-		SweepBatch:    cfg.SweepBatch,
-		Metrics:       m,
-		Logger:        log,
+		Pool:            pool,
+		Podero:          pc,
+		Email:           email,
+		Push:            channels.push,
+		Webhook:         channels.webhook,
+		PostEvent:       postEvent,
+		ReminderOffsets: cfg.ReminderOffsets,
+		Links:           signer,
+		PublicBaseURL:   cfg.PublicBaseURL,
+		RedirectHosts:   redirectHosts,
+		LinkTTL:         cfg.LinkTTL,
+		PoderoWorkers:   cfg.PoderoWorkers,
+		NotifyWorkers:   cfg.NotifyWorkers,
+		JobTimeout:      cfg.JobTimeout,
+		RescueAfter:     cfg.RescueAfter,
+		RetryCap:        cfg.RetryCap,
+		MaxAttempts:     cfg.MaxAttempts,
+		OrgIDs:          cfg.OrgIDs,
+		SyncSchedule:    periodicSchedule(syncSchedule),
+		SweepSchedule:   periodicSchedule(sweepSchedule),
+		SweepCooldown:   cfg.ReauthCooldown,
+		MaxPerWeek:      cfg.ReauthMaxPerWeek,
+		SweepBatch:      cfg.SweepBatch,
+		Metrics:         m,
+		Logger:          log,
 	})
 	if err != nil {
 		return err
@@ -175,7 +185,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 			}
 			kind := ev.Job.Kind
 			switch kind { // a bounded label: only the service's own kinds
-			case "reauth_device", "reauth_notify", "reauth_sync", "reauth_sync_user", "reauth_sweep":
+			case "reauth_device", "reauth_notify", "reauth_sync", "reauth_sync_user", "reauth_sweep", "reauth_event":
 			default:
 				kind = "other"
 			}
@@ -195,6 +205,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 			Pool: pool, River: rc, Tokens: cfg.APITokens,
 			SuccessURL: cfg.SuccessURL, CancelURL: cfg.CancelURL, RedirectHosts: redirectHosts,
 			Breaker: pc.Breaker, Metrics: m, Logger: log,
+			RenewWait: cfg.LinkRenewWait, Events: postEvent != nil,
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
@@ -235,6 +246,50 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 		return nil
 	}
 	return err
+}
+
+// channels are the optional channels; nil when not configured.
+type channels struct {
+	push    worker.Sender
+	webhook worker.Sender
+}
+
+// optionalChannels builds push (FCM_PROJECT_ID), the partner's push webhook
+// (PUSH_WEBHOOK_URL) and the events poster (EVENTS_WEBHOOK_URL), each only
+// when configured.
+func optionalChannels(cfg config.Config, r *notify.Renderer) (channels, func(context.Context, string, any) error, error) {
+	var ch channels
+	if cfg.FCMProjectID != "" {
+		p, err := push.NewPush(push.Config{ProjectID: cfg.FCMProjectID, CredentialsFile: cfg.FCMCredentials, Endpoint: cfg.FCMEndpoint}, r)
+		if err != nil {
+			return ch, nil, fmt.Errorf("push (FCM_*): %w", err)
+		}
+		ch.push = p
+	}
+	if cfg.PushWebhookURL != "" {
+		s, err := webhook.NewSender(webhook.SenderConfig{Secret: cfg.PushWebhookSecret.Reveal()})
+		if err != nil {
+			return ch, nil, fmt.Errorf("PUSH_WEBHOOK_SECRET: %w", err)
+		}
+		c, err := webhook.NewChannel(cfg.PushWebhookURL, s, r)
+		if err != nil {
+			return ch, nil, fmt.Errorf("PUSH_WEBHOOK_URL: %w", err)
+		}
+		ch.webhook = c
+	}
+	if cfg.EventsWebhookURL == "" {
+		return ch, nil, nil
+	}
+	if _, err := webhook.CheckURL(cfg.EventsWebhookURL); err != nil {
+		return ch, nil, fmt.Errorf("EVENTS_WEBHOOK_URL: %w", err)
+	}
+	s, err := webhook.NewSender(webhook.SenderConfig{Secret: cfg.EventsSecret.Reveal()})
+	if err != nil {
+		return ch, nil, fmt.Errorf("EVENTS_WEBHOOK_SECRET: %w", err)
+	}
+	return ch, func(ctx context.Context, id string, payload any) error {
+		return s.Post(ctx, cfg.EventsWebhookURL, id, payload)
+	}, nil
 }
 
 // pprofMux serves net/http/pprof's handlers under /debug/pprof/.

@@ -25,6 +25,10 @@ import (
 )
 
 // Defaults for the optional settings.
+// ReminderOffsetsDefault is when reminders go out, after the session's
+// creation: a day and three days.
+var ReminderOffsetsDefault = []time.Duration{24 * time.Hour, 72 * time.Hour}
+
 // PoolConns is how many Postgres connections a process opens, unless
 // DATABASE_URL sets pool_max_conns. The benchmark's commit ceiling uses the
 // same number.
@@ -36,6 +40,7 @@ const (
 	PoderoWorkersDefault     = 100
 	NotifyWorkersDefault     = 100
 	SMTPConnsDefault         = 4
+	LinkRenewWaitDefault     = 5 * time.Second
 	JobTimeoutDefault        = time.Minute
 	RescueAfterDefault       = 5 * time.Minute
 	PoderoRateLimitDefault   = 10.0
@@ -118,6 +123,17 @@ type Config struct {
 	SMTPConns int    // SMTP_CONNS; connections sending at once, per process
 	MailFrom  string // MAIL_FROM
 
+	TemplatesDir      string          // TEMPLATES_DIR; operator overrides of the message templates
+	ReminderOffsets   []time.Duration // REMINDER_OFFSETS; after the first message, while the device is not reconnected
+	LinkRenewWait     time.Duration   // LINK_RENEW_WAIT; how long opening an expired link waits for a fresh session
+	FCMProjectID      string          // FCM_PROJECT_ID; set to enable push
+	FCMCredentials    string          // FCM_CREDENTIALS_FILE; service account JSON
+	FCMEndpoint       string          // FCM_ENDPOINT; another FCM HTTP v1 endpoint (tests, emulators)
+	PushWebhookURL    string          // PUSH_WEBHOOK_URL; the partner's push service (webhook channel)
+	PushWebhookSecret Secret          // PUSH_WEBHOOK_SECRET; whsec_...
+	EventsWebhookURL  string          // EVENTS_WEBHOOK_URL; the partner's backend, for reauth.* events
+	EventsSecret      Secret          // EVENTS_WEBHOOK_SECRET; whsec_...
+
 	PublicBaseURL string // PUBLIC_BASE_URL; where links and callbacks point
 	HTTPAddr      string // HTTP_ADDR
 	PprofAddr     string // PPROF_ADDR; "" (the default): no profiling endpoint
@@ -168,6 +184,15 @@ func Load(getenv func(string) string) (Config, error) {
 		SMTPURL:            Secret(e.str("SMTP_URL")),
 		SMTPConns:          e.integer("SMTP_CONNS", SMTPConnsDefault),
 		MailFrom:           e.str("MAIL_FROM"),
+		TemplatesDir:       e.str("TEMPLATES_DIR"),
+		LinkRenewWait:      e.duration("LINK_RENEW_WAIT", LinkRenewWaitDefault),
+		FCMProjectID:       e.str("FCM_PROJECT_ID"),
+		FCMCredentials:     e.str("FCM_CREDENTIALS_FILE"),
+		FCMEndpoint:        strings.TrimRight(e.str("FCM_ENDPOINT"), "/"),
+		PushWebhookURL:     e.str("PUSH_WEBHOOK_URL"),
+		PushWebhookSecret:  Secret(e.str("PUSH_WEBHOOK_SECRET")),
+		EventsWebhookURL:   e.str("EVENTS_WEBHOOK_URL"),
+		EventsSecret:       Secret(e.str("EVENTS_WEBHOOK_SECRET")),
 		PublicBaseURL:      strings.TrimRight(e.str("PUBLIC_BASE_URL"), "/"),
 		HTTPAddr:           e.str("HTTP_ADDR"),
 		PprofAddr:          e.str("PPROF_ADDR"),
@@ -197,6 +222,7 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.PoderoTokenURL == "" && c.PoderoBaseURL != "" {
 		c.PoderoTokenURL = c.PoderoBaseURL + "/api/partners/v2.0/auth/token"
 	}
+	c.ReminderOffsets = e.durations("REMINDER_OFFSETS", ReminderOffsetsDefault)
 	c.PoderoRateBurst = e.integer("PODERO_RATE_BURST", 1+int(c.PoderoRateLimit/10))
 	c.APITokens = e.tokens("API_TOKENS")
 	if lvl := e.str("LOG_LEVEL"); lvl != "" {
@@ -230,6 +256,38 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.SMTPURL != "" {
 		if u, err := url.Parse(c.SMTPURL.Reveal()); err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Host == "" {
 			errs = append(errs, errors.New("SMTP_URL must look like smtp://user:pass@host:port or smtps://..."))
+		}
+	}
+	for _, u := range []struct{ name, v string }{{"PUSH_WEBHOOK_URL", c.PushWebhookURL}, {"EVENTS_WEBHOOK_URL", c.EventsWebhookURL}, {"FCM_ENDPOINT", c.FCMEndpoint}} {
+		if u.v == "" {
+			continue
+		}
+		if pu, err := url.Parse(u.v); err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" || pu.User != nil {
+			errs = append(errs, fmt.Errorf("%s must be an http(s) URL without user info", u.name))
+		}
+	}
+	for _, w := range []struct {
+		url, secret, name string
+	}{{c.PushWebhookURL, c.PushWebhookSecret.Reveal(), "PUSH_WEBHOOK"}, {c.EventsWebhookURL, c.EventsSecret.Reveal(), "EVENTS_WEBHOOK"}} {
+		if (w.url == "") != (w.secret == "") {
+			errs = append(errs, fmt.Errorf("%s_URL and %s_SECRET must be set together", w.name, w.name))
+		} else if w.secret != "" && !strings.HasPrefix(w.secret, "whsec_") {
+			errs = append(errs, fmt.Errorf("%s_SECRET must start with whsec_ (base64 key after it)", w.name))
+		}
+	}
+	if c.FCMProjectID == "" && (c.FCMCredentials != "" || c.FCMEndpoint != "") {
+		errs = append(errs, errors.New("FCM_CREDENTIALS_FILE and FCM_ENDPOINT need FCM_PROJECT_ID"))
+	}
+	if c.FCMProjectID != "" && c.FCMCredentials == "" && c.FCMEndpoint == "" {
+		errs = append(errs, errors.New("FCM_PROJECT_ID needs FCM_CREDENTIALS_FILE (or FCM_ENDPOINT for a local emulator)"))
+	}
+	if c.LinkRenewWait < 0 || c.LinkRenewWait > time.Minute {
+		errs = append(errs, errors.New("LINK_RENEW_WAIT must be between 0 and 1m"))
+	}
+	for i, d := range c.ReminderOffsets {
+		if d <= 0 || (i > 0 && d <= c.ReminderOffsets[i-1]) {
+			errs = append(errs, errors.New("REMINDER_OFFSETS must be increasing positive durations, e.g. 24h,72h (or off)"))
+			break
 		}
 	}
 	if (c.PoderoUsername == "") != (c.PoderoPassword == "") {
@@ -305,7 +363,9 @@ var Vars = []string{"DATABASE_URL", "PODERO_BASE_URL", "PODERO_TOKEN_URL", "PODE
 	"PODERO_CLIENT_SECRET", "PODERO_USERNAME", "PODERO_PASSWORD", "PODERO_LINK_HOSTS",
 	"PODERO_RATE_LIMIT", "PODERO_RATE_BURST", "PODERO_RATE_MAX_WAIT", "PODERO_TIMEOUT",
 	"PODERO_BREAKER_FAILURES", "PODERO_BREAKER_COOLOFF", "RETRY_BACKOFF_CAP", "MAX_ATTEMPTS",
-	"SHUTDOWN_GRACE", "SMTP_URL", "SMTP_CONNS",
+	"SHUTDOWN_GRACE", "SMTP_URL", "SMTP_CONNS", "TEMPLATES_DIR", "REMINDER_OFFSETS", "LINK_RENEW_WAIT",
+	"FCM_PROJECT_ID", "FCM_CREDENTIALS_FILE", "FCM_ENDPOINT", "PUSH_WEBHOOK_URL", "PUSH_WEBHOOK_SECRET",
+	"EVENTS_WEBHOOK_URL", "EVENTS_WEBHOOK_SECRET",
 	"MAIL_FROM", "PUBLIC_BASE_URL", "HTTP_ADDR", "API_TOKENS", "LINK_SECRET", "LINK_TTL",
 	"SUCCESS_URL", "CANCEL_URL", "REDIRECT_HOSTS", "PODERO_WORKERS", "NOTIFY_WORKERS", "JOB_TIMEOUT",
 	"JOB_RESCUE_AFTER", "LOG_FORMAT", "LOG_LEVEL", "PPROF_ADDR", "PODERO_ORG_IDS", "SYNC_SCHEDULE", "SWEEP_SCHEDULE",
@@ -333,6 +393,13 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("podero_breaker_cooloff", c.BreakerCoolOff),
 		slog.String("smtp_url", maskURL(c.SMTPURL.Reveal())),
 		slog.Int("smtp_conns", c.SMTPConns),
+		slog.String("templates_dir", c.TemplatesDir),
+		slog.Any("reminder_offsets", c.ReminderOffsets),
+		slog.Duration("link_renew_wait", c.LinkRenewWait),
+		slog.String("fcm_project_id", c.FCMProjectID),
+		slog.String("fcm_endpoint", c.FCMEndpoint),
+		slog.String("push_webhook_url", c.PushWebhookURL),
+		slog.String("events_webhook_url", c.EventsWebhookURL),
 		slog.String("mail_from", c.MailFrom),
 		slog.String("public_base_url", c.PublicBaseURL),
 		slog.Any("redirect_hosts", c.RedirectHosts),
@@ -421,6 +488,27 @@ func (e *env) list(name string) []string {
 		if p = strings.TrimSpace(p); p != "" {
 			out = append(out, p)
 		}
+	}
+	return out
+}
+
+// durations reads a comma-separated list of durations; "off" is none.
+func (e *env) durations(name string, def []time.Duration) []time.Duration {
+	v := e.str(name)
+	switch v {
+	case "":
+		return def
+	case "off":
+		return nil
+	}
+	var out []time.Duration
+	for _, p := range e.list(name) {
+		d, err := time.ParseDuration(p)
+		if err != nil {
+			e.errs = append(e.errs, fmt.Errorf("%s must be durations like 24h,72h, or off", name))
+			return def
+		}
+		out = append(out, d)
 	}
 	return out
 }

@@ -49,6 +49,20 @@ type Config struct {
 	Breaker func() podero.BreakerStatus
 	Metrics *metrics.Metrics // served at /metrics; nil serves an empty registry
 	Logger  *slog.Logger
+	// RenewWait is how long opening an expired link waits for the fresh
+	// session it requests before saying the link will come by email.
+	RenewWait time.Duration
+	// Events inserts reauth.* event jobs (EVENTS_WEBHOOK_URL is set).
+	Events bool
+	// Now is the clock; nil is time.Now. Tests move it.
+	Now func() time.Time
+}
+
+func (s *server) now() time.Time {
+	if s.cfg.Now != nil {
+		return s.cfg.Now()
+	}
+	return time.Now()
 }
 
 // New returns the service's HTTP handler.
@@ -57,6 +71,8 @@ func New(cfg Config) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /v1/reauth", s.auth(config.ScopeEnqueue, s.enqueue))
 	mux.Handle("GET /v1/devices/{kind}/{id}", s.auth(config.ScopeRead, s.device))
+	mux.Handle("PUT /v1/contacts/{org_id}/{user_id}", s.auth(config.ScopeEnqueue, s.putContact))
+	mux.Handle("GET /v1/contacts/{org_id}/{user_id}", s.auth(config.ScopeRead, s.getContact))
 	mux.HandleFunc("GET /r/{token}", s.open)
 	mux.HandleFunc("GET /r/{token}/done", s.done)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -181,6 +197,8 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 			return errors.New("body is empty; expected a JSON object")
 		case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
 			return errors.New("body is not valid JSON")
+		case errors.As(err, &typ) && typ.Field == "":
+			return fmt.Errorf("body must be a JSON object, not %s", typ.Value)
 		case errors.As(err, &typ):
 			return fmt.Errorf("field %q must be a %s", typ.Field, typ.Type)
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
@@ -219,7 +237,8 @@ func (s *server) device(w http.ResponseWriter, r *http.Request) {
 }
 
 // open sends the user on to the session's authentication_url. A superseded
-// session's link follows to the device's current open session.
+// session's link follows to the device's current open session; an expired
+// one gets a fresh session on the spot.
 func (s *server) open(w http.ResponseWriter, r *http.Request) {
 	sess, ok := s.session(w, r)
 	if !ok {
@@ -236,29 +255,46 @@ func (s *server) open(w http.ResponseWriter, r *http.Request) {
 	}
 	switch sess.State {
 	case store.SessionOpen, store.SessionCancelled:
-		if time.Now().After(sess.ExpiresAt) {
+		if s.now().After(sess.ExpiresAt) {
 			s.renew(w, r, sess)
 			return
 		}
-		first, err := store.MarkOpened(r.Context(), s.cfg.Pool, sess.ID)
-		if err != nil {
-			s.internalError(w, r, err)
-			return
-		}
-		if first {
-			s.cfg.Metrics.Funnel(metrics.StepOpened)
-		}
-		http.Redirect(w, r, sess.AuthenticationURL, http.StatusFound)
-	case store.SessionCompleted:
-		writePage(w, http.StatusOK, "Already connected", "Your device is connected again. There is nothing more to do.")
+		s.redirectTo(w, r, sess)
+	case store.SessionCompleted, "completed_elsewhere":
+		writePage(w, r, http.StatusOK, pageAlreadyConnected, sess.Locale)
 	default:
-		writePage(w, http.StatusGone, "Link no longer valid", "This link has been replaced by a newer one. Please use the link in the most recent message.")
+		writePage(w, r, http.StatusGone, pageSuperseded, sess.Locale)
 	}
 }
 
-// renew requests a fresh session for an expired link's device (a duplicate
-// while one is already on its way) and tells the user it is coming.
+// redirectTo records the click and sends the user to Podero.
+func (s *server) redirectTo(w http.ResponseWriter, r *http.Request, sess store.Session) {
+	first, err := store.MarkOpened(r.Context(), s.cfg.Pool, sess.ID)
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	if first {
+		s.cfg.Metrics.Funnel(metrics.StepOpened)
+		s.event(r.Context(), reauth.EventLinkOpened, sess, "")
+	}
+	http.Redirect(w, r, sess.AuthenticationURL, http.StatusFound)
+}
+
+// renew handles an expired link: while the device still needs it, it
+// requests a fresh session (a duplicate while one is on its way already),
+// waits up to RenewWait for it and sends the user there, or else says the
+// link will come by email.
 func (s *server) renew(w http.ResponseWriter, r *http.Request, sess store.Session) {
+	needs, err := store.DeviceStillNeedsLink(r.Context(), s.cfg.Pool, sess.DeviceKind, sess.DeviceID)
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	if !needs {
+		writePage(w, r, http.StatusOK, pageAlreadyConnected, sess.Locale)
+		return
+	}
 	args := reauth.DeviceArgs{
 		OrgID: sess.OrgID, UserID: sess.UserID, DeviceKind: sess.DeviceKind, DeviceID: sess.DeviceID,
 		Email: sess.Email, Locale: sess.Locale, SuccessURL: sess.SuccessURL, CancelURL: sess.CancelURL,
@@ -268,15 +304,37 @@ func (s *server) renew(w http.ResponseWriter, r *http.Request, sess store.Sessio
 		s.internalError(w, r, err)
 		return
 	}
-	writePage(w, http.StatusOK, "This link has expired", "A new link is on its way to you by email. Please use that one.")
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RenewWait)
+	defer cancel()
+	for tick := time.NewTicker(50 * time.Millisecond); ; {
+		cur, err := store.OpenSession(ctx, s.cfg.Pool, sess.DeviceKind, sess.DeviceID)
+		if err == nil && cur.ID != sess.ID && s.now().Before(cur.ExpiresAt) {
+			tick.Stop()
+			s.redirectTo(w, r, cur)
+			return
+		}
+		if err != nil && !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
+			tick.Stop()
+			s.internalError(w, r, err)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			tick.Stop()
+			writePage(w, r, http.StatusOK, pageExpired, sess.Locale)
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // done is where Podero sends the user after the manufacturer login: it
-// records the outcome and sends the user on to the partner's page.
+// records the outcome, cancels the session's reminders and sends the user
+// on to the partner's page.
 func (s *server) done(w http.ResponseWriter, r *http.Request) {
 	result := r.URL.Query().Get("result")
 	if result != "success" && result != "cancel" {
-		writePage(w, http.StatusBadRequest, "Invalid link", "This link is not valid.")
+		writePage(w, r, http.StatusBadRequest, pageInvalidDone, "")
 		return
 	}
 	sess, ok := s.session(w, r)
@@ -285,17 +343,26 @@ func (s *server) done(w http.ResponseWriter, r *http.Request) {
 	}
 	// The request's own page only while its host is still allowed; else the
 	// configured page; else a built-in one.
-	state, target, title, text := store.SessionCompleted, sess.SuccessURL, "Connected", "Your device is connected again. You can close this page."
+	state, target, page, event := store.SessionCompleted, sess.SuccessURL, pageConnected, reauth.EventCompleted
 	if target == "" || !s.cfg.RedirectHosts.AllowsString(target) {
 		target = s.cfg.SuccessURL
 	}
 	if result == "cancel" {
-		state, target, title, text = store.SessionCancelled, sess.CancelURL, "Cancelled", "The connection was not renewed. You can use the link in your message again at any time."
+		state, target, page, event = store.SessionCancelled, sess.CancelURL, pageCancelled, reauth.EventCancelled
 		if target == "" || !s.cfg.RedirectHosts.AllowsString(target) {
 			target = s.cfg.CancelURL
 		}
 	}
-	finished, err := store.FinishSession(r.Context(), s.cfg.Pool, sess.ID, state)
+	var finished bool
+	err := pgx.BeginFunc(r.Context(), s.cfg.Pool, func(tx pgx.Tx) (err error) {
+		if finished, err = store.FinishSession(r.Context(), tx, sess.ID, state); err != nil || !finished {
+			return err
+		}
+		if _, err = store.CancelReminders(r.Context(), tx, sess.ID); err != nil {
+			return err
+		}
+		return s.eventTx(r.Context(), tx, event, sess, "via_link")
+	})
 	if err != nil {
 		s.internalError(w, r, err)
 		return
@@ -310,7 +377,26 @@ func (s *server) done(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, target, http.StatusFound)
 		return
 	}
-	writePage(w, http.StatusOK, title, text)
+	writePage(w, r, http.StatusOK, page, sess.Locale)
+}
+
+// eventTx inserts a reauth.* event job in tx when events are on.
+func (s *server) eventTx(ctx context.Context, tx pgx.Tx, typ string, sess store.Session, detail string) error {
+	if !s.cfg.Events {
+		return nil
+	}
+	ev := reauth.NewEvent(typ, sess.ID, 0, sess.OrgID, sess.UserID, sess.DeviceKind, sess.DeviceID, detail)
+	ev.OccurredAt = s.now().UTC()
+	_, err := s.cfg.River.InsertTx(ctx, tx, ev, nil)
+	return err
+}
+
+// event is eventTx on its own. A failure is logged: the user's click has
+// been served, and the event is not worth failing it for.
+func (s *server) event(ctx context.Context, typ string, sess store.Session, detail string) {
+	if err := pgx.BeginFunc(ctx, s.cfg.Pool, func(tx pgx.Tx) error { return s.eventTx(ctx, tx, typ, sess, detail) }); err != nil {
+		s.cfg.Logger.ErrorContext(ctx, "insert event", slog.String("type", typ), slog.Int64("session", sess.ID), slog.Any("error", err))
+	}
 }
 
 // session finds the session of the request's link token, or answers with a
@@ -327,7 +413,7 @@ func (s *server) session(w http.ResponseWriter, r *http.Request) (store.Session,
 			return store.Session{}, false
 		}
 	}
-	writePage(w, http.StatusNotFound, "Link not valid", "This link is not valid. Please use the link in the most recent message.")
+	writePage(w, r, http.StatusNotFound, pageNotFound, "")
 	return store.Session{}, false
 }
 
@@ -361,7 +447,7 @@ func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) internalError(w http.ResponseWriter, r *http.Request, err error) {
 	s.cfg.Logger.ErrorContext(r.Context(), "request failed", slog.String("route", r.Pattern), slog.Any("error", err))
-	writePage(w, http.StatusInternalServerError, "Something went wrong", "Please try again in a moment.")
+	writePage(w, r, http.StatusInternalServerError, pageError, "")
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -60,6 +60,7 @@ type Server struct {
 	msgs     []Message
 	arrived  chan struct{} // closed and replaced on every arrival
 	rejects  map[string]int
+	hook     func(Message)
 	closed   chan struct{}
 	closeErr error
 	once     sync.Once
@@ -129,18 +130,37 @@ func (s *Server) Messages() []Message {
 func (s *Server) copyLocked() []Message {
 	out := make([]Message, len(s.msgs))
 	for i, m := range s.msgs {
-		m.To = append([]string(nil), m.To...)
-		m.Raw = append([]byte(nil), m.Raw...)
-		if m.Header != nil {
-			h := make(mail.Header, len(m.Header))
-			for k, v := range m.Header {
-				h[k] = append([]string(nil), v...)
-			}
-			m.Header = h
-		}
-		out[i] = m
+		out[i] = clone(m)
 	}
 	return out
+}
+
+// clone is a deep copy of m.
+func clone(m Message) Message {
+	m.To = append([]string(nil), m.To...)
+	m.Raw = append([]byte(nil), m.Raw...)
+	if m.Header != nil {
+		h := make(mail.Header, len(m.Header))
+		for k, v := range m.Header {
+			h[k] = append([]string(nil), v...)
+		}
+		m.Header = h
+	}
+	return m
+}
+
+// OnMessage sets fn (nil: none) to be called with (a copy of) every message
+// accepted from then on. It runs on the connection's goroutine after the
+// message is stored (Count, Messages and Wait already include it) and
+// before the server replies 250 to the client's final ".": the client waits
+// for fn to return, so it must not block for long. Calls for messages on
+// different connections may run concurrently. A crash test uses it to kill
+// the sender right after the message arrived, before the sender hears it
+// was accepted.
+func (s *Server) OnMessage(fn func(Message)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hook = fn
 }
 
 // Wait blocks until at least n messages have arrived and returns all of
@@ -202,12 +222,17 @@ func (s *Server) rejection(addr string) int {
 	return s.rejects[strings.ToLower(addr)]
 }
 
+// add stores m and runs the OnMessage hook, if any.
 func (s *Server) add(m Message) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.msgs = append(s.msgs, m)
 	close(s.arrived)
 	s.arrived = make(chan struct{})
+	hook := s.hook
+	s.mu.Unlock()
+	if hook != nil {
+		hook(clone(m))
+	}
 }
 
 // session is one SMTP connection's state.

@@ -246,9 +246,10 @@ func (e *Email) dial(ctx context.Context, network, _ string) (net.Conn, error) {
 }
 
 // Send renders m and delivers it. The Message-ID is "<Key@domain-of-From>",
-// the same for every send of the same Key. A 5xx reply or an unusable
-// Message returns an error matching ErrPermanent; any other error is
-// temporary.
+// the same for every send of the same Key. A 5xx reply to RCPT TO returns
+// a *RejectedError with the refused address and the server's reply (it
+// matches ErrPermanent); an unusable Message returns an error matching
+// ErrPermanent; any other error is temporary.
 func (e *Email) Send(ctx context.Context, m Message) error {
 	msg, err := e.build(m)
 	if err != nil {
@@ -280,9 +281,25 @@ func (e *Email) Send(ctx context.Context, m Message) error {
 	// as likely a misconfigured sender or relay, fixed by an operator, after
 	// which a retry succeeds.
 	if errors.As(err, &se) && se.Reason == mail.ErrSMTPRcptTo && se.ErrorCode() >= 500 && se.ErrorCode() < 600 {
-		err = fmt.Errorf("%w: %w", ErrPermanent, err)
+		err = &RejectedError{Channel: ChannelEmail, Address: m.To, Reason: rcptReason(se), Permanent: true}
 	}
 	return e.scrub(fmt.Errorf("notify: email %s: %w", m.Key, err))
+}
+
+// rcptReason is the server's reply to RCPT TO as "<code> <enhanced> <text>",
+// e.g. "550 5.1.1 No such user". go-mail keeps the reply only in the
+// error's text: "sending SMTP RCPT TO command: 550 \"5.1.1 No such
+// user\", affected recipient(s): ...".
+func rcptReason(se *mail.SendError) string {
+	code, enhanced := strconv.Itoa(se.ErrorCode()), se.EnhancedStatusCode()
+	text := strings.TrimPrefix(se.Error(), se.Reason.String()+":")
+	text, _, _ = strings.Cut(text, ", affected recipient(s):")
+	text = strings.TrimPrefix(strings.TrimSpace(text), code)
+	if u, err := strconv.Unquote(strings.TrimSpace(text)); err == nil {
+		text = u
+	}
+	text = strings.TrimPrefix(strings.TrimSpace(text), enhanced)
+	return strings.Join(strings.Fields(code+" "+enhanced+" "+text), " ")
 }
 
 // deadConn reports whether a send failed because its connection was dead
@@ -293,6 +310,9 @@ func (e *Email) Send(ctx context.Context, m Message) error {
 func deadConn(se *mail.SendError) bool {
 	return se.Reason == mail.ErrConnCheck || (se.Reason == mail.ErrSMTPMailFrom && se.ErrorCode() == 0)
 }
+
+// Name is the channel's name, "email".
+func (e *Email) Name() string { return ChannelEmail }
 
 // take waits for a free connection and returns the one used last.
 func (e *Email) take(ctx context.Context) (*conn, error) {
@@ -428,23 +448,36 @@ func (e *Email) scrub(err error) error {
 	if err == nil || e.pass == "" {
 		return err
 	}
-	msg := err.Error()
-	forms := []string{e.pass, url.QueryEscape(e.pass), url.PathEscape(e.pass), url.UserPassword("", e.pass).String()[1:]}
-	found := false
-	for _, f := range forms {
-		if f != "" && strings.Contains(msg, f) {
-			msg = strings.ReplaceAll(msg, f, "xxxxx")
-			found = true
-		}
-	}
+	msg, found := e.scrubText(err.Error())
 	if !found {
 		return err
 	}
-	return &scrubbedError{msg: msg, kinds: matching(err)}
+	kinds := matching(err)
+	if re, ok := AsRejected(err); ok {
+		c := *re
+		c.Address, _ = e.scrubText(c.Address)
+		c.Reason, _ = e.scrubText(c.Reason)
+		kinds = append(kinds, &c)
+	}
+	return &scrubbedError{msg: msg, kinds: kinds}
+}
+
+// scrubText replaces the SMTP password in s, reporting whether it was there.
+func (e *Email) scrubText(s string) (string, bool) {
+	forms := []string{e.pass, url.QueryEscape(e.pass), url.PathEscape(e.pass), url.UserPassword("", e.pass).String()[1:]}
+	found := false
+	for _, f := range forms {
+		if f != "" && strings.Contains(s, f) {
+			s = strings.ReplaceAll(s, f, "xxxxx")
+			found = true
+		}
+	}
+	return s, found
 }
 
 // scrubbedError is an error whose text had the password removed. It keeps
-// the sentinel errors the original matched but not the original itself.
+// the sentinel errors the original matched, and a scrubbed copy of its
+// RejectedError, but not the original itself.
 type scrubbedError struct {
 	msg   string
 	kinds []error

@@ -39,5 +39,12 @@ func FuzzRender(f *testing.F) {
 		if strings.ContainsAny(out.Subject, "\r\n") {
 			t.Fatalf("subject spans lines: %q", out.Subject)
 		}
+		title, body, err := r.RenderPush(m)
+		if err != nil {
+			t.Fatalf("email renders but push does not: %v", err)
+		}
+		if strings.ContainsAny(title+body, "\r\n") {
+			t.Fatalf("push text spans lines: %q %q", title, body)
+		}
 	})
 }

@@ -1,8 +1,10 @@
 // Package notify renders the messages that bring a reauthentication link to
-// the end user and delivers them by email. It knows nothing of River, Podero
-// or SQL: callers hand it a Message with a stable Key derived from (session,
-// step), and a retried delivery of the same Key is recognisably the same
-// message (same Message-ID).
+// the end user and delivers them by email (this package), push
+// (notify/push) or the partner's webhook (notify/webhook), each a Channel.
+// It knows nothing of River, Podero or SQL: callers hand it a Message with a
+// stable Key derived from (session, step), and a retried delivery of the
+// same Key is recognisably the same message (same Message-ID, collapse key
+// or webhook-id).
 package notify
 
 import (
@@ -36,6 +38,9 @@ const (
 	fileText    = "body.txt.tmpl"
 	fileHTML    = "body.html.tmpl"
 	fileLocale  = "locale.json"
+	// Push notifications (push and webhook channels).
+	filePushTitle = "push_title.txt.tmpl"
+	filePushBody  = "push_body.txt.tmpl"
 )
 
 //go:embed templates
@@ -47,7 +52,11 @@ type Message struct {
 	// "reauth-42-0". Email uses it as the Message-ID "<Key@domain-of-From>"
 	// and the X-Reauth-Key header. Letters, digits and "._+=-" only.
 	Key        string
-	To         string // email address
+	To         string   // email address (email channel)
+	Tokens     []string // FCM registration tokens (push channel)
+	OrgID      string   // the device's owner and the device (webhook channel's payload)
+	UserID     string
+	DeviceID   string
 	Locale     string // "en", "de", ...; "de-AT" means "de"; unknown or empty means "en"
 	DeviceKind reauth.DeviceKind
 	Link       string    // the URL the user clicks
@@ -67,14 +76,16 @@ type Renderer struct {
 }
 
 type localeSet struct {
-	name    string
-	subject *texttemplate.Template
-	text    *texttemplate.Template
-	html    *htmltemplate.Template
-	kinds   map[reauth.DeviceKind]map[string]string
-	layout  string
-	months  []string
-	zone    *time.Location
+	name      string
+	subject   *texttemplate.Template
+	text      *texttemplate.Template
+	html      *htmltemplate.Template
+	pushTitle *texttemplate.Template
+	pushBody  *texttemplate.Template
+	kinds     map[reauth.DeviceKind]map[string]string
+	layout    string
+	months    []string
+	zone      *time.Location
 }
 
 // localeFile is the JSON form of locale.json.
@@ -152,37 +163,23 @@ func (r *Renderer) Locales() []string {
 	return out
 }
 
-// Render renders m in its locale (English when the locale is unknown).
+// ResolveLocale returns the locale whose templates render a Message asking
+// for requested: requested itself, else its language part ("de" for "de-AT"
+// or "de_AT"), else DefaultLocale. Every locale of reauth.Locales without
+// templates of its own (today sv, hu, it, et, pl, ro) resolves to "en".
+func (r *Renderer) ResolveLocale(requested string) string { return r.locale(requested).name }
+
+// Render renders m's email in its locale (English when the locale is
+// unknown).
 func (r *Renderer) Render(m Message) (Rendered, error) {
-	if !m.DeviceKind.Valid() {
-		return Rendered{}, fmt.Errorf("notify: unknown device kind %q", m.DeviceKind)
+	ls, data, err := r.prepare(m)
+	if err != nil {
+		return Rendered{}, err
 	}
-	if strings.TrimSpace(m.Link) == "" {
-		return Rendered{}, errors.New("notify: message has no link")
-	}
-	if m.Step < 0 {
-		return Rendered{}, fmt.Errorf("notify: negative step %d", m.Step)
-	}
-	ls := r.locale(m.Locale)
-	data := templateData{
-		Link:     m.Link,
-		Device:   ls.kinds[m.DeviceKind],
-		Kind:     string(m.DeviceKind),
-		Step:     m.Step,
-		Reminder: m.Step >= 1,
-		Expires:  ls.formatTime(m.ExpiresAt),
-		Locale:   ls.name,
+	if data.Subject, err = line(ls, ls.subject, fileSubject, data); err != nil {
+		return Rendered{}, err
 	}
 	var buf bytes.Buffer
-	if err := ls.subject.Execute(&buf, data); err != nil {
-		return Rendered{}, fmt.Errorf("notify: %s/%s: %w", ls.name, fileSubject, err)
-	}
-	// One line, however the template is laid out.
-	data.Subject = strings.Join(strings.Fields(buf.String()), " ")
-	if data.Subject == "" {
-		return Rendered{}, fmt.Errorf("notify: %s/%s rendered an empty subject", ls.name, fileSubject)
-	}
-	buf.Reset()
 	if err := ls.text.Execute(&buf, data); err != nil {
 		return Rendered{}, fmt.Errorf("notify: %s/%s: %w", ls.name, fileText, err)
 	}
@@ -192,6 +189,60 @@ func (r *Renderer) Render(m Message) (Rendered, error) {
 		return Rendered{}, fmt.Errorf("notify: %s/%s: %w", ls.name, fileHTML, err)
 	}
 	return Rendered{Subject: data.Subject, Text: text, HTML: buf.String()}, nil
+}
+
+// RenderPush renders m's push notification in its locale (English when the
+// locale is unknown): a title and a body, each one line, for the push
+// channel and the webhook channel's payload.
+func (r *Renderer) RenderPush(m Message) (title, body string, err error) {
+	ls, data, err := r.prepare(m)
+	if err != nil {
+		return "", "", err
+	}
+	if title, err = line(ls, ls.pushTitle, filePushTitle, data); err != nil {
+		return "", "", err
+	}
+	if body, err = line(ls, ls.pushBody, filePushBody, data); err != nil {
+		return "", "", err
+	}
+	return title, body, nil
+}
+
+// prepare checks m and returns its locale and template data.
+func (r *Renderer) prepare(m Message) (*localeSet, templateData, error) {
+	if !m.DeviceKind.Valid() {
+		return nil, templateData{}, fmt.Errorf("notify: unknown device kind %q", m.DeviceKind)
+	}
+	if strings.TrimSpace(m.Link) == "" {
+		return nil, templateData{}, errors.New("notify: message has no link")
+	}
+	if m.Step < 0 {
+		return nil, templateData{}, fmt.Errorf("notify: negative step %d", m.Step)
+	}
+	ls := r.locale(m.Locale)
+	return ls, templateData{
+		Link:     m.Link,
+		Device:   ls.kinds[m.DeviceKind],
+		Kind:     string(m.DeviceKind),
+		Step:     m.Step,
+		Reminder: m.Step >= 1,
+		Expires:  ls.formatTime(m.ExpiresAt),
+		Locale:   ls.name,
+	}, nil
+}
+
+// line executes a one-line template: white space, line breaks included, is
+// collapsed to single spaces, and an empty result is an error.
+func line(ls *localeSet, t *texttemplate.Template, file string, data templateData) (string, error) {
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, data); err != nil {
+		return "", fmt.Errorf("notify: %s/%s: %w", ls.name, file, err)
+	}
+	out := strings.Join(strings.Fields(buf.String()), " ")
+	if out == "" {
+		return "", fmt.Errorf("notify: %s/%s rendered nothing", ls.name, file)
+	}
+	return out, nil
 }
 
 // locale picks the templates for a requested locale: exact, then the
@@ -209,7 +260,7 @@ func (r *Renderer) locale(requested string) *localeSet {
 	return r.locales[DefaultLocale]
 }
 
-// selfTest renders every locale, kind and step once.
+// selfTest renders every locale, kind and step once, email and push.
 func (r *Renderer) selfTest() error {
 	expires := time.Date(2030, time.March, 4, 5, 6, 0, 0, time.UTC)
 	for _, name := range r.Locales() {
@@ -218,6 +269,9 @@ func (r *Renderer) selfTest() error {
 				for _, exp := range []time.Time{{}, expires} {
 					m := Message{Locale: name, DeviceKind: kind, Step: step, ExpiresAt: exp, Link: "https://example.com/r/selftest"}
 					if _, err := r.Render(m); err != nil {
+						return err
+					}
+					if _, _, err := r.RenderPush(m); err != nil {
 						return err
 					}
 				}
@@ -292,17 +346,18 @@ func loadLocale(src overlay, name string) (*localeSet, error) {
 		}
 	}
 
-	if raw, err = read(fileSubject); err != nil {
-		return nil, err
-	}
-	if ls.subject, err = texttemplate.New(fileSubject).Option("missingkey=error").Parse(raw); err != nil {
-		return nil, err
-	}
-	if raw, err = read(fileText); err != nil {
-		return nil, err
-	}
-	if ls.text, err = texttemplate.New(fileText).Option("missingkey=error").Parse(raw); err != nil {
-		return nil, err
+	for _, f := range []struct {
+		name string
+		t    **texttemplate.Template
+	}{
+		{fileSubject, &ls.subject}, {fileText, &ls.text}, {filePushTitle, &ls.pushTitle}, {filePushBody, &ls.pushBody},
+	} {
+		if raw, err = read(f.name); err != nil {
+			return nil, err
+		}
+		if *f.t, err = texttemplate.New(f.name).Option("missingkey=error").Parse(raw); err != nil {
+			return nil, err
+		}
 	}
 	if raw, err = read(fileHTML); err != nil {
 		return nil, err

@@ -186,7 +186,7 @@ func TestRendererOverride(t *testing.T) {
 	t.Run("new locale", func(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()
-		for _, f := range []string{"body.txt.tmpl", "body.html.tmpl"} {
+		for _, f := range []string{"body.txt.tmpl", "body.html.tmpl", "push_title.txt.tmpl", "push_body.txt.tmpl"} {
 			b, err := embedded.ReadFile("templates/en/" + f)
 			require.NoError(t, err)
 			writeFile(t, filepath.Join(dir, "sv", f), string(b))

@@ -124,7 +124,8 @@ type NewSession struct {
 	Locale            string
 	SuccessURL        string
 	CancelURL         string
-	JobID             int64 // 0: not made by a job
+	JobID             int64     // 0: not made by a job
+	CreatedAt         time.Time // zero: the database's now()
 	ExpiresAt         time.Time
 }
 
@@ -140,11 +141,12 @@ func CreateSession(ctx context.Context, db DB, s NewSession) (int64, error) {
 	var id int64
 	err := db.QueryRow(ctx, `
 		INSERT INTO auth_session (device_kind, device_id, podero_session_id, authentication_url,
-			link_nonce, link_hash, email, locale, success_url, cancel_url, job_id, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, nullif($7, ''), $8, nullif($9, ''), nullif($10, ''), nullif($11, 0), $12)
+			link_nonce, link_hash, email, locale, success_url, cancel_url, job_id, expires_at, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, nullif($7, ''), $8, nullif($9, ''), nullif($10, ''), nullif($11, 0), $12,
+			coalesce($13, now()))
 		RETURNING id`,
 		s.DeviceKind, s.DeviceID, s.PoderoSessionID, s.AuthenticationURL, s.LinkNonce, s.LinkHash,
-		s.Email, s.Locale, s.SuccessURL, s.CancelURL, s.JobID, s.ExpiresAt).Scan(&id)
+		s.Email, s.Locale, s.SuccessURL, s.CancelURL, s.JobID, s.ExpiresAt, nullTime(s.CreatedAt)).Scan(&id)
 	return id, mapErr(err)
 }
 
@@ -159,6 +161,14 @@ func scanSession(row pgx.Row) (Session, error) {
 		&s.AuthenticationURL, &s.State, &s.LinkNonce, &s.Email, &s.Locale,
 		&s.SuccessURL, &s.CancelURL, &s.JobID, &s.CreatedAt, &s.ExpiresAt, &s.OpenedAt, &s.FinishedAt)
 	return s, mapErr(err)
+}
+
+// nullTime is nil for the zero time.
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 // GetSession returns the session with our id.
@@ -182,14 +192,14 @@ func OpenSession(ctx context.Context, db DB, kind reauth.DeviceKind, deviceID st
 		WHERE s.device_kind = $1 AND s.device_id = $2 AND s.state = 'open'`, kind, deviceID))
 }
 
-// MarkOpened records the first click on the session's link and reports
-// whether this was it.
+// MarkOpened records a click on the session's link (the first one's time
+// in opened_at, every one's in clicks and last_opened_at) and reports
+// whether it was the first.
 func MarkOpened(ctx context.Context, db DB, id int64) (first bool, err error) {
-	tag, err := db.Exec(ctx, `UPDATE auth_session SET opened_at = now() WHERE id = $1 AND opened_at IS NULL`, id)
-	if err != nil {
-		return false, mapErr(err)
-	}
-	return tag.RowsAffected() == 1, nil
+	err = db.QueryRow(ctx, `
+		UPDATE auth_session SET clicks = clicks + 1, last_opened_at = now(), opened_at = coalesce(opened_at, now())
+		WHERE id = $1 RETURNING clicks = 1`, id).Scan(&first)
+	return first, mapErr(err)
 }
 
 // FinishSession moves an open session to state (completed or cancelled); a

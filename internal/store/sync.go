@@ -6,6 +6,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/reauth/reauth"
 )
 
@@ -23,9 +25,9 @@ type SyncedDevice struct {
 
 // RecordSyncedDevice upserts a listed device. When it is authenticated
 // again, its open session is closed as completed elsewhere (the user fixed it
-// without our link), which also stops any further message for it. It reports
-// whether a session was closed.
-func RecordSyncedDevice(ctx context.Context, db DB, d SyncedDevice) (closed bool, err error) {
+// without our link), and its reminders cancelled. It returns the closed
+// session's id, 0 when none was.
+func RecordSyncedDevice(ctx context.Context, db DB, d SyncedDevice) (closed int64, err error) {
 	actions := d.Actions
 	if len(actions) == 0 || string(actions) == "null" {
 		actions = json.RawMessage("[]")
@@ -44,17 +46,21 @@ func RecordSyncedDevice(ctx context.Context, db DB, d SyncedDevice) (closed bool
 		RETURNING needs_reauth`,
 		d.Kind, d.ID, d.OrgID, d.UserID, d.IsAuthenticated, d.ActionNeeded, actions, d.ConnectionStatus, d.Deleted).Scan(&needs)
 	if err != nil {
-		return false, mapErr(err)
+		return 0, mapErr(err)
 	}
 	if needs || d.IsAuthenticated == nil || !*d.IsAuthenticated {
-		return false, nil
+		return 0, nil
 	}
-	tag, err := db.Exec(ctx, `UPDATE auth_session SET state = 'completed_elsewhere', finished_at = now()
-		WHERE device_kind = $1 AND device_id = $2 AND state = 'open'`, d.Kind, d.ID)
+	err = db.QueryRow(ctx, `UPDATE auth_session SET state = 'completed_elsewhere', finished_at = now()
+		WHERE device_kind = $1 AND device_id = $2 AND state = 'open' RETURNING id`, d.Kind, d.ID).Scan(&closed)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
 	if err != nil {
-		return false, mapErr(err)
+		return 0, mapErr(err)
 	}
-	return tag.RowsAffected() > 0, nil
+	_, err = CancelReminders(ctx, db, closed)
+	return closed, err
 }
 
 // MarkMissingGone marks the user's devices of kind that Podero no longer

@@ -105,7 +105,7 @@ func TestPoderoErrorPolicy(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			a := args
 			a.DeviceID = reauthTestUUID(tt.name)
-			got := w.poderoError(ctx, a, tt.err)
+			got := w.poderoError(ctx, 1, a, tt.err)
 			require.Equal(t, tt.cancel, isCancel(got))
 			d, snoozed := snooze(got)
 			require.Equal(t, tt.snoozeMin > 0, snoozed)

@@ -141,8 +141,12 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[reauth.SyncUse
 				if err != nil {
 					return err
 				}
-				if c {
+				if c != 0 {
 					closed++
+					ev := reauth.NewEvent(reauth.EventCompleted, c, 0, a.OrgID, a.UserID, kind, d.ID, "elsewhere")
+					if err := w.cfg.event(ctx, tx, ev); err != nil {
+						return err
+					}
 				}
 				ids = append(ids, d.ID)
 			}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,6 +30,9 @@ import (
 	"github.com/reauth/reauth/internal/store"
 )
 
+// EventWorkersDefault is how many events one process delivers at once.
+const EventWorkersDefault = 10
+
 // MaintenanceWorkersDefault is how many sync and sweep jobs one process
 // works at once; Podero's shared rate limit paces them in the end.
 const MaintenanceWorkersDefault = 10
@@ -47,9 +51,19 @@ type Sender interface {
 
 // Config wires the workers. Zero durations and counts get the defaults.
 type Config struct {
-	Pool          *pgxpool.Pool
-	Podero        Podero
-	Email         Sender
+	Pool    *pgxpool.Pool
+	Podero  Podero
+	Email   Sender // the email channel
+	Push    Sender // the push channel (FCM); nil: not configured
+	Webhook Sender // the partner's push service; nil: not configured
+	// ReminderOffsets are when reminders go, after the session's creation,
+	// while it is open; none: no reminders.
+	ReminderOffsets []time.Duration
+	// PostEvent delivers one reauth.* event (EVENTS_WEBHOOK_URL); nil: events
+	// are off and none are inserted.
+	PostEvent func(ctx context.Context, id string, payload any) error
+	// Now is the clock; nil is time.Now. Tests move it.
+	Now           func() time.Time
 	Links         *link.Signer
 	PublicBaseURL string        // links and callbacks point here
 	RedirectHosts hostlist.List // hosts a request's success_url/cancel_url may name
@@ -87,6 +101,7 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 	river.AddWorker(workers, &SyncWorker{cfg: cfg})
 	river.AddWorker(workers, &SyncUserWorker{cfg: cfg})
 	river.AddWorker(workers, &SweepWorker{cfg: cfg})
+	river.AddWorker(workers, &EventWorker{cfg: cfg})
 	rc := ClientConfig(cfg)
 	rc.Workers = workers
 	return river.NewClient(riverpgxv5.New(cfg.Pool), rc)
@@ -112,6 +127,7 @@ func ClientConfig(cfg Config) *river.Config {
 			reauth.QueuePodero:      {MaxWorkers: cfg.PoderoWorkers},
 			reauth.QueueNotify:      {MaxWorkers: cfg.NotifyWorkers},
 			reauth.QueueMaintenance: {MaxWorkers: cmp.Or(cfg.MaintenanceWorkers, MaintenanceWorkersDefault)},
+			reauth.QueueEvents:      {MaxWorkers: EventWorkersDefault},
 		},
 		PeriodicJobs:         periodic,
 		FetchCooldown:        reauth.FetchCooldown, // a queue starts at most MaxWorkers jobs per cooldown
@@ -161,16 +177,21 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 			return err
 		}
 	}
-	email := a.Email
-	if email == "" {
-		var err error
+	// The request's own email and locale win; then the user's contact;
+	// Podero's user email is the last fallback.
+	contact, err := store.GetContact(ctx, w.cfg.Pool, a.OrgID, a.UserID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	email := cmp.Or(a.Email, contact.Email)
+	if email == "" && w.wantsEmail(contact) {
 		if email, err = w.userEmail(ctx, a.OrgID, a.UserID); err != nil {
-			return w.poderoError(ctx, a, err)
+			return w.poderoError(ctx, job.ID, a, err)
 		}
-		if email == "" {
-			// Nobody to send a link to: do not ask Podero for one.
-			return river.JobCancel(errors.New("no email address for the user: none in the request and none (or a deleted user) in Podero's user list"))
-		}
+	}
+	if len(w.cfg.channelsFor(contact, email)) == 0 {
+		// Nobody to send a link to: do not ask Podero for one.
+		return river.JobCancel(errors.New("no way to reach the user: no email address (none in the request, the contact or Podero's user list) and no other channel"))
 	}
 
 	nonce := link.NewNonce()
@@ -180,7 +201,7 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 		podero.AuthSessionInput{SuccessURL: done + "success", CancelURL: done + "cancel"})
 	if err != nil {
 		// Podero may echo the request (and so the token) in an error body.
-		return redact(w.poderoError(ctx, a, err), token)
+		return redact(w.poderoError(ctx, job.ID, a, err), token)
 	}
 
 	tx, err := w.cfg.Pool.Begin(ctx)
@@ -191,10 +212,8 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 	if err := store.UpsertDevice(ctx, tx, a.DeviceKind, a.DeviceID, a.OrgID, a.UserID); err != nil {
 		return fmt.Errorf("store device: %w", err)
 	}
-	locale := a.Locale
-	if locale == "" {
-		locale = "en"
-	}
+	locale := cmp.Or(a.Locale, contact.Locale, "en")
+	now := w.cfg.now()
 	id, err := store.CreateSession(ctx, tx, store.NewSession{
 		DeviceKind:        a.DeviceKind,
 		DeviceID:          a.DeviceID,
@@ -207,7 +226,8 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 		SuccessURL:        a.SuccessURL,
 		CancelURL:         a.CancelURL,
 		JobID:             job.ID,
-		ExpiresAt:         time.Now().Add(w.cfg.LinkTTL),
+		CreatedAt:         now,
+		ExpiresAt:         now.Add(w.cfg.LinkTTL),
 	})
 	if err != nil {
 		return fmt.Errorf("store session: %w", err)
@@ -215,6 +235,9 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 	client := river.ClientFromContext[pgx.Tx](ctx)
 	if _, err := client.InsertTx(ctx, tx, reauth.NotifyArgs{SessionID: id, Step: 0}, nil); err != nil {
 		return fmt.Errorf("insert notify job: %w", err)
+	}
+	if err := w.cfg.event(ctx, tx, reauth.NewEvent(reauth.EventLinkCreated, id, job.ID, a.OrgID, a.UserID, a.DeviceKind, a.DeviceID, a.Reason)); err != nil {
+		return err
 	}
 	if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil {
 		return fmt.Errorf("complete job: %w", err)
@@ -238,7 +261,7 @@ func (w *DeviceWorker) userEmail(ctx context.Context, orgID, userID string) (str
 // poderoError decides what a failed Podero call means for the job: permanent
 // errors cancel it (404 also marks the device gone), throttling and an open
 // circuit breaker snooze it, everything else is retried with backoff.
-func (w *DeviceWorker) poderoError(ctx context.Context, a reauth.DeviceArgs, err error) error {
+func (w *DeviceWorker) poderoError(ctx context.Context, jobID int64, a reauth.DeviceArgs, err error) error {
 	pe, ok := podero.AsError(err)
 	if !ok {
 		return err
@@ -254,11 +277,19 @@ func (w *DeviceWorker) poderoError(ctx context.Context, a reauth.DeviceArgs, err
 		if err := store.MarkDeviceGone(ctx, w.cfg.Pool, a.DeviceKind, a.DeviceID, a.OrgID, a.UserID); err != nil {
 			return fmt.Errorf("mark device gone: %w (after %w)", err, pe)
 		}
-		return river.JobCancel(pe)
+		return w.failed(ctx, jobID, a, pe)
 	case podero.KindInvalid:
-		return river.JobCancel(pe)
+		return w.failed(ctx, jobID, a, pe)
 	}
 	return throttled(pe)
+}
+
+// failed cancels the job for good, telling the partner (reauth.failed).
+func (w *DeviceWorker) failed(ctx context.Context, jobID int64, a reauth.DeviceArgs, pe *podero.Error) error {
+	if err := w.cfg.event(ctx, nil, reauth.NewEvent(reauth.EventFailed, 0, jobID, a.OrgID, a.UserID, a.DeviceKind, a.DeviceID, pe.Error())); err != nil {
+		return fmt.Errorf("%w (after %w)", err, pe)
+	}
+	return river.JobCancel(pe)
 }
 
 // throttled snoozes a job that met Podero throttling or an open circuit
@@ -277,9 +308,12 @@ type NotifyWorker struct {
 	cfg Config
 }
 
-// Work delivers one step of a session's messages. The notification row is
-// written before sending and marked sent after: a crash in between resends
-// the same message under the same idempotency key, never a different one.
+// Work delivers one step of a session's messages on the user's channels in
+// order of preference, the next after a permanent failure. Each channel's
+// notification row is written before sending and marked after: a crash in
+// between resends the same message under the same idempotency key, never a
+// different one. Once a step is sent, the next reminder is scheduled in the
+// same transaction.
 func (w *NotifyWorker) Work(ctx context.Context, job *river.Job[reauth.NotifyArgs]) error {
 	a := job.Args
 	if err := a.Validate(); err != nil {
@@ -297,65 +331,208 @@ func (w *NotifyWorker) Work(ctx context.Context, job *river.Job[reauth.NotifyArg
 		log.InfoContext(ctx, "session no longer open, nothing to send", slog.String("state", s.State))
 		return nil
 	}
-	if s.Email == "" {
-		return river.JobCancel(errors.New("no email address for the user: none in the request and none in Podero's user list"))
+	if a.Step == 0 && s.OpenedAt != nil {
+		// Opened before its first message (an expired link renewed on the
+		// spot): the user is already on it; only remind.
+		log.InfoContext(ctx, "link already opened, first message skipped")
+		return w.sent(ctx, s, a.Step, nil)
 	}
-
+	contact, err := store.GetContact(ctx, w.cfg.Pool, s.OrgID, s.UserID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
 	key := fmt.Sprintf("reauth-%d-%d", s.ID, a.Step)
-	n, err := store.BeginNotification(ctx, w.cfg.Pool, s.ID, a.Step, "email", s.Email, key)
-	if err != nil {
-		return fmt.Errorf("record notification: %w", err)
+	msg := notify.Message{
+		Key: key, To: s.Email, Tokens: contact.FCMTokens, OrgID: s.OrgID, UserID: s.UserID, DeviceID: s.DeviceID,
+		Locale: s.Locale, DeviceKind: s.DeviceKind, Step: a.Step, ExpiresAt: s.ExpiresAt,
+		Link: w.cfg.PublicBaseURL + "/r/" + w.cfg.Links.Token(s.LinkNonce),
 	}
-	switch n.State {
-	case store.NotificationSent:
-		return nil
-	case store.NotificationFailed:
-		return river.JobCancel(fmt.Errorf("delivery failed permanently: %s", n.LastError))
-	}
+	var failures []string
+	for _, ch := range w.cfg.channelsFor(contact, s.Email) {
+		if ch == notify.ChannelEmail {
+			if suppressed, err := store.EmailSuppressed(ctx, w.cfg.Pool, s.Email); err != nil {
+				return err
+			} else if suppressed {
+				failures = append(failures, "email: address refused before")
+				continue
+			}
+		}
+		n, err := store.BeginNotification(ctx, w.cfg.Pool, s.ID, a.Step, ch, recipient(ch, msg), key)
+		if err != nil {
+			return fmt.Errorf("record notification: %w", err)
+		}
+		switch n.State {
+		case store.NotificationSent:
+			return w.sent(ctx, s, a.Step, nil)
+		case store.NotificationFailed:
+			failures = append(failures, ch+": "+n.LastError)
+			continue
+		}
 
-	err = w.cfg.Email.Send(ctx, notify.Message{
-		Key:        key,
-		To:         s.Email,
-		Locale:     s.Locale,
-		DeviceKind: s.DeviceKind,
-		Link:       w.cfg.PublicBaseURL + "/r/" + w.cfg.Links.Token(s.LinkNonce),
-		Step:       a.Step,
-		ExpiresAt:  s.ExpiresAt,
-	})
-	if err != nil {
+		err = w.cfg.sender(ch).Send(ctx, msg)
+		if rej, ok := notify.AsRejected(err); ok {
+			if rerr := w.forget(ctx, s, rej); rerr != nil {
+				return fmt.Errorf("record rejection: %w (after %w)", rerr, err)
+			}
+			if rej.Delivered {
+				err = nil
+			}
+		}
+		if err == nil {
+			if err := w.sent(ctx, s, a.Step, &n); err != nil {
+				return fmt.Errorf("message sent but not recorded (a retry resends the same message): %w", err)
+			}
+			w.cfg.Metrics.Notification(ch, "sent")
+			if a.Step == 0 {
+				w.cfg.Metrics.Funnel(metrics.StepSent)
+			}
+			log.InfoContext(ctx, "message sent", slog.String("channel", ch), slog.String("key", key))
+			return nil
+		}
+		permanent := errors.Is(err, notify.ErrPermanent) || job.Attempt >= job.MaxAttempts
 		state := store.NotificationSending // retried
-		if errors.Is(err, notify.ErrPermanent) || job.Attempt >= job.MaxAttempts {
+		if permanent {
 			state = store.NotificationFailed
 		}
 		if ferr := store.FinishNotification(ctx, w.cfg.Pool, n.ID, state, err.Error()); ferr != nil {
 			return fmt.Errorf("record failed delivery: %w (after %w)", ferr, err)
 		}
-		if state == store.NotificationFailed {
-			w.cfg.Metrics.Notification("email", "failed")
-			return river.JobCancel(err)
+		if !permanent {
+			w.cfg.Metrics.Notification(ch, "retry")
+			return err
 		}
-		w.cfg.Metrics.Notification("email", "retry")
+		w.cfg.Metrics.Notification(ch, "failed")
+		log.WarnContext(ctx, "channel failed permanently, trying the next", slog.String("channel", ch), slog.Any("error", err))
+		failures = append(failures, ch+": "+err.Error())
+	}
+	reason := "no channel reaches the user"
+	if len(failures) > 0 {
+		reason = "every channel failed: " + strings.Join(failures, "; ")
+	}
+	if err := w.cfg.event(ctx, nil, reauth.NewEvent(reauth.EventFailed, s.ID, job.ID, s.OrgID, s.UserID, s.DeviceKind, s.DeviceID, reason)); err != nil {
 		return err
 	}
+	return river.JobCancel(errors.New(reason))
+}
 
-	// The message is out. Record it even past a shutdown or dropped database
-	// connections: a retried job would resend it (the same message, same
-	// key), and one is better than two. The statement is idempotent. After
-	// Postgres cut its connections every idle one in the pool is dead, so the
-	// retries outnumber the pool. Once it is recorded, River completes the
-	// job in one of its batches; a job run again before that finds the row
-	// sent above and sends nothing.
+// recipient is what a notification row names as the recipient.
+func recipient(channel string, m notify.Message) string {
+	switch channel {
+	case notify.ChannelEmail:
+		return m.To
+	case notify.ChannelPush:
+		return fmt.Sprintf("%d FCM token(s)", len(m.Tokens))
+	}
+	return "user " + m.UserID
+}
+
+// forget stops using what a channel rejected: the address (suppressed) or
+// the unregistered FCM tokens (removed from the contact).
+func (w *NotifyWorker) forget(ctx context.Context, s store.Session, rej *notify.RejectedError) error {
+	if rej.Address != "" {
+		if err := store.SuppressEmail(ctx, w.cfg.Pool, rej.Address, rej.Reason); err != nil {
+			return err
+		}
+	}
+	if len(rej.Tokens) > 0 {
+		return store.RemoveFCMTokens(ctx, w.cfg.Pool, s.OrgID, s.UserID, rej.Tokens)
+	}
+	return nil
+}
+
+// sent records step as sent (n, when a message went out) and schedules the
+// next reminder, in one transaction, retried even past a shutdown or dropped
+// connections: the message is out, and a retried job would resend it. After
+// Postgres cut its connections every idle one in the pool is dead, so the
+// retries outnumber the pool. River completes the job in one of its batches;
+// a job run again before that finds the row sent and sends nothing.
+func (w *NotifyWorker) sent(ctx context.Context, s store.Session, step int, n *store.Notification) error {
 	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 	defer cancel()
-	err = retry(recordCtx, 30, func() error {
-		return store.FinishNotification(recordCtx, w.cfg.Pool, n.ID, store.NotificationSent, "")
+	client := river.ClientFromContext[pgx.Tx](ctx)
+	return retry(recordCtx, 30, func() error {
+		return pgx.BeginFunc(recordCtx, w.cfg.Pool, func(tx pgx.Tx) error {
+			if n != nil {
+				if err := store.FinishNotification(recordCtx, tx, n.ID, store.NotificationSent, ""); err != nil {
+					return err
+				}
+			}
+			if step >= len(w.cfg.ReminderOffsets) {
+				return nil
+			}
+			_, err := client.InsertTx(recordCtx, tx, reauth.NotifyArgs{SessionID: s.ID, Step: step + 1},
+				&river.InsertOpts{ScheduledAt: s.CreatedAt.Add(w.cfg.ReminderOffsets[step])})
+			return err
+		})
 	})
-	if err != nil {
-		return fmt.Errorf("message sent but not recorded (a retry resends the same message): %w", err)
+}
+
+// wantsEmail reports whether the contact's channels include email, so that
+// an address is worth looking up.
+func (w *DeviceWorker) wantsEmail(c store.Contact) bool {
+	return slices.Contains(w.cfg.channelsFor(c, "x@example.com"), notify.ChannelEmail)
+}
+
+// channelsFor is the order in which to try the channels for a user with
+// contact c (the zero Contact when there is none) and the session's email:
+// the contact's preference (email only by default), without the channels
+// opted out of, not configured, or with nothing to send to.
+func (cfg Config) channelsFor(c store.Contact, email string) []string {
+	prefs := c.Channels
+	if len(prefs) == 0 {
+		prefs = []string{notify.ChannelEmail}
 	}
-	w.cfg.Metrics.Notification("email", "sent")
-	w.cfg.Metrics.Funnel(metrics.StepSent)
-	log.InfoContext(ctx, "message sent", slog.String("channel", "email"), slog.String("key", key))
+	var out []string
+	for _, ch := range prefs {
+		usable := false
+		switch ch {
+		case notify.ChannelEmail:
+			usable = email != "" && cfg.Email != nil
+		case notify.ChannelPush:
+			usable = len(c.FCMTokens) > 0 && cfg.Push != nil
+		case notify.ChannelWebhook:
+			usable = cfg.Webhook != nil
+		}
+		if usable && !slices.Contains(c.OptedOut, ch) {
+			out = append(out, ch)
+		}
+	}
+	return out
+}
+
+func (cfg Config) sender(channel string) Sender {
+	switch channel {
+	case notify.ChannelPush:
+		return cfg.Push
+	case notify.ChannelWebhook:
+		return cfg.Webhook
+	}
+	return cfg.Email
+}
+
+func (cfg Config) now() time.Time {
+	if cfg.Now != nil {
+		return cfg.Now()
+	}
+	return time.Now()
+}
+
+// event inserts an event job, in tx when it is not nil, when events are on.
+func (cfg Config) event(ctx context.Context, tx pgx.Tx, ev reauth.EventArgs) error {
+	if cfg.PostEvent == nil {
+		return nil
+	}
+	ev.OccurredAt = cfg.now().UTC()
+	client := river.ClientFromContext[pgx.Tx](ctx)
+	var err error
+	if tx != nil {
+		_, err = client.InsertTx(ctx, tx, ev, nil)
+	} else {
+		_, err = client.Insert(ctx, ev, nil)
+	}
+	if err != nil {
+		return fmt.Errorf("insert %s event: %w", ev.Type, err)
+	}
 	return nil
 }
 

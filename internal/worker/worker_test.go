@@ -49,7 +49,7 @@ type testBundle struct {
 // setup wires the real pipeline in-process: real Postgres, the simulator,
 // the mail catcher, the River client and the HTTP API. The workers are not
 // started; call start.
-func setup(t *testing.T) *testBundle {
+func setup(t *testing.T, opts ...func(*worker.Config, *httpapi.Config)) *testBundle {
 	t.Helper()
 	b := &testBundle{pool: testdb.New(t)}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -79,17 +79,23 @@ func setup(t *testing.T) *testBundle {
 	require.NoError(t, err)
 
 	apiSrv := httptest.NewUnstartedServer(nil)
-	b.river, err = worker.NewClient(worker.Config{
+	wc := worker.Config{
 		Pool: b.pool, Podero: pc, Email: email, Links: signer,
 		PublicBaseURL: "http://" + apiSrv.Listener.Addr().String(),
 		LinkTTL:       time.Hour, PoderoWorkers: 4, NotifyWorkers: 4,
 		JobTimeout: 10 * time.Second, RescueAfter: time.Minute, Logger: log,
-	})
-	require.NoError(t, err)
-	apiSrv.Config.Handler = httpapi.New(httpapi.Config{
-		Pool: b.pool, River: b.river, Logger: log,
+	}
+	hc := httpapi.Config{
+		Pool: b.pool, Logger: log, RenewWait: 5 * time.Second,
 		Tokens: []config.APIToken{{Name: "test", Scopes: []string{config.ScopeEnqueue, config.ScopeRead}, Hash: sha256.Sum256([]byte(apiToken))}},
-	})
+	}
+	for _, o := range opts {
+		o(&wc, &hc)
+	}
+	b.river, err = worker.NewClient(wc)
+	require.NoError(t, err)
+	hc.River = b.river
+	apiSrv.Config.Handler = httpapi.New(hc)
 	apiSrv.Start()
 	t.Cleanup(apiSrv.Close)
 	b.api = apiSrv

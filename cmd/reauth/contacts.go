@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+
+	"github.com/reauth/reauth"
+	"github.com/reauth/reauth/internal/store"
+)
+
+const contactsUsage = `Usage: reauth contacts <set|show> ORG_ID USER_ID [flags]
+
+  set ORG_ID USER_ID    create or change how the user is reached (only the flags given change)
+  show ORG_ID USER_ID   the user's contact
+
+Run 'reauth contacts set -h' for its flags.
+`
+
+// stringsFlag collects a repeated flag; -flag "" clears the list.
+type stringsFlag struct {
+	vals []string
+	set  bool
+}
+
+func (f *stringsFlag) String() string { return strings.Join(f.vals, ",") }
+func (f *stringsFlag) Set(v string) error {
+	f.set = true
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			f.vals = append(f.vals, p)
+		}
+	}
+	return nil
+}
+
+func (o *ops) contactsSet(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("contacts set", flag.ContinueOnError)
+	email := fs.String("email", "", "the user's email address (\"\" clears)")
+	locale := fs.String("locale", "", "the user's language: "+strings.Join(reauth.Locales, ", ")+" (\"\" clears)")
+	var tokens, channels, optedOut stringsFlag
+	fs.Var(&tokens, "fcm-token", "an FCM registration token; repeat or separate with commas; replaces the stored list (\"\" clears)")
+	fs.Var(&channels, "channels", "channels in order of preference, e.g. push,email ("+strings.Join(reauth.Channels, ", ")+")")
+	fs.Var(&optedOut, "opt-out", "channels never to use, e.g. push (\"\" clears)")
+	pos, err := o.parseArgs(fs, args, "contacts set ORG_ID USER_ID [flags]",
+		`Creates or changes the user's contact: the flags given replace what is stored,
+the others keep it. A request's own email and locale still win over these.`)
+	if err != nil {
+		return ignoreHelp(err)
+	}
+	if len(pos) != 2 {
+		return o.usageErr("contacts set", "want ORG_ID USER_ID, got %d arguments", len(pos))
+	}
+	var c reauth.Contact
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "email":
+			c.Email = email
+		case "locale":
+			c.Locale = locale
+		case "fcm-token":
+			c.FCMTokens = &tokens.vals
+		case "channels":
+			c.Channels = &channels.vals
+		case "opt-out":
+			c.OptedOut = &optedOut.vals
+		}
+	})
+	c = c.Normalized()
+	orgID, userID := strings.ToLower(pos[0]), strings.ToLower(pos[1])
+	if !reauth.IsUUID(orgID) || !reauth.IsUUID(userID) {
+		return o.usageErr("contacts set", "ORG_ID and USER_ID must be UUIDs")
+	}
+	if err := c.Validate(); err != nil {
+		return o.usageErr("contacts set", "%s", strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	pool, err := o.pool(ctx)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	saved, err := store.UpsertContact(ctx, pool, orgID, userID, store.ContactUpdate{
+		Email: c.Email, Locale: c.Locale, FCMTokens: c.FCMTokens, Channels: c.Channels, OptedOut: c.OptedOut,
+	})
+	if err != nil {
+		return err
+	}
+	return o.printContact(saved)
+}
+
+func (o *ops) contactsShow(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("contacts show", flag.ContinueOnError)
+	pos, err := o.parseArgs(fs, args, "contacts show ORG_ID USER_ID", "Shows the user's contact.")
+	if err != nil {
+		return ignoreHelp(err)
+	}
+	if len(pos) != 2 || !reauth.IsUUID(pos[0]) || !reauth.IsUUID(pos[1]) {
+		return o.usageErr("contacts show", "want ORG_ID USER_ID (UUIDs)")
+	}
+	pool, err := o.pool(ctx)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	c, err := store.GetContact(ctx, pool, strings.ToLower(pos[0]), strings.ToLower(pos[1]))
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no contact for user %s in org %s", pos[1], pos[0])
+	}
+	if err != nil {
+		return err
+	}
+	return o.printContact(c)
+}
+
+func (o *ops) printContact(c store.Contact) error {
+	tw := opsTable(o.stdout)
+	opsRow(tw, "org", c.OrgID)
+	opsRow(tw, "user", c.UserID)
+	opsRow(tw, "email", opsDash(c.Email))
+	opsRow(tw, "locale", opsDash(c.Locale))
+	opsRow(tw, "fcm tokens", fmt.Sprint(len(c.FCMTokens)))
+	opsRow(tw, "channels", strings.Join(c.Channels, ", "))
+	opsRow(tw, "opted out", opsDash(strings.Join(c.OptedOut, ", ")))
+	opsRow(tw, "updated", opsTime(c.UpdatedAt))
+	return tw.Flush()
+}

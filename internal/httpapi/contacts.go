@@ -1,0 +1,75 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/reauth/reauth"
+	"github.com/reauth/reauth/internal/store"
+)
+
+// putContact is PUT /v1/contacts/{org_id}/{user_id}: create or change how
+// the user is reached. Omitted fields keep what is stored; empty ones clear.
+func (s *server) putContact(w http.ResponseWriter, r *http.Request) {
+	orgID, userID, ok := contactIDs(w, r)
+	if !ok {
+		return
+	}
+	var c reauth.Contact
+	if err := decodeJSON(w, r, &c); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	c = c.Normalized()
+	if err := c.Validate(); err != nil {
+		writeError(w, http.StatusBadRequest, strings.ReplaceAll(err.Error(), "\n", "; "))
+		return
+	}
+	saved, err := store.UpsertContact(r.Context(), s.cfg.Pool, orgID, userID, store.ContactUpdate{
+		Email: c.Email, Locale: c.Locale, FCMTokens: c.FCMTokens, Channels: c.Channels, OptedOut: c.OptedOut,
+	})
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, redactTokens(saved))
+}
+
+// getContact is GET /v1/contacts/{org_id}/{user_id}.
+func (s *server) getContact(w http.ResponseWriter, r *http.Request) {
+	orgID, userID, ok := contactIDs(w, r)
+	if !ok {
+		return
+	}
+	c, err := store.GetContact(r.Context(), s.cfg.Pool, orgID, userID)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "no contact for this user")
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, redactTokens(c))
+}
+
+func contactIDs(w http.ResponseWriter, r *http.Request) (orgID, userID string, ok bool) {
+	orgID, userID = strings.ToLower(r.PathValue("org_id")), strings.ToLower(r.PathValue("user_id"))
+	if !reauth.IsUUID(orgID) || !reauth.IsUUID(userID) {
+		writeError(w, http.StatusBadRequest, "org_id and user_id in the path must be UUIDs")
+		return "", "", false
+	}
+	return orgID, userID, true
+}
+
+// redactTokens shows FCM tokens by their last 6 characters only: they
+// address a user's phone, and answers end up in logs.
+func redactTokens(c store.Contact) store.Contact {
+	out := make([]string, len(c.FCMTokens))
+	for i, t := range c.FCMTokens {
+		out[i] = "…" + t[max(0, len(t)-6):]
+	}
+	c.FCMTokens = out
+	return c
+}

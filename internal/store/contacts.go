@@ -1,0 +1,109 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/reauth/reauth"
+)
+
+// Contact is how a user is reached: an address, a locale, FCM tokens, the
+// channels to use in order of preference and the channels opted out of.
+type Contact struct {
+	OrgID     string    `json:"org_id"`
+	UserID    string    `json:"user_id"`
+	Email     string    `json:"email,omitempty"`
+	Locale    string    `json:"locale,omitempty"`
+	FCMTokens []string  `json:"fcm_tokens"`
+	Channels  []string  `json:"channels"`
+	OptedOut  []string  `json:"opted_out"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// ContactUpdate changes a contact; nil fields keep what is stored (or the
+// default for a new contact: no email, no locale, no tokens, channels
+// ["email"], none opted out). An empty string or list clears.
+type ContactUpdate struct {
+	Email     *string
+	Locale    *string
+	FCMTokens *[]string
+	Channels  *[]string
+	OptedOut  *[]string
+}
+
+const contactColumns = `org_id, user_id, coalesce(email, ''), coalesce(locale, ''), fcm_tokens, channels, opted_out, created_at, updated_at`
+
+func scanContact(row interface{ Scan(...any) error }) (Contact, error) {
+	var c Contact
+	err := row.Scan(&c.OrgID, &c.UserID, &c.Email, &c.Locale, &c.FCMTokens, &c.Channels, &c.OptedOut, &c.CreatedAt, &c.UpdatedAt)
+	return c, mapErr(err)
+}
+
+// UpsertContact creates or changes the contact of (orgID, userID).
+func UpsertContact(ctx context.Context, db DB, orgID, userID string, u ContactUpdate) (Contact, error) {
+	return scanContact(db.QueryRow(ctx, `
+		INSERT INTO contact (org_id, user_id, email, locale, fcm_tokens, channels, opted_out)
+		VALUES ($1, $2, nullif($3::text, ''), nullif($4::text, ''), coalesce($5::text[], '{}'),
+			coalesce($6::text[], '{email}'), coalesce($7::text[], '{}'))
+		ON CONFLICT (org_id, user_id) DO UPDATE SET
+			email = CASE WHEN $3::text IS NULL THEN contact.email ELSE nullif($3, '') END,
+			locale = CASE WHEN $4::text IS NULL THEN contact.locale ELSE nullif($4, '') END,
+			fcm_tokens = coalesce($5, contact.fcm_tokens),
+			channels = coalesce($6, contact.channels),
+			opted_out = coalesce($7, contact.opted_out),
+			updated_at = now()
+		RETURNING `+contactColumns,
+		orgID, userID, u.Email, u.Locale, u.FCMTokens, u.Channels, u.OptedOut))
+}
+
+// GetContact returns the contact of (orgID, userID), ErrNotFound if none.
+func GetContact(ctx context.Context, db DB, orgID, userID string) (Contact, error) {
+	return scanContact(db.QueryRow(ctx, `SELECT `+contactColumns+` FROM contact WHERE org_id = $1 AND user_id = $2`, orgID, userID))
+}
+
+// RemoveFCMTokens drops tokens FCM reported unregistered from the contact.
+func RemoveFCMTokens(ctx context.Context, db DB, orgID, userID string, tokens []string) error {
+	_, err := db.Exec(ctx, `
+		UPDATE contact SET fcm_tokens = ARRAY(SELECT t FROM unnest(fcm_tokens) AS t WHERE t <> ALL($3::text[])), updated_at = now()
+		WHERE org_id = $1 AND user_id = $2`, orgID, userID, tokens)
+	return mapErr(err)
+}
+
+// SuppressEmail records that an SMTP server refused address permanently:
+// no email goes to it again.
+func SuppressEmail(ctx context.Context, db DB, address, reason string) error {
+	_, err := db.Exec(ctx, `INSERT INTO email_suppression (address, reason) VALUES (lower($1), $2)
+		ON CONFLICT (address) DO NOTHING`, address, reason)
+	return mapErr(err)
+}
+
+// EmailSuppressed reports whether address was refused permanently before.
+func EmailSuppressed(ctx context.Context, db DB, address string) (bool, error) {
+	var yes bool
+	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT FROM email_suppression WHERE address = lower($1))`, address).Scan(&yes)
+	return yes, mapErr(err)
+}
+
+// CancelReminders cancels the session's messages that have not run yet (its
+// scheduled reminders), as River's JobCancel does for a job that is not
+// running, and returns how many. A running one finds the session closed
+// and sends nothing.
+func CancelReminders(ctx context.Context, db DB, sessionID int64) (int64, error) {
+	tag, err := db.Exec(ctx, `
+		UPDATE river_job SET state = 'cancelled', finalized_at = now(),
+			metadata = jsonb_set(metadata, '{cancel_attempted_at}', to_jsonb(now()))
+		WHERE kind = 'reauth_notify' AND state IN ('scheduled', 'available', 'retryable')
+			AND args ->> 'session_id' = $1::bigint::text`, sessionID)
+	return tag.RowsAffected(), mapErr(err)
+}
+
+// DeviceStillNeedsLink reports whether a device may still need a fresh
+// link: it is not gone and the last sync (if any) did not see it
+// authenticated.
+func DeviceStillNeedsLink(ctx context.Context, db DB, kind reauth.DeviceKind, id string) (bool, error) {
+	var needs bool
+	err := db.QueryRow(ctx, `SELECT gone_at IS NULL AND is_authenticated IS NOT TRUE FROM device WHERE kind = $1 AND id = $2`,
+		kind, id).Scan(&needs)
+	return needs, mapErr(err)
+}

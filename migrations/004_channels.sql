@@ -1,0 +1,37 @@
+-- How a device's user is reached, per (org, user): upserted by
+-- PUT /v1/contacts/{org_id}/{user_id} and `reauth contacts set`.
+CREATE TABLE contact (
+    org_id      uuid        NOT NULL,
+    user_id     uuid        NOT NULL,
+    email       text,
+    locale      text,
+    -- FCM registration tokens; one FCM reports unregistered is removed.
+    fcm_tokens  text[]      NOT NULL DEFAULT '{}',
+    -- Channels in order of preference; the next is used when one fails permanently.
+    channels    text[]      NOT NULL DEFAULT '{email}' CHECK (channels <@ '{email,push,webhook}'),
+    opted_out   text[]      NOT NULL DEFAULT '{}' CHECK (opted_out <@ '{email,push,webhook}'),
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (org_id, user_id)
+);
+
+-- Addresses an SMTP server refused permanently (5xx to RCPT TO): no email
+-- goes to them again until an operator deletes the row.
+CREATE TABLE email_suppression (
+    address     text        PRIMARY KEY, -- lower case
+    reason      text        NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- A step's message may go out on several channels in turn (the next after a
+-- permanent failure), all under the step's one idempotency key.
+ALTER TABLE notification DROP CONSTRAINT notification_idempotency_key_key;
+
+-- Every click on a session's link, not only the first.
+ALTER TABLE auth_session
+    ADD COLUMN clicks         int NOT NULL DEFAULT 0,
+    ADD COLUMN last_opened_at timestamptz;
+
+-- Find a session's pending reminders without scanning river_job.
+CREATE INDEX river_job_reauth_notify ON river_job ((args ->> 'session_id'))
+    WHERE kind = 'reauth_notify' AND state IN ('scheduled', 'available', 'retryable');
