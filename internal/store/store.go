@@ -129,12 +129,21 @@ type NewSession struct {
 	ExpiresAt         time.Time
 }
 
-// CreateSession supersedes the device's open session, if any, and stores s
-// as the open one. Run it in the transaction that completes the job.
+// CreateSession supersedes the device's open session, if any (cancelling
+// its pending reminders), and stores s as the open one. Run it in the
+// transaction that completes the job.
 func CreateSession(ctx context.Context, db DB, s NewSession) (int64, error) {
+	// The old session's pending reminders go with it.
 	if _, err := db.Exec(ctx, `
-		UPDATE auth_session SET state = 'superseded', finished_at = now()
-		WHERE device_kind = $1 AND device_id = $2 AND state = 'open'`,
+		WITH old AS (
+			UPDATE auth_session SET state = 'superseded', finished_at = now()
+			WHERE device_kind = $1 AND device_id = $2 AND state = 'open'
+			RETURNING id::text
+		)
+		UPDATE river_job SET state = 'cancelled', finalized_at = now(),
+			metadata = jsonb_set(metadata, '{cancel_attempted_at}', to_jsonb(now()))
+		WHERE kind = 'reauth_notify' AND state IN ('scheduled', 'available', 'retryable')
+			AND args ->> 'session_id' IN (SELECT id FROM old)`,
 		s.DeviceKind, s.DeviceID); err != nil {
 		return 0, mapErr(err)
 	}

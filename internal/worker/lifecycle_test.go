@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"strings"
@@ -9,11 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/reauth/reauth"
 	"github.com/reauth/reauth/internal/httpapi"
+	"github.com/reauth/reauth/internal/link"
 	"github.com/reauth/reauth/internal/mailcatch"
+	"github.com/reauth/reauth/internal/store"
 	"github.com/reauth/reauth/internal/worker"
 )
 
@@ -130,7 +134,7 @@ func TestExpiredLinkLandsOnFreshSession(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	clk := &clock{now: time.Now()}
-	b := setup(t, withClock(clk))
+	b := setup(t, withClock(clk, 24*time.Hour))
 	b.start(t)
 	dev := b.device(reauth.Inverter)
 
@@ -166,10 +170,48 @@ func TestExpiredLinkLandsOnFreshSession(t *testing.T) {
 	require.Equal(t, 1, clicks, "the click on the fresh session is recorded")
 	require.NoError(t, b.pool.QueryRow(ctx, "SELECT state FROM auth_session WHERE id = $1", oldID).Scan(&state))
 	require.Equal(t, "superseded", state)
+	_, state, _ = b.reminder(t, oldID, 1)
+	require.Equal(t, "cancelled", state, "the superseded session's reminder goes with it")
+	_, state, _ = b.reminder(t, newID, 1)
+	require.Equal(t, "scheduled", state, "the fresh session reminds in its turn")
 
 	// The old link follows to the fresh session from now on.
 	resp, err = noRedirect.Get(link)
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, newURL, resp.Header.Get("Location"))
+}
+
+// TestOpenedBeforeFirstMessage: a session the user opened before its first
+// message went out (an expired link renewed on the spot) gets no first
+// message, only its reminders.
+func TestOpenedBeforeFirstMessage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	clk := &clock{now: time.Now()}
+	b := setup(t, withClock(clk, 24*time.Hour))
+	b.start(t)
+	dev := b.device(reauth.Inverter)
+	var session int64
+	require.NoError(t, pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) (err error) {
+		if err = store.UpsertDevice(ctx, tx, dev.Kind, dev.ID, b.org, b.user.ID); err != nil {
+			return err
+		}
+		nonce := link.NewNonce()
+		session, err = store.CreateSession(ctx, tx, store.NewSession{DeviceKind: dev.Kind, DeviceID: dev.ID,
+			PoderoSessionID: "5f1e2a7e-1d2b-4c3d-8e9f-0a1b2c3d4e5f", AuthenticationURL: b.simURL + "/connect/x",
+			LinkNonce: nonce, LinkHash: link.Hash(hex.EncodeToString(nonce)), Email: b.user.Email, Locale: "en",
+			CreatedAt: clk.Now(), ExpiresAt: clk.Now().Add(time.Hour)})
+		return err
+	}))
+	first, err := store.MarkOpened(ctx, b.pool, session)
+	require.NoError(t, err)
+	require.True(t, first)
+	res, err := b.river.Insert(ctx, reauth.NotifyArgs{SessionID: session, Step: 0}, nil)
+	require.NoError(t, err)
+	b.waitJob(t, res.Job.ID, "completed")
+	_, state, _ := b.reminder(t, session, 1)
+	require.Equal(t, "scheduled", state, "the reminder still comes")
+	require.Empty(t, b.mails.Messages(), "no first message for an opened link")
+	require.Zero(t, b.count(t, "SELECT count(*) FROM notification WHERE session_id = $1", session))
 }

@@ -184,12 +184,12 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 		return err
 	}
 	email := cmp.Or(a.Email, contact.Email)
-	if email == "" && w.wantsEmail(contact) {
+	if email == "" && slices.Contains(w.cfg.channelsFor(contact, true), notify.ChannelEmail) {
 		if email, err = w.userEmail(ctx, a.OrgID, a.UserID); err != nil {
 			return w.poderoError(ctx, job.ID, a, err)
 		}
 	}
-	if len(w.cfg.channelsFor(contact, email)) == 0 {
+	if len(w.cfg.channelsFor(contact, email != "")) == 0 {
 		// Nobody to send a link to: do not ask Podero for one.
 		return river.JobCancel(errors.New("no way to reach the user: no email address (none in the request, the contact or Podero's user list) and no other channel"))
 	}
@@ -348,7 +348,7 @@ func (w *NotifyWorker) Work(ctx context.Context, job *river.Job[reauth.NotifyArg
 		Link: w.cfg.PublicBaseURL + "/r/" + w.cfg.Links.Token(s.LinkNonce),
 	}
 	var failures []string
-	for _, ch := range w.cfg.channelsFor(contact, s.Email) {
+	for _, ch := range w.cfg.channelsFor(contact, s.Email != "") {
 		if ch == notify.ChannelEmail {
 			if suppressed, err := store.EmailSuppressed(ctx, w.cfg.Pool, s.Email); err != nil {
 				return err
@@ -467,17 +467,11 @@ func (w *NotifyWorker) sent(ctx context.Context, s store.Session, step int, n *s
 	})
 }
 
-// wantsEmail reports whether the contact's channels include email, so that
-// an address is worth looking up.
-func (w *DeviceWorker) wantsEmail(c store.Contact) bool {
-	return slices.Contains(w.cfg.channelsFor(c, "x@example.com"), notify.ChannelEmail)
-}
-
 // channelsFor is the order in which to try the channels for a user with
-// contact c (the zero Contact when there is none) and the session's email:
-// the contact's preference (email only by default), without the channels
-// opted out of, not configured, or with nothing to send to.
-func (cfg Config) channelsFor(c store.Contact, email string) []string {
+// contact c (the zero Contact when there is none), with or without an email
+// address: the contact's preference (email only by default), without the
+// channels opted out of, not configured, or with nothing to send to.
+func (cfg Config) channelsFor(c store.Contact, hasEmail bool) []string {
 	prefs := c.Channels
 	if len(prefs) == 0 {
 		prefs = []string{notify.ChannelEmail}
@@ -487,7 +481,7 @@ func (cfg Config) channelsFor(c store.Contact, email string) []string {
 		usable := false
 		switch ch {
 		case notify.ChannelEmail:
-			usable = email != "" && cfg.Email != nil
+			usable = hasEmail && cfg.Email != nil
 		case notify.ChannelPush:
 			usable = len(c.FCMTokens) > 0 && cfg.Push != nil
 		case notify.ChannelWebhook:
