@@ -120,30 +120,7 @@ func TestOpsPageInBrowser(t *testing.T) {
 	require.Equal(t, "discarded", b.jobState(t, id))
 	row := "#job-" + strconv.FormatInt(id, 10)
 
-	// A fresh profile, and only the flags the service's CI allows.
-	var browserLog syncBuffer
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromium),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 800),
-		chromedp.CombinedOutput(&browserLog),
-	)
-	t.Cleanup(cancelAlloc) // waits for the browser to exit, before the profile is removed
-	bctx, cancelBrowser := chromedp.NewContext(allocCtx, chromedp.WithErrorf(t.Logf))
-	t.Cleanup(cancelBrowser)
-	// The first call starts the browser and binds it to bctx: no timeout
-	// there; each step below gets its own.
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("start chromium: %v\nchromium output:\n%s", err, browserLog.String())
-	}
+	bctx, browserLog := startBrowser(t, ctx, chromium, 1280, 800)
 	step := func(name string, f func(ctx context.Context) error) {
 		t.Helper()
 		sctx, cancel := context.WithTimeout(bctx, 30*time.Second)
@@ -254,4 +231,35 @@ func distinctColors(img image.Image, limit int) int {
 		}
 	}
 	return len(seen)
+}
+
+// startBrowser starts headless Chromium with a fresh profile and only the
+// flags this machine's closed network allows, and returns its context; the
+// browser stops when the test ends. Each step should set its own timeout.
+// The buffer collects the browser's output, for failure messages.
+func startBrowser(t *testing.T, ctx context.Context, chromium string, width, height int) (context.Context, *syncBuffer) {
+	t.Helper()
+	browserLog := &syncBuffer{}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chromium),
+		chromedp.Flag("headless", true),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(width, height),
+		chromedp.CombinedOutput(browserLog),
+	)
+	t.Cleanup(cancelAlloc) // waits for the browser to exit, before the profile is removed
+	bctx, cancelBrowser := chromedp.NewContext(allocCtx, chromedp.WithErrorf(t.Logf))
+	t.Cleanup(cancelBrowser)
+	// The first call starts the browser and binds it to bctx: no timeout here.
+	if err := chromedp.Do(bctx); err != nil {
+		t.Fatalf("start chromium: %v\nchromium output:\n%s", err, browserLog.String())
+	}
+	return bctx, browserLog
 }

@@ -50,29 +50,7 @@ func TestPagesInBrowser(t *testing.T) {
 		dirs = append(dirs, d)
 	}
 
-	// A fresh profile, and only the flags the service's CI allows (as in
-	// TestOpsPageInBrowser).
-	var browserLog syncBuffer
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(800, 600),
-		chromedp.CombinedOutput(&browserLog),
-	)
-	t.Cleanup(cancelAlloc) // waits for the browser to exit, before the profile is removed
-	bctx, cancelBrowser := chromedp.NewContext(allocCtx, chromedp.WithErrorf(t.Logf))
-	t.Cleanup(cancelBrowser)
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("start chromium: %v\nchromium output:\n%s", err, browserLog.String())
-	}
+	bctx, browserLog := startBrowser(t, context.Background(), chromium, 800, 600)
 
 	for _, c := range pageCases {
 		for _, locale := range pageLocales {
