@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -328,27 +329,57 @@ const (
 // partner's backend (EVENTS_WEBHOOK_URL), signed the Standard Webhooks way
 // with ID as the webhook-id. The service inserts these itself.
 type EventArgs struct {
-	ID         string            `json:"id" river:"unique"` // "evt_" + type + session or job: the same event gets the same ID
-	Type       string            `json:"type"`              // one of the Event* constants
-	OccurredAt time.Time         `json:"occurred_at"`
-	SessionID  int64             `json:"session_id,omitempty"`
-	OrgID      string            `json:"org_id"`
-	UserID     string            `json:"user_id"`
-	DeviceKind DeviceKind        `json:"device_kind"`
-	DeviceID   string            `json:"device_id"`
-	Detail     string            `json:"detail,omitempty"` // why, for reauth.failed and reauth.completed (via_link, elsewhere)
-	Extra      map[string]string `json:"extra,omitempty"`
+	ID         string     `json:"id" river:"unique"` // "evt_" + type + session or job: the same event gets the same ID
+	Type       string     `json:"type"`              // one of the Event* constants
+	OccurredAt time.Time  `json:"occurred_at"`
+	SessionID  int64      `json:"session_id,omitempty"`
+	OrgID      string     `json:"org_id"`
+	UserID     string     `json:"user_id"`
+	DeviceKind DeviceKind `json:"device_kind"`
+	DeviceID   string     `json:"device_id"`
+	Detail     string     `json:"detail,omitempty"` // why, for reauth.failed and reauth.completed (via_link, elsewhere)
+
+	decodeErr error // set by UnmarshalJSON, reported by Validate
+}
+
+// EventTypes are the event types there are.
+var EventTypes = []string{EventLinkCreated, EventLinkOpened, EventCompleted, EventCancelled, EventFailed}
+
+// UnmarshalJSON decodes strictly but never fails; see DeviceArgs.UnmarshalJSON.
+func (a *EventArgs) UnmarshalJSON(b []byte) error {
+	type plain EventArgs
+	var p plain
+	err := decodeStrict(b, &p)
+	*a = EventArgs(p)
+	a.decodeErr = err
+	return nil
+}
+
+// Validate reports malformed args.
+func (a EventArgs) Validate() error {
+	switch {
+	case a.decodeErr != nil:
+		return a.decodeErr
+	case !strings.HasPrefix(a.ID, "evt_") || len(a.ID) > 200:
+		return errors.New("id must start with evt_ (at most 200 characters)")
+	case !slices.Contains(EventTypes, a.Type):
+		return fmt.Errorf("type must be one of %s", strings.Join(EventTypes, ", "))
+	case a.OccurredAt.IsZero():
+		return errors.New("occurred_at is required")
+	}
+	return nil
 }
 
 // NewEvent builds the event of type typ about a session (or, for a request
-// that never got one, sessionID 0 and key the job's ID).
+// that never got one, sessionID 0 and key the job's ID). The caller sets
+// OccurredAt from its clock.
 func NewEvent(typ string, sessionID int64, key int64, orgID, userID string, kind DeviceKind, deviceID, detail string) EventArgs {
 	subject := fmt.Sprintf("s%d", sessionID)
 	if sessionID == 0 {
 		subject = fmt.Sprintf("j%d", key)
 	}
 	return EventArgs{
-		ID: "evt_" + strings.TrimPrefix(typ, "reauth.") + "_" + subject, Type: typ, OccurredAt: time.Now().UTC(),
+		ID: "evt_" + strings.TrimPrefix(typ, "reauth.") + "_" + subject, Type: typ,
 		SessionID: sessionID, OrgID: orgID, UserID: userID, DeviceKind: kind, DeviceID: deviceID, Detail: detail,
 	}
 }

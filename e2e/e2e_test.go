@@ -316,7 +316,9 @@ func TestKillNineLosesNothing(t *testing.T) {
 		require.True(t, time.Now().Before(deadline), "only %d of %d jobs completed", done, 2*n)
 		time.Sleep(100 * time.Millisecond)
 	}
-	require.Equal(t, 2*n, count(`SELECT count(*) FROM river_job`))
+	require.Equal(t, 2*n, count(`SELECT count(*) FROM river_job WHERE state <> 'scheduled'`))
+	require.Equal(t, n, count(`SELECT count(*) FROM river_job WHERE kind = 'reauth_notify' AND state = 'scheduled' AND args ->> 'step' = '1'`),
+		"each session's first reminder waits, once")
 	require.Equal(t, n, count(`SELECT count(*) FROM auth_session WHERE state = 'open'`))
 	require.Equal(t, n, count(`SELECT count(*) FROM notification WHERE state = 'sent'`))
 

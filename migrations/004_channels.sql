@@ -31,6 +31,24 @@ ALTER TABLE notification DROP CONSTRAINT notification_idempotency_key_key;
 ALTER TABLE auth_session
     ADD COLUMN clicks         int NOT NULL DEFAULT 0,
     ADD COLUMN last_opened_at timestamptz;
+UPDATE auth_session SET clicks = 1, last_opened_at = opened_at WHERE opened_at IS NOT NULL;
+
+-- A device Podero no longer knows closes its open session (device_gone),
+-- whichever path marks it gone (a 404, the sync): its reminders find the
+-- session closed and send nothing, and its link says it is no longer valid.
+ALTER TABLE auth_session DROP CONSTRAINT auth_session_state_check;
+ALTER TABLE auth_session ADD CONSTRAINT auth_session_state_check
+    CHECK (state IN ('open', 'completed', 'cancelled', 'superseded', 'completed_elsewhere', 'device_gone'));
+CREATE FUNCTION reauth_close_gone_device_sessions() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE auth_session SET state = 'device_gone', finished_at = now()
+    WHERE device_kind = NEW.kind AND device_id = NEW.id AND state = 'open';
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER device_gone_closes_sessions AFTER UPDATE OF gone_at ON device
+    FOR EACH ROW WHEN (OLD.gone_at IS NULL AND NEW.gone_at IS NOT NULL)
+    EXECUTE FUNCTION reauth_close_gone_device_sessions();
 
 -- Find a session's pending reminders without scanning river_job.
 CREATE INDEX river_job_reauth_notify ON river_job ((args ->> 'session_id'))

@@ -130,7 +130,7 @@ func opsDeref(s *string) string {
 }
 
 // sessionStates are the states an auth_session can be in.
-var sessionStates = []string{"open", "completed", "cancelled", "superseded", "completed_elsewhere"}
+var sessionStates = []string{"open", "completed", "cancelled", "superseded", "completed_elsewhere", "device_gone"}
 
 func (o *ops) sessionsList(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("sessions list", flag.ContinueOnError)

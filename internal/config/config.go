@@ -398,8 +398,9 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("link_renew_wait", c.LinkRenewWait),
 		slog.String("fcm_project_id", c.FCMProjectID),
 		slog.String("fcm_endpoint", c.FCMEndpoint),
-		slog.String("push_webhook_url", c.PushWebhookURL),
-		slog.String("events_webhook_url", c.EventsWebhookURL),
+		slog.String("push_webhook_url", urlHost(c.PushWebhookURL)),
+		slog.String("events_webhook_url", urlHost(c.EventsWebhookURL)),
+		slog.String("fcm_credentials_file", c.FCMCredentials),
 		slog.String("mail_from", c.MailFrom),
 		slog.String("public_base_url", c.PublicBaseURL),
 		slog.Any("redirect_hosts", c.RedirectHosts),
@@ -490,6 +491,16 @@ func (e *env) list(name string) []string {
 		}
 	}
 	return out
+}
+
+// urlHost is a URL's scheme and host only: its path or query may hold a
+// token.
+func urlHost(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host + "/…"
 }
 
 // durations reads a comma-separated list of durations; "off" is none.

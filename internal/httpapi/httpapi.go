@@ -260,8 +260,10 @@ func (s *server) open(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.redirectTo(w, r, sess)
-	case store.SessionCompleted, "completed_elsewhere":
+	case store.SessionCompleted, store.SessionCompletedElsewhere:
 		writePage(w, r, http.StatusOK, pageAlreadyConnected, sess.Locale)
+	case store.SessionDeviceGone:
+		writePage(w, r, http.StatusGone, pageNotFound, sess.Locale)
 	default:
 		writePage(w, r, http.StatusGone, pageSuperseded, sess.Locale)
 	}
@@ -295,10 +297,23 @@ func (s *server) renew(w http.ResponseWriter, r *http.Request, sess store.Sessio
 		writePage(w, r, http.StatusOK, pageAlreadyConnected, sess.Locale)
 		return
 	}
+	// The address and language that reached the user, unless the user's
+	// contact has its own by now (those win then, as for a new request).
 	args := reauth.DeviceArgs{
 		OrgID: sess.OrgID, UserID: sess.UserID, DeviceKind: sess.DeviceKind, DeviceID: sess.DeviceID,
 		Email: sess.Email, Locale: sess.Locale, SuccessURL: sess.SuccessURL, CancelURL: sess.CancelURL,
 		Reason: "link_expired",
+	}
+	if c, err := store.GetContact(r.Context(), s.cfg.Pool, sess.OrgID, sess.UserID); err == nil {
+		if c.Email != "" {
+			args.Email = ""
+		}
+		if c.Locale != "" {
+			args.Locale = ""
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		s.internalError(w, r, err)
+		return
 	}
 	if _, err := s.cfg.River.Insert(r.Context(), args, nil); err != nil {
 		s.internalError(w, r, err)
@@ -343,12 +358,12 @@ func (s *server) done(w http.ResponseWriter, r *http.Request) {
 	}
 	// The request's own page only while its host is still allowed; else the
 	// configured page; else a built-in one.
-	state, target, page, event := store.SessionCompleted, sess.SuccessURL, pageConnected, reauth.EventCompleted
+	state, target, page, event, detail := store.SessionCompleted, sess.SuccessURL, pageConnected, reauth.EventCompleted, "via_link"
 	if target == "" || !s.cfg.RedirectHosts.AllowsString(target) {
 		target = s.cfg.SuccessURL
 	}
 	if result == "cancel" {
-		state, target, page, event = store.SessionCancelled, sess.CancelURL, pageCancelled, reauth.EventCancelled
+		state, target, page, event, detail = store.SessionCancelled, sess.CancelURL, pageCancelled, reauth.EventCancelled, ""
 		if target == "" || !s.cfg.RedirectHosts.AllowsString(target) {
 			target = s.cfg.CancelURL
 		}
@@ -361,7 +376,7 @@ func (s *server) done(w http.ResponseWriter, r *http.Request) {
 		if _, err = store.CancelReminders(r.Context(), tx, sess.ID); err != nil {
 			return err
 		}
-		return s.eventTx(r.Context(), tx, event, sess, "via_link")
+		return s.eventTx(r.Context(), tx, event, sess, detail)
 	})
 	if err != nil {
 		s.internalError(w, r, err)

@@ -6,15 +6,14 @@ import (
 	"fmt"
 )
 
-// Channel names, as stored in notification.channel and contact.channels.
+// Channel names, as stored in notification.channel and contact.channels
+// (reauth.Channels lists them for the contacts API).
 const (
 	ChannelEmail   = "email"
 	ChannelPush    = "push"
 	ChannelWebhook = "webhook"
 )
 
-// Channels lists every channel name, in the default order of preference.
-var Channels = []string{ChannelEmail, ChannelPush, ChannelWebhook}
 
 // Channel delivers one Message by one means (email, push, webhook). Send
 // returns nil once the message is accepted by the next hop (SMTP server,

@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/reauth/reauth"
 )
 
@@ -99,11 +101,38 @@ func CancelReminders(ctx context.Context, db DB, sessionID int64) (int64, error)
 }
 
 // DeviceStillNeedsLink reports whether a device may still need a fresh
-// link: it is not gone and the last sync (if any) did not see it
-// authenticated.
+// link: it is not gone, and the last sync (if any) did not see it
+// authenticated or saw it asking to reauthenticate anyway.
 func DeviceStillNeedsLink(ctx context.Context, db DB, kind reauth.DeviceKind, id string) (bool, error) {
 	var needs bool
-	err := db.QueryRow(ctx, `SELECT gone_at IS NULL AND is_authenticated IS NOT TRUE FROM device WHERE kind = $1 AND id = $2`,
-		kind, id).Scan(&needs)
+	err := db.QueryRow(ctx, `SELECT gone_at IS NULL AND (is_authenticated IS NOT TRUE OR needs_reauth)
+		FROM device WHERE kind = $1 AND id = $2`, kind, id).Scan(&needs)
 	return needs, mapErr(err)
+}
+
+// StepNotifications returns the notification rows of a session's step, one
+// per channel tried, oldest first.
+func StepNotifications(ctx context.Context, db DB, sessionID int64, step int) ([]Notification, error) {
+	rows, err := db.Query(ctx, `
+		SELECT id, session_id, step, channel, recipient, idempotency_key, state, attempts,
+			coalesce(last_error, ''), created_at, sent_at
+		FROM notification WHERE session_id = $1 AND step = $2 ORDER BY id`, sessionID, step)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Notification, error) {
+		var n Notification
+		err := r.Scan(&n.ID, &n.SessionID, &n.Step, &n.Channel, &n.Recipient, &n.IdempotencyKey, &n.State,
+			&n.Attempts, &n.LastError, &n.CreatedAt, &n.SentAt)
+		return n, err
+	})
+}
+
+// SessionOpenForUpdate reports whether the session is still open, locking
+// it against finishing until tx ends (so a reminder is never scheduled
+// after completion cancelled the others).
+func SessionOpenForUpdate(ctx context.Context, tx DB, id int64) (bool, error) {
+	var open bool
+	err := tx.QueryRow(ctx, `SELECT state = 'open' FROM auth_session WHERE id = $1 FOR SHARE`, id).Scan(&open)
+	return open, mapErr(err)
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/reauth/reauth"
 	"github.com/reauth/reauth/internal/store"
 	"github.com/reauth/reauth/internal/testdb"
 )
@@ -89,4 +90,23 @@ func TestPoderoHoldLeft(t *testing.T) {
 	left, err = store.PoderoHoldLeft(ctx, pool)
 	require.NoError(t, err)
 	require.InDelta(t, 30, left.Seconds(), 1)
+}
+
+// TestDeviceGoneClosesSession: whichever path marks a device gone, its
+// open session closes as device_gone.
+func TestDeviceGoneClosesSession(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testdb.New(t)
+	const dev, org, user = "a2314723-06cc-4c2e-8819-118905579c7a", "6f1c2a7e-1d2b-4c3d-8e9f-0a1b2c3d4e5f", "0b7e2a7e-1d2b-4c3d-8e9f-0a1b2c3d4e5f"
+	require.NoError(t, store.UpsertDevice(ctx, pool, reauth.Inverter, dev, org, user))
+	id, err := store.CreateSession(ctx, pool, store.NewSession{DeviceKind: reauth.Inverter, DeviceID: dev,
+		PoderoSessionID: "5f1e2a7e-1d2b-4c3d-8e9f-0a1b2c3d4e5f", AuthenticationURL: "https://app.podero.com/x",
+		LinkNonce: []byte("n"), LinkHash: []byte("h"), Locale: "en", ExpiresAt: time.Now().Add(time.Hour)})
+	require.NoError(t, err)
+	require.NoError(t, store.MarkDeviceGone(ctx, pool, reauth.Inverter, dev, org, user))
+	s, err := store.GetSession(ctx, pool, id)
+	require.NoError(t, err)
+	require.Equal(t, store.SessionDeviceGone, s.State)
+	require.NotNil(t, s.FinishedAt)
 }

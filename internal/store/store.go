@@ -50,6 +50,10 @@ const (
 	SessionCompleted  = "completed"
 	SessionCancelled  = "cancelled"
 	SessionSuperseded = "superseded"
+	// SessionCompletedElsewhere: a sync saw the device authenticated again.
+	SessionCompletedElsewhere = "completed_elsewhere"
+	// SessionDeviceGone: Podero no longer knows the device.
+	SessionDeviceGone = "device_gone"
 )
 
 // Notification states.
@@ -134,21 +138,21 @@ type NewSession struct {
 // transaction that completes the job.
 func CreateSession(ctx context.Context, db DB, s NewSession) (int64, error) {
 	// The old session's pending reminders go with it.
-	if _, err := db.Exec(ctx, `
-		WITH old AS (
-			UPDATE auth_session SET state = 'superseded', finished_at = now()
-			WHERE device_kind = $1 AND device_id = $2 AND state = 'open'
-			RETURNING id::text
-		)
-		UPDATE river_job SET state = 'cancelled', finalized_at = now(),
-			metadata = jsonb_set(metadata, '{cancel_attempted_at}', to_jsonb(now()))
-		WHERE kind = 'reauth_notify' AND state IN ('scheduled', 'available', 'retryable')
-			AND args ->> 'session_id' IN (SELECT id FROM old)`,
-		s.DeviceKind, s.DeviceID); err != nil {
+	var old int64
+	err := db.QueryRow(ctx, `
+		UPDATE auth_session SET state = 'superseded', finished_at = now()
+		WHERE device_kind = $1 AND device_id = $2 AND state = 'open'
+		RETURNING id`, s.DeviceKind, s.DeviceID).Scan(&old)
+	switch {
+	case err == nil:
+		if _, err := CancelReminders(ctx, db, old); err != nil {
+			return 0, err
+		}
+	case !errors.Is(err, pgx.ErrNoRows):
 		return 0, mapErr(err)
 	}
 	var id int64
-	err := db.QueryRow(ctx, `
+	err = db.QueryRow(ctx, `
 		INSERT INTO auth_session (device_kind, device_id, podero_session_id, authentication_url,
 			link_nonce, link_hash, email, locale, success_url, cancel_url, job_id, expires_at, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, nullif($7, ''), $8, nullif($9, ''), nullif($10, ''), nullif($11, 0), $12,

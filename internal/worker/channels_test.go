@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
 	"github.com/reauth/reauth"
@@ -171,6 +172,21 @@ func TestChannels(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"live-token-1"}, c.FCMTokens, "the unregistered token is removed")
 
+	// The step is done whatever the preferences say later: run again after
+	// Ann drops push, it sends nothing on email.
+	_, err = store.UpsertContact(ctx, b.pool, b.org, ann.ID, store.ContactUpdate{Channels: strs("email")})
+	require.NoError(t, err)
+	var step0 int64
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT id FROM river_job WHERE kind = 'reauth_notify'
+		AND args ->> 'session_id' = $1::bigint::text AND args ->> 'step' = '0'`, s1).Scan(&step0))
+	b.waitJob(t, step0, "completed")
+	_, err = b.river.JobRetry(ctx, step0)
+	require.NoError(t, err)
+	b.waitJob(t, step0, "completed")
+	require.Equal(t, "none", b.notificationState(t, s1, "email"), "no second message for a sent step")
+	_, err = store.UpsertContact(ctx, b.pool, b.org, ann.ID, store.ContactUpdate{Channels: strs("push", "email")})
+	require.NoError(t, err)
+
 	// Now only dead tokens: push fails permanently, email takes over, same key.
 	_, err = store.UpsertContact(ctx, b.pool, b.org, ann.ID, store.ContactUpdate{FCMTokens: strs("dead-token-2")})
 	require.NoError(t, err)
@@ -251,3 +267,44 @@ func (b *testBundle) waitNotification(t *testing.T, session int64, channel, stat
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// rawEvent inserts reauth_event args as given, as another language might.
+type rawEvent map[string]any
+
+func (rawEvent) Kind() string { return "reauth_event" }
+func (rawEvent) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: reauth.QueueEvents}
+}
+
+// TestMalformedEventCancelled: reauth_event args the worker cannot accept
+// cancel the job at once with the reason; nothing is posted.
+func TestMalformedEventCancelled(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	events := newReceiver(t)
+	b := setup(t, func(wc *worker.Config, _ *httpapi.Config) {
+		s, err := webhook.NewSender(webhook.SenderConfig{Secret: testSecret})
+		require.NoError(t, err)
+		wc.PostEvent = func(ctx context.Context, id string, payload any) error {
+			return s.Post(ctx, events.srv.URL, id, payload)
+		}
+	})
+	b.start(t)
+	for args, want := range map[string]rawEvent{
+		`field "session_id"`: {"id": "evt_x", "type": reauth.EventCompleted, "occurred_at": time.Now(), "session_id": "abc"},
+		`unknown field`:      {"id": "evt_x2", "type": reauth.EventCompleted, "occurred_at": time.Now(), "extra": 1},
+		`type must be`:       {"id": "evt_x3", "type": "reauth.hacked", "occurred_at": time.Now()},
+		`occurred_at`:        {"id": "evt_x4", "type": reauth.EventCompleted},
+		`id must start`:      {"id": "x5", "type": reauth.EventCompleted, "occurred_at": time.Now()},
+	} {
+		res, err := b.river.Insert(ctx, want, nil)
+		require.NoError(t, err)
+		b.waitJob(t, res.Job.ID, "cancelled")
+		var lastErr string
+		require.NoError(t, b.pool.QueryRow(ctx, `SELECT errors[array_upper(errors, 1)] ->> 'error' FROM river_job WHERE id = $1`, res.Job.ID).Scan(&lastErr))
+		require.Contains(t, lastErr, args)
+	}
+	events.mu.Lock()
+	defer events.mu.Unlock()
+	require.Empty(t, events.got)
+}

@@ -40,8 +40,8 @@ type eventData struct {
 // Work posts the event.
 func (w *EventWorker) Work(ctx context.Context, job *river.Job[reauth.EventArgs]) error {
 	a := job.Args
-	if a.ID == "" || a.Type == "" {
-		return river.JobCancel(errors.New("invalid job args: id and type are required"))
+	if err := a.Validate(); err != nil {
+		return river.JobCancel(fmt.Errorf("invalid job args: %w", err))
 	}
 	if w.cfg.PostEvent == nil {
 		return river.JobCancel(errors.New("events are off (EVENTS_WEBHOOK_URL is not set)"))

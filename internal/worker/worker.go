@@ -189,9 +189,20 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 			return w.poderoError(ctx, job.ID, a, err)
 		}
 	}
+	if email != "" {
+		if suppressed, err := store.EmailSuppressed(ctx, w.cfg.Pool, email); err != nil {
+			return err
+		} else if suppressed {
+			email = "" // refused before: as good as none
+		}
+	}
 	if len(w.cfg.channelsFor(contact, email != "")) == 0 {
 		// Nobody to send a link to: do not ask Podero for one.
-		return river.JobCancel(errors.New("no way to reach the user: no email address (none in the request, the contact or Podero's user list) and no other channel"))
+		reason := "no way to reach the user: no usable email address (none in the request, the contact or Podero's user list, or one refused before) and no other channel"
+		if err := w.reportFailed(ctx, job.ID, a, reason); err != nil {
+			return err
+		}
+		return river.JobCancel(errors.New(reason))
 	}
 
 	nonce := link.NewNonce()
@@ -270,26 +281,34 @@ func (w *DeviceWorker) poderoError(ctx context.Context, jobID int64, a reauth.De
 	jobLogger(ctx, w.cfg.Logger).WarnContext(ctx, "podero call failed", slog.String("op", pe.Op),
 		slog.String("kind", string(pe.Kind)), slog.Int("status", pe.Status), slog.String("device_id", a.DeviceID))
 	switch pe.Kind {
-	case podero.KindNotFound:
-		if pe.Op != podero.OpAuthSession {
-			return river.JobCancel(pe) // an unknown org or user, not a gone device
+	case podero.KindNotFound, podero.KindInvalid:
+		if pe.Kind == podero.KindNotFound {
+			if pe.Op != podero.OpAuthSession {
+				return river.JobCancel(pe) // an unknown org or user, not a gone device
+			}
+			if err := store.MarkDeviceGone(ctx, w.cfg.Pool, a.DeviceKind, a.DeviceID, a.OrgID, a.UserID); err != nil {
+				return fmt.Errorf("mark device gone: %w (after %w)", err, pe)
+			}
 		}
-		if err := store.MarkDeviceGone(ctx, w.cfg.Pool, a.DeviceKind, a.DeviceID, a.OrgID, a.UserID); err != nil {
-			return fmt.Errorf("mark device gone: %w (after %w)", err, pe)
+		if err := w.reportFailed(ctx, jobID, a, failure(pe)); err != nil {
+			return fmt.Errorf("%w (after %w)", err, pe)
 		}
-		return w.failed(ctx, jobID, a, pe)
-	case podero.KindInvalid:
-		return w.failed(ctx, jobID, a, pe)
+		return river.JobCancel(pe)
 	}
 	return throttled(pe)
 }
 
-// failed cancels the job for good, telling the partner (reauth.failed).
-func (w *DeviceWorker) failed(ctx context.Context, jobID int64, a reauth.DeviceArgs, pe *podero.Error) error {
-	if err := w.cfg.event(ctx, nil, reauth.NewEvent(reauth.EventFailed, 0, jobID, a.OrgID, a.UserID, a.DeviceKind, a.DeviceID, pe.Error())); err != nil {
-		return fmt.Errorf("%w (after %w)", err, pe)
-	}
-	return river.JobCancel(pe)
+// reportFailed tells the partner (reauth.failed) that the request ends
+// without a session, for reason. An error means the job must be retried, so
+// the event is not lost.
+func (w *DeviceWorker) reportFailed(ctx context.Context, jobID int64, a reauth.DeviceArgs, reason string) error {
+	return w.cfg.event(ctx, nil, reauth.NewEvent(reauth.EventFailed, 0, jobID, a.OrgID, a.UserID, a.DeviceKind, a.DeviceID, reason))
+}
+
+// failure says why Podero refused, for the partner: the operation, the kind
+// and the status, never the answer's body (it may echo the request).
+func failure(pe *podero.Error) string {
+	return fmt.Sprintf("podero %s: %s (HTTP %d)", pe.Op, pe.Kind, pe.Status)
 }
 
 // throttled snoozes a job that met Podero throttling or an open circuit
@@ -344,11 +363,36 @@ func (w *NotifyWorker) Work(ctx context.Context, job *river.Job[reauth.NotifyArg
 	key := fmt.Sprintf("reauth-%d-%d", s.ID, a.Step)
 	msg := notify.Message{
 		Key: key, To: s.Email, Tokens: contact.FCMTokens, OrgID: s.OrgID, UserID: s.UserID, DeviceID: s.DeviceID,
-		Locale: s.Locale, DeviceKind: s.DeviceKind, Step: a.Step, ExpiresAt: s.ExpiresAt,
+		Locale: s.Locale, DeviceKind: s.DeviceKind, Step: a.Step,
 		Link: w.cfg.PublicBaseURL + "/r/" + w.cfg.Links.Token(s.LinkNonce),
 	}
-	var failures []string
+	if w.cfg.now().Before(s.ExpiresAt) {
+		// Past it, the link renews itself when opened: no date to show.
+		msg.ExpiresAt = s.ExpiresAt
+	}
+	// What earlier attempts did decides first: a step sent on any channel is
+	// done, and one caught mid-send goes on with that channel, whatever the
+	// preferences say now, so a step is never two different messages.
+	tried, err := store.StepNotifications(ctx, w.cfg.Pool, s.ID, a.Step)
+	if err != nil {
+		return err
+	}
+	var order []string
+	for _, n := range tried {
+		switch {
+		case n.State == store.NotificationSent:
+			return w.sent(ctx, s, a.Step, nil)
+		case n.State == store.NotificationSending && w.cfg.sender(n.Channel) != nil:
+			order = append(order, n.Channel)
+		}
+	}
 	for _, ch := range w.cfg.channelsFor(contact, s.Email != "") {
+		if !slices.Contains(order, ch) {
+			order = append(order, ch)
+		}
+	}
+	var failures []string
+	for _, ch := range order {
 		if ch == notify.ChannelEmail {
 			if suppressed, err := store.EmailSuppressed(ctx, w.cfg.Pool, s.Email); err != nil {
 				return err
@@ -441,11 +485,12 @@ func (w *NotifyWorker) forget(ctx context.Context, s store.Session, rej *notify.
 }
 
 // sent records step as sent (n, when a message went out) and schedules the
-// next reminder, in one transaction, retried even past a shutdown or dropped
-// connections: the message is out, and a retried job would resend it. After
-// Postgres cut its connections every idle one in the pool is dead, so the
-// retries outnumber the pool. River completes the job in one of its batches;
-// a job run again before that finds the row sent and sends nothing.
+// next reminder while the session is open, in one transaction, retried even
+// past a shutdown or dropped connections: the message is out, and a retried
+// job would resend it. After Postgres cut its connections every idle one in
+// the pool is dead, so the retries outnumber the pool. River completes the
+// job in one of its batches; a job run again before that finds the row sent
+// and sends nothing.
 func (w *NotifyWorker) sent(ctx context.Context, s store.Session, step int, n *store.Notification) error {
 	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 	defer cancel()
@@ -460,11 +505,35 @@ func (w *NotifyWorker) sent(ctx context.Context, s store.Session, step int, n *s
 			if step >= len(w.cfg.ReminderOffsets) {
 				return nil
 			}
+			// Locked against /done until commit: no reminder is scheduled
+			// after completion cancelled the others.
+			if open, err := store.SessionOpenForUpdate(recordCtx, tx, s.ID); err != nil || !open {
+				return err
+			}
 			_, err := client.InsertTx(recordCtx, tx, reauth.NotifyArgs{SessionID: s.ID, Step: step + 1},
-				&river.InsertOpts{ScheduledAt: s.CreatedAt.Add(w.cfg.ReminderOffsets[step])})
+				&river.InsertOpts{ScheduledAt: w.cfg.reminderAt(s.CreatedAt, step)})
 			return err
 		})
 	})
+}
+
+// reminderAt is when the reminder after step is due: its offset after the
+// session's creation, but never sooner after now than the gap between the
+// offsets, so a late message is not followed at once by the next.
+func (cfg Config) reminderAt(created time.Time, step int) time.Time {
+	offsets := cfg.ReminderOffsets
+	gap := offsets[step]
+	if step > 0 {
+		gap -= offsets[step-1]
+	}
+	return latest(created.Add(offsets[step]), cfg.now().Add(gap))
+}
+
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // channelsFor is the order in which to try the channels for a user with
