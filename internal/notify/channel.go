@@ -14,7 +14,6 @@ const (
 	ChannelWebhook = "webhook"
 )
 
-
 // Channel delivers one Message by one means (email, push, webhook). Send
 // returns nil once the message is accepted by the next hop (SMTP server,
 // FCM, the partner's endpoint); an error matching ErrPermanent when
