@@ -304,11 +304,16 @@ func rcptReason(se *mail.SendError) string {
 
 // deadConn reports whether a send failed because its connection was dead
 // before any of the message went out: MAIL FROM got no reply at all (a
-// closed or reset connection), as opposed to the server refusing it.
+// closed or reset connection) or 421, as opposed to the server refusing it.
 // (go-mail's NOOP check before each send is off: it costs a round trip per
 // message, and this finds a dead connection just as well.)
 func deadConn(se *mail.SendError) bool {
-	return se.Reason == mail.ErrConnCheck || (se.Reason == mail.ErrSMTPMailFrom && se.ErrorCode() == 0)
+	if se.Reason == mail.ErrConnCheck {
+		return true
+	}
+	// No reply at all, or 421: the server is closing the connection (an
+	// idle timeout, a restart).
+	return se.Reason == mail.ErrSMTPMailFrom && (se.ErrorCode() == 0 || se.ErrorCode() == 421)
 }
 
 // Name is the channel's name, "email".

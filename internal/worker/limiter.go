@@ -28,16 +28,24 @@ type Limiter struct {
 // Wait blocks until the caller may send one request, or returns how long to
 // come back after when the wait would exceed MaxWait.
 func (l *Limiter) Wait(ctx context.Context) (time.Duration, error) {
+	// Never reserve a slot the caller's deadline (the request timeout)
+	// would not live to use, keeping half the time left for the request
+	// itself: defer instead, so the job snoozes rather than failing an
+	// attempt on a timeout.
+	maxWait := l.MaxWait
+	if dl, ok := ctx.Deadline(); ok {
+		maxWait = max(0, min(maxWait, time.Until(dl)/2))
+	}
 	var wait time.Duration
 	var reserved bool
 	var err error
 	if l.Rate > 0 {
 		interval := time.Duration(float64(time.Second) / l.Rate)
-		wait, reserved, err = store.ReservePoderoCall(ctx, l.DB, interval, max(l.Burst, 1), l.MaxWait)
+		wait, reserved, err = store.ReservePoderoCall(ctx, l.DB, interval, max(l.Burst, 1), maxWait)
 	} else {
 		// No limit: only a hold counts, and reading it writes nothing.
 		wait, err = store.PoderoHoldLeft(ctx, l.DB)
-		reserved = wait <= l.MaxWait
+		reserved = wait <= maxWait
 	}
 	if err != nil {
 		return 0, err

@@ -157,3 +157,28 @@ func TestShutdownMiddleware(t *testing.T) {
 	// Finished: untouched.
 	require.NoError(t, m.Work(context.Background(), &rivertype.JobRow{}, func(context.Context) error { return nil }))
 }
+
+// TestLimiterDefersPastDeadline: a slot further away than half the
+// caller's remaining time is not reserved: the caller is told to come back
+// (the job snoozes) instead of timing out while waiting and losing an
+// attempt. Without a deadline, MaxWait alone decides.
+func TestLimiterDefersPastDeadline(t *testing.T) {
+	t.Parallel()
+	l := &Limiter{DB: testdb.New(t), Rate: 1, Burst: 1, MaxWait: 10 * time.Second}
+	ctx := context.Background()
+	wait, err := l.Wait(ctx) // the burst: at once
+	require.NoError(t, err)
+	require.Zero(t, wait)
+
+	short, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	start := time.Now()
+	deferFor, err := l.Wait(short) // the next slot is ~1 s away: more than half of 1 s
+	require.NoError(t, err)
+	require.Greater(t, deferFor, 500*time.Millisecond)
+	require.Less(t, time.Since(start), 300*time.Millisecond, "it did not wait")
+
+	deferFor, err = l.Wait(ctx) // no deadline: waits for the slot
+	require.NoError(t, err)
+	require.Zero(t, deferFor)
+}
