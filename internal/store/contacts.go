@@ -4,8 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/reauth/reauth"
 )
 
@@ -110,22 +108,49 @@ func DeviceStillNeedsLink(ctx context.Context, db DB, kind reauth.DeviceKind, id
 	return needs, mapErr(err)
 }
 
-// StepNotifications returns the notification rows of a session's step, one
-// per channel tried, oldest first.
-func StepNotifications(ctx context.Context, db DB, sessionID int64, step int) ([]Notification, error) {
-	rows, err := db.Query(ctx, `
-		SELECT id, session_id, step, channel, recipient, idempotency_key, state, attempts,
-			coalesce(last_error, ''), created_at, sent_at
-		FROM notification WHERE session_id = $1 AND step = $2 ORDER BY id`, sessionID, step)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Notification, error) {
-		var n Notification
-		err := r.Scan(&n.ID, &n.SessionID, &n.Step, &n.Channel, &n.Recipient, &n.IdempotencyKey, &n.State,
-			&n.Attempts, &n.LastError, &n.CreatedAt, &n.SentAt)
-		return n, err
-	})
+// Recipient is the user's contact (the zero Contact when there is none)
+// and whether email (or, when email is "", the contact's email) was refused
+// before, in one query.
+func Recipient(ctx context.Context, db DB, orgID, userID, email string) (c Contact, suppressed bool, err error) {
+	err = db.QueryRow(ctx, `
+		SELECT coalesce(c.email, ''), coalesce(c.locale, ''), coalesce(c.fcm_tokens, '{}'),
+			coalesce(c.channels, '{}'), coalesce(c.opted_out, '{}'),
+			EXISTS (SELECT FROM email_suppression WHERE address = lower(coalesce(nullif($3, ''), c.email)))
+		FROM (SELECT) AS one LEFT JOIN contact c ON c.org_id = $1 AND c.user_id = $2`,
+		orgID, userID, email).Scan(&c.Email, &c.Locale, &c.FCMTokens, &c.Channels, &c.OptedOut, &suppressed)
+	c.OrgID, c.UserID = orgID, userID
+	return c, suppressed, mapErr(err)
+}
+
+// NotifyView is what delivering one step needs, read in one query: the
+// session, its user's contact (zero when none), whether the session's email
+// was refused before, and what earlier attempts at the step did, per
+// channel ("channel:state", oldest first).
+type NotifyView struct {
+	Session
+	Contact    Contact
+	Suppressed bool
+	Tried      []string
+}
+
+// GetNotifyView reads the NotifyView of a session's step.
+func GetNotifyView(ctx context.Context, db DB, sessionID int64, step int) (NotifyView, error) {
+	var v NotifyView
+	c := &v.Contact
+	err := db.QueryRow(ctx, `SELECT `+sessionColumns+`,
+			coalesce(c.email, ''), coalesce(c.locale, ''), coalesce(c.fcm_tokens, '{}'),
+			coalesce(c.channels, '{}'), coalesce(c.opted_out, '{}'),
+			EXISTS (SELECT FROM email_suppression WHERE address = lower(s.email)),
+			ARRAY(SELECT n.channel || ':' || n.state FROM notification n WHERE n.session_id = s.id AND n.step = $2 ORDER BY n.id)
+		FROM auth_session s JOIN device d ON d.kind = s.device_kind AND d.id = s.device_id
+		LEFT JOIN contact c ON c.org_id = d.org_id AND c.user_id = d.user_id
+		WHERE s.id = $1`, sessionID, step).Scan(
+		&v.ID, &v.DeviceKind, &v.DeviceID, &v.OrgID, &v.UserID, &v.PoderoSessionID,
+		&v.AuthenticationURL, &v.State, &v.LinkNonce, &v.Email, &v.Locale,
+		&v.SuccessURL, &v.CancelURL, &v.JobID, &v.CreatedAt, &v.ExpiresAt, &v.OpenedAt, &v.FinishedAt,
+		&c.Email, &c.Locale, &c.FCMTokens, &c.Channels, &c.OptedOut, &v.Suppressed, &v.Tried)
+	c.OrgID, c.UserID = v.OrgID, v.UserID
+	return v, mapErr(err)
 }
 
 // SessionOpenForUpdate reports whether the session is still open, locking

@@ -179,8 +179,8 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 	}
 	// The request's own email and locale win; then the user's contact;
 	// Podero's user email is the last fallback.
-	contact, err := store.GetContact(ctx, w.cfg.Pool, a.OrgID, a.UserID)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	contact, suppressed, err := store.Recipient(ctx, w.cfg.Pool, a.OrgID, a.UserID, a.Email)
+	if err != nil {
 		return err
 	}
 	email := cmp.Or(a.Email, contact.Email)
@@ -188,13 +188,12 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 		if email, err = w.userEmail(ctx, a.OrgID, a.UserID); err != nil {
 			return w.poderoError(ctx, job.ID, a, err)
 		}
-	}
-	if email != "" {
-		if suppressed, err := store.EmailSuppressed(ctx, w.cfg.Pool, email); err != nil {
+		if suppressed, err = store.EmailSuppressed(ctx, w.cfg.Pool, email); err != nil {
 			return err
-		} else if suppressed {
-			email = "" // refused before: as good as none
 		}
+	}
+	if suppressed {
+		email = "" // refused before: as good as none
 	}
 	if len(w.cfg.channelsFor(contact, email != "")) == 0 {
 		// Nobody to send a link to: do not ask Podero for one.
@@ -338,13 +337,14 @@ func (w *NotifyWorker) Work(ctx context.Context, job *river.Job[reauth.NotifyArg
 	if err := a.Validate(); err != nil {
 		return river.JobCancel(fmt.Errorf("invalid job args: %w", err))
 	}
-	s, err := store.GetSession(ctx, w.cfg.Pool, a.SessionID)
+	v, err := store.GetNotifyView(ctx, w.cfg.Pool, a.SessionID, a.Step)
 	if errors.Is(err, store.ErrNotFound) {
 		return river.JobCancel(fmt.Errorf("session %d does not exist", a.SessionID))
 	}
 	if err != nil {
 		return err
 	}
+	s, contact := v.Session, v.Contact
 	log := jobLogger(ctx, w.cfg.Logger).With(slog.Int64("job_id", job.ID), slog.Int64("session", s.ID), slog.Int("step", a.Step))
 	if s.State != store.SessionOpen {
 		log.InfoContext(ctx, "session no longer open, nothing to send", slog.String("state", s.State))
@@ -355,10 +355,6 @@ func (w *NotifyWorker) Work(ctx context.Context, job *river.Job[reauth.NotifyArg
 		// spot): the user is already on it; only remind.
 		log.InfoContext(ctx, "link already opened, first message skipped")
 		return w.sent(ctx, s, a.Step, nil)
-	}
-	contact, err := store.GetContact(ctx, w.cfg.Pool, s.OrgID, s.UserID)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
 	}
 	key := fmt.Sprintf("reauth-%d-%d", s.ID, a.Step)
 	msg := notify.Message{
@@ -373,17 +369,14 @@ func (w *NotifyWorker) Work(ctx context.Context, job *river.Job[reauth.NotifyArg
 	// What earlier attempts did decides first: a step sent on any channel is
 	// done, and one caught mid-send goes on with that channel, whatever the
 	// preferences say now, so a step is never two different messages.
-	tried, err := store.StepNotifications(ctx, w.cfg.Pool, s.ID, a.Step)
-	if err != nil {
-		return err
-	}
 	var order []string
-	for _, n := range tried {
+	for _, t := range v.Tried {
+		ch, state, _ := strings.Cut(t, ":")
 		switch {
-		case n.State == store.NotificationSent:
+		case state == store.NotificationSent:
 			return w.sent(ctx, s, a.Step, nil)
-		case n.State == store.NotificationSending && w.cfg.sender(n.Channel) != nil:
-			order = append(order, n.Channel)
+		case state == store.NotificationSending && w.cfg.sender(ch) != nil:
+			order = append(order, ch)
 		}
 	}
 	for _, ch := range w.cfg.channelsFor(contact, s.Email != "") {
@@ -393,13 +386,9 @@ func (w *NotifyWorker) Work(ctx context.Context, job *river.Job[reauth.NotifyArg
 	}
 	var failures []string
 	for _, ch := range order {
-		if ch == notify.ChannelEmail {
-			if suppressed, err := store.EmailSuppressed(ctx, w.cfg.Pool, s.Email); err != nil {
-				return err
-			} else if suppressed {
-				failures = append(failures, "email: address refused before")
-				continue
-			}
+		if ch == notify.ChannelEmail && v.Suppressed {
+			failures = append(failures, "email: address refused before")
+			continue
 		}
 		n, err := store.BeginNotification(ctx, w.cfg.Pool, s.ID, a.Step, ch, recipient(ch, msg), key)
 		if err != nil {
