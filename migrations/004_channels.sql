@@ -27,10 +27,13 @@ CREATE TABLE email_suppression (
 -- permanent failure), all under the step's one idempotency key.
 ALTER TABLE notification DROP CONSTRAINT notification_idempotency_key_key;
 
--- Every click on a session's link, not only the first.
+-- Every click on a session's link, not only the first; and the user's
+-- cancel, kept when the session is completed after it.
 ALTER TABLE auth_session
     ADD COLUMN clicks         int NOT NULL DEFAULT 0,
-    ADD COLUMN last_opened_at timestamptz;
+    ADD COLUMN last_opened_at timestamptz,
+    ADD COLUMN cancelled_at   timestamptz;
+UPDATE auth_session SET cancelled_at = finished_at WHERE state = 'cancelled';
 UPDATE auth_session SET clicks = 1, last_opened_at = opened_at WHERE opened_at IS NOT NULL;
 
 -- A device Podero no longer knows closes its open session (device_gone),

@@ -79,14 +79,14 @@ newest first. KIND is inverter, electric_vehicle or wallbox; ID is Podero's.`)
 	fmt.Fprintf(out, "\nsessions (%d):\n", len(d.Sessions))
 	if len(d.Sessions) > 0 {
 		w = opsTable(out)
-		opsRow(w, "  ID", "STATE", "CREATED", "EXPIRES", "OPENED", "FINISHED", "JOB", "PODERO SESSION")
+		opsRow(w, "  ID", "STATE", "CREATED", "EXPIRES", "OPENED", "CLICKS", "CANCELLED", "FINISHED", "JOB", "PODERO SESSION")
 		for _, s := range d.Sessions {
 			job := "-"
 			if s.JobID != nil {
 				job = strconv.FormatInt(*s.JobID, 10)
 			}
 			opsRow(w, "  "+strconv.FormatInt(s.ID, 10), s.State, opsTime(s.CreatedAt), opsTime(s.ExpiresAt),
-				opsTimePtr(s.OpenedAt), opsTimePtr(s.FinishedAt), job, s.PoderoSessionID)
+				opsTimePtr(s.OpenedAt), strconv.Itoa(s.Clicks), opsTimePtr(s.CancelledAt), opsTimePtr(s.FinishedAt), job, s.PoderoSessionID)
 		}
 		if err := w.Flush(); err != nil {
 			return err

@@ -165,6 +165,13 @@ func TestLinks(t *testing.T) {
 		resp = b.get(t, "/r/"+token+"/done?result=success")
 		require.Equal(t, http.StatusOK, resp.StatusCode, "built-in page: no success URL configured")
 		require.Equal(t, store.SessionCompleted, b.state(t, id))
+		s, err := store.GetSession(context.Background(), b.pool, id)
+		require.NoError(t, err)
+		require.NotNil(t, s.CancelledAt, "the cancel is kept with its time")
+		require.NotNil(t, s.FinishedAt)
+		require.False(t, s.FinishedAt.Before(*s.CancelledAt))
+		require.Equal(t, 1, s.Clicks)
+		require.NotNil(t, s.LastOpenedAt)
 	})
 
 	t.Run("DoneNeverRedirectsOffTheList", func(t *testing.T) {

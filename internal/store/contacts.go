@@ -144,11 +144,8 @@ func GetNotifyView(ctx context.Context, db DB, sessionID int64, step int) (Notif
 			ARRAY(SELECT n.channel || ':' || n.state FROM notification n WHERE n.session_id = s.id AND n.step = $2 ORDER BY n.id)
 		FROM auth_session s JOIN device d ON d.kind = s.device_kind AND d.id = s.device_id
 		LEFT JOIN contact c ON c.org_id = d.org_id AND c.user_id = d.user_id
-		WHERE s.id = $1`, sessionID, step).Scan(
-		&v.ID, &v.DeviceKind, &v.DeviceID, &v.OrgID, &v.UserID, &v.PoderoSessionID,
-		&v.AuthenticationURL, &v.State, &v.LinkNonce, &v.Email, &v.Locale,
-		&v.SuccessURL, &v.CancelURL, &v.JobID, &v.CreatedAt, &v.ExpiresAt, &v.OpenedAt, &v.FinishedAt,
-		&c.Email, &c.Locale, &c.FCMTokens, &c.Channels, &c.OptedOut, &v.Suppressed, &v.Tried)
+		WHERE s.id = $1`, sessionID, step).Scan(append(v.Session.dest(),
+		&c.Email, &c.Locale, &c.FCMTokens, &c.Channels, &c.OptedOut, &v.Suppressed, &v.Tried)...)
 	c.OrgID, c.UserID = v.OrgID, v.UserID
 	return v, mapErr(err)
 }

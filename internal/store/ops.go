@@ -186,10 +186,7 @@ func ListSessions(ctx context.Context, db DB, f SessionListFilter) ([]SessionLis
 	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SessionListItem, error) {
 		var o SessionListItem
 		s := &o.Session
-		err := r.Scan(&s.ID, &s.DeviceKind, &s.DeviceID, &s.OrgID, &s.UserID, &s.PoderoSessionID,
-			&s.AuthenticationURL, &s.State, &s.LinkNonce, &s.Email, &s.Locale,
-			&s.SuccessURL, &s.CancelURL, &s.JobID, &s.CreatedAt, &s.ExpiresAt, &s.OpenedAt, &s.FinishedAt,
-			&o.MessageState, &o.MessageSentAt)
+		err := r.Scan(append(s.dest(), &o.MessageState, &o.MessageSentAt)...)
 		return o, err
 	})
 	return list, mapErr(err)

@@ -114,6 +114,9 @@ type Session struct {
 	ExpiresAt         time.Time         `json:"expires_at"`
 	OpenedAt          *time.Time        `json:"opened_at,omitempty"`
 	FinishedAt        *time.Time        `json:"finished_at,omitempty"`
+	CancelledAt       *time.Time        `json:"cancelled_at,omitempty"` // the user's last cancel, kept if completed later
+	Clicks            int               `json:"clicks"`
+	LastOpenedAt      *time.Time        `json:"last_opened_at,omitempty"`
 }
 
 // NewSession is what CreateSession stores.
@@ -166,13 +169,19 @@ func CreateSession(ctx context.Context, db DB, s NewSession) (int64, error) {
 const sessionColumns = `s.id, s.device_kind, s.device_id, d.org_id, d.user_id, s.podero_session_id,
 	s.authentication_url, s.state, s.link_nonce, coalesce(s.email, ''), s.locale,
 	coalesce(s.success_url, ''), coalesce(s.cancel_url, ''), s.job_id, s.created_at, s.expires_at,
-	s.opened_at, s.finished_at`
+	s.opened_at, s.finished_at, s.cancelled_at, s.clicks, s.last_opened_at`
+
+// dest is where a row of sessionColumns scans to.
+func (s *Session) dest() []any {
+	return []any{&s.ID, &s.DeviceKind, &s.DeviceID, &s.OrgID, &s.UserID, &s.PoderoSessionID,
+		&s.AuthenticationURL, &s.State, &s.LinkNonce, &s.Email, &s.Locale,
+		&s.SuccessURL, &s.CancelURL, &s.JobID, &s.CreatedAt, &s.ExpiresAt, &s.OpenedAt, &s.FinishedAt,
+		&s.CancelledAt, &s.Clicks, &s.LastOpenedAt}
+}
 
 func scanSession(row pgx.Row) (Session, error) {
 	var s Session
-	err := row.Scan(&s.ID, &s.DeviceKind, &s.DeviceID, &s.OrgID, &s.UserID, &s.PoderoSessionID,
-		&s.AuthenticationURL, &s.State, &s.LinkNonce, &s.Email, &s.Locale,
-		&s.SuccessURL, &s.CancelURL, &s.JobID, &s.CreatedAt, &s.ExpiresAt, &s.OpenedAt, &s.FinishedAt)
+	err := row.Scan(s.dest()...)
 	return s, mapErr(err)
 }
 
@@ -220,7 +229,8 @@ func MarkOpened(ctx context.Context, db DB, id int64) (first bool, err error) {
 // reports false when nothing changed.
 func FinishSession(ctx context.Context, db DB, id int64, state string) (bool, error) {
 	tag, err := db.Exec(ctx, `
-		UPDATE auth_session SET state = $2, finished_at = now(), opened_at = coalesce(opened_at, now())
+		UPDATE auth_session SET state = $2, finished_at = now(), opened_at = coalesce(opened_at, now()),
+			cancelled_at = CASE WHEN $2 = 'cancelled' THEN now() ELSE cancelled_at END
 		WHERE id = $1 AND (state = 'open' OR (state = 'cancelled' AND $2 = 'completed'))`, id, state)
 	if err != nil {
 		return false, mapErr(err)
