@@ -316,6 +316,10 @@ func (NotifyArgs) InsertOpts() river.InsertOpts {
 	}
 }
 
+// ReasonLinkExpired is the Reason of the request the service makes itself
+// when a user opens a link after LINK_TTL.
+const ReasonLinkExpired = "link_expired"
+
 // Event types sent to EVENTS_WEBHOOK_URL.
 const (
 	EventLinkCreated = "reauth.link_created"

@@ -154,6 +154,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 		PublicBaseURL:   cfg.PublicBaseURL,
 		RedirectHosts:   redirectHosts,
 		LinkTTL:         cfg.LinkTTL,
+		RenewWait:       cfg.LinkRenewWait,
 		PoderoWorkers:   cfg.PoderoWorkers,
 		NotifyWorkers:   cfg.NotifyWorkers,
 		JobTimeout:      cfg.JobTimeout,

@@ -302,7 +302,7 @@ func (s *server) renew(w http.ResponseWriter, r *http.Request, sess store.Sessio
 	args := reauth.DeviceArgs{
 		OrgID: sess.OrgID, UserID: sess.UserID, DeviceKind: sess.DeviceKind, DeviceID: sess.DeviceID,
 		Email: sess.Email, Locale: sess.Locale, SuccessURL: sess.SuccessURL, CancelURL: sess.CancelURL,
-		Reason: "link_expired",
+		Reason: reauth.ReasonLinkExpired,
 	}
 	if c, err := store.GetContact(r.Context(), s.cfg.Pool, sess.OrgID, sess.UserID); err == nil {
 		if c.Email != "" {

@@ -134,7 +134,9 @@ func TestExpiredLinkLandsOnFreshSession(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	clk := &clock{now: time.Now()}
-	b := setup(t, withClock(clk, 24*time.Hour))
+	b := setup(t, withClock(clk, 24*time.Hour), func(wc *worker.Config, hc *httpapi.Config) {
+		wc.RenewWait, hc.RenewWait = time.Second, time.Second
+	})
 	b.start(t)
 	dev := b.device(reauth.Inverter)
 
@@ -174,6 +176,12 @@ func TestExpiredLinkLandsOnFreshSession(t *testing.T) {
 	require.Equal(t, "cancelled", state, "the superseded session's reminder goes with it")
 	_, state, _ = b.reminder(t, newID, 1)
 	require.Equal(t, "scheduled", state, "the fresh session reminds in its turn")
+	// Its first message waited out the renewal and found the user on it.
+	var first int64
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT id FROM river_job WHERE kind = 'reauth_notify'
+		AND args ->> 'session_id' = $1::bigint::text AND args ->> 'step' = '0'`, newID).Scan(&first))
+	b.waitJob(t, first, "completed")
+	require.Len(t, b.mails.Messages(), 1, "no first message for a link the user is already on")
 
 	// The old link follows to the fresh session from now on.
 	resp, err = noRedirect.Get(link)

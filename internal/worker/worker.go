@@ -68,6 +68,10 @@ type Config struct {
 	PublicBaseURL string        // links and callbacks point here
 	RedirectHosts hostlist.List // hosts a request's success_url/cancel_url may name
 	LinkTTL       time.Duration // how long a session's link is offered
+	// RenewWait is how long opening an expired link waits for the fresh
+	// session (LINK_RENEW_WAIT); that session's first message waits as long,
+	// and is skipped when the user was sent straight to it.
+	RenewWait     time.Duration
 	PoderoWorkers int           // concurrent reauth_device jobs per process
 	NotifyWorkers int           // concurrent reauth_notify jobs per process
 	JobTimeout    time.Duration // a job running longer is cancelled
@@ -243,7 +247,11 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 		return fmt.Errorf("store session: %w", err)
 	}
 	client := river.ClientFromContext[pgx.Tx](ctx)
-	if _, err := client.InsertTx(ctx, tx, reauth.NotifyArgs{SessionID: id, Step: 0}, nil); err != nil {
+	var first *river.InsertOpts
+	if a.Reason == reauth.ReasonLinkExpired {
+		first = &river.InsertOpts{ScheduledAt: time.Now().Add(w.cfg.RenewWait)}
+	}
+	if _, err := client.InsertTx(ctx, tx, reauth.NotifyArgs{SessionID: id, Step: 0}, first); err != nil {
 		return fmt.Errorf("insert notify job: %w", err)
 	}
 	if err := w.cfg.event(ctx, tx, reauth.NewEvent(reauth.EventLinkCreated, id, job.ID, a.OrgID, a.UserID, a.DeviceKind, a.DeviceID, a.Reason)); err != nil {
