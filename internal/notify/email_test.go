@@ -422,18 +422,7 @@ func TestEmailConnectionReuse(t *testing.T) {
 		s := catcher(t)
 		e := newEmail(t, s.URL())
 		const n = 20
-		var wg sync.WaitGroup
-		errs := make(chan error, n)
-		for i := range n {
-			wg.Go(func() {
-				errs <- e.Send(ctxT(t), testMessage(fmt.Sprintf("reauth-%d-0", i), fmt.Sprintf("u%d@example.com", i)))
-			})
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			require.NoError(t, err)
-		}
+		sendAtOnce(t, e, n)
 		msgs, err := s.Wait(ctxT(t), n)
 		require.NoError(t, err)
 		require.Len(t, msgs, n)
@@ -447,20 +436,27 @@ func TestEmailConnectionReuse(t *testing.T) {
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = e.Close() })
 		const n = 60
-		var wg sync.WaitGroup
-		errs := make(chan error, n)
-		for i := range n {
-			wg.Go(func() {
-				errs <- e.Send(ctxT(t), testMessage(fmt.Sprintf("reauth-%d-0", i), fmt.Sprintf("u%d@example.com", i)))
-			})
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			require.NoError(t, err)
-		}
+		sendAtOnce(t, e, n)
 		require.Len(t, s.Messages(), n)
 		require.Greater(t, p.count(), 1, "sends at once use more than one connection")
 		require.LessOrEqual(t, p.count(), 3, "never more than Conns")
 	})
+}
+
+// sendAtOnce sends n messages to different recipients at the same time and
+// requires every send to succeed.
+func sendAtOnce(t *testing.T, e *Email, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			errs <- e.Send(ctxT(t), testMessage(fmt.Sprintf("reauth-%d-0", i), fmt.Sprintf("u%d@example.com", i)))
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
 }
