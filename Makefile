@@ -3,7 +3,7 @@ GO        ?= go
 BIN       := bin
 GOFILES    = $(shell git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './bin/*')
 
-.PHONY: help build demo test chaos bench lint fmt clean
+.PHONY: help build demo test deps chaos bench lint fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -14,8 +14,11 @@ build: ## build bin/reauth and bin/podero-sim
 demo: ## run the whole pipeline against the simulator and a mail catcher
 	$(GO) run ./cmd/reauth demo
 
-test: lint ## gofmt and vet checks, then every test with the race detector
+test: lint deps ## gofmt and vet checks, then every test with the race detector
 	$(GO) test -race -count=1 ./...
+
+deps: ## install what the tests need besides Go and Postgres: Debian's chromium, when missing
+	@sh .ci/ensure-chromium
 
 CHAOS_REQUESTS     ?= 2000
 RATE_CHECK_SECONDS ?= 60

@@ -32,6 +32,15 @@ var files embed.FS
 // ErrOutdated means the database schema is behind this binary.
 var ErrOutdated = errors.New("database schema is not current: run `reauth migrate`")
 
+// errNotMigrated is ErrOutdated for a database that was never migrated.
+const errNotMigrated = outdated("the database schema is not migrated (missing river_job): run `reauth migrate`")
+
+// outdated is an error that is ErrOutdated with its own message.
+type outdated string
+
+func (e outdated) Error() string        { return string(e) }
+func (e outdated) Is(target error) bool { return target == ErrOutdated }
+
 // lockKey is the advisory lock migrations hold ("reauth" in ASCII).
 const lockKey = 0x72656175746800
 
@@ -133,6 +142,15 @@ func Apply(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
 // Check returns nil when both River's and the app's schema are current, and
 // an error wrapping ErrOutdated that says what is behind otherwise.
 func Check(ctx context.Context, pool *pgxpool.Pool) error {
+	// A database never migrated gets a plain answer rather than River's
+	// list of unapplied versions (or a query's "relation does not exist").
+	var bare bool
+	if err := pool.QueryRow(ctx, `SELECT to_regclass('river_job') IS NULL`).Scan(&bare); err != nil {
+		return fmt.Errorf("check schema: %w", err)
+	}
+	if bare {
+		return errNotMigrated
+	}
 	migrator, err := rivermigrate.New(riverpgxv5.New(pool), nil)
 	if err != nil {
 		return err

@@ -38,7 +38,9 @@ func TestApply(t *testing.T) {
 	defer pool.Close()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 
-	require.ErrorIs(t, migrations.Check(ctx, pool), migrations.ErrOutdated)
+	err = migrations.Check(ctx, pool)
+	require.ErrorIs(t, err, migrations.ErrOutdated)
+	require.EqualError(t, err, "the database schema is not migrated (missing river_job): run `reauth migrate`")
 
 	// Two processes migrating at once: both succeed, everything applied once.
 	errs := make(chan error, 2)

@@ -53,7 +53,7 @@ the exit code is 1 when any row was rejected.`); err != nil {
 		fmt.Fprintf(stderr, "reauth enqueue: invalid request:\n%s\n", err)
 		return errUsage
 	}
-	pool, err := openPool(ctx, cfg)
+	pool, err := openMigratedPool(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -82,7 +82,7 @@ func enqueueCSVCmd(ctx context.Context, cfg config.Config, path, reason string, 
 	if err != nil {
 		return fmt.Errorf("REDIRECT_HOSTS: %w", err)
 	}
-	pool, err := openPool(ctx, cfg)
+	pool, err := openMigratedPool(ctx, cfg)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/lmittmann/tint"
@@ -28,6 +29,7 @@ Commands:
   migrate   apply River's and the app's database migrations
   enqueue   request a reauthentication for one device
   demo      run the whole pipeline against a built-in simulator and mail catcher
+  mailcatch a local SMTP server that prints each message's subject, recipient and links
   jobs      list, show, retry and cancel River jobs
   devices   show a device with its sessions, messages and jobs
   sessions  list authentication sessions
@@ -48,16 +50,24 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// exitCode is the process's exit code for run's error, printing the error
+// (once prefixed "reauth: ") unless it was already shown: 0 success, 1
+// failure, 2 bad command line.
+func exitCode(err error, stderr io.Writer) int {
 	switch {
 	case err == nil:
+		return 0
 	case errors.Is(err, errUsage):
-		os.Exit(2)
+		return 2
 	case errors.Is(err, errRejectedRows):
-		os.Exit(1)
-	default:
-		fmt.Fprintln(os.Stderr, "reauth:", err)
-		os.Exit(1)
+		return 1
 	}
+	// Errors from the reauth package already begin with its name.
+	fmt.Fprintln(stderr, "reauth: "+strings.TrimPrefix(err.Error(), "reauth: "))
+	return 1
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -70,6 +80,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
+	case "mailcatch": // needs no configuration
+		return mailcatchCmd(ctx, args, stdout, stderr)
 	case "serve", "migrate", "enqueue", "demo":
 	case "jobs", "devices", "sessions", "queues", "stats", "sync", "sweep", "contacts":
 	default:

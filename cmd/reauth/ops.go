@@ -155,8 +155,8 @@ func (o *ops) usageErr(cmd, format string, a ...any) error {
 	return errUsage
 }
 
-// pool connects to DATABASE_URL.
-func (o *ops) pool(ctx context.Context) (*pgxpool.Pool, error) { return openPool(ctx, o.cfg) }
+// pool connects to DATABASE_URL, refusing an unmigrated database.
+func (o *ops) pool(ctx context.Context) (*pgxpool.Pool, error) { return openMigratedPool(ctx, o.cfg) }
 
 // river connects to DATABASE_URL and returns an insert-only River client on
 // that pool: it works no jobs but lists, retries, cancels and inserts them and

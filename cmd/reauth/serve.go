@@ -79,19 +79,32 @@ func openPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
+// openMigratedPool is openPool for every command but migrate and demo: it
+// also refuses a database whose schema is missing or behind this binary,
+// saying to run `reauth migrate`, instead of failing later on a missing
+// table.
+func openMigratedPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := migrations.Check(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return pool, nil
+}
+
 // serve runs the API on ln and the workers until ctx is done, then stops in
 // order: no new requests or jobs, running ones get SHUTDOWN_GRACE, then the
 // rest is cancelled and returns to the queue without a recorded failure.
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Listener) error {
 	log.InfoContext(ctx, "starting", slog.Any("config", cfg))
-	pool, err := openPool(ctx, cfg)
+	pool, err := openMigratedPool(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := migrations.Check(ctx, pool); err != nil {
-		return err
-	}
 
 	// The metrics report the client's breaker and the client reports its
 	// requests to the metrics: the observer reads m when called.

@@ -50,7 +50,7 @@ func chromiumPath(t *testing.T) string {
 		}
 	}
 	t.Fatal("chromium not found: the ops page browser test drives Debian's headless chromium; " +
-		"install it with `apt-get install -y --no-install-recommends chromium` (.ci/run does this)")
+		"install it with `apt-get install -y --no-install-recommends chromium` (make test does this when apt-get is there: make deps)")
 	return ""
 }
 
