@@ -46,12 +46,14 @@ func TestBinary(t *testing.T) {
 		tok := token(t, p.url)
 		var devs []struct {
 			Actions []struct {
-				ResolutionLink string `json:"resolution_link"`
+				ResolutionLink struct {
+					URL string `json:"url"`
+				} `json:"resolution_link"`
 			} `json:"actions"`
 		}
 		getJSON(t, p.url+"/api/partners/v2.0/org/"+st.Orgs[0].ID+"/users/"+st.Orgs[0].Users[0].ID+"/inverters", tok, &devs)
 		require.Len(t, devs, 1)
-		require.True(t, strings.HasPrefix(devs[0].Actions[0].ResolutionLink, p.url+"/connect/device/"), devs[0].Actions[0].ResolutionLink)
+		require.True(t, strings.HasPrefix(devs[0].Actions[0].ResolutionLink.URL, p.url+"/connect/device/"), devs[0].Actions[0].ResolutionLink.URL)
 
 		stderr := p.stop(t)
 		require.Contains(t, stderr, "path=/_sim/state")
@@ -84,12 +86,14 @@ func TestBinary(t *testing.T) {
 		tok := tokenWith(t, p.url, "flag-secret", 60)
 		var devs []struct {
 			Actions []struct {
-				ResolutionLink string `json:"resolution_link"`
+				ResolutionLink struct {
+					URL string `json:"url"`
+				} `json:"resolution_link"`
 			} `json:"actions"`
 		}
 		getJSON(t, p.url+"/api/partners/v2.0/org/"+st.Orgs[0].ID+"/users/"+st.Orgs[0].Users[0].ID+"/wallboxes", tok, &devs)
 		require.Len(t, devs, 2)
-		require.True(t, strings.HasPrefix(devs[0].Actions[0].ResolutionLink, "https://sim.example/connect/device/"))
+		require.True(t, strings.HasPrefix(devs[0].Actions[0].ResolutionLink.URL, "https://sim.example/connect/device/"))
 		p.stop(t)
 	})
 	t.Run("faults from flags, stats", func(t *testing.T) {

@@ -67,6 +67,13 @@ newest first. KIND is inverter, electric_vehicle or wallbox; ID is Podero's.`)
 			opsRow(w, "actions", opsOneLine(a, 200))
 		}
 		opsRow(w, "connection", opsDash(opsDeref(d.ConnectionStatus)))
+		opsRow(w, "make", opsDash(strings.TrimSpace(opsDeref(d.Manufacturer)+" "+opsDeref(d.Model))))
+		opsRow(w, "lifecycle", opsDash(opsDeref(d.LifecycleState)))
+		if le := string(d.LifecycleError); le != "" {
+			opsRow(w, "lifecycle error", opsOneLine(le, 200))
+		}
+		opsRow(w, "external ID", opsDash(opsDeref(d.ExternalDeviceID)))
+		opsRow(w, "owner email", opsDash(opsDeref(d.OwnerEmail)))
 		opsRow(w, "synced", opsTimePtr(d.SyncedAt))
 		opsRow(w, "gone", opsTimePtr(d.GoneAt))
 		opsRow(w, "created", opsTime(d.CreatedAt))

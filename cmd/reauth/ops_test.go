@@ -505,11 +505,20 @@ func opsWaitEvent(t *testing.T, events <-chan *river.Event, kind river.EventKind
 func TestOpsDevicesShow(t *testing.T) {
 	t.Parallel()
 	f := newOpsFixture(t)
+	_, err := f.pool.Exec(context.Background(), `UPDATE device SET manufacturer = 'SMA', model = 'Sunny Boy 5.0',
+		lifecycle_state = 'error', lifecycle_error = '{"code": "reauthentication_required"}',
+		external_device_id = '3008123456', owner_email = 'owner@example.com' WHERE id = $1`, opsDev1)
+	require.NoError(t, err)
 
 	out, _, err := opsRun(t, f.url, "devices", "show", "inverter", opsDev1)
 	require.NoError(t, err)
 	for _, re := range []string{
 		`(?m)^device +inverter ` + opsDev1 + `$`,
+		`(?m)^make +SMA Sunny Boy 5\.0$`,
+		`(?m)^lifecycle +error$`,
+		`(?m)^lifecycle error +\{"code": "reauthentication_required"\}$`,
+		`(?m)^external ID +3008123456$`,
+		`(?m)^owner email +owner@example\.com$`,
 		`(?m)^org +` + opsOrgA + `$`,
 		`(?m)^authenticated +yes$`,
 		`(?m)^needs reauth +no$`,
@@ -529,6 +538,8 @@ func TestOpsDevicesShow(t *testing.T) {
 	require.True(t, d.NeedsReauth)
 	require.False(t, *d.IsAuthenticated)
 	require.JSONEq(t, `[{"code": "reauthenticate"}]`, string(d.Actions))
+	require.Nil(t, d.Manufacturer, "never synced with a make")
+	require.Equal(t, "null", string(d.LifecycleError))
 	require.Empty(t, d.Sessions)
 	require.Len(t, d.Jobs, 1)
 	require.Equal(t, "podero: timeout\nafter 15s", d.Jobs[0].LastError)

@@ -283,6 +283,11 @@ func TestAPI(t *testing.T) {
 		require.Equal(t, "open", s["state"])
 		require.Equal(t, "https://app.podero.com/connect/1", s["authentication_url"])
 		require.NotContains(t, s, "link_nonce")
+		// Never synced: what Podero says of the device is there, as null.
+		for _, f := range []string{"manufacturer", "model", "lifecycle_state", "lifecycle_error", "external_device_id", "owner_email"} {
+			require.Contains(t, out, f)
+			require.Nil(t, out[f], f)
+		}
 
 		status, _ = call("/v1/devices/inverter/"+deviceID, "nope-nope-nope-nope")
 		require.Equal(t, http.StatusUnauthorized, status)

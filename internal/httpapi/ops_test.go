@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -437,6 +438,21 @@ func TestOpsPage(t *testing.T) {
 			require.Contains(t, body, want)
 		}
 		require.NotContains(t, body, "https://app.podero.com/connect/1", "the login link is not shown")
+
+		// What the sync recorded of the device.
+		no := false
+		_, err = store.RecordSyncedDevice(ctx, b.pool, store.SyncedDevice{
+			Kind: reauth.Inverter, ID: opsDeviceID, OrgID: opsOrgID, UserID: opsUserID, IsAuthenticated: &no,
+			Manufacturer: "SMA", Model: "Sunny Boy 5.0", LifecycleState: "error",
+			LifecycleError: json.RawMessage(`{"code":"reauthentication_required"}`), ExternalDeviceID: "3008123456",
+			OwnerEmail: "owner@example.com",
+		})
+		require.NoError(t, err)
+		_, body = b.get(t, "/ops/devices/inverter/"+opsDeviceID)
+		for _, want := range []string{"SMA Sunny Boy 5.0", "owner@example.com", "3008123456", "error",
+			"&#34;code&#34;: &#34;reauthentication_required&#34;"} {
+			require.Contains(t, body, want)
+		}
 
 		resp, _ = b.get(t, "/ops/devices?kind=inverter&id="+opsDeviceID)
 		require.Equal(t, http.StatusSeeOther, resp.StatusCode)

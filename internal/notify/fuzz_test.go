@@ -4,12 +4,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/reauth/reauth"
 )
 
 // FuzzRender: any link, locale and step renders without panicking, and the
-// HTML never carries markup from the link unescaped.
+// HTML never carries markup from the link unescaped. The locale and link
+// double as the device's manufacturer and model: a name never carries
+// markup into the HTML either, nor lengthens a short subject past
+// MaxSubjectRunes.
 func FuzzRender(f *testing.F) {
 	f.Add("https://reauth.example/r/abc", "en", 0, 0)
 	f.Add(`https://x.example/"><script>alert(1)</script>`, "de", 1, 1)
@@ -38,6 +42,21 @@ func FuzzRender(f *testing.F) {
 		}
 		if strings.ContainsAny(out.Subject, "\r\n") {
 			t.Fatalf("subject spans lines: %q", out.Subject)
+		}
+		named := m
+		named.Manufacturer, named.Model = locale, link+sentinel
+		nout, err := r.Render(named)
+		if err != nil {
+			t.Fatalf("renders without a name but not with one: %v", err)
+		}
+		if strings.Contains(nout.HTML, "<b id=reauth-sentinel>") {
+			t.Fatalf("name markup reached the HTML unescaped: %q", named.Model)
+		}
+		if strings.ContainsAny(nout.Subject, "\r\n") {
+			t.Fatalf("subject spans lines: %q", nout.Subject)
+		}
+		if utf8.RuneCountInString(out.Subject) <= MaxSubjectRunes && utf8.RuneCountInString(nout.Subject) > MaxSubjectRunes {
+			t.Fatalf("the name made the subject too long: %q", nout.Subject)
 		}
 		title, body, err := r.RenderPush(m)
 		if err != nil {

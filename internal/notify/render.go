@@ -21,6 +21,7 @@ import (
 	"strings"
 	texttemplate "text/template"
 	"time"
+	"unicode/utf8"
 
 	// The expiry is shown in each locale's time zone; embed the zone database
 	// so that works in minimal container images too.
@@ -59,9 +60,14 @@ type Message struct {
 	DeviceID   string
 	Locale     string // "en", "de", ...; "de-AT" means "de"; unknown or empty means "en"
 	DeviceKind reauth.DeviceKind
-	Link       string    // the URL the user clicks
-	Step       int       // 0 first message, >= 1 reminder
-	ExpiresAt  time.Time // when the link stops working; zero: not shown
+	// Manufacturer and Model name the device as its user knows it (e.g.
+	// "SMA", "Sunny Boy 5.0"), as Podero sent them; "" when unknown.
+	// Without a manufacturer the message names the device kind only.
+	Manufacturer string
+	Model        string
+	Link         string    // the URL the user clicks
+	Step         int       // 0 first message, >= 1 reminder
+	ExpiresAt    time.Time // when the link stops working; zero: not shown
 }
 
 // Rendered is a message ready to send.
@@ -83,6 +89,7 @@ type localeSet struct {
 	pushTitle *texttemplate.Template
 	pushBody  *texttemplate.Template
 	kinds     map[reauth.DeviceKind]map[string]string
+	named     map[reauth.DeviceKind]map[string]string // forms with "{name}"; may be empty
 	layout    string
 	months    []string
 	zone      *time.Location
@@ -94,12 +101,14 @@ type localeFile struct {
 	DateFormat string                       `json:"date_format"`
 	Months     []string                     `json:"months"`
 	Kinds      map[string]map[string]string `json:"kinds"`
+	NamedKinds map[string]map[string]string `json:"named_kinds"`
 }
 
 // templateData is what templates see (documented in templates/README.md).
 type templateData struct {
 	Link     string
 	Device   map[string]string
+	Name     string
 	Kind     string
 	Step     int
 	Reminder bool
@@ -169,6 +178,11 @@ func (r *Renderer) Locales() []string {
 // templates of its own (today sv, hu, it, et, pl, ro) resolves to "en".
 func (r *Renderer) ResolveLocale(requested string) string { return r.locale(requested).name }
 
+// MaxSubjectRunes is the longest subject (and push title) that names the
+// device: a longer one names it by its manufacturer alone, then by its
+// kind, if that is shorter.
+const MaxSubjectRunes = 60
+
 // Render renders m's email in its locale (English when the locale is
 // unknown).
 func (r *Renderer) Render(m Message) (Rendered, error) {
@@ -176,7 +190,7 @@ func (r *Renderer) Render(m Message) (Rendered, error) {
 	if err != nil {
 		return Rendered{}, err
 	}
-	if data.Subject, err = line(ls, ls.subject, fileSubject, data); err != nil {
+	if data.Subject, err = headline(ls, ls.subject, fileSubject, data, m); err != nil {
 		return Rendered{}, err
 	}
 	var buf bytes.Buffer
@@ -199,7 +213,7 @@ func (r *Renderer) RenderPush(m Message) (title, body string, err error) {
 	if err != nil {
 		return "", "", err
 	}
-	if title, err = line(ls, ls.pushTitle, filePushTitle, data); err != nil {
+	if title, err = headline(ls, ls.pushTitle, filePushTitle, data, m); err != nil {
 		return "", "", err
 	}
 	if body, err = line(ls, ls.pushBody, filePushBody, data); err != nil {
@@ -220,9 +234,11 @@ func (r *Renderer) prepare(m Message) (*localeSet, templateData, error) {
 		return nil, templateData{}, fmt.Errorf("notify: negative step %d", m.Step)
 	}
 	ls := r.locale(m.Locale)
+	name := ls.deviceNames(m)[0]
 	return ls, templateData{
 		Link:     m.Link,
-		Device:   ls.kinds[m.DeviceKind],
+		Device:   ls.forms(m.DeviceKind, name),
+		Name:     name,
 		Kind:     string(m.DeviceKind),
 		Step:     m.Step,
 		Reminder: m.Step >= 1,
@@ -243,6 +259,22 @@ func line(ls *localeSet, t *texttemplate.Template, file string, data templateDat
 		return "", fmt.Errorf("notify: %s/%s rendered nothing", ls.name, file)
 	}
 	return out, nil
+}
+
+// headline executes a one-line template that names the device (the subject,
+// the push title): with the device's full name while that is at most
+// MaxSubjectRunes long, else with a shorter name (the manufacturer alone,
+// then none) that is.
+func headline(ls *localeSet, t *texttemplate.Template, file string, data templateData, m Message) (string, error) {
+	out, err := line(ls, t, file, data)
+	for _, name := range ls.deviceNames(m)[1:] {
+		if err != nil || utf8.RuneCountInString(out) <= MaxSubjectRunes {
+			break
+		}
+		data.Name, data.Device = name, ls.forms(m.DeviceKind, name)
+		out, err = line(ls, t, file, data)
+	}
+	return out, err
 }
 
 // locale picks the templates for a requested locale: exact, then the
@@ -267,12 +299,15 @@ func (r *Renderer) selfTest() error {
 		for _, kind := range reauth.DeviceKinds {
 			for _, step := range []int{0, 1} {
 				for _, exp := range []time.Time{{}, expires} {
-					m := Message{Locale: name, DeviceKind: kind, Step: step, ExpiresAt: exp, Link: "https://example.com/r/selftest"}
-					if _, err := r.Render(m); err != nil {
-						return err
-					}
-					if _, _, err := r.RenderPush(m); err != nil {
-						return err
+					for _, maker := range [][2]string{{}, {"Selftest", "Model With A Rather Long Name 2000"}} {
+						m := Message{Locale: name, DeviceKind: kind, Step: step, ExpiresAt: exp, Link: "https://example.com/r/selftest",
+							Manufacturer: maker[0], Model: maker[1]}
+						if _, err := r.Render(m); err != nil {
+							return err
+						}
+						if _, _, err := r.RenderPush(m); err != nil {
+							return err
+						}
 					}
 				}
 			}
@@ -330,6 +365,22 @@ func loadLocale(src overlay, name string) (*localeSet, error) {
 		if !reauth.DeviceKind(k).Valid() {
 			return nil, fmt.Errorf("%s: unknown device kind %q", fileLocale, k)
 		}
+	}
+	ls.named = make(map[reauth.DeviceKind]map[string]string)
+	for k, forms := range lf.NamedKinds {
+		kind := reauth.DeviceKind(k)
+		if !kind.Valid() {
+			return nil, fmt.Errorf("%s: named_kinds: unknown device kind %q", fileLocale, k)
+		}
+		for form, v := range forms {
+			if _, ok := ls.kinds[kind][form]; !ok {
+				return nil, fmt.Errorf("%s: named_kinds.%s.%s has no counterpart in kinds.%s", fileLocale, k, form, k)
+			}
+			if !strings.Contains(v, namePlaceholder) {
+				return nil, fmt.Errorf("%s: named_kinds.%s.%s does not contain %s", fileLocale, k, form, namePlaceholder)
+			}
+		}
+		ls.named[kind] = forms
 	}
 	ls.layout = lf.DateFormat
 	if ls.layout == "" {

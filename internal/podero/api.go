@@ -131,13 +131,51 @@ func (c *Client) parseAuthSession(body []byte, status int, deviceID string) (Aut
 	}, nil
 }
 
-// User is a user of a partner organization.
+// User is a user of a partner organization, as Podero lists it. Every field
+// is nullable there: a null or missing string is "", a null or missing time,
+// flag or count is nil (see decode.go for what else is tolerated).
 type User struct {
-	ID             string     `json:"id"`
-	Email          string     `json:"email"`
-	ExternalUserID string     `json:"external_user_id"`
-	Role           string     `json:"role"`
-	DeletedAt      *time.Time `json:"deleted_at"`
+	ID             string `json:"id"`
+	OrganizationID string `json:"organization_id"`
+	// Role is admin, staff, user or guest.
+	Role           string `json:"role"`
+	Email          string `json:"email"`
+	ExternalUserID string `json:"external_user_id"`
+	FirstName      string `json:"first_name"`
+	LastName       string `json:"last_name"`
+	IsOnboarded    *bool  `json:"is_onboarded"`
+	// Country is as Podero sends it (no format is documented).
+	Country   string     `json:"country"`
+	LastLogin *time.Time `json:"last_login"`
+	JoinedAt  *time.Time `json:"joined_at"`
+	// DeletedAt is not in Podero's list of user fields; a user that carries
+	// one anyway is deleted.
+	DeletedAt *time.Time `json:"deleted_at"`
+	// The user's devices of each kind. Nil means unknown (null, missing or
+	// unreadable): list that kind anyway. Use DeviceCount.
+	NumInverters        *int `json:"num_inverters"`
+	NumElectricVehicles *int `json:"num_electric_vehicles"`
+	NumWallboxes        *int `json:"num_wallboxes"`
+	NumHeatPumps        *int `json:"num_heat_pumps"`
+}
+
+// DeviceCount returns how many devices of kind the user has and whether
+// Podero said so; known false (an unknown kind, or no count) means the
+// kind must be listed to find out.
+func (u User) DeviceCount(kind reauth.DeviceKind) (n int, known bool) {
+	var p *int
+	switch kind {
+	case reauth.Inverter:
+		p = u.NumInverters
+	case reauth.ElectricVehicle:
+		p = u.NumElectricVehicles
+	case reauth.Wallbox:
+		p = u.NumWallboxes
+	}
+	if p == nil {
+		return 0, false
+	}
+	return *p, true
 }
 
 // ListUsers lists the users of organization orgID.
@@ -156,23 +194,67 @@ func (c *Client) ListUsers(ctx context.Context, orgID string) ([]User, error) {
 // Action is something the user must do about a device, e.g. code
 // "reauthenticate" with the link that resolves it.
 type Action struct {
-	Code           string `json:"code"`
+	Code string `json:"code"`
+	// ResolutionLink is the link's URL: Podero documents
+	// resolution_link{url, required_parameters}; a plain string is
+	// accepted too.
 	ResolutionLink string `json:"resolution_link"`
 }
 
-// Device is the part of a device the reauth service reads: whether its
-// manufacturer connection has lapsed. The pointer fields are nil when Podero
-// sent null or nothing.
+// Device is a device as Podero lists it. Every field is nullable there: a
+// null or missing string is "", a null or missing time or flag is nil, a
+// null object is its zero value (see decode.go for what else is tolerated).
 type Device struct {
 	ID string `json:"id"`
 	// IsAuthenticated false means the manufacturer connection has lapsed.
-	IsAuthenticated *bool    `json:"is_authenticated"`
-	ActionNeeded    *bool    `json:"action_needed"`
-	Actions         []Action `json:"actions"`
-	// ConnectionStatus is ok, warning, error or unknown.
-	ConnectionStatus string     `json:"connection_status"`
-	LifecycleState   string     `json:"lifecycle_state"`
+	IsAuthenticated *bool       `json:"is_authenticated"`
+	ActionNeeded    *bool       `json:"action_needed"`
+	Actions         []Action    `json:"actions"`
+	DeviceModel     DeviceModel `json:"device_model"`
+	Owner           Owner       `json:"owner"`
+	// LifecycleState is e.g. authenticated; error comes with
+	// LifecycleError, its metadata.
+	LifecycleState string `json:"lifecycle_state"`
+	// LifecycleError is the JSON Podero sent, nil for null or none, and
+	// replaced by a JSON string saying so when larger than
+	// MaxLifecycleErrorBytes.
+	LifecycleError json.RawMessage `json:"lifecycle_error"`
+	// The statuses are ok, warning, error or unknown.
+	ConnectionStatus string `json:"connection_status"`
+	MonitoringStatus string `json:"monitoring_status"`
+	SteeringStatus   string `json:"steering_status"`
+	// ExternalDeviceID is the device's ID at its manufacturer or partner.
+	ExternalDeviceID string     `json:"external_device_id"`
+	CreatedAt        *time.Time `json:"created_at"`
+	UpdatedAt        *time.Time `json:"updated_at"`
 	DeletedAt        *time.Time `json:"deleted_at"`
+	// CurrentStateLastUpdatedAt is when Podero last refreshed the device's
+	// state (every 5 to 15 minutes).
+	CurrentStateLastUpdatedAt *time.Time `json:"current_state_last_updated_at"`
+}
+
+// DeviceModel is what Podero knows of a device's make.
+type DeviceModel struct {
+	DeviceType   DeviceType `json:"device_type"`
+	Manufacturer string     `json:"manufacturer"` // e.g. SMA, Tesla, Easee
+	Model        string     `json:"model"`        // e.g. Sunny Boy 5.0, Model 3, Home
+	Year         *int       `json:"year"`
+	CloudService string     `json:"cloud_service"`
+}
+
+// DeviceType names a device's type.
+type DeviceType struct {
+	ShortName string `json:"short_name"`
+	LongName  string `json:"long_name"`
+}
+
+// Owner is the user a device belongs to, as the device shows it.
+type Owner struct {
+	ID         string `json:"id"`
+	Email      string `json:"email"`
+	FirstName  string `json:"first_name"`
+	LastName   string `json:"last_name"`
+	ExternalID string `json:"external_id"`
 }
 
 // ListDevices lists the devices of kind kind of user userID of organization

@@ -131,6 +131,9 @@ type NotifyView struct {
 	Contact    Contact
 	Suppressed bool
 	Tried      []string
+	// The device's make and model as the last sync saw them; "" when
+	// unknown. Messages name the device by them.
+	Manufacturer, Model string
 }
 
 // GetNotifyView reads the NotifyView of a session's step.
@@ -141,11 +144,13 @@ func GetNotifyView(ctx context.Context, db DB, sessionID int64, step int) (Notif
 			coalesce(c.email, ''), coalesce(c.locale, ''), coalesce(c.fcm_tokens, '{}'),
 			coalesce(c.channels, '{}'), coalesce(c.opted_out, '{}'),
 			EXISTS (SELECT FROM email_suppression WHERE address = lower(s.email)),
-			ARRAY(SELECT n.channel || ':' || n.state FROM notification n WHERE n.session_id = s.id AND n.step = $2 ORDER BY n.id)
+			ARRAY(SELECT n.channel || ':' || n.state FROM notification n WHERE n.session_id = s.id AND n.step = $2 ORDER BY n.id),
+			coalesce(d.manufacturer, ''), coalesce(d.model, '')
 		FROM auth_session s JOIN device d ON d.kind = s.device_kind AND d.id = s.device_id
 		LEFT JOIN contact c ON c.org_id = d.org_id AND c.user_id = d.user_id
 		WHERE s.id = $1`, sessionID, step).Scan(append(v.Session.dest(),
-		&c.Email, &c.Locale, &c.FCMTokens, &c.Channels, &c.OptedOut, &v.Suppressed, &v.Tried)...)
+		&c.Email, &c.Locale, &c.FCMTokens, &c.Channels, &c.OptedOut, &v.Suppressed, &v.Tried,
+		&v.Manufacturer, &v.Model)...)
 	c.OrgID, c.UserID = v.OrgID, v.UserID
 	return v, mapErr(err)
 }

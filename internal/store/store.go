@@ -7,6 +7,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -72,6 +73,14 @@ type Device struct {
 	CreatedAt time.Time         `json:"created_at"`
 	UpdatedAt time.Time         `json:"updated_at"`
 	GoneAt    *time.Time        `json:"gone_at,omitempty"`
+	// What the last sync saw at Podero; null when Podero sent null or the
+	// device was never synced. OwnerEmail is the device owner's email.
+	Manufacturer     *string         `json:"manufacturer"`
+	Model            *string         `json:"model"`
+	LifecycleState   *string         `json:"lifecycle_state"`
+	LifecycleError   json.RawMessage `json:"lifecycle_error"`
+	ExternalDeviceID *string         `json:"external_device_id"`
+	OwnerEmail       *string         `json:"owner_email"`
 }
 
 // UpsertDevice records a device, refreshing its owner; a device Podero
@@ -305,9 +314,15 @@ type DeviceView struct {
 // has only requests waiting (no row yet) is returned with just its jobs.
 func GetDeviceView(ctx context.Context, db DB, kind reauth.DeviceKind, id string) (DeviceView, error) {
 	var v DeviceView
-	err := db.QueryRow(ctx, `SELECT kind, id, org_id, user_id, created_at, updated_at, gone_at
+	var lifecycleErr []byte
+	err := db.QueryRow(ctx, `SELECT kind, id, org_id, user_id, created_at, updated_at, gone_at,
+			manufacturer, model, lifecycle_state, lifecycle_error, external_device_id, owner_email
 		FROM device WHERE kind = $1 AND id = $2`, kind, id).Scan(
-		&v.Kind, &v.ID, &v.OrgID, &v.UserID, &v.CreatedAt, &v.UpdatedAt, &v.GoneAt)
+		&v.Kind, &v.ID, &v.OrgID, &v.UserID, &v.CreatedAt, &v.UpdatedAt, &v.GoneAt,
+		&v.Manufacturer, &v.Model, &v.LifecycleState, &lifecycleErr, &v.ExternalDeviceID, &v.OwnerEmail)
+	if lifecycleErr != nil {
+		v.LifecycleError = lifecycleErr
+	}
 	if err = mapErr(err); err != nil && !errors.Is(err, ErrNotFound) {
 		return v, err
 	}

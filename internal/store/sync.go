@@ -21,6 +21,15 @@ type SyncedDevice struct {
 	Actions          json.RawMessage // as Podero sent it; nil for none
 	ConnectionStatus string
 	Deleted          bool // Podero lists it with deleted_at set
+	// Manufacturer, Model, LifecycleState, ExternalDeviceID and OwnerEmail
+	// are "" when Podero sent null (stored as NULL); LifecycleError is nil
+	// then.
+	Manufacturer     string
+	Model            string
+	LifecycleState   string
+	LifecycleError   json.RawMessage
+	ExternalDeviceID string
+	OwnerEmail       string
 }
 
 // RecordSyncedDevice upserts a listed device. When it is authenticated
@@ -32,19 +41,29 @@ func RecordSyncedDevice(ctx context.Context, db DB, d SyncedDevice) (closed int6
 	if len(actions) == 0 || string(actions) == "null" {
 		actions = json.RawMessage("[]")
 	}
+	var lifecycleErr []byte // nil: NULL
+	if len(d.LifecycleError) > 0 && string(d.LifecycleError) != "null" {
+		lifecycleErr = d.LifecycleError
+	}
 	var needs bool
 	err = db.QueryRow(ctx, `
 		INSERT INTO device (kind, id, org_id, user_id, is_authenticated, action_needed, actions,
-			connection_status, synced_at, gone_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, nullif($8, ''), now(), CASE WHEN $9 THEN now() END)
+			connection_status, synced_at, gone_at,
+			manufacturer, model, lifecycle_state, lifecycle_error, external_device_id, owner_email)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, nullif($8, ''), now(), CASE WHEN $9 THEN now() END,
+			nullif($10, ''), nullif($11, ''), nullif($12, ''), $13::jsonb, nullif($14, ''), nullif($15, ''))
 		ON CONFLICT (kind, id) DO UPDATE SET
 			org_id = excluded.org_id, user_id = excluded.user_id,
 			is_authenticated = excluded.is_authenticated, action_needed = excluded.action_needed,
 			actions = excluded.actions, connection_status = excluded.connection_status,
+			manufacturer = excluded.manufacturer, model = excluded.model,
+			lifecycle_state = excluded.lifecycle_state, lifecycle_error = excluded.lifecycle_error,
+			external_device_id = excluded.external_device_id, owner_email = excluded.owner_email,
 			synced_at = now(), updated_at = now(),
 			gone_at = CASE WHEN $9 THEN coalesce(device.gone_at, now()) END
 		RETURNING needs_reauth`,
-		d.Kind, d.ID, d.OrgID, d.UserID, d.IsAuthenticated, d.ActionNeeded, actions, d.ConnectionStatus, d.Deleted).Scan(&needs)
+		d.Kind, d.ID, d.OrgID, d.UserID, d.IsAuthenticated, d.ActionNeeded, actions, d.ConnectionStatus, d.Deleted,
+		d.Manufacturer, d.Model, d.LifecycleState, lifecycleErr, d.ExternalDeviceID, d.OwnerEmail).Scan(&needs)
 	if err != nil {
 		return 0, mapErr(err)
 	}
@@ -88,6 +107,19 @@ func MarkUsersGone(ctx context.Context, db DB, orgID string, users []string) (in
 		return 0, mapErr(err)
 	}
 	return tag.RowsAffected(), nil
+}
+
+// DeviceOwnerEmail returns the email the last sync recorded for the owner of
+// device kind/id, when that device belongs to user userID of organization
+// orgID; "" when there is none (or no such device).
+func DeviceOwnerEmail(ctx context.Context, db DB, kind reauth.DeviceKind, id, orgID, userID string) (string, error) {
+	var email string
+	err := db.QueryRow(ctx, `SELECT coalesce(owner_email, '') FROM device
+		WHERE kind = $1 AND id = $2 AND org_id = $3 AND user_id = $4`, kind, id, orgID, userID).Scan(&email)
+	if err = mapErr(err); errors.Is(err, ErrNotFound) {
+		return "", nil
+	}
+	return email, err
 }
 
 // SessionStoredForJob reports whether job already stored its session (a

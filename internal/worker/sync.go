@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
@@ -137,6 +139,9 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[reauth.SyncUse
 					Kind: kind, ID: d.ID, OrgID: a.OrgID, UserID: a.UserID,
 					IsAuthenticated: d.IsAuthenticated, ActionNeeded: d.ActionNeeded, Actions: actions,
 					ConnectionStatus: d.ConnectionStatus, Deleted: d.DeletedAt != nil,
+					Manufacturer: syncText(d.DeviceModel.Manufacturer), Model: syncText(d.DeviceModel.Model),
+					LifecycleState: syncText(d.LifecycleState), LifecycleError: d.LifecycleError,
+					ExternalDeviceID: syncText(d.ExternalDeviceID), OwnerEmail: ownerEmail(d.Owner, a.UserID),
 				})
 				if err != nil {
 					return err
@@ -169,6 +174,38 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[reauth.SyncUse
 			slog.Int("sessions_completed_elsewhere", closed), slog.Int64("devices_gone", gone))
 	}
 	return nil
+}
+
+// syncTextMax is the most of a text field from Podero the sync records, in
+// bytes.
+const syncTextMax = 200
+
+// syncText is a text field from Podero as the sync records it: trimmed, at
+// most syncTextMax bytes (cut at a character boundary), "" when invalid
+// UTF-8 or holding control characters, which no name or state has.
+func syncText(s string) string {
+	s = strings.TrimSpace(s)
+	if !utf8.ValidString(s) || strings.ContainsFunc(s, unicode.IsControl) {
+		return ""
+	}
+	for len(s) > syncTextMax {
+		_, size := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-size]
+	}
+	return s
+}
+
+// ownerEmail is the device owner's email as the sync records it: "" unless
+// it is a usable address and the owner, when the device names one, is the
+// user the device was listed under.
+func ownerEmail(o podero.Owner, userID string) string {
+	if o.ID != "" && !strings.EqualFold(o.ID, userID) {
+		return ""
+	}
+	if reauth.ValidateEmail(o.Email) != nil {
+		return ""
+	}
+	return o.Email
 }
 
 // SweepWorker works reauth_sweep jobs: it requests a session for every

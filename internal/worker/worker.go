@@ -189,7 +189,7 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 	}
 	email := cmp.Or(a.Email, contact.Email)
 	if email == "" && slices.Contains(w.cfg.channelsFor(contact, true), notify.ChannelEmail) {
-		if email, err = w.userEmail(ctx, a.OrgID, a.UserID); err != nil {
+		if email, err = w.ownerOrUserEmail(ctx, a); err != nil {
 			return w.poderoError(ctx, job.ID, a, err)
 		}
 		if suppressed, err = store.EmailSuppressed(ctx, w.cfg.Pool, email); err != nil {
@@ -268,6 +268,17 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 		slog.Int64("job_id", job.ID), slog.Int64("session", id),
 		slog.String("device_kind", string(a.DeviceKind)), slog.String("device_id", a.DeviceID))
 	return nil
+}
+
+// ownerOrUserEmail finds an email for a request that names none: the
+// device owner's as the last sync recorded it, else the user's in Podero's
+// user list. Store errors are returned as they are, Podero's as *podero.Error.
+func (w *DeviceWorker) ownerOrUserEmail(ctx context.Context, a reauth.DeviceArgs) (string, error) {
+	email, err := store.DeviceOwnerEmail(ctx, w.cfg.Pool, a.DeviceKind, a.DeviceID, a.OrgID, a.UserID)
+	if err != nil || email != "" {
+		return email, err
+	}
+	return w.userEmail(ctx, a.OrgID, a.UserID)
 }
 
 // userEmail finds the user's email in Podero's user list (cached per
@@ -367,7 +378,7 @@ func (w *NotifyWorker) Work(ctx context.Context, job *river.Job[reauth.NotifyArg
 	key := fmt.Sprintf("reauth-%d-%d", s.ID, a.Step)
 	msg := notify.Message{
 		Key: key, To: s.Email, Tokens: contact.FCMTokens, OrgID: s.OrgID, UserID: s.UserID, DeviceID: s.DeviceID,
-		Locale: s.Locale, DeviceKind: s.DeviceKind, Step: a.Step,
+		Locale: s.Locale, DeviceKind: s.DeviceKind, Manufacturer: v.Manufacturer, Model: v.Model, Step: a.Step,
 		Link: w.cfg.PublicBaseURL + "/r/" + w.cfg.Links.Token(s.LinkNonce),
 	}
 	if w.cfg.now().Before(s.ExpiresAt) {

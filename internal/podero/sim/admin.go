@@ -83,7 +83,9 @@ func (s *Server) handleAdminLapse(w http.ResponseWriter, r *http.Request) {
 	d := s.devices[normUUID(r.PathValue("device_id"))]
 	var out Device
 	if d != nil {
-		d.authenticated = false
+		if d.authenticated {
+			d.authenticated, d.changedAt = false, s.cfg.Now()
+		}
 		out = d.snapshot()
 	}
 	s.mu.Unlock()

@@ -42,50 +42,141 @@ func pathUUIDs(r *http.Request, names ...string) ([]string, []fieldError) {
 // OpenAPI: inverter_id, electric_vehicle_id, wallbox_id.
 func deviceParam(k reauth.DeviceKind) string { return string(k) + "_id" }
 
-// apiUser is a user as the partner API lists it.
+// apiUser is a user as the partner API lists it: Podero's documented
+// fields (deleted_at too, which the service reads when present).
 type apiUser struct {
-	ID             string  `json:"id"`
-	Email          string  `json:"email"`
-	ExternalUserID string  `json:"external_user_id"`
-	Role           string  `json:"role"`
-	CreatedAt      string  `json:"created_at"`
-	DeletedAt      *string `json:"deleted_at"`
+	ID                  string  `json:"id"`
+	OrganizationID      string  `json:"organization_id"`
+	Role                string  `json:"role"`
+	Email               string  `json:"email"`
+	ExternalUserID      string  `json:"external_user_id"`
+	FirstName           string  `json:"first_name"`
+	LastName            string  `json:"last_name"`
+	IsOnboarded         bool    `json:"is_onboarded"`
+	Country             string  `json:"country"`
+	LastLogin           string  `json:"last_login"`
+	JoinedAt            string  `json:"joined_at"`
+	NumInverters        int     `json:"num_inverters"`
+	NumElectricVehicles int     `json:"num_electric_vehicles"`
+	NumWallboxes        int     `json:"num_wallboxes"`
+	NumHeatPumps        int     `json:"num_heat_pumps"`
+	DeletedAt           *string `json:"deleted_at"`
 }
 
 // apiAction is an item of a device's actions.
 type apiAction struct {
-	Code           string `json:"code"`
-	ResolutionLink string `json:"resolution_link"`
+	Code           string            `json:"code"`
+	ResolutionLink apiResolutionLink `json:"resolution_link"`
 }
 
-// apiDevice is a device as the partner API shows it.
+// apiResolutionLink is an action's resolution_link.
+type apiResolutionLink struct {
+	URL                string   `json:"url"`
+	RequiredParameters []string `json:"required_parameters"`
+}
+
+// apiDevice is a device as the partner API shows it: Podero's documented
+// fields, and a name.
 type apiDevice struct {
-	ID               string      `json:"id"`
-	Name             string      `json:"name"`
-	IsAuthenticated  bool        `json:"is_authenticated"`
-	ActionNeeded     bool        `json:"action_needed"`
-	Actions          []apiAction `json:"actions"`
-	ConnectionStatus string      `json:"connection_status"`
-	LifecycleState   string      `json:"lifecycle_state"`
-	DeletedAt        *string     `json:"deleted_at"`
+	ID                        string             `json:"id"`
+	Name                      string             `json:"name"`
+	IsAuthenticated           bool               `json:"is_authenticated"`
+	ActionNeeded              bool               `json:"action_needed"`
+	Actions                   []apiAction        `json:"actions"`
+	DeviceModel               apiDeviceModel     `json:"device_model"`
+	Owner                     apiOwner           `json:"owner"`
+	LifecycleState            string             `json:"lifecycle_state"`
+	LifecycleError            *apiLifecycleError `json:"lifecycle_error"`
+	ConnectionStatus          string             `json:"connection_status"`
+	MonitoringStatus          string             `json:"monitoring_status"`
+	SteeringStatus            string             `json:"steering_status"`
+	ExternalDeviceID          string             `json:"external_device_id"`
+	CreatedAt                 string             `json:"created_at"`
+	UpdatedAt                 string             `json:"updated_at"`
+	DeletedAt                 *string            `json:"deleted_at"`
+	CurrentStateLastUpdatedAt string             `json:"current_state_last_updated_at"`
 }
 
-// view is d as the API shows it; a lapsed device asks to be
-// reauthenticated at base + "/connect/device/<id>". The caller holds s.mu.
+// apiDeviceModel is a device's device_model; unknown parts are null.
+type apiDeviceModel struct {
+	DeviceType   apiDeviceType `json:"device_type"`
+	Manufacturer *string       `json:"manufacturer"`
+	Model        *string       `json:"model"`
+	Year         *int          `json:"year"`
+	CloudService *string       `json:"cloud_service"`
+}
+
+type apiDeviceType struct {
+	ShortName string `json:"short_name"`
+	LongName  string `json:"long_name"`
+}
+
+// apiOwner is a device's owner.
+type apiOwner struct {
+	ID         string `json:"id"`
+	Email      string `json:"email"`
+	FirstName  string `json:"first_name"`
+	LastName   string `json:"last_name"`
+	ExternalID string `json:"external_id"`
+}
+
+// apiLifecycleError is the lifecycle_error of a device in lifecycle_state
+// error. Podero documents only that it is the error's metadata; this shape
+// is the simulator's.
+type apiLifecycleError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Lifecycle states and the lapsed device's lifecycle_error code.
+const (
+	LifecycleAuthenticated  = "authenticated"
+	LifecycleError          = "error"
+	LifecycleErrorReauth    = "reauthentication_required"
+	lifecycleErrorReauthMsg = "The manufacturer connection has lapsed. The user needs to reconnect their device."
+)
+
+// view is d as the API shows it, owned by u; a lapsed device is in
+// lifecycle_state error and asks to be reauthenticated at base +
+// "/connect/device/<id>". The caller holds s.mu.
 func (d *device) view(base string) apiDevice {
+	u := d.owner
 	v := apiDevice{
-		ID:               d.id,
-		Name:             d.name,
-		IsAuthenticated:  true,
-		Actions:          []apiAction{},
+		ID:              d.id,
+		Name:            d.name,
+		IsAuthenticated: true,
+		Actions:         []apiAction{},
+		DeviceModel: apiDeviceModel{
+			DeviceType:   apiDeviceType{ShortName: deviceTypes[d.kind][0], LongName: deviceTypes[d.kind][1]},
+			Manufacturer: strOrNull(d.product.manufacturer),
+			Model:        strOrNull(d.product.model),
+			CloudService: strOrNull(d.product.cloudService),
+		},
+		Owner:            apiOwner{ID: u.id, Email: u.email, FirstName: u.firstName, LastName: u.lastName, ExternalID: u.externalID},
+		LifecycleState:   LifecycleAuthenticated,
 		ConnectionStatus: "ok",
-		LifecycleState:   "active",
+		MonitoringStatus: "ok",
+		SteeringStatus:   "ok",
+		ExternalDeviceID: d.externalID,
+		CreatedAt:        d.createdAt.Format(time.RFC3339),
+		UpdatedAt:        d.changedAt.Format(time.RFC3339),
+		// A connected device's state is refreshed every 5 minutes; a lapsed
+		// one's stopped when it lapsed.
+		CurrentStateLastUpdatedAt: d.now().UTC().Truncate(5 * time.Minute).Format(time.RFC3339),
+	}
+	if d.product.year != 0 {
+		v.DeviceModel.Year = &d.product.year
 	}
 	if !d.authenticated {
 		v.IsAuthenticated = false
 		v.ActionNeeded = true
-		v.Actions = []apiAction{{Code: "reauthenticate", ResolutionLink: base + "/connect/device/" + d.id}}
-		v.ConnectionStatus = "error"
+		v.Actions = []apiAction{{Code: "reauthenticate", ResolutionLink: apiResolutionLink{
+			URL: base + "/connect/device/" + d.id, RequiredParameters: []string{},
+		}}}
+		v.LifecycleState = LifecycleError
+		v.LifecycleError = &apiLifecycleError{Code: LifecycleErrorReauth, Message: lifecycleErrorReauthMsg}
+		v.ConnectionStatus, v.MonitoringStatus, v.SteeringStatus = "error", "error", "error"
+		v.CurrentStateLastUpdatedAt = d.changedAt.Format(time.RFC3339)
 	}
 	return v
 }
@@ -106,13 +197,7 @@ func (s *Server) handleListUsers(w http.ResponseWriter, r *http.Request) {
 	if o != nil {
 		out = []apiUser{}
 		for _, u := range o.users {
-			out = append(out, apiUser{
-				ID:             u.id,
-				Email:          u.email,
-				ExternalUserID: u.externalID,
-				Role:           "user",
-				CreatedAt:      u.createdAt.Format(time.RFC3339),
-			})
+			out = append(out, u.view())
 		}
 	}
 	s.mu.Unlock()
@@ -121,6 +206,34 @@ func (s *Server) handleListUsers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// view is u as the API shows it; the caller holds s.mu.
+func (u *user) view() apiUser {
+	v := apiUser{
+		ID:             u.id,
+		OrganizationID: u.orgID,
+		Role:           "user",
+		Email:          u.email,
+		ExternalUserID: u.externalID,
+		FirstName:      u.firstName,
+		LastName:       u.lastName,
+		IsOnboarded:    true,
+		Country:        u.country,
+		LastLogin:      u.lastLogin.Format(time.RFC3339),
+		JoinedAt:       u.createdAt.Format(time.RFC3339),
+	}
+	for _, d := range u.devices {
+		switch d.kind {
+		case reauth.Inverter:
+			v.NumInverters++
+		case reauth.ElectricVehicle:
+			v.NumElectricVehicles++
+		case reauth.Wallbox:
+			v.NumWallboxes++
+		}
+	}
+	return v
 }
 
 // handleListDevices is GET /org/{org_id}/users/{user_id}/{collection}: a plain

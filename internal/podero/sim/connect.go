@@ -68,7 +68,9 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request, id string, succ
 			Message: "Log in with the manufacturer to reconnect this device.", Links: true})
 	case "success":
 		s.mu.Lock()
-		d.authenticated = true
+		if !d.authenticated {
+			d.authenticated, d.changedAt = true, s.cfg.Now()
+		}
 		s.mu.Unlock()
 		if successURL != nil && *successURL != "" {
 			http.Redirect(w, r, *successURL, http.StatusFound)

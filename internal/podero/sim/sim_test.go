@@ -594,7 +594,20 @@ func TestList(t *testing.T) {
 			require.Equal(t, org.Users[i].Email, u["email"])
 			require.Equal(t, org.Users[i].ExternalUserID, u["external_user_id"])
 			require.Equal(t, "user", u["role"])
-			require.NotEmpty(t, u["created_at"])
+			require.Equal(t, org.ID, u["organization_id"])
+			require.NotEmpty(t, u["first_name"])
+			require.NotEmpty(t, u["last_name"])
+			require.Equal(t, true, u["is_onboarded"])
+			require.Regexp(t, `^[A-Z]{2}$`, u["country"])
+			for _, f := range []string{"joined_at", "last_login"} {
+				_, err := time.Parse(time.RFC3339, u[f].(string))
+				require.NoError(t, err, f)
+			}
+			// Two devices of each kind, no heat pumps.
+			for _, f := range []string{"num_inverters", "num_electric_vehicles", "num_wallboxes"} {
+				require.Equal(t, 2.0, u[f], f)
+			}
+			require.Equal(t, 0.0, u["num_heat_pumps"])
 			require.Contains(t, u, "deleted_at")
 			require.Nil(t, u["deleted_at"])
 		}
@@ -610,6 +623,9 @@ func TestList(t *testing.T) {
 	t.Run("devices", func(t *testing.T) {
 		t.Parallel()
 		u := org.Users[1]
+		_, body := e.do(http.MethodGet, api+"/org/"+org.ID+"/users", tok, nil)
+		users := decode[[]map[string]any](t, body)
+		require.Equal(t, u.ID, users[1]["id"])
 		for _, c := range []struct {
 			collection string
 			kind       reauth.DeviceKind
@@ -630,12 +646,32 @@ func TestList(t *testing.T) {
 				require.Equal(t, false, d["is_authenticated"])
 				require.Equal(t, true, d["action_needed"])
 				require.Equal(t, []any{map[string]any{
-					"code":            "reauthenticate",
-					"resolution_link": "https://sim.example/connect/device/" + want[i],
+					"code": "reauthenticate",
+					"resolution_link": map[string]any{
+						"url":                 "https://sim.example/connect/device/" + want[i],
+						"required_parameters": []any{},
+					},
 				}}, d["actions"])
 				require.Equal(t, "error", d["connection_status"])
-				require.Equal(t, "active", d["lifecycle_state"])
+				require.Equal(t, "error", d["monitoring_status"])
+				require.Equal(t, "error", d["steering_status"])
+				require.Equal(t, "error", d["lifecycle_state"])
+				require.Equal(t, map[string]any{"code": "reauthentication_required",
+					"message": "The manufacturer connection has lapsed. The user needs to reconnect their device."}, d["lifecycle_error"])
+				require.Equal(t, map[string]any{"id": u.ID, "email": u.Email, "external_id": u.ExternalUserID,
+					"first_name": users[1]["first_name"], "last_name": users[1]["last_name"]}, d["owner"])
+				model := d["device_model"].(map[string]any)
+				require.Equal(t, string(c.kind), model["device_type"].(map[string]any)["short_name"])
+				for _, f := range []string{"manufacturer", "model", "year", "cloud_service"} {
+					require.Contains(t, model, f)
+				}
+				require.NotEmpty(t, d["external_device_id"])
+				for _, f := range []string{"created_at", "updated_at", "current_state_last_updated_at"} {
+					_, err := time.Parse(time.RFC3339, d[f].(string))
+					require.NoError(t, err, f)
+				}
 				require.Contains(t, d, "deleted_at")
+				require.Nil(t, d["deleted_at"])
 			}
 		}
 	})

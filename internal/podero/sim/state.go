@@ -35,6 +35,8 @@ type User struct {
 type Device struct {
 	ID              string            `json:"id"`
 	Kind            reauth.DeviceKind `json:"kind"`
+	Manufacturer    string            `json:"manufacturer,omitempty"` // "" when the API sends null
+	Model           string            `json:"model,omitempty"`
 	IsAuthenticated bool              `json:"is_authenticated"`
 	ActionNeeded    bool              `json:"action_needed"`
 	Sessions        int               `json:"sessions"`
@@ -48,8 +50,11 @@ type org struct {
 
 type user struct {
 	id, email, externalID string
+	firstName, lastName   string
+	country               string
 	orgID                 string
 	createdAt             time.Time
+	lastLogin             time.Time
 	devices               []*device // kinds in reauth.DeviceKinds order
 }
 
@@ -60,6 +65,14 @@ type device struct {
 	orgID, userID string
 	authenticated bool // false: the manufacturer connection has lapsed
 	sessions      int
+	product       product
+	externalID    string
+	createdAt     time.Time
+	// changedAt is when the device last lapsed or was reconnected (its
+	// creation until then).
+	changedAt time.Time
+	owner     *user
+	now       func() time.Time // the server's clock
 }
 
 // session is an auth session; its URLs are nil when the request had none
@@ -85,9 +98,13 @@ func (s *Server) seed() {
 				id:         nameUUID(userKey),
 				email:      fmt.Sprintf("user%d.org%d@example.test", j, i),
 				externalID: fmt.Sprintf("ext-org%d-user%d", i, j),
+				firstName:  firstNames[pick(userKey, "first", len(firstNames))],
+				lastName:   lastNames[pick(userKey, "last", len(lastNames))],
+				country:    countries[pick(userKey, "country", len(countries))],
 				orgID:      o.id,
 				createdAt:  epoch.Add(time.Duration(i*1000+j) * time.Minute),
 			}
+			u.lastLogin = u.createdAt.Add(time.Duration(24+pick(userKey, "login", 24*300)) * time.Hour)
 			for _, kind := range reauth.DeviceKinds {
 				for k := 1; k <= c.DevicesPerKind; k++ {
 					key := fmt.Sprintf("%s/%s/%d", userKey, kind, k)
@@ -98,7 +115,13 @@ func (s *Server) seed() {
 						orgID:         o.id,
 						userID:        u.id,
 						authenticated: fraction(key) < c.Healthy,
+						product:       catalog[kind][pick(key, "product", len(catalog[kind]))],
+						externalID:    externalDeviceID(kind, key),
+						createdAt:     u.createdAt.Add(time.Duration(k) * time.Hour),
+						owner:         u,
+						now:           c.Now,
 					}
+					d.changedAt = d.createdAt.Add(time.Duration(24+pick(key, "changed", 24*200)) * time.Hour)
 					u.devices = append(u.devices, d)
 					s.devices[d.id] = d
 				}
@@ -147,6 +170,8 @@ func (d *device) snapshot() Device {
 	return Device{
 		ID:              d.id,
 		Kind:            d.kind,
+		Manufacturer:    d.product.manufacturer,
+		Model:           d.product.model,
 		IsAuthenticated: d.authenticated,
 		ActionNeeded:    !d.authenticated,
 		Sessions:        d.sessions,
