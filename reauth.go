@@ -9,6 +9,7 @@ package reauth
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
@@ -68,10 +71,15 @@ var Locales = []string{"en", "de", "sv", "hu", "it", "et", "pl", "ro"}
 // The job is unique per device (kind and id) while it is not finished: a
 // second request for a device that already has one pending is a duplicate.
 type DeviceArgs struct {
-	OrgID      string     `json:"org_id"`
-	UserID     string     `json:"user_id"`
-	DeviceKind DeviceKind `json:"device_kind" river:"unique"`
-	DeviceID   string     `json:"device_id" river:"unique"`
+	OrgID string `json:"org_id"`
+	// UserID is Podero's ID of the device's user. ExternalUserID, the
+	// partner's own customer ID for the user, may stand in for it: the
+	// worker then finds the user at Podero (users/by-ext-id). Exactly one of
+	// the two is set.
+	UserID         string     `json:"user_id,omitempty"`
+	ExternalUserID string     `json:"external_user_id,omitempty"`
+	DeviceKind     DeviceKind `json:"device_kind" river:"unique"`
+	DeviceID       string     `json:"device_id" river:"unique"`
 	// Email overrides the user's email from Podero's user list.
 	Email string `json:"email,omitempty"`
 	// Locale picks the message language ("en" when empty).
@@ -82,6 +90,11 @@ type DeviceArgs struct {
 	CancelURL  string `json:"cancel_url,omitempty"`
 	// Reason is free text for operators ("api", "sweep", ...).
 	Reason string `json:"reason,omitempty"`
+	// Force asks for a new session even when the device completed one
+	// within REAUTH_REPEAT_COOLDOWN (such a request is otherwise done
+	// without a message: Podero takes minutes to show the device as
+	// authenticated again).
+	Force bool `json:"force,omitempty"`
 
 	decodeErr error // set by UnmarshalJSON, reported by Validate
 }
@@ -112,10 +125,27 @@ var UniqueStates = []rivertype.JobState{
 	rivertype.JobStateScheduled,
 }
 
-// InsertOpts puts the job on the podero queue, unique per device while unfinished.
-func (DeviceArgs) InsertOpts() river.InsertOpts {
+// Job priorities of reauth_device jobs (River's, 1 first): a user or a
+// partner's service waiting comes before the sweep's fleet.
+const (
+	PriorityInteractive = 1
+	PriorityBulk        = 2
+)
+
+// ReasonSweep is the Reason of the sweep's requests.
+const ReasonSweep = "sweep"
+
+// InsertOpts puts the job on the podero queue, unique per device while
+// unfinished; the sweep's requests get PriorityBulk, every other
+// PriorityInteractive.
+func (a DeviceArgs) InsertOpts() river.InsertOpts {
+	priority := PriorityInteractive
+	if a.Reason == ReasonSweep {
+		priority = PriorityBulk
+	}
 	return river.InsertOpts{
-		Queue: QueuePodero,
+		Queue:    QueuePodero,
+		Priority: priority,
 		UniqueOpts: river.UniqueOpts{
 			ByArgs:  true,
 			ByState: UniqueStates,
@@ -142,10 +172,22 @@ func (a DeviceArgs) Validate() error {
 	}
 	var errs []error
 	for _, f := range []struct{ name, v string }{{"org_id", a.OrgID}, {"user_id", a.UserID}, {"device_id", a.DeviceID}} {
-		if f.v == "" {
+		switch {
+		case f.v == "" && f.name == "user_id":
+			if a.ExternalUserID == "" {
+				errs = append(errs, errors.New("user_id is required (or external_user_id)"))
+			}
+		case f.v == "":
 			errs = append(errs, fmt.Errorf("%s is required", f.name))
-		} else if !IsUUID(f.v) {
+		case !IsUUID(f.v):
 			errs = append(errs, fmt.Errorf("%s must be a UUID", f.name))
+		}
+	}
+	if a.ExternalUserID != "" {
+		if err := ValidateExternalUserID(a.ExternalUserID); err != nil {
+			errs = append(errs, err)
+		} else if a.UserID != "" {
+			errs = append(errs, errors.New("give user_id or external_user_id, not both"))
 		}
 	}
 	if a.DeviceKind == "" {
@@ -172,6 +214,16 @@ func (a DeviceArgs) Validate() error {
 		errs = append(errs, errors.New("reason must be at most 200 characters"))
 	}
 	return errors.Join(errs...)
+}
+
+// ValidateExternalUserID accepts a partner's customer ID: 1 to 255 bytes of
+// printable UTF-8 without surrounding space.
+func ValidateExternalUserID(s string) error {
+	if s == "" || len(s) > 255 || strings.TrimSpace(s) != s || !utf8.ValidString(s) ||
+		strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return errors.New("external_user_id must be 1 to 255 printable characters without surrounding space")
+	}
+	return nil
 }
 
 // ValidLocale reports whether l is one of Locales.
@@ -462,9 +514,18 @@ func (SweepArgs) InsertOpts() river.InsertOpts {
 type Result struct {
 	JobID int64 `json:"job_id"`
 	// Duplicate is true when the device already had an unfinished request;
-	// JobID is then that request's job.
-	Duplicate bool `json:"duplicate"`
+	// JobID is then that request's job. The HTTP API and the CLI also
+	// answer a duplicate for a device whose session completed within
+	// REAUTH_REPEAT_COOLDOWN: JobID is then the job that made that session,
+	// and SessionID the session.
+	Duplicate bool  `json:"duplicate"`
+	SessionID int64 `json:"session_id,omitempty"`
 }
+
+// MaxAttemptsDefault is how many attempts a job gets before it is given up
+// (discarded): the default of the service's MAX_ATTEMPTS and of Enqueue.
+// With the service's backoff they span about four days.
+const MaxAttemptsDefault = 100
 
 // FetchCooldown is River's FetchCooldown for the service's clients and for
 // the inserter here. It paces both how often workers fetch a queue and how
@@ -476,26 +537,44 @@ const FetchCooldown = 5 * time.Millisecond
 // inserter is an insert-only River client; it holds no connections, so one
 // serves every caller.
 var inserter = sync.OnceValues(func() (*river.Client[pgx.Tx], error) {
-	return river.NewClient(riverpgxv5.New(nil), &river.Config{FetchCooldown: FetchCooldown})
+	return river.NewClient(riverpgxv5.New(nil), &river.Config{FetchCooldown: FetchCooldown, MaxAttempts: MaxAttemptsDefault})
 })
+
+// EnqueueOpts are the settings of EnqueueWith; zero fields take defaults.
+type EnqueueOpts struct {
+	// MaxAttempts is how many attempts the job gets before it is given up;
+	// default MaxAttemptsDefault. The service passes MAX_ATTEMPTS.
+	MaxAttempts int
+	// Metadata is the jobs' River metadata (a JSON object); default none.
+	Metadata []byte
+}
+
+func (o EnqueueOpts) insertOpts() *river.InsertOpts {
+	return &river.InsertOpts{MaxAttempts: cmp.Or(o.MaxAttempts, MaxAttemptsDefault), Metadata: o.Metadata}
+}
+
+// promoteSQL raises waiting reauth_device jobs (the duplicates an
+// interactive request met) to PriorityInteractive: a user asking about a
+// device the sweep queued does not wait behind the fleet.
+const promoteSQL = `UPDATE river_job SET priority = 1
+	WHERE id = ANY($1) AND kind = 'reauth_device' AND priority > 1
+	AND state IN ('available', 'scheduled', 'retryable', 'pending')`
 
 // Enqueue requests a reauthentication inside the caller's transaction tx: the
 // request exists exactly when tx commits. Invalid args are rejected before
-// anything is written; IDs are normalized to lower case.
+// anything is written; IDs are normalized to lower case. The job gets
+// MaxAttemptsDefault attempts.
 func Enqueue(ctx context.Context, tx pgx.Tx, args DeviceArgs) (Result, error) {
-	args = args.Normalized()
-	if err := args.Validate(); err != nil {
+	return EnqueueWith(ctx, tx, args, EnqueueOpts{})
+}
+
+// EnqueueWith is Enqueue with settings.
+func EnqueueWith(ctx context.Context, tx pgx.Tx, args DeviceArgs, opts EnqueueOpts) (Result, error) {
+	res, err := EnqueueManyWith(ctx, tx, []DeviceArgs{args}, opts)
+	if err != nil {
 		return Result{}, err
 	}
-	client, err := inserter()
-	if err != nil {
-		return Result{}, fmt.Errorf("reauth: river client: %w", err)
-	}
-	res, err := client.InsertTx(ctx, tx, args, nil)
-	if err != nil {
-		return Result{}, fmt.Errorf("reauth: enqueue: %w", err)
-	}
-	return Result{JobID: res.Job.ID, Duplicate: res.UniqueSkippedAsDuplicate}, nil
+	return res[0], nil
 }
 
 // EnqueueMany is Enqueue for many devices in one statement, inside tx.
@@ -503,6 +582,11 @@ func Enqueue(ctx context.Context, tx pgx.Tx, args DeviceArgs) (Result, error) {
 // fails the whole call, naming its index. Results are in args' order; a
 // device named twice gets one job, the later result marked a duplicate.
 func EnqueueMany(ctx context.Context, tx pgx.Tx, args []DeviceArgs) ([]Result, error) {
+	return EnqueueManyWith(ctx, tx, args, EnqueueOpts{})
+}
+
+// EnqueueManyWith is EnqueueMany with settings.
+func EnqueueManyWith(ctx context.Context, tx pgx.Tx, args []DeviceArgs, opts EnqueueOpts) ([]Result, error) {
 	type device struct {
 		kind DeviceKind
 		id   string
@@ -510,33 +594,47 @@ func EnqueueMany(ctx context.Context, tx pgx.Tx, args []DeviceArgs) ([]Result, e
 	first := make(map[device]int, len(args)) // device → its index in params
 	at := make([]int, len(args))             // args index → params index
 	params := make([]river.InsertManyParams, 0, len(args))
+	insertOpts := opts.insertOpts()
 	for i, a := range args {
 		a = a.Normalized()
 		if err := a.Validate(); err != nil {
-			return nil, fmt.Errorf("reauth: request %d: %w", i, err)
+			if len(args) == 1 {
+				return nil, err
+			}
+			return nil, fmt.Errorf("request %d: %w", i, err)
 		}
 		d := device{a.DeviceKind, a.DeviceID}
 		j, seen := first[d]
 		if !seen {
 			j = len(params)
 			first[d] = j
-			params = append(params, river.InsertManyParams{Args: a})
+			params = append(params, river.InsertManyParams{Args: a, InsertOpts: insertOpts})
 		}
 		at[i] = j
 	}
 	client, err := inserter()
 	if err != nil {
-		return nil, fmt.Errorf("reauth: river client: %w", err)
+		return nil, fmt.Errorf("river client: %w", err)
 	}
 	res, err := client.InsertManyTx(ctx, tx, params)
 	if err != nil {
-		return nil, fmt.Errorf("reauth: enqueue: %w", err)
+		return nil, fmt.Errorf("enqueue: %w", err)
 	}
 	out := make([]Result, len(args))
 	done := make([]bool, len(params))
+	var promote []int64
 	for i, j := range at {
 		out[i] = Result{JobID: res[j].Job.ID, Duplicate: res[j].UniqueSkippedAsDuplicate || done[j]}
+		if res[j].UniqueSkippedAsDuplicate && !done[j] && res[j].Job.Priority > PriorityInteractive &&
+			params[j].Args.(DeviceArgs).InsertOpts().Priority == PriorityInteractive {
+			promote = append(promote, res[j].Job.ID)
+		}
 		done[j] = true
+	}
+	if len(promote) > 0 {
+		if _, err := tx.Exec(ctx, promoteSQL, promote); err != nil {
+			return nil, fmt.Errorf("raise duplicates' priority: %w", err)
+		}
 	}
 	return out, nil
 }

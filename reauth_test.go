@@ -47,6 +47,12 @@ func TestDeviceArgsDecoding(t *testing.T) {
 		{"BadLocale", with("locale", `"klingon"`), "locale must be one of"},
 		{"JavascriptURL", with("success_url", `"javascript:alert(1)"`), "success_url"},
 		{"LongReason", with("reason", `"`+strings.Repeat("x", 201)+`"`), "reason must be at most 200"},
+		{"ExternalUserInsteadOfUser", strings.Replace(with("user_id", ""), `{`, `{"external_user_id":"crm-4711",`, 1), ""},
+		{"BothUserIDs", with("external_user_id", `"crm-4711"`), "give user_id or external_user_id, not both"},
+		{"NoUserID", with("user_id", ""), "user_id is required (or external_user_id)"},
+		{"ExternalUserControlChar", strings.Replace(with("user_id", ""), `{`, `{"external_user_id":"crm\n4711",`, 1), "external_user_id must be"},
+		{"ExternalUserTooLong", strings.Replace(with("user_id", ""), `{`, `{"external_user_id":"`+strings.Repeat("x", 256)+`",`, 1), "external_user_id must be"},
+		{"ForceNotBool", with("force", `"yes"`), `field "force" must be a bool`},
 		{"KeyInOtherCase", strings.Replace(good, `"device_id"`, `"DEVICE_ID"`, 1), `unknown field "DEVICE_ID"`},
 		{"KeyTwice", strings.Replace(good, `{`, `{"device_id":"11111111-1111-4111-8111-111111111111",`, 1), `field "device_id" given twice`},
 	} {

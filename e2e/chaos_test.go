@@ -221,7 +221,7 @@ func TestChaos(t *testing.T) {
 	require.Equal(t, requests, count(`SELECT count(DISTINCT device_id) FROM auth_session WHERE state = 'open'`))
 
 	// No link on a foreign host or with a null field was stored or sent.
-	require.Zero(t, count(`SELECT count(*) FROM auth_session WHERE authentication_url NOT LIKE $1`, c.simURL+"/connect/%"))
+	require.Zero(t, count(`SELECT count(*) FROM auth_session WHERE authentication_url NOT LIKE $1`, sim.DefaultConnectURL(c.simURL)+"/connect/%"))
 	require.Equal(t, requests, count(`SELECT count(*) FROM notification WHERE state = 'sent'`))
 
 	// One message per session. A message is sent again only when a process

@@ -57,6 +57,9 @@ func newService(t *testing.T, dbURL string, simArgs ...string) *service {
 		"PODERO_CLIENT_SECRET="+clientSecret,
 		"PODERO_USERNAME=reauth-api", // the password grant
 		"PODERO_PASSWORD="+poderoPass,
+		// The simulator's links are on its connect host, as Podero's are
+		// on connect.podero.com: allowed like any link host.
+		"PODERO_LINK_HOSTS="+sim.DefaultConnectURL(s.simURL),
 		"SMTP_URL=smtp://mailer:"+smtpPassword+"@"+s.mails.Addr(),
 		"MAIL_FROM=Reauth <reauth@example.test>",
 		"PUBLIC_BASE_URL="+s.base,
@@ -158,18 +161,20 @@ func TestEndToEnd(t *testing.T) {
 		tokens = append(tokens, strings.TrimPrefix(link, s.base+"/r/"))
 
 		// The link leads to the manufacturer's (simulator's) connect page...
-		resp, err := http.Get(link)
+		// (on the simulator's connect.localhost host, as a browser resolves it).
+		browser := sim.LocalhostClient()
+		resp, err := browser.Get(link)
 		require.NoError(t, err)
 		resp.Body.Close()
 		require.Equal(t, http.StatusOK, resp.StatusCode)
 		connect := resp.Request.URL
-		require.True(t, strings.HasPrefix(connect.String(), s.simURL+"/connect/"), connect.String())
+		require.True(t, strings.HasPrefix(connect.String(), sim.DefaultConnectURL(s.simURL)+"/connect/"), connect.String())
 
 		// ...and logging in there comes back through /done to the partner's page.
 		q := connect.Query()
 		q.Set("result", "success")
 		connect.RawQuery = q.Encode()
-		resp, err = http.Get(connect.String())
+		resp, err = browser.Get(connect.String())
 		require.NoError(t, err)
 		resp.Body.Close()
 		require.Equal(t, http.StatusOK, resp.StatusCode)

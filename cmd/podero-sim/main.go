@@ -11,6 +11,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -74,7 +75,7 @@ Flags:
 	var addr string
 	fs.StringVar(&addr, "addr", "127.0.0.1:8090", "`address` to listen on; port 0 picks a free one")
 	quiet := fs.Bool("quiet", false, "do not log every request (for benchmarks)")
-	fs.StringVar(&configFile, "config", configFile, "JSON `file` with the fields of sim.Config: seed, orgs, users_per_org,\ndevices_per_kind, client_id, client_secret, username, password,\ntoken_ttl and latency (\"10h\" or seconds), base_url, fault_seed and\nfaults: {error_5xx, rate_limited, hang, reset, malformed_json, null_fields,\nforeign_host, revoke_tokens, retry_after, hang_for, rate_limit, rate_burst}")
+	fs.StringVar(&configFile, "config", configFile, "JSON `file` with the fields of sim.Config: seed, orgs, users_per_org,\ndevices_per_kind, client_id, client_secret, username, password,\ntoken_ttl and latency (\"10h\" or seconds), base_url, connect_url, fault_seed and\nfaults: {error_5xx, rate_limited, hang, reset, malformed_json, null_fields,\nforeign_host, revoke_tokens, retry_after, hang_for, rate_limit, rate_burst}")
 	fs.StringVar(&cfg.Seed, "seed", cfg.Seed, "seed of the deterministic org, user and device ids")
 	fs.IntVar(&cfg.Orgs, "orgs", cfg.Orgs, "number of organizations")
 	fs.IntVar(&cfg.UsersPerOrg, "users", cfg.UsersPerOrg, "number of users per organization")
@@ -86,7 +87,8 @@ Flags:
 	fs.StringVar(&cfg.Password, "password", cfg.Password, "the password accepted by the password grant")
 	fs.DurationVar(&cfg.TokenTTL, "token-ttl", cfg.TokenTTL, "lifetime of an access token")
 	fs.DurationVar(&cfg.Latency, "latency", cfg.Latency, "latency added to every token and partner API call (none by default)")
-	fs.StringVar(&cfg.BaseURL, "base-url", cfg.BaseURL, "public `URL` of the simulator, used in authentication and resolution links\n(default \"http://\" + the listen address)")
+	fs.StringVar(&cfg.BaseURL, "base-url", cfg.BaseURL, "public `URL` of the simulator's API, used in resolution links\n(default \"http://\" + the listen address)")
+	fs.StringVar(&cfg.ConnectURL, "connect-url", cfg.ConnectURL, "public `URL` of the connect pages, where authentication links point, a host\nother than the API's as connect.podero.com is (default http://connect.localhost:PORT\nwhen -base-url is on loopback or localhost, else -base-url); clients must allow it\n(PODERO_LINK_HOSTS)")
 	fs.Float64Var(&cfg.Faults.Error5xx, "fault-5xx", cfg.Faults.Error5xx, "`probability` of answering a partner API call 500, 502 or 503 (in turn)")
 	fs.Float64Var(&cfg.Faults.RateLimited, "fault-429", cfg.Faults.RateLimited, "`probability` of answering 429 with a Retry-After of -retry-after,\nin seconds and as an HTTP date in turn")
 	fs.Float64Var(&cfg.Faults.Hang, "fault-hang", cfg.Faults.Hang, "`probability` of waiting -fault-hang-for before answering")
@@ -132,7 +134,8 @@ Flags:
 	s := sim.New(cfg)
 	fmt.Fprintf(stdout, "podero-sim listening on %s\n", url)
 	eff := s.Config()
-	log.Info("started", "addr", ln.Addr().String(), "base_url", eff.BaseURL, "seed", eff.Seed,
+	log.Info("started", "addr", ln.Addr().String(), "base_url", eff.BaseURL,
+		"connect_url", cmp.Or(eff.ConnectURL, sim.DefaultConnectURL(eff.BaseURL)), "seed", eff.Seed,
 		"orgs", eff.Orgs, "users_per_org", eff.UsersPerOrg, "devices_per_kind", eff.DevicesPerKind,
 		"token_ttl", eff.TokenTTL, "latency", eff.Latency, "fault_seed", eff.FaultSeed, "faults", fmt.Sprintf("%+v", eff.Faults))
 

@@ -305,7 +305,8 @@ func (b *bench) serveEnv(extra ...string) []string {
 		"PODERO_BASE_URL=" + b.simURL,
 		"PODERO_CLIENT_ID=sim-client",
 		"PODERO_CLIENT_SECRET=sim-secret",
-		"PODERO_LINK_HOSTS=" + b.simURL,
+		// The simulator's links are on its connect host, as Podero's on connect.podero.com.
+		"PODERO_LINK_HOSTS=" + sim.DefaultConnectURL(b.simURL),
 		"PODERO_RATE_LIMIT=0", // the limit is Podero's business; the benchmark measures the service
 		"SMTP_URL=" + b.smtpURL,
 		"MAIL_FROM=Reauth <reauth@bench.example>",

@@ -16,8 +16,9 @@ import (
 	"github.com/reauth/reauth/internal/hostlist"
 )
 
-// csvColumns are the columns a CSV file may have; the first four are required.
-var csvColumns = []string{"org_id", "user_id", "device_kind", "device_id", "email", "locale", "success_url", "cancel_url"}
+// csvColumns are the columns a CSV file may have; the first three are
+// required, and user_id or external_user_id.
+var csvColumns = []string{"org_id", "device_kind", "device_id", "user_id", "external_user_id", "email", "locale", "success_url", "cancel_url"}
 
 // csvBatch is how many rows go into one transaction.
 const csvBatch = 500
@@ -30,10 +31,11 @@ type csvReport struct {
 }
 
 // enqueueCSV validates every row of the CSV file at path and enqueues the
-// valid ones in batches; a rejected row never stops the others.
+// valid ones in batches, each job with maxAttempts attempts; a rejected row
+// never stops the others.
 // progress, when not nil, is told how far the file has been read (rows and
 // bytes of size) after every batch.
-func enqueueCSV(ctx context.Context, pool *pgxpool.Pool, path, reason string, redirect hostlist.List,
+func enqueueCSV(ctx context.Context, pool *pgxpool.Pool, path, reason string, redirect hostlist.List, maxAttempts int,
 	progress func(rep csvReport, read, size int64)) (csvReport, error) {
 	var rep csvReport
 	f, err := os.Open(path)
@@ -62,10 +64,14 @@ func enqueueCSV(ctx context.Context, pool *pgxpool.Pool, path, reason string, re
 		}
 		col[h] = i
 	}
-	for _, required := range csvColumns[:4] {
+	for _, required := range csvColumns[:3] {
 		if _, ok := col[required]; !ok {
 			return rep, fmt.Errorf("CSV header: missing column %q", required)
 		}
+	}
+	_, hasUser := col["user_id"]
+	if _, hasExt := col["external_user_id"]; !hasUser && !hasExt {
+		return rep, errors.New(`CSV header: missing column "user_id" (or "external_user_id")`)
 	}
 
 	var batch []reauth.DeviceArgs
@@ -74,12 +80,12 @@ func enqueueCSV(ctx context.Context, pool *pgxpool.Pool, path, reason string, re
 			return nil
 		}
 		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			for _, a := range batch {
-				res, err := reauth.Enqueue(ctx, tx, a)
-				if err != nil {
-					return err
-				}
-				if res.Duplicate {
+			res, err := reauth.EnqueueManyWith(ctx, tx, batch, reauth.EnqueueOpts{MaxAttempts: maxAttempts})
+			if err != nil {
+				return err
+			}
+			for _, r := range res {
+				if r.Duplicate {
 					rep.Duplicates++
 				} else {
 					rep.Enqueued++
@@ -118,7 +124,7 @@ func enqueueCSV(ctx context.Context, pool *pgxpool.Pool, path, reason string, re
 			return ""
 		}
 		a := reauth.DeviceArgs{
-			OrgID: get("org_id"), UserID: get("user_id"), DeviceKind: reauth.DeviceKind(get("device_kind")), DeviceID: get("device_id"),
+			OrgID: get("org_id"), UserID: get("user_id"), ExternalUserID: get("external_user_id"), DeviceKind: reauth.DeviceKind(get("device_kind")), DeviceID: get("device_id"),
 			Email: get("email"), Locale: get("locale"), SuccessURL: get("success_url"), CancelURL: get("cancel_url"), Reason: reason,
 		}.Normalized()
 		if err := errors.Join(a.Validate(), redirect.Check("success_url", a.SuccessURL), redirect.Check("cancel_url", a.CancelURL)); err != nil {

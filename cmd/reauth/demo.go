@@ -97,6 +97,9 @@ a throwaway cluster started from the installed Postgres binaries.`); err != nil 
 	cfg.PoderoBaseURL, cfg.PoderoTokenURL = simURL, simURL+"/api/partners/v2.0/auth/token"
 	cfg.PoderoClientID, cfg.PoderoClientSecret = "sim-client", "sim-secret"
 	cfg.PoderoUsername, cfg.PoderoPassword = "", ""
+	// The simulator's links are on a connect host of its own, as Podero's
+	// are on connect.podero.com: allowed like any link host.
+	cfg.PoderoLinkHosts = []string{sim.DefaultConnectURL(simURL)}
 	cfg.SMTPURL, cfg.MailFrom = config.Secret(mails.URL()), "Reauth Demo <reauth@example.test>"
 	cfg.PublicBaseURL = base
 	cfg.APITokens = []config.APIToken{{Name: "demo", Scopes: []string{config.ScopeEnqueue, config.ScopeRead}, Hash: sha256Sum(apiToken)}}
@@ -158,7 +161,10 @@ a throwaway cluster started from the installed Postgres binaries.`); err != nil 
 	if clickURL == "" {
 		return errors.New("the first email holds no link")
 	}
-	resp, err := http.Get(clickURL)
+	// The link ends on the simulator's connect.localhost host, which a
+	// browser resolves to loopback and Go's resolver may not.
+	browser := sim.LocalhostClient()
+	resp, err := browser.Get(clickURL)
 	if err != nil {
 		return err
 	}
@@ -168,7 +174,7 @@ a throwaway cluster started from the installed Postgres binaries.`); err != nil 
 	q := connect.Query()
 	q.Set("result", "success")
 	connect.RawQuery = q.Encode()
-	resp, err = http.Get(connect.String())
+	resp, err = browser.Get(connect.String())
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/term"
@@ -16,6 +17,7 @@ import (
 	"github.com/reauth/reauth"
 	"github.com/reauth/reauth/internal/config"
 	"github.com/reauth/reauth/internal/hostlist"
+	"github.com/reauth/reauth/internal/store"
 )
 
 func enqueueCmd(ctx context.Context, args []string, cfg config.Config, stdout, stderr io.Writer) error {
@@ -25,7 +27,9 @@ func enqueueCmd(ctx context.Context, args []string, cfg config.Config, stdout, s
 	var asJSON bool
 	var csvFile string
 	fs.StringVar(&a.OrgID, "org", "", "Podero organization ID (UUID, required)")
-	fs.StringVar(&a.UserID, "user", "", "Podero user ID (UUID, required)")
+	fs.StringVar(&a.UserID, "user", "", "Podero user ID (UUID; this or -external-user is required)")
+	fs.StringVar(&a.ExternalUserID, "external-user", "", "the partner's own customer `ID` of the user (external_user_id at Podero), instead of -user")
+	fs.BoolVar(&a.Force, "force", false, "ask for a new session even if the device completed one within REAUTH_REPEAT_COOLDOWN")
 	fs.StringVar(&kind, "kind", "", "device kind: inverter, electric_vehicle or wallbox (required)")
 	fs.StringVar(&a.DeviceID, "device", "", "Podero device ID (UUID, required)")
 	fs.StringVar(&a.Email, "email", "", "send the link to this address instead of the user's email at Podero")
@@ -34,7 +38,7 @@ func enqueueCmd(ctx context.Context, args []string, cfg config.Config, stdout, s
 	fs.StringVar(&a.CancelURL, "cancel-url", "", "partner page after a cancelled login")
 	fs.StringVar(&a.Reason, "reason", "cli", "free text for operators")
 	fs.BoolVar(&asJSON, "json", false, "print the result as JSON")
-	fs.StringVar(&csvFile, "csv", "", "enqueue every row of this CSV `file` instead (header: org_id, user_id, device_kind,\ndevice_id and optionally email, locale, success_url, cancel_url)")
+	fs.StringVar(&csvFile, "csv", "", "enqueue every row of this CSV `file` instead (header: org_id, device_kind, device_id,\nuser_id or external_user_id, and optionally email, locale, success_url, cancel_url)")
 	if err := parseFlags(fs, args, stderr, `Requests a reauthentication for one device. Prints the job ID, or the ID of the
 request already pending for the device (a duplicate). With -csv, requests one
 per row: rows that are not valid are reported and skipped, the rest enqueued;
@@ -58,20 +62,27 @@ the exit code is 1 when any row was rejected.`); err != nil {
 		return err
 	}
 	defer pool.Close()
-	var res reauth.Result
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		res, err = reauth.Enqueue(ctx, tx, a)
-		return err
-	})
+	a = a.Normalized()
+	res, err := repeatResult(ctx, pool, cfg, a)
+	if err == nil && res.SessionID == 0 {
+		err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			res, err = reauth.EnqueueWith(ctx, tx, a, reauth.EnqueueOpts{MaxAttempts: cfg.MaxAttempts})
+			return err
+		})
+	}
 	if err != nil {
 		return err
 	}
 	if asJSON {
 		return json.NewEncoder(stdout).Encode(res)
 	}
-	if res.Duplicate {
+	switch {
+	case res.SessionID != 0:
+		fmt.Fprintf(stdout, "duplicate: the device completed session %d (job %d) within REAUTH_REPEAT_COOLDOWN (%s); -force asks again\n",
+			res.SessionID, res.JobID, cfg.RepeatCooldown)
+	case res.Duplicate:
 		fmt.Fprintf(stdout, "duplicate: job %d is already pending for this device\n", res.JobID)
-	} else {
+	default:
 		fmt.Fprintf(stdout, "enqueued: job %d\n", res.JobID)
 	}
 	return nil
@@ -98,7 +109,7 @@ func enqueueCSVCmd(ctx context.Context, cfg config.Config, path, reason string, 
 			fmt.Fprintf(stderr, "\r%s %3d%%  enqueued %d, duplicates %d, rejected %d", bar, pct, rep.Enqueued, rep.Duplicates, len(rep.Rejected))
 		}
 	}
-	rep, err := enqueueCSV(ctx, pool, path, reason, redirect, progress)
+	rep, err := enqueueCSV(ctx, pool, path, reason, redirect, cfg.MaxAttempts, progress)
 	if progress != nil {
 		fmt.Fprintln(stderr)
 	}
@@ -126,3 +137,19 @@ func enqueueCSVCmd(ctx context.Context, cfg config.Config, path, reason string, 
 
 // errRejectedRows: exit code 1, the report already printed.
 var errRejectedRows = errors.New("some rows were rejected")
+
+// repeatResult is the duplicate answer for a device whose session completed
+// within REAUTH_REPEAT_COOLDOWN (unless a.Force), the zero Result otherwise.
+func repeatResult(ctx context.Context, db store.DB, cfg config.Config, a reauth.DeviceArgs) (reauth.Result, error) {
+	if cfg.RepeatCooldown <= 0 || a.Force {
+		return reauth.Result{}, nil
+	}
+	sid, jobID, err := store.RecentCompletion(ctx, db, a.DeviceKind, a.DeviceID, time.Now().Add(-cfg.RepeatCooldown))
+	if errors.Is(err, store.ErrNotFound) {
+		return reauth.Result{}, nil
+	}
+	if err != nil {
+		return reauth.Result{}, err
+	}
+	return reauth.Result{JobID: jobID, Duplicate: true, SessionID: sid}, nil
+}

@@ -24,6 +24,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
+	"github.com/reauth/reauth"
 	"github.com/reauth/reauth/internal/config"
 )
 
@@ -166,7 +167,8 @@ func (o *ops) river(ctx context.Context) (*pgxpool.Pool, *river.Client[pgx.Tx], 
 	if err != nil {
 		return nil, nil, err
 	}
-	c, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
+	// Jobs it inserts (sync --now, sweep --now) get MAX_ATTEMPTS like the service's.
+	c, err := river.NewClient(riverpgxv5.New(pool), &river.Config{MaxAttempts: o.cfg.MaxAttempts, FetchCooldown: reauth.FetchCooldown})
 	if err != nil {
 		pool.Close()
 		return nil, nil, fmt.Errorf("river client: %w", err)

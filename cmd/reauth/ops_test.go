@@ -709,6 +709,7 @@ func TestOpsSyncSweepNow(t *testing.T) {
 		opsJSON(t, url, &list, "jobs", "list", "--kind", tc.kind)
 		require.Len(t, list.Jobs, 1)
 		require.Equal(t, "maintenance", list.Jobs[0].Queue)
+		require.Equal(t, reauth.MaxAttemptsDefault, list.Jobs[0].MaxAttempts, "MAX_ATTEMPTS, not River's 25")
 	}
 }
 

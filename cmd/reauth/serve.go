@@ -109,7 +109,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 	// The metrics report the client's breaker and the client reports its
 	// requests to the metrics: the observer reads m when called.
 	var m *metrics.Metrics
-	limiter := &worker.Limiter{DB: pool, Rate: cfg.PoderoRateLimit, Burst: cfg.PoderoRateBurst, MaxWait: cfg.PoderoRateMaxWait}
+	limiter := &worker.Limiter{DB: pool, Rate: cfg.PoderoRateLimit, Burst: cfg.PoderoRateBurst, MaxWait: cfg.PoderoRateMaxWait,
+		SyncShare: cfg.SyncRateShare}
 	pc, err := podero.New(podero.Config{
 		BaseURL:      cfg.PoderoBaseURL,
 		TokenURL:     cfg.PoderoTokenURL,
@@ -117,10 +118,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 		ClientSecret: cfg.PoderoClientSecret.Reveal(),
 		Username:     cfg.PoderoUsername,
 		Password:     cfg.PoderoPassword.Reveal(),
+		TokenBody:    cfg.PoderoTokenBody,
 		LinkHosts:    cfg.PoderoLinkHosts,
 		// Every process shares one rate limit and one Retry-After hold, in Postgres.
 		Limiter:         limiter,
 		Observe:         func(op string, status int, took time.Duration) { m.PoderoRequest(op, status, took) },
+		LinkRejected:    func(host string) { m.PoderoLinkRejected(host) },
 		RequestTimeout:  cfg.PoderoTimeout,
 		BreakerFailures: cfg.BreakerFailures,
 		BreakerCoolOff:  cfg.BreakerCoolOff,
@@ -178,6 +181,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 		SyncSchedule:    periodicSchedule(syncSchedule),
 		SweepSchedule:   periodicSchedule(sweepSchedule),
 		SweepCooldown:   cfg.ReauthCooldown,
+		RepeatCooldown:  cfg.RepeatCooldown,
 		MaxPerWeek:      cfg.ReauthMaxPerWeek,
 		SweepBatch:      cfg.SweepBatch,
 		Metrics:         m,
@@ -218,8 +222,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 		Handler: httpapi.New(httpapi.Config{
 			Pool: pool, River: rc, Tokens: cfg.APITokens,
 			SuccessURL: cfg.SuccessURL, CancelURL: cfg.CancelURL, RedirectHosts: redirectHosts,
-			Breaker: pc.Breaker, Metrics: m, Logger: log,
+			Breaker: pc.Breaker, Problems: pc.Problems, Metrics: m, Logger: log,
 			RenewWait: cfg.LinkRenewWait, Events: postEvent != nil,
+			RepeatCooldown: cfg.RepeatCooldown, FindUser: pc.UserByExternalID, MaxAttempts: cfg.MaxAttempts,
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,

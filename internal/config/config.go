@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/url"
 	"os"
 	"strconv"
@@ -37,23 +38,26 @@ func PoolConns() int { return 10 }
 const (
 	HTTPAddrDefault          = ":8080"
 	LinkTTLDefault           = 24 * time.Hour
-	PoderoWorkersDefault     = 100
+	PoderoWorkersDefault     = 100 // with no rate limit; see PoderoWorkersFor
 	NotifyWorkersDefault     = 100
 	SMTPConnsDefault         = 4
 	LinkRenewWaitDefault     = 5 * time.Second
 	JobTimeoutDefault        = time.Minute
 	RescueAfterDefault       = 5 * time.Minute
 	PoderoRateLimitDefault   = 10.0
-	PoderoRateMaxWaitDefault = 10 * time.Second
+	PoderoRateMaxWaitDefault = 20 * time.Second
+	SyncRateShareDefault     = 0.5
 	PoderoTimeoutDefault     = 15 * time.Second
+	PoderoTokenBodyDefault   = "auto" // podero.TokenBodyDefault
 	BreakerFailuresDefault   = 5
 	BreakerCoolOffDefault    = 30 * time.Second
 	RetryCapDefault          = time.Hour
-	MaxAttemptsDefault       = 100
+	MaxAttemptsDefault       = reauth.MaxAttemptsDefault
 	ShutdownGraceDefault     = 20 * time.Second
 	SyncScheduleDefault      = "*/30 * * * *"
 	SweepScheduleDefault     = "10,40 * * * *"
 	ReauthCooldownDefault    = 72 * time.Hour
+	RepeatCooldownDefault    = 30 * time.Minute
 	ReauthMaxPerWeekDefault  = 3
 	SweepBatchDefault        = 1000
 	// MinLinkSecretLen is the shortest LINK_SECRET accepted, in bytes.
@@ -111,10 +115,12 @@ type Config struct {
 	PoderoClientSecret Secret        // PODERO_CLIENT_SECRET
 	PoderoUsername     string        // PODERO_USERNAME; with PODERO_PASSWORD selects the password grant
 	PoderoPassword     Secret        // PODERO_PASSWORD
-	PoderoLinkHosts    []string      // PODERO_LINK_HOSTS; hosts authentication_url may point at (empty: Podero's own)
+	PoderoTokenBody    string        // PODERO_TOKEN_BODY: form|json|auto, how token requests carry their fields
+	PoderoLinkHosts    []string      // PODERO_LINK_HOSTS; hosts authentication_url may point at (empty: Podero's own, connect.podero.com among them)
 	PoderoRateLimit    float64       // PODERO_RATE_LIMIT; calls per second, all processes together; 0 = no limit
 	PoderoRateBurst    int           // PODERO_RATE_BURST; default 1 + PODERO_RATE_LIMIT/10
 	PoderoRateMaxWait  time.Duration // PODERO_RATE_MAX_WAIT; a longer wait for a slot snoozes the job instead
+	SyncRateShare      float64       // SYNC_RATE_SHARE; the share of the rate the sync takes while requests wait
 	PoderoTimeout      time.Duration // PODERO_TIMEOUT; per request to Podero
 	BreakerFailures    int           // PODERO_BREAKER_FAILURES; consecutive failures that open the circuit breaker
 	BreakerCoolOff     time.Duration // PODERO_BREAKER_COOLOFF; how long it stays open before one probe
@@ -156,6 +162,7 @@ type Config struct {
 	SyncSchedule     string        // SYNC_SCHEDULE; cron (5 fields) or "off"
 	SweepSchedule    string        // SWEEP_SCHEDULE; cron (5 fields) or "off"
 	ReauthCooldown   time.Duration // REAUTH_COOLDOWN; the sweep skips devices messaged this recently
+	RepeatCooldown   time.Duration // REAUTH_REPEAT_COOLDOWN; a request for a device that completed this recently is a duplicate (0: off)
 	ReauthMaxPerWeek int           // REAUTH_MAX_PER_WEEK; messages per device in seven days at most
 	SweepBatch       int           // SWEEP_BATCH; devices per sweep page
 
@@ -175,6 +182,7 @@ func Load(getenv func(string) string) (Config, error) {
 		PoderoClientSecret: Secret(e.str("PODERO_CLIENT_SECRET")),
 		PoderoUsername:     e.str("PODERO_USERNAME"),
 		PoderoPassword:     Secret(e.str("PODERO_PASSWORD")),
+		PoderoTokenBody:    cmp.Or(e.str("PODERO_TOKEN_BODY"), PoderoTokenBodyDefault),
 		PoderoLinkHosts:    e.list("PODERO_LINK_HOSTS"),
 		PoderoRateLimit:    e.float("PODERO_RATE_LIMIT", PoderoRateLimitDefault),
 		PoderoRateMaxWait:  e.duration("PODERO_RATE_MAX_WAIT", PoderoRateMaxWaitDefault),
@@ -201,7 +209,6 @@ func Load(getenv func(string) string) (Config, error) {
 		SuccessURL:         e.str("SUCCESS_URL"),
 		RedirectHosts:      e.list("REDIRECT_HOSTS"),
 		CancelURL:          e.str("CANCEL_URL"),
-		PoderoWorkers:      e.integer("PODERO_WORKERS", PoderoWorkersDefault),
 		NotifyWorkers:      e.integer("NOTIFY_WORKERS", NotifyWorkersDefault),
 		JobTimeout:         e.duration("JOB_TIMEOUT", JobTimeoutDefault),
 		RescueAfter:        e.duration("JOB_RESCUE_AFTER", RescueAfterDefault),
@@ -213,6 +220,7 @@ func Load(getenv func(string) string) (Config, error) {
 		SyncSchedule:       cmp.Or(e.str("SYNC_SCHEDULE"), SyncScheduleDefault),
 		SweepSchedule:      cmp.Or(e.str("SWEEP_SCHEDULE"), SweepScheduleDefault),
 		ReauthCooldown:     e.duration("REAUTH_COOLDOWN", ReauthCooldownDefault),
+		RepeatCooldown:     e.duration("REAUTH_REPEAT_COOLDOWN", RepeatCooldownDefault),
 		ReauthMaxPerWeek:   e.integer("REAUTH_MAX_PER_WEEK", ReauthMaxPerWeekDefault),
 		SweepBatch:         e.integer("SWEEP_BATCH", SweepBatchDefault),
 	}
@@ -224,6 +232,8 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.ReminderOffsets = e.durations("REMINDER_OFFSETS", ReminderOffsetsDefault)
 	c.PoderoRateBurst = e.integer("PODERO_RATE_BURST", 1+int(c.PoderoRateLimit/10))
+	c.PoderoWorkers = e.integer("PODERO_WORKERS", PoderoWorkersFor(c.PoderoRateLimit))
+	c.SyncRateShare = e.float("SYNC_RATE_SHARE", SyncRateShareDefault)
 	c.APITokens = e.tokens("API_TOKENS")
 	if lvl := e.str("LOG_LEVEL"); lvl != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(lvl)); err != nil {
@@ -293,6 +303,11 @@ func Load(getenv func(string) string) (Config, error) {
 	if (c.PoderoUsername == "") != (c.PoderoPassword == "") {
 		errs = append(errs, errors.New("PODERO_USERNAME and PODERO_PASSWORD must be set together"))
 	}
+	switch c.PoderoTokenBody {
+	case "form", "json", "auto":
+	default:
+		errs = append(errs, fmt.Errorf("PODERO_TOKEN_BODY must be form (RFC 6749, what OAuth2 libraries send), json (as Podero's guide posts it) or auto (form, then json when the form is turned away), not %q", c.PoderoTokenBody))
+	}
 	if c.LinkSecret != "" && len(c.LinkSecret) < MinLinkSecretLen {
 		errs = append(errs, fmt.Errorf("LINK_SECRET must be at least %d bytes", MinLinkSecretLen))
 	}
@@ -304,6 +319,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.LinkTTL <= 0 || c.JobTimeout <= 0 {
 		errs = append(errs, errors.New("LINK_TTL and JOB_TIMEOUT must be positive"))
+	}
+	if c.SyncRateShare <= 0 || c.SyncRateShare > 1 {
+		errs = append(errs, errors.New("SYNC_RATE_SHARE must be above 0 and at most 1"))
 	}
 	if c.PoderoRateLimit < 0 || c.PoderoRateBurst < 1 {
 		errs = append(errs, errors.New("PODERO_RATE_LIMIT must not be negative and PODERO_RATE_BURST must be at least 1"))
@@ -323,6 +341,9 @@ func Load(getenv func(string) string) (Config, error) {
 		if _, err := Schedule(spec); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 		}
+	}
+	if c.RepeatCooldown < 0 {
+		errs = append(errs, errors.New("REAUTH_REPEAT_COOLDOWN must not be negative (0 turns it off)"))
 	}
 	if c.ReauthCooldown < 0 || c.ReauthMaxPerWeek < 1 || c.SweepBatch < 1 || c.SweepBatch > 10000 {
 		errs = append(errs, errors.New("REAUTH_COOLDOWN must not be negative, REAUTH_MAX_PER_WEEK at least 1, SWEEP_BATCH 1 to 10000"))
@@ -358,9 +379,20 @@ func (c Config) Require(names ...string) error {
 	return nil
 }
 
+// PoderoWorkersFor is PODERO_WORKERS's default at rate calls per second:
+// four seconds' worth of calls per process (10 to PoderoWorkersDefault), so
+// that the jobs a process holds can be served soon and the rest of a
+// backlog waits in river_job, written to once, rather than in workers.
+func PoderoWorkersFor(rate float64) int {
+	if rate <= 0 {
+		return PoderoWorkersDefault
+	}
+	return min(max(int(math.Ceil(4*rate)), 10), PoderoWorkersDefault)
+}
+
 // Vars names every variable Load reads (each also as NAME_FILE).
 var Vars = []string{"DATABASE_URL", "PODERO_BASE_URL", "PODERO_TOKEN_URL", "PODERO_CLIENT_ID",
-	"PODERO_CLIENT_SECRET", "PODERO_USERNAME", "PODERO_PASSWORD", "PODERO_LINK_HOSTS",
+	"PODERO_CLIENT_SECRET", "PODERO_USERNAME", "PODERO_PASSWORD", "PODERO_TOKEN_BODY", "PODERO_LINK_HOSTS",
 	"PODERO_RATE_LIMIT", "PODERO_RATE_BURST", "PODERO_RATE_MAX_WAIT", "PODERO_TIMEOUT",
 	"PODERO_BREAKER_FAILURES", "PODERO_BREAKER_COOLOFF", "RETRY_BACKOFF_CAP", "MAX_ATTEMPTS",
 	"SHUTDOWN_GRACE", "SMTP_URL", "SMTP_CONNS", "TEMPLATES_DIR", "REMINDER_OFFSETS", "LINK_RENEW_WAIT",
@@ -369,7 +401,7 @@ var Vars = []string{"DATABASE_URL", "PODERO_BASE_URL", "PODERO_TOKEN_URL", "PODE
 	"MAIL_FROM", "PUBLIC_BASE_URL", "HTTP_ADDR", "API_TOKENS", "LINK_SECRET", "LINK_TTL",
 	"SUCCESS_URL", "CANCEL_URL", "REDIRECT_HOSTS", "PODERO_WORKERS", "NOTIFY_WORKERS", "JOB_TIMEOUT",
 	"JOB_RESCUE_AFTER", "LOG_FORMAT", "LOG_LEVEL", "PPROF_ADDR", "PODERO_ORG_IDS", "SYNC_SCHEDULE", "SWEEP_SCHEDULE",
-	"REAUTH_COOLDOWN", "REAUTH_MAX_PER_WEEK", "SWEEP_BATCH"}
+	"SYNC_RATE_SHARE", "REAUTH_COOLDOWN", "REAUTH_REPEAT_COOLDOWN", "REAUTH_MAX_PER_WEEK", "SWEEP_BATCH"}
 
 // ServeVars are the variables `reauth serve` cannot run without.
 var ServeVars = []string{"DATABASE_URL", "PODERO_BASE_URL", "PODERO_CLIENT_ID", "PODERO_CLIENT_SECRET",
@@ -385,9 +417,11 @@ func (c Config) LogValue() slog.Value {
 		slog.Any("podero_client_secret", c.PoderoClientSecret),
 		slog.String("podero_username", c.PoderoUsername),
 		slog.Any("podero_password", c.PoderoPassword),
+		slog.String("podero_token_body", c.PoderoTokenBody),
 		slog.Any("podero_link_hosts", c.PoderoLinkHosts),
 		slog.Float64("podero_rate_limit", c.PoderoRateLimit),
 		slog.Int("podero_rate_burst", c.PoderoRateBurst),
+		slog.Float64("sync_rate_share", c.SyncRateShare),
 		slog.Duration("podero_timeout", c.PoderoTimeout),
 		slog.Int("podero_breaker_failures", c.BreakerFailures),
 		slog.Duration("podero_breaker_cooloff", c.BreakerCoolOff),
@@ -420,6 +454,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("sync_schedule", c.SyncSchedule),
 		slog.String("sweep_schedule", c.SweepSchedule),
 		slog.Duration("reauth_cooldown", c.ReauthCooldown),
+		slog.Duration("reauth_repeat_cooldown", c.RepeatCooldown),
 		slog.Int("reauth_max_per_week", c.ReauthMaxPerWeek),
 	)
 }

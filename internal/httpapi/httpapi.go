@@ -44,6 +44,16 @@ type Config struct {
 	// RedirectHosts are the hosts a request's success_url and cancel_url may
 	// name; the configured SuccessURL and CancelURL are always allowed.
 	RedirectHosts hostlist.List
+	// MaxAttempts is what a request's job gets (MAX_ATTEMPTS); 0 means
+	// reauth.MaxAttemptsDefault.
+	MaxAttempts int
+	// RepeatCooldown: a request for a device whose session completed this
+	// recently answers a duplicate of that session, unless forced; 0: off.
+	RepeatCooldown time.Duration
+	// FindUser looks a user up by external_user_id at Podero, so that a
+	// request naming an unknown one is refused at once; nil leaves it to
+	// the worker.
+	FindUser func(ctx context.Context, orgID, externalID string) (podero.User, error)
 	// Breaker reports the Podero client's circuit breaker for /readyz; nil
 	// leaves it out.
 	Breaker func() podero.BreakerStatus
@@ -54,6 +64,10 @@ type Config struct {
 	RenewWait time.Duration
 	// Events inserts reauth.* event jobs (EVENTS_WEBHOOK_URL is set).
 	Events bool
+	// Problems reports what the Podero client has seen that an operator
+	// must fix (a link host not allowed, a failing token fetch), for
+	// /readyz; nil leaves it out.
+	Problems func() podero.Problems
 	// Now is the clock; nil is time.Now. Tests move it.
 	Now func() time.Time
 }
@@ -139,15 +153,21 @@ func (r *statusRecorder) WriteHeader(code int) {
 
 // reauthRequest is the body of POST /v1/reauth.
 type reauthRequest struct {
-	OrgID      string `json:"org_id"`
-	UserID     string `json:"user_id"`
-	DeviceKind string `json:"device_kind"`
-	DeviceID   string `json:"device_id"`
-	Email      string `json:"email"`
-	Locale     string `json:"locale"`
-	SuccessURL string `json:"success_url"`
-	CancelURL  string `json:"cancel_url"`
+	OrgID          string `json:"org_id"`
+	UserID         string `json:"user_id"`
+	ExternalUserID string `json:"external_user_id"`
+	DeviceKind     string `json:"device_kind"`
+	DeviceID       string `json:"device_id"`
+	Email          string `json:"email"`
+	Locale         string `json:"locale"`
+	SuccessURL     string `json:"success_url"`
+	CancelURL      string `json:"cancel_url"`
+	Force          bool   `json:"force"`
 }
+
+// findUserTimeout bounds the lookup of an external_user_id while the
+// request waits; past it the worker looks the user up instead.
+const findUserTimeout = 3 * time.Second
 
 func (s *server) enqueue(w http.ResponseWriter, r *http.Request) {
 	var req reauthRequest
@@ -157,25 +177,66 @@ func (s *server) enqueue(w http.ResponseWriter, r *http.Request) {
 	}
 	name := tokenName(r.Context())
 	args := reauth.DeviceArgs{
-		OrgID: req.OrgID, UserID: req.UserID, DeviceKind: reauth.DeviceKind(req.DeviceKind), DeviceID: req.DeviceID,
+		OrgID: req.OrgID, UserID: req.UserID, ExternalUserID: req.ExternalUserID,
+		DeviceKind: reauth.DeviceKind(req.DeviceKind), DeviceID: req.DeviceID,
 		Email: req.Email, Locale: req.Locale, SuccessURL: req.SuccessURL, CancelURL: req.CancelURL,
-		Reason: "api:" + name,
+		Reason: "api:" + name, Force: req.Force,
 	}.Normalized()
 	if err := errors.Join(args.Validate(), s.cfg.RedirectHosts.Check("success_url", args.SuccessURL), s.cfg.RedirectHosts.Check("cancel_url", args.CancelURL)); err != nil {
 		writeError(w, http.StatusBadRequest, strings.ReplaceAll(err.Error(), "\n", "; "))
 		return
 	}
+	if s.answeredRepeat(w, r, args) {
+		return
+	}
+	if args.UserID == "" && s.cfg.FindUser != nil {
+		// Ask Podero now, so an unknown ID is said here; when Podero cannot
+		// answer soon, the worker asks.
+		ctx, cancel := context.WithTimeout(r.Context(), findUserTimeout)
+		u, err := s.cfg.FindUser(ctx, args.OrgID, args.ExternalUserID)
+		cancel()
+		if pe, ok := podero.AsError(err); ok && pe.Kind == podero.KindNotFound {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("external_user_id %q is not a user of organization %s at Podero", args.ExternalUserID, args.OrgID))
+			return
+		}
+		if err == nil && u.DeletedAt == nil {
+			args.UserID, args.ExternalUserID = u.ID, ""
+		}
+	}
 	meta, _ := json.Marshal(map[string]string{"api_token": name})
-	res, err := s.cfg.River.Insert(r.Context(), args, &river.InsertOpts{Metadata: meta})
+	var res reauth.Result
+	err := pgx.BeginFunc(r.Context(), s.cfg.Pool, func(tx pgx.Tx) (err error) {
+		res, err = reauth.EnqueueWith(r.Context(), tx, args, reauth.EnqueueOpts{MaxAttempts: s.cfg.MaxAttempts, Metadata: meta})
+		return err
+	})
 	if err != nil {
 		s.cfg.Logger.ErrorContext(r.Context(), "enqueue failed", slog.Any("error", err))
 		writeError(w, http.StatusServiceUnavailable, "could not enqueue the request; try again")
 		return
 	}
-	if !res.UniqueSkippedAsDuplicate {
+	if !res.Duplicate {
 		s.cfg.Metrics.Funnel(metrics.StepRequested)
 	}
-	writeJSON(w, http.StatusAccepted, reauth.Result{JobID: res.Job.ID, Duplicate: res.UniqueSkippedAsDuplicate})
+	writeJSON(w, http.StatusAccepted, res)
+}
+
+// answeredRepeat answers a request for a device whose session completed
+// within RepeatCooldown as a duplicate of that session, and reports whether
+// it answered (an error too).
+func (s *server) answeredRepeat(w http.ResponseWriter, r *http.Request, args reauth.DeviceArgs) bool {
+	if s.cfg.RepeatCooldown <= 0 || args.Force {
+		return false
+	}
+	sid, jobID, err := store.RecentCompletion(r.Context(), s.cfg.Pool, args.DeviceKind, args.DeviceID, s.now().Add(-s.cfg.RepeatCooldown))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return false
+	case err != nil:
+		s.internalError(w, r, err)
+		return true
+	}
+	writeJSON(w, http.StatusAccepted, reauth.Result{JobID: jobID, Duplicate: true, SessionID: sid})
+	return true
 }
 
 // decodeJSON reads exactly one JSON object with no unknown fields from a
@@ -456,6 +517,21 @@ func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 	}
 	if until, err := store.PoderoHold(ctx, s.cfg.Pool); err == nil && !until.IsZero() {
 		detail["calls_held_until"] = until
+	}
+	// Configuration problems do not make the process unready either: a
+	// restart would not fix them, the operator must.
+	if s.cfg.Problems != nil {
+		p := s.cfg.Problems()
+		if l := p.LinkRejected; l != nil {
+			detail["link_host_rejected"] = map[string]any{"host": l.Host, "at": l.At, "count": l.Count, "hint": l.Hint}
+		}
+		if t := p.Token; t != nil {
+			te := map[string]any{"error": t.Error, "at": t.At, "credentials": t.Credentials}
+			if t.Hint != "" {
+				te["hint"] = t.Hint
+			}
+			detail["token_error"] = te
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "podero": detail})
 }

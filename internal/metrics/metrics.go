@@ -31,9 +31,18 @@ type Metrics struct {
 	poderoSeconds *prometheus.HistogramVec
 	limiterWait   prometheus.Histogram
 	limiterDefer  prometheus.Counter
+	linkRejected  *prometheus.CounterVec
 	notifications *prometheus.CounterVec
 	funnel        *prometheus.CounterVec
+
+	hostsMu sync.Mutex
+	hosts   map[string]bool // the host labels of linkRejected
 }
+
+// MaxLinkRejectedHosts bounds the host label of
+// reauth_podero_link_rejected_total: hosts come from Podero's answers, so
+// after this many distinct ones the rest are counted as "other".
+const MaxLinkRejectedHosts = 20
 
 // New registers the metrics. pool feeds the queue depth gauge (a cached
 // query); breakerOpen, when not nil, reports the Podero circuit breaker.
@@ -54,6 +63,10 @@ func New(pool *pgxpool.Pool, breakerOpen func() bool) *Metrics {
 		limiterDefer: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "reauth_podero_limiter_deferred_total", Help: "Calls deferred (job snoozed) because a slot was too far away.",
 		}),
+		linkRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reauth_podero_link_rejected_total", Help: "Podero authentication_urls turned away because their host is not on PODERO_LINK_HOSTS, by host (the entry that would allow it).",
+		}, []string{"host"}),
+		hosts: map[string]bool{},
 		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "reauth_notifications_total", Help: "Delivery attempts by channel and result (sent, retry, failed).",
 		}, []string{"channel", "result"}),
@@ -61,7 +74,7 @@ func New(pool *pgxpool.Pool, breakerOpen func() bool) *Metrics {
 			Name: "reauth_funnel_total", Help: "Reauthentications reaching each step: requested, link_created, sent, opened, completed.",
 		}, []string{"step"}),
 	}
-	m.Registry.MustRegister(m.jobs, m.poderoSeconds, m.limiterWait, m.limiterDefer, m.notifications, m.funnel,
+	m.Registry.MustRegister(m.jobs, m.poderoSeconds, m.limiterWait, m.limiterDefer, m.linkRejected, m.notifications, m.funnel,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, step := range []string{StepRequested, StepLinkCreated, StepSent, StepOpened, StepCompleted} {
 		m.funnel.WithLabelValues(step)
@@ -113,6 +126,24 @@ func (m *Metrics) LimiterWaited(wait time.Duration, deferred bool) {
 		return
 	}
 	m.limiterWait.Observe(wait.Seconds())
+}
+
+// PoderoLinkRejected counts an authentication_url turned away because host
+// is not on PODERO_LINK_HOSTS.
+func (m *Metrics) PoderoLinkRejected(host string) {
+	if m == nil {
+		return
+	}
+	m.hostsMu.Lock()
+	if !m.hosts[host] {
+		if len(m.hosts) >= MaxLinkRejectedHosts {
+			host = "other"
+		} else {
+			m.hosts[host] = true
+		}
+	}
+	m.hostsMu.Unlock()
+	m.linkRejected.WithLabelValues(host).Inc()
 }
 
 // Notification counts a delivery attempt's result.

@@ -191,6 +191,32 @@ func (c *Client) ListUsers(ctx context.Context, orgID string) ([]User, error) {
 	return users, nil
 }
 
+// UserByExternalID finds the user of organization orgID whose
+// external_user_id (the partner's own customer ID) is externalID. An
+// unknown ID is KindNotFound.
+func (c *Client) UserByExternalID(ctx context.Context, orgID, externalID string) (User, error) {
+	const op = OpUserByExtID
+	if !reauth.IsUUID(orgID) {
+		return User{}, &Error{Kind: KindInvalid, Op: op, Detail: "org_id must be a UUID"}
+	}
+	if err := reauth.ValidateExternalUserID(externalID); err != nil {
+		return User{}, &Error{Kind: KindInvalid, Op: op, Detail: err.Error()}
+	}
+	body, status, err := c.do(ctx, op, http.MethodGet, apiPrefix+"/org/"+url.PathEscape(orgID)+"/users/by-ext-id/"+url.PathEscape(externalID), nil)
+	if err != nil {
+		return User{}, err
+	}
+	var u User
+	if err := json.Unmarshal(body, &u); err != nil {
+		return User{}, malformed(op, status, "response is not a user: "+jsonErrorDetail(err), err)
+	}
+	if !reauth.IsUUID(u.ID) {
+		return User{}, malformed(op, status, "the user's id is not a UUID", nil)
+	}
+	u.ID = strings.ToLower(u.ID)
+	return u, nil
+}
+
 // Action is something the user must do about a device, e.g. code
 // "reauthenticate" with the link that resolves it.
 type Action struct {

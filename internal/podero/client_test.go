@@ -221,6 +221,13 @@ func TestAuthSession(t *testing.T) {
 			wantLink: "https://connect.podero.test/s/1",
 		},
 		{
+			// Podero's Connect UI, as its onboarding docs show its links:
+			// no path, the query right after the host.
+			name:     "ConnectUILinkOnDefaultHosts",
+			api:      sessionJSON("https://connect.podero.com?onboarding_session_id=0f0e0d0c-1b2a-4c3d-8e9f-a1b2c3d4e5f6", testDevice, testSession),
+			wantLink: "https://connect.podero.com?onboarding_session_id=0f0e0d0c-1b2a-4c3d-8e9f-a1b2c3d4e5f6",
+		},
+		{
 			name:     "HTTPSLinkOnDefaultHost",
 			api:      sessionJSON("https://sandbox-app.podero.com/connect/1", testDevice, testSession),
 			wantLink: "https://sandbox-app.podero.com/connect/1",
@@ -286,6 +293,14 @@ func TestAuthSession(t *testing.T) {
 			api:       sessionJSON("http://evil.example/connect", testDevice, testSession),
 			wantKind:  KindMalformed,
 			status:    200,
+			detail:    `authentication_url scheme "http" is not https, and host "http://evil.example" is not on PODERO_LINK_HOSTS`,
+			temporary: true,
+		},
+		{
+			name:      "HTTPLinkOnAllowedHost",
+			api:       sessionJSON("http://connect.podero.com/s/1", testDevice, testSession),
+			wantKind:  KindMalformed,
+			status:    200,
 			detail:    `authentication_url scheme "http" is not https`,
 			temporary: true,
 		},
@@ -294,7 +309,7 @@ func TestAuthSession(t *testing.T) {
 			api:       sessionJSON("https://evil.example/connect", testDevice, testSession),
 			wantKind:  KindMalformed,
 			status:    200,
-			detail:    `authentication_url host "evil.example" is not allowed`,
+			detail:    `authentication_url host "evil.example" is not allowed (not on PODERO_LINK_HOSTS)`,
 			temporary: true,
 		},
 		{

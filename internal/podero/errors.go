@@ -33,7 +33,10 @@ const (
 
 	// KindUnauthorized: 401 or 403 from the API (a 401 persisting after the
 	// client fetched a new token and retried once), or the token endpoint
-	// rejecting the credentials.
+	// answering any 3xx or 4xx but 429: the credentials rejected, or a
+	// wrong PODERO_TOKEN_URL or PODERO_TOKEN_BODY. Either way no request can
+	// be made until the configuration is fixed; it says nothing about the
+	// request itself.
 	KindUnauthorized ErrorKind = "unauthorized"
 
 	// KindNotFound: 404, the org, user or device does not exist.
@@ -56,6 +59,7 @@ const (
 	OpAuthSession = "auth_session"
 	OpListUsers   = "list_users"
 	OpListDevices = "list_devices"
+	OpUserByExtID = "user_by_ext_id"
 	OpToken       = "token"
 )
 
@@ -63,7 +67,7 @@ const (
 type Error struct {
 	Kind ErrorKind
 	// Op is the operation that failed: OpAuthSession, OpListUsers,
-	// OpListDevices, or OpToken when the access token could not be had.
+	// OpListDevices, OpUserByExtID, or OpToken when the access token could not be had.
 	Op string
 	// Status is the HTTP status, 0 when there was no response.
 	Status int

@@ -6,6 +6,44 @@ import (
 	"time"
 )
 
+// Class is what a call is for. The Limiter serves the classes in order:
+// a user waiting comes before the fleet.
+type Class int
+
+const (
+	// ClassInteractive: a request from the API, a Go caller or the CLI, or
+	// a link renewal. The default.
+	ClassInteractive Class = iota
+	// ClassBulk: a request from the sweep.
+	ClassBulk
+	// ClassSync: the device sync's listings.
+	ClassSync
+)
+
+// String is the class's name, for metrics and logs.
+func (c Class) String() string {
+	switch c {
+	case ClassBulk:
+		return "bulk"
+	case ClassSync:
+		return "sync"
+	}
+	return "interactive"
+}
+
+type classKey struct{}
+
+// WithClass returns ctx carrying the class of the calls made with it.
+func WithClass(ctx context.Context, c Class) context.Context {
+	return context.WithValue(ctx, classKey{}, c)
+}
+
+// ClassOf returns the class ctx carries, ClassInteractive when none.
+func ClassOf(ctx context.Context) Class {
+	c, _ := ctx.Value(classKey{}).(Class)
+	return c
+}
+
 // Limiter spaces out requests across every process that shares it.
 type Limiter interface {
 	// Wait blocks until one request may be sent. When the wait would be too long it returns deferFor > 0
@@ -47,15 +85,13 @@ func (c *Client) guard(ctx context.Context, op string, send func(context.Context
 	return e
 }
 
-// wait waits for the limiter, at most RequestTimeout. It returns a
-// KindRateLimited error when the limiter defers the request, and a
-// KindRetryable one when it fails.
+// wait waits for the limiter, within ctx (the job's own deadline; the
+// limiter bounds its waits itself). It returns a KindRateLimited error when
+// the limiter defers the request, and a KindRetryable one when it fails.
 func (c *Client) wait(ctx context.Context, op string) *Error {
 	if c.cfg.Limiter == nil {
 		return nil
 	}
-	ctx, cancel := c.requestContext(ctx)
-	defer cancel()
 	deferFor, err := c.cfg.Limiter.Wait(ctx)
 	switch {
 	case err != nil:

@@ -77,12 +77,40 @@ const (
 	// BreakerProbeWaitDefault is Error.RetryAfter of a call refused because
 	// the half-open breaker's probe is in flight.
 	BreakerProbeWaitDefault = time.Second
+
+	// ProblemLogEvery is how often at most a configuration problem (a link
+	// host not on the list, credentials the token endpoint rejects) is logged
+	// at ERROR while it lasts: once per host, or per token error, per
+	// interval rather than once per job.
+	ProblemLogEvery = time.Minute
+)
+
+// Token request bodies, the values of Config.TokenBody.
+const (
+	// TokenBodyForm is RFC 6749's application/x-www-form-urlencoded body,
+	// what OAuth2 libraries send.
+	TokenBodyForm = "form"
+	// TokenBodyJSON is a JSON object with the same fields
+	// ({"grant_type": "client_credentials"}), as Podero's getting-started
+	// guide posts it.
+	TokenBodyJSON = "json"
+	// TokenBodyAuto sends the form first; when the token endpoint answers it
+	// with a 400, 415 or 422 that is not an RFC 6749 credentials error (no
+	// error code, or invalid_request or unsupported_grant_type), the same
+	// fetch tries the JSON body once, and the body that worked is used
+	// first from then on.
+	TokenBodyAuto = "auto"
+
+	// TokenBodyDefault is the default Config.TokenBody.
+	TokenBodyDefault = TokenBodyAuto
 )
 
 // LinkHostsDefault are the hosts an authentication_url may point at by
-// default: Podero's production and sandbox apps. Treat it as read-only; a
-// Client copies it and never sees later changes.
-var LinkHostsDefault = []string{"app.podero.com", "sandbox-app.podero.com"}
+// default: Podero's end-user Connect UI (its links look like
+// https://connect.podero.com?onboarding_session_id=...) and its production
+// and sandbox apps. Treat it as read-only; a Client copies it and never sees
+// later changes.
+var LinkHostsDefault = []string{"connect.podero.com", "app.podero.com", "sandbox-app.podero.com"}
 
 // Config configures a Client. Only BaseURL, ClientID and ClientSecret are
 // required; every other zero value means the documented default.
@@ -105,6 +133,11 @@ type Config struct {
 	// grant; otherwise the client credentials grant is used.
 	Username string
 	Password string
+
+	// TokenBody is how a token request carries its fields: TokenBodyForm,
+	// TokenBodyJSON or TokenBodyAuto. Either way the client credentials go
+	// in the Basic header. Default TokenBodyDefault.
+	TokenBody string
 
 	// HTTPClient makes every request. Default: a client with Timeout
 	// RequestTimeout, a keep-alive transport with MaxIdleConnsPerHost
@@ -137,6 +170,12 @@ type Config struct {
 	// response status (0 when none came) and how long it took. For metrics.
 	Observe func(op string, status int, took time.Duration)
 
+	// LinkRejected, when set, is told of every authentication_url turned
+	// away because its host is not on LinkHosts, with the entry that would
+	// allow it ("host[:port]", or "http://host:port" for a plain http link).
+	// For metrics; the client itself logs it and reports it in Problems.
+	LinkRejected func(host string)
+
 	// Limiter, when set, spaces out requests across every process sharing
 	// it: every request waits for it first (at most RequestTimeout), and a
 	// 429 (or a 503 with Retry-After) makes it hold every process. Default
@@ -152,8 +191,9 @@ type Config struct {
 	// it lets one probe through. Default BreakerCoolOffDefault.
 	BreakerCoolOff time.Duration
 
-	// Logger receives the breaker's state changes and failures of
-	// Limiter.HoldUntil. Default: discard.
+	// Logger receives the breaker's state changes, failures of
+	// Limiter.HoldUntil, and at ERROR the configuration problems (see
+	// Problems). Default: discard.
 	Logger *slog.Logger
 
 	// Now is the clock for token expiry, Retry-After dates and the breaker.
@@ -165,6 +205,12 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.Observe == nil {
 		c.Observe = func(string, int, time.Duration) {}
+	}
+	if c.LinkRejected == nil {
+		c.LinkRejected = func(string) {}
+	}
+	if c.TokenBody == "" {
+		c.TokenBody = TokenBodyDefault
 	}
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
 	if c.TokenURL == "" && c.BaseURL != "" {
@@ -230,6 +276,12 @@ type Client struct {
 	tokenMu   sync.Mutex
 	token     *cachedToken // nil when there is none
 	tokenInFl *tokenFetch  // the fetch in flight, nil when none
+	// tokenBody is the body a token request tries first; with
+	// TokenBodyAuto it becomes the one that last worked.
+	tokenBody      string
+	tokenBodyKnown bool // a token was had with TokenBodyAuto (logged once)
+
+	problems problems
 }
 
 // New validates cfg and returns a Client. Its errors never contain the
@@ -265,6 +317,11 @@ func New(cfg Config) (*Client, error) {
 	if cfg.BreakerCoolOff < 0 {
 		return nil, errors.New("podero: BreakerCoolOff must not be negative")
 	}
+	switch cfg.TokenBody {
+	case TokenBodyForm, TokenBodyJSON, TokenBodyAuto:
+	default:
+		return nil, errors.New("podero: TokenBody must be form, json or auto")
+	}
 	hosts, err := hostlist.Parse(cfg.LinkHosts)
 	if err != nil {
 		return nil, fmt.Errorf("podero: LinkHosts: %w", err)
@@ -275,6 +332,10 @@ func New(cfg Config) (*Client, error) {
 		baseURL:   base,
 		linkHosts: hosts,
 		breaker:   &breaker{threshold: cfg.BreakerFailures, coolOff: cfg.BreakerCoolOff, now: cfg.Now, log: cfg.Logger},
+		tokenBody: cfg.TokenBody,
+	}
+	if c.tokenBody == TokenBodyAuto {
+		c.tokenBody = TokenBodyForm
 	}
 	if cfg.Username != "" {
 		c.pw = &oauth2.Config{
@@ -311,7 +372,8 @@ func parseHTTPURL(field, s string) (*url.URL, error) {
 }
 
 // checkLink returns why raw may not be sent to a user as an authentication
-// link, or nil when it may.
+// link, or nil when it may. A link turned away for its host, a configuration
+// problem rather than Podero's, is also logged and counted (linkRejected).
 func (c *Client) checkLink(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || !u.IsAbs() || u.Host == "" {
@@ -330,9 +392,23 @@ func (c *Client) checkLink(raw string) error {
 		return nil
 	}
 	if u.Scheme != "https" {
-		return fmt.Errorf("authentication_url scheme %q is not https", u.Scheme)
+		https := *u
+		https.Scheme, https.Host = "https", u.Hostname() // the same link over https, on 443
+		if strings.Contains(https.Host, ":") {
+			https.Host = "[" + https.Host + "]" // IPv6
+		}
+		if c.linkHosts.Allows(&https) {
+			// An allowed host but plain http: Podero's fault, not the list's.
+			return fmt.Errorf("authentication_url scheme %q is not https", u.Scheme)
+		}
+		// Only an explicit http:// entry allows a plain http link.
+		entry := "http://" + strings.ToLower(u.Host)
+		c.linkRejected(entry)
+		return fmt.Errorf("authentication_url scheme %q is not https, and host %q is not on %s", u.Scheme, entry, SettingLinkHosts)
 	}
-	return fmt.Errorf("authentication_url host %q is not allowed", u.Host)
+	host := strings.ToLower(u.Host)
+	c.linkRejected(host)
+	return fmt.Errorf("authentication_url host %q is not allowed (not on %s)", host, SettingLinkHosts)
 }
 
 // redact replaces the client's secrets, the access token in use and any

@@ -5,30 +5,56 @@ import (
 	"time"
 )
 
-// ReservePoderoCall reserves the next slot of the shared Podero rate limit
+// Reservation asks the shared limiter for one call's slot.
+type Reservation struct {
+	// Interval is the time between calls at the full rate (1/rate), Burst
+	// how many may go at once after a quiet spell.
+	Interval time.Duration
+	Burst    int
+	// MaxWait is the furthest ahead a slot may be reserved; a slot further
+	// away is not reserved.
+	MaxWait time.Duration
+	// Sync: the call is the device sync's. While requests wait (a
+	// request's slot was not free at once within the last BusyFor), sync
+	// calls also keep to SyncInterval, their share of the rate: a sync
+	// call whose share is not due yet reserves nothing (it would hold up
+	// the requests behind it) and is told when it is.
+	Sync         bool
+	SyncInterval time.Duration
+}
+
+// BusyFor is how long a request that waited for its slot counts as waiting
+// for the sync's share.
+const BusyFor = 2 * time.Second
+
+// ReservePoderoCall reserves the next free slot on the shared rate limit
 // (GCRA: one call every interval, up to burst at once) using the database's
-// clock, so every process shares one timeline. It returns how long the
-// caller must wait before sending. When that wait would exceed maxWait,
-// nothing is reserved and reserved is false: the caller should come back
-// after wait.
-func ReservePoderoCall(ctx context.Context, db DB, interval time.Duration, burst int, maxWait time.Duration) (wait time.Duration, reserved bool, err error) {
+// clock, so every process shares one timeline, and never before a hold
+// (Retry-After). It returns how long the caller must wait before sending.
+// When that wait would exceed r.MaxWait, nothing is reserved and reserved
+// is false: the caller should come back after wait at the earliest.
+func ReservePoderoCall(ctx context.Context, db DB, r Reservation) (wait time.Duration, reserved bool, err error) {
 	var waitSecs float64
 	err = db.QueryRow(ctx, `
 		WITH cur AS (
-			SELECT tat, hold_until, clock_timestamp() AS now
+			SELECT tat, hold_until, sync_tat, busy_until, clock_timestamp() AS now
 			FROM podero_limiter WHERE id = 1 FOR UPDATE
 		), slot AS (
-			SELECT now,
+			SELECT now, tat, sync_tat,
 				greatest(now, tat - make_interval(secs => $1::float8 * ($2::float8 - 1)), hold_until) AS send_at,
-				greatest(tat, now, hold_until) + make_interval(secs => $1::float8) AS next_tat
+				CASE WHEN $4 AND busy_until > now THEN sync_tat ELSE '-infinity' END AS lane_at
 			FROM cur
 		), taken AS (
-			UPDATE podero_limiter SET tat = slot.next_tat FROM slot
-			WHERE id = 1 AND slot.send_at - slot.now <= make_interval(secs => $3::float8)
+			UPDATE podero_limiter SET
+				tat = greatest(slot.tat, slot.now, slot.send_at) + make_interval(secs => $1::float8),
+				sync_tat = CASE WHEN $4 THEN greatest(slot.lane_at, slot.send_at) + make_interval(secs => $5::float8) ELSE slot.sync_tat END,
+				busy_until = CASE WHEN NOT $4 AND slot.send_at > slot.now THEN slot.now + make_interval(secs => $6::float8) ELSE podero_limiter.busy_until END
+			FROM slot
+			WHERE id = 1 AND slot.send_at - slot.now <= make_interval(secs => $3::float8) AND slot.lane_at <= slot.now
 			RETURNING 1
 		)
-		SELECT extract(epoch FROM slot.send_at - slot.now)::float8, EXISTS (SELECT FROM taken) FROM slot`,
-		interval.Seconds(), float64(burst), maxWait.Seconds()).Scan(&waitSecs, &reserved)
+		SELECT extract(epoch FROM greatest(slot.send_at, slot.lane_at) - slot.now)::float8, EXISTS (SELECT FROM taken) FROM slot`,
+		r.Interval.Seconds(), float64(max(r.Burst, 1)), r.MaxWait.Seconds(), r.Sync, r.SyncInterval.Seconds(), BusyFor.Seconds()).Scan(&waitSecs, &reserved)
 	if err != nil {
 		return 0, false, mapErr(err)
 	}

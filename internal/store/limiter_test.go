@@ -23,7 +23,7 @@ func TestReservePoderoCall(t *testing.T) {
 		interval := 10 * time.Second
 		var waits []time.Duration
 		for range 6 {
-			w, ok, err := store.ReservePoderoCall(ctx, pool, interval, 3, time.Hour)
+			w, ok, err := store.ReservePoderoCall(ctx, pool, store.Reservation{Interval: interval, Burst: 3, MaxWait: time.Hour})
 			require.NoError(t, err)
 			require.True(t, ok)
 			waits = append(waits, w)
@@ -42,16 +42,16 @@ func TestReservePoderoCall(t *testing.T) {
 		t.Parallel()
 		pool := testdb.New(t)
 		for range 2 {
-			_, ok, err := store.ReservePoderoCall(ctx, pool, 10*time.Second, 1, 15*time.Second)
+			_, ok, err := store.ReservePoderoCall(ctx, pool, store.Reservation{Interval: 10 * time.Second, Burst: 1, MaxWait: 15 * time.Second})
 			require.NoError(t, err)
 			require.True(t, ok)
 		}
-		w, ok, err := store.ReservePoderoCall(ctx, pool, 10*time.Second, 1, 15*time.Second)
+		w, ok, err := store.ReservePoderoCall(ctx, pool, store.Reservation{Interval: 10 * time.Second, Burst: 1, MaxWait: 15 * time.Second})
 		require.NoError(t, err)
 		require.False(t, ok)
 		require.InDelta(t, 20.0, w.Seconds(), 1)
 		// Declining did not move the timeline: the same answer again.
-		w2, ok, err := store.ReservePoderoCall(ctx, pool, 10*time.Second, 1, 15*time.Second)
+		w2, ok, err := store.ReservePoderoCall(ctx, pool, store.Reservation{Interval: 10 * time.Second, Burst: 1, MaxWait: 15 * time.Second})
 		require.NoError(t, err)
 		require.False(t, ok)
 		require.InDelta(t, w.Seconds(), w2.Seconds(), 1)
@@ -70,7 +70,7 @@ func TestReservePoderoCall(t *testing.T) {
 		require.NoError(t, err)
 		require.WithinDuration(t, time.Now().Add(30*time.Second), until, 2*time.Second)
 
-		w, ok, err := store.ReservePoderoCall(ctx, pool, 10*time.Millisecond, 5, time.Minute)
+		w, ok, err := store.ReservePoderoCall(ctx, pool, store.Reservation{Interval: 10 * time.Millisecond, Burst: 5, MaxWait: time.Minute})
 		require.NoError(t, err)
 		require.True(t, ok)
 		require.InDelta(t, 30.0, w.Seconds(), 2)
@@ -109,4 +109,44 @@ func TestDeviceGoneClosesSession(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, store.SessionDeviceGone, s.State)
 	require.NotNil(t, s.FinishedAt)
+}
+
+// TestReserveSyncShare: while requests wait, sync calls keep to their share
+// of the rate; with no request waiting they may use all of it.
+func TestReserveSyncShare(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testdb.New(t)
+	syncCall := store.Reservation{Interval: 10 * time.Millisecond, Burst: 1, MaxWait: time.Hour, Sync: true, SyncInterval: time.Second}
+	// Idle: sync calls go at the full rate.
+	var last time.Duration
+	for range 5 {
+		w, ok, err := store.ReservePoderoCall(ctx, pool, syncCall)
+		require.NoError(t, err)
+		require.True(t, ok)
+		last = w
+	}
+	require.Less(t, last, 100*time.Millisecond, "no request waits: the whole rate")
+
+	// A request that had to wait marks the limiter busy.
+	w, ok, err := store.ReservePoderoCall(ctx, pool, store.Reservation{Interval: 10 * time.Millisecond, Burst: 1, MaxWait: time.Hour})
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Positive(t, w)
+	// The sync's last call was just now: its share is due a second later.
+	due, ok, err := store.ReservePoderoCall(ctx, pool, syncCall)
+	require.NoError(t, err)
+	require.False(t, ok, "busy: the share is not due yet")
+	require.InDelta(t, 1.0, due.Seconds(), 0.1)
+	time.Sleep(due)
+	_, ok, err = store.ReservePoderoCall(ctx, pool, store.Reservation{Interval: time.Second, Burst: 1, MaxWait: time.Hour})
+	require.NoError(t, err)
+	require.True(t, ok, "a request waits again: still busy")
+	_, ok, err = store.ReservePoderoCall(ctx, pool, syncCall)
+	require.NoError(t, err)
+	require.True(t, ok, "the share is due")
+	next, ok, err := store.ReservePoderoCall(ctx, pool, syncCall)
+	require.NoError(t, err)
+	require.False(t, ok, "one sync call per SyncInterval while busy")
+	require.GreaterOrEqual(t, next.Seconds(), 0.9, "the share keeps its interval after the global slot")
 }

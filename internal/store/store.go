@@ -223,6 +223,22 @@ func OpenSession(ctx context.Context, db DB, kind reauth.DeviceKind, deviceID st
 		WHERE s.device_kind = $1 AND s.device_id = $2 AND s.state = 'open'`, kind, deviceID))
 }
 
+// RecentCompletion returns the device's session completed (through its link
+// or, as the sync saw, elsewhere) most recently since since, and the job
+// that made it; ErrNotFound when there is none. A repeat request for such a
+// device is a duplicate: Podero takes minutes to show it authenticated.
+func RecentCompletion(ctx context.Context, db DB, kind reauth.DeviceKind, deviceID string, since time.Time) (sessionID, jobID int64, err error) {
+	var job *int64
+	err = db.QueryRow(ctx, `
+		SELECT id, job_id FROM auth_session
+		WHERE device_kind = $1 AND device_id = $2 AND state IN ('completed', 'completed_elsewhere') AND finished_at >= $3
+		ORDER BY finished_at DESC LIMIT 1`, kind, deviceID, since).Scan(&sessionID, &job)
+	if job != nil {
+		jobID = *job
+	}
+	return sessionID, jobID, mapErr(err)
+}
+
 // MarkOpened records a click on the session's link (the first one's time
 // in opened_at, every one's in clicks and last_opened_at) and reports
 // whether it was the first.

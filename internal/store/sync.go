@@ -122,12 +122,12 @@ func DeviceOwnerEmail(ctx context.Context, db DB, kind reauth.DeviceKind, id, or
 	return email, err
 }
 
-// SessionStoredForJob reports whether job already stored its session (a
-// completed job run again by an operator's retry).
-func SessionStoredForJob(ctx context.Context, db DB, jobID int64) (bool, error) {
-	var stored bool
-	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT FROM auth_session WHERE job_id = $1)`, jobID).Scan(&stored)
-	return stored, mapErr(err)
+// SessionForJob returns the ID of the session the reauth_device job jobID
+// stored, ErrNotFound when it stored none (yet).
+func SessionForJob(ctx context.Context, db DB, jobID int64) (int64, error) {
+	var id int64
+	err := db.QueryRow(ctx, `SELECT id FROM auth_session WHERE job_id = $1`, jobID).Scan(&id)
+	return id, mapErr(err)
 }
 
 // SweepStillNeeded reports whether a device the sweep queued still needs a

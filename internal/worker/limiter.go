@@ -2,15 +2,34 @@ package worker
 
 import (
 	"context"
+	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/reauth/reauth/internal/metrics"
+	"github.com/reauth/reauth/internal/podero"
 	"github.com/reauth/reauth/internal/store"
 )
+
+// SyncRateShareDefault is the share of the rate the device sync may take
+// while reauthentication requests wait.
+const SyncRateShareDefault = 0.5
 
 // Limiter is the rate limit on calls to Podero that every process shares,
 // kept in Postgres (see store.ReservePoderoCall). It implements
 // podero.Limiter. A waiting caller holds no database connection.
+//
+// It serves users before the fleet (podero.ClassOf the call's context): an
+// interactive call reserves the next free slot, up to MaxWait ahead; a bulk
+// (sweep) or sync call reserves one only when it is at most LowHorizon
+// ahead, and otherwise waits in the process for the line to shorten. So the
+// line of reserved slots in front of a user's request stays short whatever
+// the backlog, and a backlog waits in river_job (or in a worker) without
+// snoozing and coming back: no churn of job rows. The sync takes at most
+// SyncShare of the rate while requests wait.
+//
+// A reserved slot is checked against a hold (Retry-After) once more right
+// before the call goes: a hold set meanwhile by any process holds it too.
 type Limiter struct {
 	DB store.DB
 	// Rate is calls per second for all processes together; 0 means no
@@ -18,52 +37,148 @@ type Limiter struct {
 	Rate float64
 	// Burst is how many calls may go at once after a quiet spell (at least 1).
 	Burst int
-	// MaxWait is the longest a caller waits for a slot; a longer wait is
-	// returned instead, so the job snoozes rather than occupying a worker.
+	// MaxWait is the longest a caller waits in all (for its turn and its
+	// slot), and never more than half the time its context has left; a
+	// longer wait is returned instead, so the job snoozes.
 	MaxWait time.Duration
+	// SyncShare is the share of Rate the sync may take while requests
+	// wait; 0 means SyncRateShareDefault.
+	SyncShare float64
 	// Metrics observes waits and deferrals; nil for none.
 	Metrics *metrics.Metrics
+
+	// gates line up the process's bulk and sync callers, first come first
+	// served: only the head of each line asks the database for a slot.
+	gatesOnce sync.Once
+	gates     [podero.ClassSync + 1]chan struct{}
+}
+
+// LowHorizon is how far ahead a bulk or sync call may reserve its slot at
+// rate: one second's worth of calls, and at least two.
+func LowHorizon(rate float64) time.Duration {
+	return max(time.Second, time.Duration(2*float64(time.Second)/rate))
 }
 
 // Wait blocks until the caller may send one request, or returns how long to
 // come back after when the wait would exceed MaxWait.
 func (l *Limiter) Wait(ctx context.Context) (time.Duration, error) {
-	// Never reserve a slot the caller's deadline (the request timeout)
-	// would not live to use, keeping half the time left for the request
-	// itself: defer instead, so the job snoozes rather than failing an
-	// attempt on a timeout.
-	maxWait := l.MaxWait
+	start := time.Now()
+	budget := l.MaxWait
 	if dl, ok := ctx.Deadline(); ok {
-		maxWait = max(0, min(maxWait, time.Until(dl)/2))
+		budget = max(0, min(budget, time.Until(dl)/2))
 	}
-	var wait time.Duration
-	var reserved bool
-	var err error
-	if l.Rate > 0 {
-		interval := time.Duration(float64(time.Second) / l.Rate)
-		wait, reserved, err = store.ReservePoderoCall(ctx, l.DB, interval, max(l.Burst, 1), maxWait)
-	} else {
-		// No limit: only a hold counts, and reading it writes nothing.
-		wait, err = store.PoderoHoldLeft(ctx, l.DB)
-		reserved = wait <= maxWait
-	}
-	if err != nil {
-		return 0, err
-	}
-	l.Metrics.LimiterWaited(wait, !reserved)
-	if !reserved {
-		return wait, nil
-	}
-	if wait > 0 {
-		t := time.NewTimer(wait)
-		defer t.Stop()
+	class := podero.ClassOf(ctx)
+	release := func() {}
+	if class != podero.ClassInteractive && l.Rate > 0 {
+		// Wait for this class's turn in the process; the interactive ones
+		// never wait in line.
+		gate := l.gate(class)
+		t := time.NewTimer(budget)
 		select {
+		case gate <- struct{}{}:
+			t.Stop()
+			var once sync.Once
+			release = func() { once.Do(func() { <-gate }) }
+			defer release()
 		case <-t.C:
+			l.Metrics.LimiterWaited(budget, true)
+			return LowHorizon(l.Rate), nil
 		case <-ctx.Done():
+			t.Stop()
 			return 0, ctx.Err()
 		}
 	}
-	return 0, nil
+	for {
+		left := budget - time.Since(start)
+		wait, reserved, err := l.reserve(ctx, class, left)
+		if err != nil {
+			return 0, err
+		}
+		if !reserved {
+			// Not this call's turn yet: wait in the process while that fits
+			// the budget (nothing written meanwhile), else defer.
+			pause := wait
+			if class != podero.ClassInteractive && l.Rate > 0 {
+				// Come back when the line should have room, give or take.
+				pause = max(wait-LowHorizon(l.Rate), 0) + rand.N(time.Duration(float64(time.Second)/l.Rate))
+			}
+			if pause >= left {
+				l.Metrics.LimiterWaited(time.Since(start)+wait, true)
+				return wait, nil
+			}
+			if !sleep(ctx, pause) {
+				return 0, ctx.Err()
+			}
+			continue
+		}
+		release() // the next in line may ask while this one waits for its slot
+		if !sleep(ctx, wait) {
+			return 0, ctx.Err()
+		}
+		// A hold set after the reservation holds this call too.
+		held, err := store.PoderoHoldLeft(ctx, l.DB)
+		if err != nil {
+			return 0, err
+		}
+		if held <= 0 {
+			l.Metrics.LimiterWaited(time.Since(start), false)
+			return 0, nil
+		}
+		if held >= budget-time.Since(start) {
+			l.Metrics.LimiterWaited(time.Since(start)+held, true)
+			return held, nil
+		}
+		if !sleep(ctx, held) {
+			return 0, ctx.Err()
+		}
+	}
+}
+
+// gate is the line of class's callers in this process.
+func (l *Limiter) gate(class podero.Class) chan struct{} {
+	l.gatesOnce.Do(func() {
+		for i := range l.gates {
+			l.gates[i] = make(chan struct{}, 1)
+		}
+	})
+	return l.gates[class]
+}
+
+// reserve asks for a slot for a call of class within maxWait.
+func (l *Limiter) reserve(ctx context.Context, class podero.Class, maxWait time.Duration) (time.Duration, bool, error) {
+	if l.Rate <= 0 {
+		// No limit: only a hold counts, and reading it writes nothing.
+		wait, err := store.PoderoHoldLeft(ctx, l.DB)
+		return wait, err == nil && wait <= maxWait, err
+	}
+	interval := time.Duration(float64(time.Second) / l.Rate)
+	r := store.Reservation{Interval: interval, Burst: max(l.Burst, 1), MaxWait: maxWait}
+	if class != podero.ClassInteractive {
+		r.MaxWait = min(maxWait, LowHorizon(l.Rate))
+	}
+	if class == podero.ClassSync {
+		share := l.SyncShare
+		if share <= 0 || share > 1 {
+			share = SyncRateShareDefault
+		}
+		r.Sync, r.SyncInterval = true, time.Duration(float64(interval)/share)
+	}
+	return store.ReservePoderoCall(ctx, l.DB, r)
+}
+
+// sleep waits d or until ctx is done; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // HoldUntil makes every process send nothing to Podero before t, or for

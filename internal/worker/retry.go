@@ -8,16 +8,18 @@ import (
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
+
+	"github.com/reauth/reauth"
 )
 
 // Retry defaults: full-jitter exponential backoff from RetryBaseDefault,
-// capped at RetryCapDefault; MaxAttemptsDefault attempts spread over about
-// two days (the expected delay is half the ceiling: 2^k s for the first
+// capped at RetryCapDefault; MaxAttemptsDefault (the contract's
+// reauth.MaxAttemptsDefault) attempts spread over about two days (the expected delay is half the ceiling: 2^k s for the first
 // twelve attempts, then 30 minutes each).
 const (
 	RetryBaseDefault   = time.Second
 	RetryCapDefault    = time.Hour
-	MaxAttemptsDefault = 100
+	MaxAttemptsDefault = reauth.MaxAttemptsDefault
 )
 
 // MaxSnooze bounds how long a job waits on one Retry-After or open breaker,

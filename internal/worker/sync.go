@@ -37,6 +37,7 @@ type SyncWorker struct {
 
 // Work lists users org by org and inserts their sync jobs in batches.
 func (w *SyncWorker) Work(ctx context.Context, job *river.Job[reauth.SyncArgs]) error {
+	ctx = podero.WithClass(ctx, podero.ClassSync)
 	client := river.ClientFromContext[pgx.Tx](ctx)
 	total := 0
 	for _, org := range w.cfg.OrgIDs {
@@ -96,6 +97,7 @@ type SyncUserWorker struct {
 // Podero no longer lists gone, and closes sessions of devices that are
 // authenticated again.
 func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[reauth.SyncUserArgs]) error {
+	ctx = podero.WithClass(ctx, podero.ClassSync)
 	a := job.Args
 	if err := a.Validate(); err != nil {
 		return river.JobCancel(fmt.Errorf("invalid job args: %w", err))
@@ -237,7 +239,7 @@ func (w *SweepWorker) Work(ctx context.Context, job *river.Job[reauth.SweepArgs]
 			params = params[:0]
 			for _, c := range page {
 				params = append(params, river.InsertManyParams{Args: reauth.DeviceArgs{
-					OrgID: c.OrgID, UserID: c.UserID, DeviceKind: c.Kind, DeviceID: c.ID, Reason: "sweep",
+					OrgID: c.OrgID, UserID: c.UserID, DeviceKind: c.Kind, DeviceID: c.ID, Reason: reauth.ReasonSweep,
 				}})
 			}
 			res, err := client.InsertManyTx(ctx, tx, params)

@@ -68,7 +68,8 @@ func TestSyncAndSweep(t *testing.T) {
 	mails, err := mailcatch.Start("127.0.0.1:0")
 	require.NoError(t, err)
 	t.Cleanup(func() { mails.Close() })
-	pc, err := podero.New(podero.Config{BaseURL: simURL, ClientID: "sim-client", ClientSecret: "sim-secret"})
+	pc, err := podero.New(podero.Config{BaseURL: simURL, ClientID: "sim-client", ClientSecret: "sim-secret",
+		LinkHosts: []string{sim.DefaultConnectURL(simURL)}})
 	require.NoError(t, err)
 	renderer, err := notify.NewRenderer("")
 	require.NoError(t, err)
@@ -131,7 +132,8 @@ func TestSyncAndSweep(t *testing.T) {
 	u, err := url.Parse(authURL)
 	require.NoError(t, err)
 	u.RawQuery = "result=success"
-	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	noFollow := sim.LocalhostClient() // the link is on the simulator's connect.localhost host
+	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err := noFollow.Get(u.String())
 	require.NoError(t, err)
 	resp.Body.Close()

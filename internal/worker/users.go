@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/reauth/reauth"
+	"github.com/reauth/reauth/internal/podero"
 )
 
 // UserCacheTTL is how long an organization's user list is reused. Requests
@@ -21,6 +22,51 @@ type userCache struct {
 	mu    sync.Mutex
 	orgs  map[string]userEntry
 	group singleflight.Group
+	// byExt holds users found by their external ID ("org/external ID" →
+	// user). Only found users are kept: an ID unknown now may be created
+	// at Podero a minute later.
+	byExt map[string]extEntry
+}
+
+// maxExtEntries bounds userCache.byExt.
+const maxExtEntries = 100_000
+
+type extEntry struct {
+	user    podero.User
+	fetched time.Time
+}
+
+// byExternalID returns the organization's user whose external_user_id is
+// extID; a user deleted at Podero is not found (KindNotFound), like an
+// unknown ID. Concurrent misses for one ID share one lookup.
+func (c *userCache) byExternalID(ctx context.Context, p Podero, orgID, extID string) (podero.User, error) {
+	key := orgID + "/" + extID
+	c.mu.Lock()
+	e, ok := c.byExt[key]
+	c.mu.Unlock()
+	if ok && time.Since(e.fetched) <= UserCacheTTL {
+		return e.user, nil
+	}
+	v, err, _ := c.group.Do("ext/"+key, func() (any, error) {
+		u, err := p.UserByExternalID(ctx, orgID, extID)
+		if err != nil {
+			return nil, err
+		}
+		if u.DeletedAt != nil {
+			return nil, &podero.Error{Kind: podero.KindNotFound, Op: podero.OpUserByExtID, Detail: "the user is deleted"}
+		}
+		c.mu.Lock()
+		if c.byExt == nil || len(c.byExt) >= maxExtEntries {
+			c.byExt = map[string]extEntry{} // bounded: start over
+		}
+		c.byExt[key] = extEntry{user: u, fetched: time.Now()}
+		c.mu.Unlock()
+		return u, nil
+	})
+	if err != nil {
+		return podero.User{}, err
+	}
+	return v.(podero.User), nil
 }
 
 type userEntry struct {

@@ -41,6 +41,7 @@ const MaintenanceWorkersDefault = 10
 type Podero interface {
 	AuthSession(ctx context.Context, orgID, userID string, kind reauth.DeviceKind, deviceID string, in podero.AuthSessionInput) (podero.AuthSession, error)
 	ListUsers(ctx context.Context, orgID string) ([]podero.User, error)
+	UserByExternalID(ctx context.Context, orgID, externalID string) (podero.User, error)
 	ListDevices(ctx context.Context, orgID, userID string, kind reauth.DeviceKind) ([]podero.Device, error)
 }
 
@@ -79,6 +80,9 @@ type Config struct {
 	RetryBase     time.Duration // first backoff ceiling; default RetryBaseDefault
 	RetryCap      time.Duration // largest backoff ceiling; default RetryCapDefault
 	MaxAttempts   int           // attempts before a job is discarded; default MaxAttemptsDefault
+	// RepeatCooldown: a request for a device whose session completed this
+	// recently is done without a message, unless forced; 0 turns it off.
+	RepeatCooldown time.Duration
 
 	// Device sync and sweep. A nil schedule leaves that periodic job off
 	// (it still runs when inserted, e.g. by `reauth sync --now`).
@@ -157,29 +161,76 @@ type DeviceWorker struct {
 	users userCache
 }
 
-// Work asks Podero for a session and, in one transaction, stores it,
-// supersedes the device's older open session, inserts the notify job and
-// completes this job: either all of it happens or none.
+// Work asks Podero for a session, stores it in one transaction (which
+// supersedes the device's older open session), and then sends its first
+// message itself, as a reauth_notify job would (a renewed link's first
+// message waits LINK_RENEW_WAIT in a reauth_notify job instead). A failed
+// send retries this job, which finds its session stored and never asks
+// Podero again; so does a job rescued after a crash. One job per request
+// from Podero to the user's inbox keeps the writes to river_job per request
+// at their least (fetched, completed, and the first reminder inserted).
 func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArgs]) error {
 	a := job.Args
+	// The job's priority says who waits for it (a raised sweep request is
+	// a user's now), and so its place at the rate limit.
+	if job.Priority > reauth.PriorityInteractive {
+		ctx = podero.WithClass(ctx, podero.ClassBulk)
+	}
 	if err := errors.Join(a.Validate(), w.cfg.RedirectHosts.Check("success_url", a.SuccessURL),
 		w.cfg.RedirectHosts.Check("cancel_url", a.CancelURL)); err != nil {
 		return river.JobCancel(fmt.Errorf("invalid job args: %w", err))
 	}
-	// Run again after it stored its session (an operator retried a completed
-	// job): nothing more to do. A first attempt has stored nothing yet.
+	// Run again after it stored its session (a failed send, a crash, an
+	// operator's retry): only the first message may be left to do. A first
+	// attempt has stored nothing yet.
 	if job.Attempt > 1 {
-		if stored, err := store.SessionStoredForJob(ctx, w.cfg.Pool, job.ID); err != nil || stored {
+		id, err := store.SessionForJob(ctx, w.cfg.Pool, job.ID)
+		switch {
+		case err == nil && a.Reason == reauth.ReasonLinkExpired:
+			return nil // its reauth_notify job sends the first message
+		case err == nil:
+			return w.cfg.deliver(ctx, delivery{jobID: job.ID, attempt: job.Attempt, maxAttempts: job.MaxAttempts, session: id})
+		case !errors.Is(err, store.ErrNotFound):
 			return err
 		}
 	}
 	// A sweep's request waits in the queue; the device may have been fixed,
 	// or got a session, meanwhile.
-	if a.Reason == "sweep" {
+	if a.Reason == reauth.ReasonSweep {
 		needed, err := store.SweepStillNeeded(ctx, w.cfg.Pool, a.DeviceKind, a.DeviceID)
 		if err != nil || !needed {
 			return err
 		}
+	}
+	// The user just completed a session: Podero shows the device as
+	// authenticated again only minutes later, so a partner's own check may
+	// ask again. Not another message for that.
+	if w.cfg.RepeatCooldown > 0 && !a.Force && a.Reason != reauth.ReasonLinkExpired {
+		sid, _, err := store.RecentCompletion(ctx, w.cfg.Pool, a.DeviceKind, a.DeviceID, w.cfg.now().Add(-w.cfg.RepeatCooldown))
+		if err == nil {
+			jobLogger(ctx, w.cfg.Logger).InfoContext(ctx, "device completed a session within REAUTH_REPEAT_COOLDOWN; nothing sent (force to override)",
+				slog.Int64("job_id", job.ID), slog.Int64("session", sid), slog.String("device_id", a.DeviceID))
+			return nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+	}
+	// The partner named its own customer ID: find the user at Podero.
+	var extEmail string
+	if a.UserID == "" {
+		u, err := w.users.byExternalID(ctx, w.cfg.Podero, a.OrgID, a.ExternalUserID)
+		if pe, ok := podero.AsError(err); ok && pe.Kind == podero.KindNotFound {
+			reason := fmt.Sprintf("no Podero user with external_user_id %q in organization %s", a.ExternalUserID, a.OrgID)
+			if err := w.reportFailed(ctx, job.ID, a, reason); err != nil {
+				return err
+			}
+			return river.JobCancel(errors.New(reason))
+		}
+		if err != nil {
+			return w.poderoError(ctx, job.ID, a, err)
+		}
+		a.UserID, extEmail = u.ID, u.Email
 	}
 	// The request's own email and locale win; then the user's contact;
 	// Podero's user email is the last fallback.
@@ -188,6 +239,12 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 		return err
 	}
 	email := cmp.Or(a.Email, contact.Email)
+	if email == "" && extEmail != "" && reauth.ValidateEmail(extEmail) == nil {
+		email = extEmail // the by-ext-id answer named it: no list needed
+		if suppressed, err = store.EmailSuppressed(ctx, w.cfg.Pool, email); err != nil {
+			return err
+		}
+	}
 	if email == "" && slices.Contains(w.cfg.channelsFor(contact, true), notify.ChannelEmail) {
 		if email, err = w.ownerOrUserEmail(ctx, a); err != nil {
 			return w.poderoError(ctx, job.ID, a, err)
@@ -246,28 +303,30 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 	if err != nil {
 		return fmt.Errorf("store session: %w", err)
 	}
-	client := river.ClientFromContext[pgx.Tx](ctx)
-	var first *river.InsertOpts
-	if a.Reason == reauth.ReasonLinkExpired {
-		first = &river.InsertOpts{ScheduledAt: time.Now().Add(w.cfg.RenewWait)}
-	}
-	if _, err := client.InsertTx(ctx, tx, reauth.NotifyArgs{SessionID: id, Step: 0}, first); err != nil {
-		return fmt.Errorf("insert notify job: %w", err)
+	renewal := a.Reason == reauth.ReasonLinkExpired
+	if renewal {
+		client := river.ClientFromContext[pgx.Tx](ctx)
+		first := &river.InsertOpts{ScheduledAt: time.Now().Add(w.cfg.RenewWait)}
+		if _, err := client.InsertTx(ctx, tx, reauth.NotifyArgs{SessionID: id, Step: 0}, first); err != nil {
+			return fmt.Errorf("insert notify job: %w", err)
+		}
 	}
 	if err := w.cfg.event(ctx, tx, reauth.NewEvent(reauth.EventLinkCreated, id, job.ID, a.OrgID, a.UserID, a.DeviceKind, a.DeviceID, a.Reason)); err != nil {
 		return err
-	}
-	if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil {
-		return fmt.Errorf("complete job: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit session: %w", err)
 	}
 	w.cfg.Metrics.Funnel(metrics.StepLinkCreated)
-	jobLogger(ctx, w.cfg.Logger).InfoContext(ctx, "session stored",
+	// The process log only: a line in the job's own log (riverlog) would
+	// cost one more write of its row.
+	w.cfg.Logger.InfoContext(ctx, "session stored",
 		slog.Int64("job_id", job.ID), slog.Int64("session", id),
 		slog.String("device_kind", string(a.DeviceKind)), slog.String("device_id", a.DeviceID))
-	return nil
+	if renewal {
+		return nil
+	}
+	return w.cfg.deliver(ctx, delivery{jobID: job.ID, attempt: job.Attempt, maxAttempts: job.MaxAttempts, session: id})
 }
 
 // ownerOrUserEmail finds an email for a request that names none: the
@@ -356,6 +415,25 @@ func (w *NotifyWorker) Work(ctx context.Context, job *river.Job[reauth.NotifyArg
 	if err := a.Validate(); err != nil {
 		return river.JobCancel(fmt.Errorf("invalid job args: %w", err))
 	}
+	return w.cfg.deliver(ctx, delivery{jobID: job.ID, attempt: job.Attempt, maxAttempts: job.MaxAttempts, session: a.SessionID, step: a.Step})
+}
+
+// delivery is one step of a session's messages, delivered by the job jobID
+// on its attempt of maxAttempts: a reauth_notify job, or for the first
+// message the reauth_device job that made the session.
+type delivery struct {
+	jobID                int64
+	attempt, maxAttempts int
+	session              int64
+	step                 int
+}
+
+// deliver delivers one step d of a session's messages on the user's
+// channels in order of preference, the next after a permanent failure; see
+// NotifyWorker.Work. Its error is the job's outcome.
+func (cfg Config) deliver(ctx context.Context, d delivery) error {
+	w := &NotifyWorker{cfg: cfg}
+	a := reauth.NotifyArgs{SessionID: d.session, Step: d.step}
 	v, err := store.GetNotifyView(ctx, w.cfg.Pool, a.SessionID, a.Step)
 	if errors.Is(err, store.ErrNotFound) {
 		return river.JobCancel(fmt.Errorf("session %d does not exist", a.SessionID))
@@ -364,7 +442,7 @@ func (w *NotifyWorker) Work(ctx context.Context, job *river.Job[reauth.NotifyArg
 		return err
 	}
 	s, contact := v.Session, v.Contact
-	log := jobLogger(ctx, w.cfg.Logger).With(slog.Int64("job_id", job.ID), slog.Int64("session", s.ID), slog.Int("step", a.Step))
+	log := jobLogger(ctx, w.cfg.Logger).With(slog.Int64("job_id", d.jobID), slog.Int64("session", s.ID), slog.Int("step", a.Step))
 	if s.State != store.SessionOpen {
 		log.InfoContext(ctx, "session no longer open, nothing to send", slog.String("state", s.State))
 		return nil
@@ -441,7 +519,7 @@ func (w *NotifyWorker) Work(ctx context.Context, job *river.Job[reauth.NotifyArg
 			log.InfoContext(ctx, "message sent", slog.String("channel", ch), slog.String("key", key))
 			return nil
 		}
-		permanent := errors.Is(err, notify.ErrPermanent) || job.Attempt >= job.MaxAttempts
+		permanent := errors.Is(err, notify.ErrPermanent) || d.attempt >= d.maxAttempts
 		state := store.NotificationSending // retried
 		if permanent {
 			state = store.NotificationFailed
@@ -461,7 +539,7 @@ func (w *NotifyWorker) Work(ctx context.Context, job *river.Job[reauth.NotifyArg
 	if len(failures) > 0 {
 		reason = "every channel failed: " + strings.Join(failures, "; ")
 	}
-	if err := w.cfg.event(ctx, nil, reauth.NewEvent(reauth.EventFailed, s.ID, job.ID, s.OrgID, s.UserID, s.DeviceKind, s.DeviceID, reason)); err != nil {
+	if err := w.cfg.event(ctx, nil, reauth.NewEvent(reauth.EventFailed, s.ID, d.jobID, s.OrgID, s.UserID, s.DeviceKind, s.DeviceID, reason)); err != nil {
 		return err
 	}
 	return river.JobCancel(errors.New(reason))

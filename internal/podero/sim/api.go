@@ -236,6 +236,37 @@ func (u *user) view() apiUser {
 	return v
 }
 
+// handleUserByExtID is GET /org/{org_id}/users/by-ext-id/{external_id}: the
+// org's user with that external_user_id, or 404.
+func (s *Server) handleUserByExtID(w http.ResponseWriter, r *http.Request) {
+	if !s.authorized(w, r) {
+		return
+	}
+	ids, errs := pathUUIDs(r, "org_id")
+	if len(errs) > 0 {
+		validationFailed(w, errs)
+		return
+	}
+	ext := r.PathValue("external_id")
+	s.mu.Lock()
+	var out *apiUser
+	if o := s.orgByID[ids[0]]; o != nil {
+		for _, u := range o.users {
+			if u.externalID == ext {
+				v := u.view()
+				out = &v
+				break
+			}
+		}
+	}
+	s.mu.Unlock()
+	if out == nil {
+		notFound(w)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
 // handleListDevices is GET /org/{org_id}/users/{user_id}/{collection}: a plain
 // array of the user's devices of that kind.
 func (s *Server) handleListDevices(w http.ResponseWriter, r *http.Request) {
@@ -337,7 +368,7 @@ func (s *Server) handleAuthSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	base := s.baseURL(r)
+	connect := s.connectURL(r)
 	s.mu.Lock()
 	d := s.findDevice(ids[0], ids[1], kind, ids[2])
 	if d == nil {
@@ -352,7 +383,7 @@ func (s *Server) handleAuthSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess := &session{id: randomUUID(), deviceID: d.id, successURL: in.SuccessURL, cancelURL: in.CancelURL}
-	authURL := base + "/connect/" + sess.id
+	authURL := connect + "/connect/" + sess.id
 	out := authSessionOutput{AuthenticationURL: &authURL, DeviceID: &d.id, SessionID: &sess.id}
 	if len(script.Null) == 0 {
 		// A normal session. A 200 with null fields creates none: its

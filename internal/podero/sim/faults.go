@@ -353,7 +353,7 @@ func (s *Server) writeBadSession(w http.ResponseWriter, r *http.Request, d decis
 	authURL := "https://evil.example/connect/" + sessionID
 	out := authSessionOutput{AuthenticationURL: &authURL, DeviceID: &deviceID, SessionID: &sessionID}
 	if d.fault == FaultNullFields {
-		authURL = s.baseURL(r) + "/connect/" + sessionID // unknown: 404
+		authURL = s.connectURL(r) + "/connect/" + sessionID // unknown: 404
 		switch (d.n - 1) % 3 {
 		case 0:
 			out.AuthenticationURL = nil

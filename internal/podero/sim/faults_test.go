@@ -214,7 +214,7 @@ func TestFaults(t *testing.T) {
 		require.Nil(t, got[2]["session_id"])
 
 		// The URL given leads nowhere.
-		resp, _ = e.do(http.MethodGet, strings.TrimPrefix(got[1]["authentication_url"].(string), e.srv.URL), "", nil)
+		resp, _ = e.do(http.MethodGet, strings.TrimPrefix(got[1]["authentication_url"].(string), DefaultConnectURL(e.srv.URL)), "", nil)
 		require.Equal(t, http.StatusNotFound, resp.StatusCode)
 		st := e.sim.Stats()
 		require.Equal(t, onlyFault(FaultNullFields, 3), st.Faults)
@@ -277,7 +277,7 @@ func TestFaults(t *testing.T) {
 		}
 		resp, body := e.do(http.MethodPost, e.sessionPath, e.tok, map[string]any{})
 		require.Equal(t, http.StatusOK, resp.StatusCode)
-		require.Equal(t, e.srv.URL+"/connect/"+*decode[sessionOut](t, body).SessionID, *decode[sessionOut](t, body).AuthenticationURL)
+		require.Equal(t, DefaultConnectURL(e.srv.URL)+"/connect/"+*decode[sessionOut](t, body).SessionID, *decode[sessionOut](t, body).AuthenticationURL)
 		st := e.sim.Stats()
 		require.Equal(t, onlyFault("", 0), st.Faults)
 		require.Zero(t, st.Violations)

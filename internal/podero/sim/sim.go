@@ -61,6 +61,13 @@ type Config struct {
 	// and resolution links, e.g. "http://127.0.0.1:8090". When empty it is
 	// taken from each request's Host header.
 	BaseURL string `json:"base_url"`
+	// ConnectURL is where authentication links point, the stand-in for
+	// Podero's Connect UI (connect.podero.com): a host of its own, so that a
+	// client must allow it (PODERO_LINK_HOSTS) as it must allow Podero's.
+	// The connect pages answer on any host of the same listener. When empty
+	// it is DefaultConnectURL of the base URL: http://connect.localhost:PORT
+	// when the API is on a loopback address or localhost.
+	ConnectURL string `json:"connect_url"`
 	// Latency is added to every token and partner API call (not to the
 	// connect page nor the admin API).
 	Latency time.Duration `json:"latency"`
@@ -126,6 +133,7 @@ func (c Config) withDefaults() Config {
 		c.Latency = 0
 	}
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	c.ConnectURL = strings.TrimRight(c.ConnectURL, "/")
 	c.Faults = c.Faults.withDefaults()
 	if c.FaultSeed == 0 {
 		c.FaultSeed = d.FaultSeed
@@ -142,13 +150,14 @@ const (
 	EndpointAuthSession = "auth_session"
 	EndpointListUsers   = "list_users"
 	EndpointListDevices = "list_devices"
+	EndpointUserByExtID = "user_by_ext_id"
 	EndpointGetDevice   = "get_device"
 	EndpointConnect     = "connect"
 )
 
 // endpointNames lists every endpoint name in a stable order.
 func endpointNames() []string {
-	return []string{EndpointToken, EndpointAuthSession, EndpointListUsers, EndpointListDevices, EndpointGetDevice, EndpointConnect}
+	return []string{EndpointToken, EndpointAuthSession, EndpointListUsers, EndpointUserByExtID, EndpointListDevices, EndpointGetDevice, EndpointConnect}
 }
 
 // Server is the simulator. It is an http.Handler; all its state is guarded
@@ -211,6 +220,7 @@ func New(cfg Config) *Server {
 	s.route("POST /oauth2/token/{$}", EndpointToken, true, s.handleToken)
 	s.route("POST /oauth2/token", EndpointToken, true, s.handleToken)
 	s.route("GET "+api+"/org/{org_id}/users", EndpointListUsers, true, s.handleListUsers)
+	s.route("GET "+api+"/org/{org_id}/users/by-ext-id/{external_id}", EndpointUserByExtID, true, s.handleUserByExtID)
 	s.route("GET "+userPath+"/{collection}", EndpointListDevices, true, s.handleListDevices)
 	s.route("GET "+userPath+"/{collection}/{device_id}", EndpointGetDevice, true, s.handleGetDevice)
 	s.route("POST "+userPath+"/{collection}/{device_id}/auth_session", EndpointAuthSession, true, s.handleAuthSession)

@@ -335,10 +335,10 @@ func TestAuthSession(t *testing.T) {
 		out := decode[sessionOut](t, body)
 		require.Equal(t, id, *out.DeviceID)
 		require.True(t, reauth.IsUUID(*out.SessionID))
-		require.Equal(t, e.srv.URL+"/connect/"+*out.SessionID, *out.AuthenticationURL)
+		require.Equal(t, DefaultConnectURL(e.srv.URL)+"/connect/"+*out.SessionID, *out.AuthenticationURL)
 
 		// The user opens the link: a page with both choices.
-		connect := strings.TrimPrefix(*out.AuthenticationURL, e.srv.URL)
+		connect := strings.TrimPrefix(*out.AuthenticationURL, DefaultConnectURL(e.srv.URL))
 		resp, body = e.do(http.MethodGet, connect, "", nil)
 		require.Equal(t, http.StatusOK, resp.StatusCode)
 		require.Contains(t, string(body), `href="?result=success"`)
@@ -705,7 +705,7 @@ func TestList(t *testing.T) {
 func TestCounts(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, Config{Seed: "counts"})
-	require.Equal(t, map[string]int{"token": 0, "auth_session": 0, "list_users": 0, "list_devices": 0, "get_device": 0, "connect": 0}, e.sim.Counts())
+	require.Equal(t, map[string]int{"token": 0, "auth_session": 0, "list_users": 0, "user_by_ext_id": 0, "list_devices": 0, "get_device": 0, "connect": 0}, e.sim.Counts())
 
 	tok := e.token()
 	orgID, userID, id := e.firstDevice(reauth.Inverter)
@@ -717,10 +717,16 @@ func TestCounts(t *testing.T) {
 	e.do(http.MethodPost, devicePath(orgID, userID, "inverters", id)+"/auth_session", "bad", map[string]any{})
 	e.do(http.MethodGet, "/connect/"+*decode[sessionOut](t, body).SessionID, "", nil)
 	e.do(http.MethodGet, "/_sim/state", "", nil) // admin: not counted
+	ext := e.sim.State().Orgs[0].Users[0].ExternalUserID
+	resp, body := e.do(http.MethodGet, api+"/org/"+orgID+"/users/by-ext-id/"+url.PathEscape(ext), tok, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, userID, decode[map[string]any](t, body)["id"], "by-ext-id finds the user")
+	resp, _ = e.do(http.MethodGet, api+"/org/"+orgID+"/users/by-ext-id/no-such-customer", tok, nil)
+	require.Equal(t, http.StatusNotFound, resp.StatusCode)
 
-	want := map[string]int{"token": 1, "auth_session": 2, "list_users": 2, "list_devices": 1, "get_device": 1, "connect": 1}
+	want := map[string]int{"token": 1, "auth_session": 2, "list_users": 2, "user_by_ext_id": 2, "list_devices": 1, "get_device": 1, "connect": 1}
 	require.Equal(t, want, e.sim.Counts())
-	resp, body := e.do(http.MethodGet, "/_sim/counts", "", nil)
+	resp, body = e.do(http.MethodGet, "/_sim/counts", "", nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Equal(t, want, decode[map[string]int](t, body))
 }

@@ -37,8 +37,11 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// Client authentication. Basic credentials are form-encoded before
-	// base64 (RFC 6749 section 2.3.1); raw ones are accepted too.
+	// base64 (RFC 6749 section 2.3.1, as OAuth2 libraries send them); raw
+	// ones, as Podero's guide writes base64(client_id:client_secret), are
+	// accepted too.
 	id, secret, basic := r.BasicAuth()
+	rawID, rawSecret := id, secret
 	if basic {
 		if v, err := url.QueryUnescape(id); err == nil {
 			id = v
@@ -49,7 +52,8 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	} else {
 		id, secret = fields.Get("client_id"), fields.Get("client_secret")
 	}
-	if !equal(id, s.cfg.ClientID) || !equal(secret, s.cfg.ClientSecret) {
+	if !(equal(id, s.cfg.ClientID) && equal(secret, s.cfg.ClientSecret)) &&
+		!(basic && equal(rawID, s.cfg.ClientID) && equal(rawSecret, s.cfg.ClientSecret)) {
 		if basic {
 			w.Header().Set("WWW-Authenticate", `Basic realm="podero"`)
 		}

@@ -1,0 +1,7 @@
+-- The limiter serves users before the fleet: sync_tat is the sync's own
+-- GCRA timeline (a share of the rate) that applies while reauthentication
+-- requests wait, which busy_until tells: a request that had to wait for its
+-- slot sets it a little into the future.
+ALTER TABLE podero_limiter
+    ADD COLUMN sync_tat   timestamptz NOT NULL DEFAULT '-infinity',
+    ADD COLUMN busy_until timestamptz NOT NULL DEFAULT '-infinity';
