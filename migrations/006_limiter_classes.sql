@@ -5,3 +5,10 @@
 ALTER TABLE podero_limiter
     ADD COLUMN sync_tat   timestamptz NOT NULL DEFAULT '-infinity',
     ADD COLUMN busy_until timestamptz NOT NULL DEFAULT '-infinity';
+
+-- What the budget is spent on: an exponentially weighted rate of reserved
+-- calls per purpose (calls a second over about the last minute), kept up to
+-- date as of rates_at by the reservations themselves, at no extra write.
+ALTER TABLE podero_limiter
+    ADD COLUMN rates    jsonb       NOT NULL DEFAULT '{}',
+    ADD COLUMN rates_at timestamptz NOT NULL DEFAULT now();

@@ -75,11 +75,12 @@ Flags:
 	var addr string
 	fs.StringVar(&addr, "addr", "127.0.0.1:8090", "`address` to listen on; port 0 picks a free one")
 	quiet := fs.Bool("quiet", false, "do not log every request (for benchmarks)")
-	fs.StringVar(&configFile, "config", configFile, "JSON `file` with the fields of sim.Config: seed, orgs, users_per_org,\ndevices_per_kind, client_id, client_secret, username, password,\ntoken_ttl and latency (\"10h\" or seconds), base_url, connect_url, fault_seed and\nfaults: {error_5xx, rate_limited, hang, reset, malformed_json, null_fields,\nforeign_host, revoke_tokens, retry_after, hang_for, rate_limit, rate_burst}")
+	fs.StringVar(&configFile, "config", configFile, "JSON `file` with the fields of sim.Config: seed, orgs, users_per_org,\ndevices_per_kind, device_mix (e.g. [0.3, 0.4, 0.2, 0.1]), client_id, client_secret,\nusername, password, token_ttl and latency (\"10h\" or seconds), base_url, connect_url,\nfault_seed and faults: {error_5xx, rate_limited, hang, reset, malformed_json, null_fields,\nforeign_host, revoke_tokens, retry_after, hang_for, rate_limit, rate_burst}")
 	fs.StringVar(&cfg.Seed, "seed", cfg.Seed, "seed of the deterministic org, user and device ids")
 	fs.IntVar(&cfg.Orgs, "orgs", cfg.Orgs, "number of organizations")
 	fs.IntVar(&cfg.UsersPerOrg, "users", cfg.UsersPerOrg, "number of users per organization")
 	fs.IntVar(&cfg.DevicesPerKind, "devices", cfg.DevicesPerKind, "devices of each kind (inverter, electric_vehicle, wallbox) per user")
+	fs.Var(&cfg.DeviceMix, "device-mix", "`shares` of users with 0, 1, 2, ... devices, e.g. 0.3,0.4,0.2,0.1 (adding up to 1),\neach device's kind drawn from the seed; replaces -devices")
 	fs.Float64Var(&cfg.Healthy, "healthy", cfg.Healthy, "`fraction` of devices that start authenticated (0: all start lapsed)")
 	fs.StringVar(&cfg.ClientID, "client-id", cfg.ClientID, "the OAuth2 client id accepted")
 	fs.StringVar(&cfg.ClientSecret, "client-secret", cfg.ClientSecret, "the OAuth2 client secret accepted")
@@ -120,6 +121,10 @@ Flags:
 		fmt.Fprintf(stderr, "podero-sim: faults: %v\n", err)
 		return 2
 	}
+	if err := cfg.DeviceMix.Validate(); err != nil {
+		fmt.Fprintf(stderr, "podero-sim: %v\n", err)
+		return 2
+	}
 
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	ln, err := net.Listen("tcp", addr)
@@ -136,7 +141,7 @@ Flags:
 	eff := s.Config()
 	log.Info("started", "addr", ln.Addr().String(), "base_url", eff.BaseURL,
 		"connect_url", cmp.Or(eff.ConnectURL, sim.DefaultConnectURL(eff.BaseURL)), "seed", eff.Seed,
-		"orgs", eff.Orgs, "users_per_org", eff.UsersPerOrg, "devices_per_kind", eff.DevicesPerKind,
+		"orgs", eff.Orgs, "users_per_org", eff.UsersPerOrg, "devices_per_kind", eff.DevicesPerKind, "device_mix", eff.DeviceMix.String(),
 		"token_ttl", eff.TokenTTL, "latency", eff.Latency, "fault_seed", eff.FaultSeed, "faults", fmt.Sprintf("%+v", eff.Faults))
 
 	var h http.Handler = s

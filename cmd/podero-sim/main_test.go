@@ -96,6 +96,28 @@ func TestBinary(t *testing.T) {
 		require.True(t, strings.HasPrefix(devs[0].Actions[0].ResolutionLink.URL, "https://sim.example/connect/device/"))
 		p.stop(t)
 	})
+	t.Run("device mix", func(t *testing.T) {
+		t.Parallel()
+		p := start(t, bin, "-addr", "127.0.0.1:0", "-quiet", "-users", "200", "-device-mix", "0.5,0,0.5")
+		var st struct {
+			Orgs []struct {
+				Users []struct {
+					Devices []any `json:"devices"`
+				} `json:"users"`
+			} `json:"orgs"`
+		}
+		getJSON(t, p.url+"/_sim/state", "", &st)
+		require.Len(t, st.Orgs[0].Users, 200)
+		none := 0
+		for _, u := range st.Orgs[0].Users {
+			require.Contains(t, []int{0, 2}, len(u.Devices))
+			if len(u.Devices) == 0 {
+				none++
+			}
+		}
+		require.InDelta(t, 100, none, 30, "about half the users have no device")
+		p.stop(t)
+	})
 	t.Run("faults from flags, stats", func(t *testing.T) {
 		t.Parallel()
 		p := start(t, bin, "-addr", "127.0.0.1:0", "-fault-5xx", "1", "-fault-seed", "3")
@@ -166,7 +188,7 @@ func TestBinary(t *testing.T) {
 		t.Parallel()
 		out, err := exec.Command(bin, "-h").CombinedOutput()
 		require.NoError(t, err, "-h exits 0")
-		for _, f := range []string{"addr", "seed", "orgs", "users", "devices", "client-id", "client-secret",
+		for _, f := range []string{"addr", "seed", "orgs", "users", "devices", "device-mix", "client-id", "client-secret",
 			"username", "password", "token-ttl", "latency", "base-url", "config",
 			"fault-5xx", "fault-429", "fault-hang", "fault-hang-for", "fault-reset", "fault-malformed", "fault-null",
 			"fault-foreign", "fault-revoke", "retry-after", "fault-seed", "rate-limit", "rate-burst"} {
@@ -177,9 +199,12 @@ func TestBinary(t *testing.T) {
 		t.Parallel()
 		badFaults := filepath.Join(t.TempDir(), "faults.json")
 		require.NoError(t, os.WriteFile(badFaults, []byte(`{"faults": {"hang": 0.5, "reset": 0.6}}`), 0o600))
+		badMix := filepath.Join(t.TempDir(), "mix.json")
+		require.NoError(t, os.WriteFile(badMix, []byte(`{"device_mix": [0.2, 0.2]}`), 0o600))
 		for _, args := range [][]string{{"-nope"}, {"-orgs", "-1"}, {"-config", "/does/not/exist"}, {"stray"},
 			{"-fault-5xx", "1.5"}, {"-fault-429", "0.5", "-fault-null", "0.6"}, {"-rate-limit", "-1"},
-			{"-retry-after", "-1s"}, {"-config", badFaults}} {
+			{"-retry-after", "-1s"}, {"-config", badFaults}, {"-device-mix", "0.5,0.4"}, {"-device-mix", "1,-0.5,0.5"},
+			{"-device-mix", "half"}, {"-config", badMix}} {
 			err := exec.Command(bin, args...).Run()
 			var exit *exec.ExitError
 			require.ErrorAs(t, err, &exit, "%v", args)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/reauth/reauth"
+	"github.com/reauth/reauth/internal/podero"
 	"github.com/reauth/reauth/internal/store"
 )
 
@@ -339,6 +341,55 @@ type statsJSON struct {
 	Queues []store.OpsQueue  `json:"queues"`
 	Funnel []store.OrgFunnel `json:"funnel"`
 	Total  store.OrgFunnel   `json:"total"`
+	Budget budgetJSON        `json:"budget"`
+}
+
+// budgetJSON is the Podero budget as `reauth stats --json` prints it.
+type budgetJSON struct {
+	store.Budget
+	RateLimit float64 `json:"rate_limit"` // PODERO_RATE_LIMIT; 0: none
+	// DrainSeconds is how long the waiting requests take at the rate they
+	// get; null when they get none.
+	DrainSeconds *float64 `json:"drain_seconds"`
+}
+
+func newBudgetJSON(b store.Budget, limit float64) budgetJSON {
+	out := budgetJSON{Budget: b, RateLimit: limit}
+	if d, ok := b.DrainTime(); ok {
+		secs := d.Seconds()
+		out.DrainSeconds = &secs
+	}
+	return out
+}
+
+// printBudget writes the budget as `reauth stats` shows it.
+func printBudget(out io.Writer, b store.Budget, limit float64) error {
+	fmt.Fprintln(out, "\nPodero budget (calls a second over about the last minute, every process):")
+	w := opsTable(out)
+	opsRow(w, "  PURPOSE", "CALLS/S")
+	var total float64
+	for _, p := range []string{podero.PurposeRequest, podero.PurposeRenewal, podero.PurposeSweep, podero.PurposeLookup, podero.PurposeSync, podero.PurposeToken, "other"} {
+		if r, ok := b.Rates[p]; ok {
+			opsRow(w, "  "+p, fmt.Sprintf("%.2f", r))
+			total += r
+		}
+	}
+	limitText := "no limit"
+	if limit > 0 {
+		limitText = fmt.Sprintf("of %.4g (PODERO_RATE_LIMIT)", limit)
+	}
+	opsRow(w, "  total", fmt.Sprintf("%.2f %s", total, limitText))
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	drain := "-"
+	if d, ok := b.DrainTime(); !ok {
+		drain = "never at this rate: the requests get no calls"
+	} else if b.Waiting > 0 {
+		drain = fmt.Sprintf("about %s at %.2f calls/s", d.Round(time.Second), b.RequestRate())
+	}
+	fmt.Fprintf(out, "  requests waiting: %d, drained in %s\n", b.Waiting, drain)
+	return nil
 }
 
 func (o *ops) stats(ctx context.Context, args []string) error {
@@ -373,6 +424,10 @@ link, or elsewhere: the device was found authenticated again).`)
 	if err != nil {
 		return fmt.Errorf("funnel: %w", err)
 	}
+	budget, err := store.GetBudget(ctx, pool)
+	if err != nil {
+		return fmt.Errorf("budget: %w", err)
+	}
 	total := store.OrgFunnel{OrgID: "total", DeviceKind: "all"}
 	for _, f := range funnel {
 		total.Requested += f.Requested
@@ -382,7 +437,8 @@ link, or elsewhere: the device was found authenticated again).`)
 		total.Completed += f.Completed
 	}
 	if *asJSON {
-		out := statsJSON{Window: d.String(), Since: since.UTC(), Queues: qs, Funnel: funnel, Total: total}
+		out := statsJSON{Window: d.String(), Since: since.UTC(), Queues: qs, Funnel: funnel, Total: total,
+			Budget: newBudgetJSON(budget, o.cfg.PoderoRateLimit)}
 		if out.Queues == nil {
 			out.Queues = []store.OpsQueue{}
 		}
@@ -412,7 +468,10 @@ link, or elsewhere: the device was found authenticated again).`)
 		opsRow(w, "  "+f.OrgID, f.DeviceKind, opsItoa(f.Requested), opsItoa(f.LinkCreated), opsItoa(f.Sent),
 			opsItoa(f.Opened), opsItoa(f.Completed)+opsPercent(f.Completed, f.LinkCreated))
 	}
-	return w.Flush()
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	return printBudget(out, budget, o.cfg.PoderoRateLimit)
 }
 
 // opsPercent is " (n%)" of part in whole, or "" when whole is 0.

@@ -680,6 +680,25 @@ func TestOpsStats(t *testing.T) {
 
 	_, _, err = opsRun(t, f.url, "stats", "--window", "0s")
 	require.ErrorIs(t, err, errUsage)
+
+	// The budget: calls reserved on the shared limiter, by purpose, and the
+	// waiting requests (d3's retryable one) with the time they take.
+	require.EqualValues(t, 1, s.Budget.Waiting)
+	require.Nil(t, s.Budget.DrainSeconds, "a request waits but gets no calls")
+	for _, p := range []string{"sweep", "sweep", "sync"} {
+		_, _, err := store.ReservePoderoCall(context.Background(), f.pool, store.Reservation{Interval: time.Millisecond, Burst: 10, MaxWait: time.Hour, Purpose: p})
+		require.NoError(t, err)
+	}
+	opsJSON(t, f.url, &s, "stats")
+	require.InDelta(t, 2/store.RateWindow.Seconds(), s.Budget.Rates["sweep"], 0.001)
+	require.NotNil(t, s.Budget.DrainSeconds)
+	require.InDelta(t, 1/(2/store.RateWindow.Seconds()), *s.Budget.DrainSeconds, 3)
+	require.EqualValues(t, 10, s.Budget.RateLimit, "PODERO_RATE_LIMIT's default")
+	out, _, err = opsRun(t, f.url, "stats")
+	require.NoError(t, err)
+	require.Regexp(t, `(?m)^  sweep +0\.03$`, out)
+	require.Regexp(t, `(?m)^  total +0\.05 of 10 \(PODERO_RATE_LIMIT\)$`, out)
+	require.Regexp(t, `(?m)^  requests waiting: 1, drained in about 3\ds at 0\.03 calls/s$`, out)
 }
 
 func TestOpsSyncSweepNow(t *testing.T) {

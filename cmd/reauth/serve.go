@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -27,6 +28,7 @@ import (
 	"github.com/reauth/reauth/internal/notify/push"
 	"github.com/reauth/reauth/internal/notify/webhook"
 	"github.com/reauth/reauth/internal/podero"
+	"github.com/reauth/reauth/internal/store"
 	"github.com/reauth/reauth/internal/worker"
 	"github.com/reauth/reauth/migrations"
 )
@@ -134,6 +136,14 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 	}
 	m = metrics.New(pool, func() bool { return pc.Breaker().State != podero.BreakerClosed })
 	limiter.Metrics = m
+	m.WatchBudget(func(ctx context.Context) (metrics.BudgetReading, error) {
+		b, err := store.GetBudget(ctx, pool)
+		r := metrics.BudgetReading{Rates: b.Rates, Waiting: b.Waiting, DrainSeconds: math.Inf(1)}
+		if d, ok := b.DrainTime(); ok {
+			r.DrainSeconds = d.Seconds()
+		}
+		return r, err
+	})
 	renderer, err := notify.NewRenderer(cfg.TemplatesDir)
 	if err != nil {
 		return err
@@ -225,6 +235,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 			Breaker: pc.Breaker, Problems: pc.Problems, Metrics: m, Logger: log,
 			RenewWait: cfg.LinkRenewWait, Events: postEvent != nil,
 			RepeatCooldown: cfg.RepeatCooldown, FindUser: pc.UserByExternalID, MaxAttempts: cfg.MaxAttempts,
+			RateLimit: cfg.PoderoRateLimit,
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,

@@ -25,6 +25,7 @@ import (
 
 	"github.com/reauth/reauth"
 	"github.com/reauth/reauth/internal/config"
+	"github.com/reauth/reauth/internal/podero"
 	"github.com/reauth/reauth/internal/store"
 )
 
@@ -263,6 +264,7 @@ func (o *opsPage) failed(w http.ResponseWriter, r *http.Request, tok config.APIT
 }
 
 type opsOverview struct {
+	Budget opsBudget
 	Queues []store.OpsQueue
 	Funnel []store.OpsFunnel
 	Window time.Duration
@@ -283,7 +285,43 @@ func (o *opsPage) overview(w http.ResponseWriter, r *http.Request, tok config.AP
 		o.failed(w, r, tok, fmt.Errorf("funnel: %w", err))
 		return
 	}
+	b, err := store.GetBudget(ctx, o.s.cfg.Pool)
+	if err != nil {
+		o.failed(w, r, tok, fmt.Errorf("budget: %w", err))
+		return
+	}
+	v.Budget = newOpsBudget(b, o.s.cfg.RateLimit)
 	o.render(w, r, tok, http.StatusOK, "overview", opsView{Title: "Overview", Nav: "overview", Data: v})
+}
+
+// opsBudget is the Podero budget as the overview shows it.
+type opsBudget struct {
+	Purposes []opsRate
+	Total    float64
+	Limit    float64 // PODERO_RATE_LIMIT; 0: none
+	Waiting  int64
+	Drain    string // how long the waiting requests take
+}
+
+type opsRate struct {
+	Purpose string
+	Rate    float64
+}
+
+func newOpsBudget(b store.Budget, limit float64) opsBudget {
+	v := opsBudget{Limit: limit, Waiting: b.Waiting, Drain: "-"}
+	for _, p := range []string{podero.PurposeRequest, podero.PurposeRenewal, podero.PurposeSweep, podero.PurposeLookup, podero.PurposeSync, podero.PurposeToken, "other"} {
+		if r, ok := b.Rates[p]; ok {
+			v.Purposes = append(v.Purposes, opsRate{p, r})
+			v.Total += r
+		}
+	}
+	if d, ok := b.DrainTime(); !ok {
+		v.Drain = "never at this rate: the requests get no calls"
+	} else if b.Waiting > 0 {
+		v.Drain = fmt.Sprintf("about %s at %.2f calls/s", d.Round(time.Second), b.RequestRate())
+	}
+	return v
 }
 
 // opsJob is a job as the lists and the detail page show it.

@@ -277,6 +277,17 @@ func TestOpsPage(t *testing.T) {
 		require.Contains(t, flat, `<td>wallbox</td><td class="n">0</td><td class="n">0</td>`)
 		require.Contains(t, flat, `<td>electric_vehicle</td>`)
 		require.Contains(t, flat, `action="/ops/devices"`)
+		// The budget: nothing reserved yet, one request waiting that gets no calls.
+		require.Contains(t, flat, `<h2>Podero budget</h2>`)
+		require.Contains(t, flat, `Requests waiting: 1, drained in never at this rate`)
+		for range 3 {
+			_, _, err := store.ReservePoderoCall(ctx, b.pool, store.Reservation{Interval: time.Millisecond, Burst: 10, MaxWait: time.Hour, Purpose: "sweep"})
+			require.NoError(t, err)
+		}
+		_, body = b.get(t, "/ops")
+		flat = strings.Join(strings.Fields(body), " ")
+		require.Contains(t, flat, `<tr><td>sweep</td><td class="n">0.05</td></tr>`)
+		require.Regexp(t, `Requests waiting: 1, drained in about \d+s at 0\.05 calls/s`, flat)
 	})
 
 	t.Run("JobsAndJobDetail", func(t *testing.T) {

@@ -204,3 +204,58 @@ func (q *queueDepth) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(q.desc, prometheus.GaugeValue, r.n, r.queue, r.state)
 	}
 }
+
+// BudgetReading is how Podero's rate limit is being spent, every process
+// together (see store.Budget).
+type BudgetReading struct {
+	Rates        map[string]float64 // calls a second by purpose, about the last minute
+	Waiting      int64              // reauthentication requests waiting
+	DrainSeconds float64            // how long they take at the rate they get; +Inf: never
+}
+
+// WatchBudget exports what read returns (refreshed at most every 15 s) as
+// reauth_podero_calls_per_second{purpose}, reauth_requests_waiting and
+// reauth_backlog_drain_seconds.
+func (m *Metrics) WatchBudget(read func(context.Context) (BudgetReading, error)) {
+	if m == nil {
+		return
+	}
+	m.Registry.MustRegister(&budgetCollector{read: read,
+		rates: prometheus.NewDesc("reauth_podero_calls_per_second",
+			"Calls to Podero a second by purpose (auth_session, sweep, renewal, user_lookup, sync, token), every process together, over about the last minute.", []string{"purpose"}, nil),
+		waiting: prometheus.NewDesc("reauth_requests_waiting", "Reauthentication requests (reauth_device jobs) not yet worked.", nil, nil),
+		drain: prometheus.NewDesc("reauth_backlog_drain_seconds",
+			"How long the waiting requests take at the rate of calls they get now (+Inf: they get none).", nil, nil),
+	})
+}
+
+type budgetCollector struct {
+	read                  func(context.Context) (BudgetReading, error)
+	rates, waiting, drain *prometheus.Desc
+
+	mu      sync.Mutex
+	last    BudgetReading
+	fetched time.Time
+}
+
+func (b *budgetCollector) Describe(ch chan<- *prometheus.Desc) { ch <- b.rates; ch <- b.waiting; ch <- b.drain }
+
+func (b *budgetCollector) Collect(ch chan<- prometheus.Metric) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if time.Since(b.fetched) > 15*time.Second {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if r, err := b.read(ctx); err == nil {
+			b.last, b.fetched = r, time.Now()
+		}
+	}
+	if b.fetched.IsZero() {
+		return
+	}
+	for p, r := range b.last.Rates {
+		ch <- prometheus.MustNewConstMetric(b.rates, prometheus.GaugeValue, r, p)
+	}
+	ch <- prometheus.MustNewConstMetric(b.waiting, prometheus.GaugeValue, float64(b.last.Waiting))
+	ch <- prometheus.MustNewConstMetric(b.drain, prometheus.GaugeValue, b.last.DrainSeconds)
+}

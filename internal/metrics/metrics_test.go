@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
@@ -57,4 +58,43 @@ func TestPoderoLinkRejected(t *testing.T) {
 		var m *Metrics
 		m.PoderoLinkRejected("x.example")
 	})
+}
+
+// TestWatchBudget: the budget's reading is exported, read at most every
+// 15 s, and nothing is exported before a first good reading.
+func TestWatchBudget(t *testing.T) {
+	t.Parallel()
+	m := New(nil, nil)
+	reads := 0
+	var fail error = fmt.Errorf("database down")
+	m.WatchBudget(func(context.Context) (BudgetReading, error) {
+		reads++
+		return BudgetReading{Rates: map[string]float64{"sweep": 2.5, "sync": 0.5}, Waiting: 300, DrainSeconds: 120}, fail
+	})
+	gauges := func() map[string]float64 {
+		families, err := m.Registry.Gather()
+		require.NoError(t, err)
+		out := map[string]float64{}
+		for _, f := range families {
+			for _, mt := range f.GetMetric() {
+				name := f.GetName()
+				for _, l := range mt.GetLabel() {
+					name += "/" + l.GetValue()
+				}
+				if mt.GetGauge() != nil {
+					out[name] = mt.GetGauge().GetValue()
+				}
+			}
+		}
+		return out
+	}
+	require.NotContains(t, gauges(), "reauth_requests_waiting", "no reading yet")
+	fail = nil
+	g := gauges()
+	require.Equal(t, 2.5, g["reauth_podero_calls_per_second/sweep"])
+	require.Equal(t, 0.5, g["reauth_podero_calls_per_second/sync"])
+	require.Equal(t, 300.0, g["reauth_requests_waiting"])
+	require.Equal(t, 120.0, g["reauth_backlog_drain_seconds"])
+	gauges()
+	require.Equal(t, 2, reads, "cached for 15 s")
 }

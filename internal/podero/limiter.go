@@ -44,6 +44,45 @@ func ClassOf(ctx context.Context) Class {
 	return c
 }
 
+// Purposes of calls, by which the budget is accounted (PurposeOf).
+const (
+	PurposeRequest = "auth_session" // a request's session: API, Go, CLI
+	PurposeSweep   = "sweep"        // a sweep request's session
+	PurposeRenewal = "renewal"      // a session for an expired link, on the spot
+	PurposeSync    = "sync"         // the device sync's listings
+	PurposeLookup  = "user_lookup"  // finding a user's email or external ID
+	PurposeToken   = "token"        // an access token
+)
+
+type purposeKey struct{}
+type opKey struct{}
+
+// WithPurpose returns ctx whose calls count as purpose p, whatever their
+// operation and class say.
+func WithPurpose(ctx context.Context, p string) context.Context {
+	return context.WithValue(ctx, purposeKey{}, p)
+}
+
+// PurposeOf says what a call made with ctx is for: the purpose WithPurpose
+// set, else one from the call's operation and class.
+func PurposeOf(ctx context.Context) string {
+	if p, ok := ctx.Value(purposeKey{}).(string); ok {
+		return p
+	}
+	op, _ := ctx.Value(opKey{}).(string)
+	switch {
+	case op == OpToken:
+		return PurposeToken
+	case ClassOf(ctx) == ClassSync:
+		return PurposeSync
+	case op == OpListUsers, op == OpUserByExtID:
+		return PurposeLookup
+	case ClassOf(ctx) == ClassBulk:
+		return PurposeSweep
+	}
+	return PurposeRequest
+}
+
 // Limiter spaces out requests across every process that shares it.
 type Limiter interface {
 	// Wait blocks until one request may be sent. When the wait would be too long it returns deferFor > 0
@@ -92,7 +131,7 @@ func (c *Client) wait(ctx context.Context, op string) *Error {
 	if c.cfg.Limiter == nil {
 		return nil
 	}
-	deferFor, err := c.cfg.Limiter.Wait(ctx)
+	deferFor, err := c.cfg.Limiter.Wait(context.WithValue(ctx, opKey{}, op))
 	switch {
 	case err != nil:
 		return &Error{Kind: KindRetryable, Op: op, Detail: c.redact("rate limiter: "+transportDetail(err), ""), Err: err}

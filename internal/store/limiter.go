@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"time"
 )
@@ -21,7 +22,14 @@ type Reservation struct {
 	// the requests behind it) and is told when it is.
 	Sync         bool
 	SyncInterval time.Duration
+	// Purpose is what the call is for, counted in the rates
+	// (PoderoCallRates); "" counts as "other".
+	Purpose string
 }
+
+// RateWindow is the time constant of the per-purpose call rates: they
+// average about the last minute.
+const RateWindow = time.Minute
 
 // BusyFor is how long a request that waited for its slot counts as waiting
 // for the sync's share.
@@ -48,17 +56,44 @@ func ReservePoderoCall(ctx context.Context, db DB, r Reservation) (wait time.Dur
 			UPDATE podero_limiter SET
 				tat = greatest(slot.tat, slot.now, slot.send_at) + make_interval(secs => $1::float8),
 				sync_tat = CASE WHEN $4 THEN greatest(slot.lane_at, slot.send_at) + make_interval(secs => $5::float8) ELSE slot.sync_tat END,
-				busy_until = CASE WHEN NOT $4 AND slot.send_at > slot.now THEN slot.now + make_interval(secs => $6::float8) ELSE podero_limiter.busy_until END
+				busy_until = CASE WHEN NOT $4 AND slot.send_at > slot.now THEN slot.now + make_interval(secs => $6::float8) ELSE podero_limiter.busy_until END,
+				rates = (SELECT coalesce(jsonb_object_agg(e.key, round((e.value::float8 * exp(-greatest(extract(epoch FROM slot.now - podero_limiter.rates_at), 0) / $8::float8)
+						+ CASE WHEN e.key = $7 THEN 1 / $8::float8 ELSE 0 END)::numeric, 6)), '{}')
+					FROM jsonb_each_text(jsonb_build_object($7::text, 0) || podero_limiter.rates) e),
+				rates_at = slot.now
 			FROM slot
 			WHERE id = 1 AND slot.send_at - slot.now <= make_interval(secs => $3::float8) AND slot.lane_at <= slot.now
 			RETURNING 1
 		)
 		SELECT extract(epoch FROM greatest(slot.send_at, slot.lane_at) - slot.now)::float8, EXISTS (SELECT FROM taken) FROM slot`,
-		r.Interval.Seconds(), float64(max(r.Burst, 1)), r.MaxWait.Seconds(), r.Sync, r.SyncInterval.Seconds(), BusyFor.Seconds()).Scan(&waitSecs, &reserved)
+		r.Interval.Seconds(), float64(max(r.Burst, 1)), r.MaxWait.Seconds(), r.Sync, r.SyncInterval.Seconds(), BusyFor.Seconds(),
+		cmp.Or(r.Purpose, "other"), RateWindow.Seconds()).Scan(&waitSecs, &reserved)
 	if err != nil {
 		return 0, false, mapErr(err)
 	}
 	return time.Duration(waitSecs * float64(time.Second)), reserved, nil
+}
+
+// PoderoCallRates returns the calls a second reserved on the shared rate
+// limit over about the last RateWindow, by purpose, as of now. With no rate
+// limit nothing is reserved and nothing counted.
+func PoderoCallRates(ctx context.Context, db DB) (map[string]float64, error) {
+	rows, err := db.Query(ctx, `
+		SELECT e.key, e.value::float8 * exp(-greatest(extract(epoch FROM clock_timestamp() - l.rates_at), 0) / $1::float8)
+		FROM podero_limiter l, jsonb_each_text(l.rates) e WHERE l.id = 1`, RateWindow.Seconds())
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	rates := map[string]float64{}
+	for rows.Next() {
+		var k string
+		var v float64
+		if err := rows.Scan(&k, &v); err != nil {
+			return nil, mapErr(err)
+		}
+		rates[k] = v
+	}
+	return rates, mapErr(rows.Err())
 }
 
 // HoldPoderoCalls makes every process send nothing to Podero for d (a

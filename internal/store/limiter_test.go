@@ -150,3 +150,38 @@ func TestReserveSyncShare(t *testing.T) {
 	require.False(t, ok, "one sync call per SyncInterval while busy")
 	require.GreaterOrEqual(t, next.Seconds(), 0.9, "the share keeps its interval after the global slot")
 }
+
+// TestBudget: reserved calls count toward their purpose's rate; the
+// waiting requests drain at the rate the request purposes get.
+func TestBudget(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testdb.New(t)
+	b, err := store.GetBudget(ctx, pool)
+	require.NoError(t, err)
+	require.Empty(t, b.Rates)
+	d, ok := b.DrainTime()
+	require.True(t, ok)
+	require.Zero(t, d)
+
+	for _, p := range []string{"sweep", "sweep", "sweep", "sync", "auth_session"} {
+		_, ok, err := store.ReservePoderoCall(ctx, pool, store.Reservation{Interval: time.Millisecond, Burst: 10, MaxWait: time.Hour, Purpose: p})
+		require.NoError(t, err)
+		require.True(t, ok)
+	}
+	for i := range 30 {
+		_, err := pool.Exec(ctx, `INSERT INTO river_job (kind, queue, args, state, max_attempts, priority)
+			VALUES ('reauth_device', 'podero', jsonb_build_object('n', $1::int), 'available', 100, 2)`, i)
+		require.NoError(t, err)
+	}
+	b, err = store.GetBudget(ctx, pool)
+	require.NoError(t, err)
+	window := store.RateWindow.Seconds()
+	require.InDelta(t, 3/window, b.Rates["sweep"], 0.001)
+	require.InDelta(t, 1/window, b.Rates["sync"], 0.001)
+	require.InDelta(t, 4/window, b.RequestRate(), 0.001)
+	require.EqualValues(t, 30, b.Waiting)
+	d, ok = b.DrainTime()
+	require.True(t, ok)
+	require.InDelta(t, 30/(4/window), d.Seconds(), 5)
+}

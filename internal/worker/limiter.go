@@ -152,7 +152,7 @@ func (l *Limiter) reserve(ctx context.Context, class podero.Class, maxWait time.
 		return wait, err == nil && wait <= maxWait, err
 	}
 	interval := time.Duration(float64(time.Second) / l.Rate)
-	r := store.Reservation{Interval: interval, Burst: max(l.Burst, 1), MaxWait: maxWait}
+	r := store.Reservation{Interval: interval, Burst: max(l.Burst, 1), MaxWait: maxWait, Purpose: podero.PurposeOf(ctx)}
 	if class != podero.ClassInteractive {
 		r.MaxWait = min(maxWait, LowHorizon(l.Rate))
 	}

@@ -176,6 +176,9 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 	if job.Priority > reauth.PriorityInteractive {
 		ctx = podero.WithClass(ctx, podero.ClassBulk)
 	}
+	if a.Reason == reauth.ReasonLinkExpired {
+		ctx = podero.WithPurpose(ctx, podero.PurposeRenewal)
+	}
 	if err := errors.Join(a.Validate(), w.cfg.RedirectHosts.Check("success_url", a.SuccessURL),
 		w.cfg.RedirectHosts.Check("cancel_url", a.CancelURL)); err != nil {
 		return river.JobCancel(fmt.Errorf("invalid job args: %w", err))

@@ -44,6 +44,9 @@ type Config struct {
 	// DevicesPerKind is the number of devices of each kind (inverter,
 	// electric_vehicle, wallbox) of each user.
 	DevicesPerKind int `json:"devices_per_kind"`
+	// DeviceMix, when set, replaces DevicesPerKind: the share of users with
+	// 0, 1, 2, ... devices of kinds drawn from the seed (see DeviceMix).
+	DeviceMix DeviceMix `json:"device_mix"`
 	// Healthy is the fraction of devices (0 to 1) that start authenticated,
 	// chosen deterministically from the seed; the rest start lapsed. The
 	// default 0 starts every device lapsed.
@@ -190,10 +193,14 @@ type Server struct {
 }
 
 // New returns a simulator seeded from cfg (zero fields take defaults). It
-// panics on cfg.Faults that Faults.Validate rejects.
+// panics on cfg.Faults that Faults.Validate rejects, and on a cfg.DeviceMix
+// that DeviceMix.Validate rejects.
 func New(cfg Config) *Server {
 	if err := cfg.Faults.Validate(); err != nil {
 		panic("sim: New: faults: " + err.Error())
+	}
+	if err := cfg.DeviceMix.Validate(); err != nil {
+		panic("sim: New: " + err.Error())
 	}
 	s := &Server{
 		cfg:      cfg.withDefaults(),

@@ -83,8 +83,9 @@ type session struct {
 	successURL, cancelURL *string
 }
 
-// seed creates the orgs, users and devices; a Healthy fraction of devices
-// starts authenticated, the rest lapsed.
+// seed creates the orgs, users and devices (DevicesPerKind of each kind per
+// user, or as many as DeviceMix draws); a Healthy fraction of devices starts
+// authenticated, the rest lapsed.
 // It runs once, from New, before the Server is shared.
 func (s *Server) seed() {
 	c := s.cfg
@@ -105,26 +106,24 @@ func (s *Server) seed() {
 				createdAt:  epoch.Add(time.Duration(i*1000+j) * time.Minute),
 			}
 			u.lastLogin = u.createdAt.Add(time.Duration(24+pick(userKey, "login", 24*300)) * time.Hour)
-			for _, kind := range reauth.DeviceKinds {
-				for k := 1; k <= c.DevicesPerKind; k++ {
-					key := fmt.Sprintf("%s/%s/%d", userKey, kind, k)
-					d := &device{
-						id:            nameUUID(key),
-						kind:          kind,
-						name:          fmt.Sprintf("%s %d", kindTitle(kind), k),
-						orgID:         o.id,
-						userID:        u.id,
-						authenticated: fraction(key) < c.Healthy,
-						product:       catalog[kind][pick(key, "product", len(catalog[kind]))],
-						externalID:    externalDeviceID(kind, key),
-						createdAt:     u.createdAt.Add(time.Duration(k) * time.Hour),
-						owner:         u,
-						now:           c.Now,
-					}
-					d.changedAt = d.createdAt.Add(time.Duration(24+pick(key, "changed", 24*200)) * time.Hour)
-					u.devices = append(u.devices, d)
-					s.devices[d.id] = d
+			for _, dk := range userDevices(c, userKey) {
+				kind, k, key := dk.kind, dk.n, dk.key
+				d := &device{
+					id:            nameUUID(key),
+					kind:          kind,
+					name:          fmt.Sprintf("%s %d", kindTitle(kind), k),
+					orgID:         o.id,
+					userID:        u.id,
+					authenticated: fraction(key) < c.Healthy,
+					product:       catalog[kind][pick(key, "product", len(catalog[kind]))],
+					externalID:    externalDeviceID(kind, key),
+					createdAt:     u.createdAt.Add(time.Duration(k) * time.Hour),
+					owner:         u,
+					now:           c.Now,
 				}
+				d.changedAt = d.createdAt.Add(time.Duration(24+pick(key, "changed", 24*200)) * time.Hour)
+				u.devices = append(u.devices, d)
+				s.devices[d.id] = d
 			}
 			o.users = append(o.users, u)
 			s.users[u.id] = u
@@ -132,6 +131,41 @@ func (s *Server) seed() {
 		s.orgs = append(s.orgs, o)
 		s.orgByID[o.id] = o
 	}
+}
+
+// userDevice is one device seed creates: its kind, its number among the
+// user's devices of that kind (from 1) and the key its id and details are
+// drawn from.
+type userDevice struct {
+	kind reauth.DeviceKind
+	n    int
+	key  string
+}
+
+// userDevices lists the devices of the user with userKey, in
+// reauth.DeviceKinds order: DevicesPerKind of each kind, or as many as
+// DeviceMix draws.
+func userDevices(c Config, userKey string) []userDevice {
+	var out []userDevice
+	if len(c.DeviceMix) == 0 {
+		for _, kind := range reauth.DeviceKinds {
+			for k := 1; k <= c.DevicesPerKind; k++ {
+				out = append(out, userDevice{kind, k, fmt.Sprintf("%s/%s/%d", userKey, kind, k)})
+			}
+		}
+		return out
+	}
+	drawn := c.DeviceMix.devices(userKey)
+	for _, kind := range reauth.DeviceKinds {
+		n := 0
+		for i, k := range drawn {
+			if k == kind {
+				n++
+				out = append(out, userDevice{kind, n, fmt.Sprintf("%s/mix/%d", userKey, i+1)})
+			}
+		}
+	}
+	return out
 }
 
 func kindTitle(k reauth.DeviceKind) string {
