@@ -169,6 +169,11 @@ func TestExpiredLinkLandsOnFreshSession(t *testing.T) {
 		dev.ID).Scan(&newID, &newURL, &clicks))
 	require.NotEqual(t, oldID, newID)
 	require.Equal(t, newURL, resp.Header.Get("Location"))
+	var renewalAttempts, renewalPriority int
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT j.max_attempts, j.priority FROM auth_session s JOIN river_job j ON j.id = s.job_id WHERE s.id = $1`,
+		newID).Scan(&renewalAttempts, &renewalPriority))
+	require.Equal(t, reauth.MaxAttemptsDefault, renewalAttempts, "the renewal gets MAX_ATTEMPTS, not River's 25")
+	require.Equal(t, reauth.PriorityInteractive, renewalPriority, "a user waits for the renewal")
 	require.Equal(t, 1, clicks, "the click on the fresh session is recorded")
 	require.NoError(t, b.pool.QueryRow(ctx, "SELECT state FROM auth_session WHERE id = $1", oldID).Scan(&state))
 	require.Equal(t, "superseded", state)
