@@ -20,11 +20,12 @@ test: lint deps ## gofmt and vet checks, then every test with the race detector
 deps: ## install what the tests need besides Go and Postgres: Debian's chromium, when missing
 	@sh .ci/ensure-chromium
 
-CHAOS_REQUESTS     ?= 2000
-RATE_CHECK_SECONDS ?= 60
-chaos: ## the chaos test at full size and the one-minute shared rate-limit check (make test runs small ones)
-	E2E_NORACE=1 CHAOS_REQUESTS=$(CHAOS_REQUESTS) RATE_CHECK_SECONDS=$(RATE_CHECK_SECONDS) \
-		$(GO) test -count=1 -timeout 30m -v -run 'TestChaos|TestSharedRateLimit' ./e2e
+CHAOS_REQUESTS       ?= 2000
+RATE_CHECK_SECONDS   ?= 60
+BUDGET_CHECK_SECONDS ?= 60
+chaos: ## the chaos test at full size, and the one-minute shared rate-limit and budget checks (make test runs small ones)
+	E2E_NORACE=1 CHAOS_REQUESTS=$(CHAOS_REQUESTS) RATE_CHECK_SECONDS=$(RATE_CHECK_SECONDS) BUDGET_CHECK_SECONDS=$(BUDGET_CHECK_SECONDS) \
+		$(GO) test -count=1 -timeout 30m -v -run 'TestChaos|TestSharedRateLimit|TestRateBudget|TestRetryAfterHoldsEveryProcess' ./e2e
 
 BENCH_QUICK ?=
 bench: build ## the benchmark (docs/PERFORMANCE.md); BENCH_QUICK=1 for the small run
