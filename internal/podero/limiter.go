@@ -63,16 +63,18 @@ func WithPurpose(ctx context.Context, p string) context.Context {
 	return context.WithValue(ctx, purposeKey{}, p)
 }
 
-// PurposeOf says what a call made with ctx is for: the purpose WithPurpose
-// set, else one from the call's operation and class.
+// PurposeOf says what a call made with ctx is for: a token fetch is
+// PurposeToken; else the purpose WithPurpose set, else one from the call's
+// operation and class.
 func PurposeOf(ctx context.Context) string {
+	op, _ := ctx.Value(opKey{}).(string)
+	if op == OpToken {
+		return PurposeToken
+	}
 	if p, ok := ctx.Value(purposeKey{}).(string); ok {
 		return p
 	}
-	op, _ := ctx.Value(opKey{}).(string)
 	switch {
-	case op == OpToken:
-		return PurposeToken
 	case ClassOf(ctx) == ClassSync:
 		return PurposeSync
 	case op == OpListUsers, op == OpUserByExtID:

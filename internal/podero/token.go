@@ -72,7 +72,8 @@ func (c *Client) accessToken(ctx context.Context) (string, error) {
 		c.tokenInFl = f
 		// Not ctx itself: the fetch is shared, so one caller's cancellation
 		// must not fail it for all the others.
-		go c.fetchToken(context.WithoutCancel(ctx), f)
+		// Every class waits for the token: it goes first at the limiter.
+		go c.fetchToken(WithClass(context.WithoutCancel(ctx), ClassInteractive), f)
 	}
 	c.tokenMu.Unlock()
 
