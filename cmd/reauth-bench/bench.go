@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -34,19 +33,20 @@ const benchDatabase = "reauth_bench"
 // bench holds what the measurements share: the benchmark's database, the
 // binaries, and the simulator and mail catcher processes once started.
 type bench struct {
-	logf    func(string, ...any)
-	bin     string
-	dbURL   string
-	pool    *pgxpool.Pool
-	conns   int
-	insert  *river.Client[pgx.Tx] // on pool, for queue pauses and the sweep job
-	devices []simDevice           // the simulator's devices, in order
-	next    int                   // devices[next:] have not been requested yet
-	simURL  string
-	smtpURL string
-	mailURL string // the catcher's HTTP side
-	procs   []*proc
-	tmp     string
+	logf     func(string, ...any)
+	bin      string
+	adminURL string // the server, to create databases from
+	dbURL    string
+	pool     *pgxpool.Pool
+	conns    int
+	insert   *river.Client[pgx.Tx] // on pool, for queue pauses and the sweep job
+	devices  []simDevice           // the simulator's devices, in order
+	next     int                   // devices[next:] have not been requested yet
+	simURL   string
+	smtpURL  string
+	mailURL  string // the catcher's HTTP side
+	procs    []*proc
+	tmp      string
 }
 
 type simDevice struct {
@@ -66,30 +66,14 @@ func newBench(ctx context.Context, adminURL, binDir string, logf func(string, ..
 			return nil, fmt.Errorf("%s/%s not found: run `make build` first (make bench does)", binDir, name)
 		}
 	}
-	admin, err := pgx.Connect(ctx, adminURL)
-	if err != nil {
-		return nil, fmt.Errorf("connect to Postgres (BENCH_DATABASE_URL): %w", err)
-	}
-	defer admin.Close(ctx)
-	for _, q := range []string{"DROP DATABASE IF EXISTS " + benchDatabase + " WITH (FORCE)", "CREATE DATABASE " + benchDatabase} {
-		if _, err := admin.Exec(ctx, q); err != nil {
-			return nil, fmt.Errorf("%s: %w", q, err)
-		}
-	}
-	u, err := url.Parse(adminURL)
-	if err != nil {
-		return nil, err
-	}
-	u.Path = "/" + benchDatabase
 	tmp, err := os.MkdirTemp("", "reauth-bench-")
 	if err != nil {
 		return nil, err
 	}
-	b := &bench{logf: logf, bin: bin, dbURL: u.String(), conns: config.PoolConns(), tmp: tmp}
-	migrate := exec.CommandContext(ctx, filepath.Join(bin, "reauth"), "migrate")
-	migrate.Env = append(os.Environ(), "DATABASE_URL="+b.dbURL)
-	if out, err := migrate.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("reauth migrate: %w\n%s", err, out)
+	b := &bench{logf: logf, bin: bin, adminURL: adminURL, conns: config.PoolConns(), tmp: tmp}
+	if b.dbURL, err = b.freshDatabase(ctx, benchDatabase); err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
 	}
 	pc, err := pgxpool.ParseConfig(b.dbURL)
 	if err != nil {
@@ -113,6 +97,31 @@ func (b *bench) close() {
 		b.pool.Close()
 	}
 	os.RemoveAll(b.tmp)
+}
+
+// recreate drops the database name, if it exists, and creates it.
+func recreate(ctx context.Context, adminURL, name string) error {
+	admin, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return fmt.Errorf("connect to Postgres (BENCH_DATABASE_URL): %w", err)
+	}
+	defer admin.Close(ctx)
+	for _, q := range []string{"DROP DATABASE IF EXISTS " + name + " WITH (FORCE)", "CREATE DATABASE " + name} {
+		if _, err := admin.Exec(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	return nil
+}
+
+// withDatabase is the server URL u naming database name.
+func withDatabase(u, name string) (string, error) {
+	parsed, err := url.Parse(u)
+	if err != nil {
+		return "", err
+	}
+	parsed.Path = "/" + name
+	return parsed.String(), nil
 }
 
 // commitCeiling runs one-row INSERT transactions (durable: synchronous
@@ -224,7 +233,7 @@ func (b *bench) riverCeiling(ctx context.Context, n int) (float64, error) {
 }
 
 // startPeers starts the simulator (no rate limit, 2 ms latency, enough
-// devices for every measurement) and the mail catcher.
+// devices for every measurement but the fleet's) and the mail catcher.
 func (b *bench) startPeers(ctx context.Context, sz sizes) error {
 	need := sz.Pipeline + sz.Backlog + 40_000 // the latency run takes at most 40,000
 	users := need/3/4 + 1                     // 4 organizations, one device of each kind per user
@@ -248,11 +257,16 @@ func (b *bench) startPeers(ctx context.Context, sz sizes) error {
 	}
 	// Interleave the organizations, so each batch mixes them as it mixes kinds.
 	slices.SortStableFunc(b.devices, func(x, y simDevice) int { return strings.Compare(x.ID, y.ID) })
+	return b.startMailcatch(ctx)
+}
+
+// startMailcatch starts the mail catcher every phase's service mails.
+func (b *bench) startMailcatch(ctx context.Context) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	p, line, err = b.start(ctx, "mailcatch", nil, self, "mailcatch")
+	p, line, err := b.start(ctx, "mailcatch", nil, self, "mailcatch")
 	if err != nil {
 		return err
 	}

@@ -2,10 +2,12 @@
 // machine, in one run, on the local Postgres: the commit ceiling, the River
 // ceiling, the pipeline (bin/reauth serve working requests through
 // bin/podero-sim and emailing a mail catcher, each a separate process), the
-// latency at half the pipeline's maximum, the sweep of a million devices and
-// a backlog of 200,000 waiting jobs. It prints a table, then one line of
-// JSON, and writes the JSON to bench/results.json. Run it with `make bench`
-// (BENCH_QUICK=1 for the small, under-a-minute run CI does).
+// latency at half the pipeline's maximum, the sweep of a million devices, a
+// backlog of 200,000 waiting jobs, and a fleet of 100,000 users at Podero's
+// rate limit (a sync pass, then a sweep backlog with interactive requests).
+// It prints a table, then one line of JSON, and writes the JSON to
+// bench/results.json. Run it with `make bench` (BENCH_QUICK=1 for the small,
+// one-minute run CI does).
 //
 // `reauth-bench mailcatch` is the mail catcher process it starts.
 package main
@@ -34,11 +36,20 @@ type sizes struct {
 	LatencyFor   time.Duration // how long the half load is offered
 	SweepDevices int           // devices the sweep walks, 5% lapsed
 	Backlog      int           // jobs waiting in the backlog measurement
+
+	FleetUsers       int           // the fleet's users, 0 to 3 devices each
+	FleetRate        float64       // PODERO_RATE_LIMIT of the fleet's sync pass
+	FleetBacklogRate float64       // PODERO_RATE_LIMIT of the fleet's backlog, below the machine's own limit
+	FleetPassLimit   time.Duration // the longest a sync pass may take
+	FleetWindow      time.Duration // how long the backlog is measured
+	FleetInteractive int           // requests posted over HTTP during the window
 }
 
 var (
-	full  = sizes{CommitWindow: 5 * time.Second, RiverJobs: 20_000, Pipeline: 20_000, LatencyFor: 10 * time.Second, SweepDevices: 1_000_000, Backlog: 200_000}
-	quick = sizes{CommitWindow: time.Second, RiverJobs: 2_000, Pipeline: 1_000, LatencyFor: 2 * time.Second, SweepDevices: 50_000, Backlog: 10_000}
+	full = sizes{CommitWindow: 5 * time.Second, RiverJobs: 20_000, Pipeline: 20_000, LatencyFor: 10 * time.Second, SweepDevices: 1_000_000, Backlog: 200_000,
+		FleetUsers: 100_000, FleetRate: 500, FleetBacklogRate: 100, FleetPassLimit: 20 * time.Minute, FleetWindow: 60 * time.Second, FleetInteractive: 60}
+	quick = sizes{CommitWindow: time.Second, RiverJobs: 2_000, Pipeline: 1_000, LatencyFor: 2 * time.Second, SweepDevices: 50_000, Backlog: 10_000,
+		FleetUsers: 5_000, FleetRate: 250, FleetBacklogRate: 50, FleetPassLimit: 3 * time.Minute, FleetWindow: 10 * time.Second, FleetInteractive: 20}
 )
 
 // results is every figure; the JSON keys are what bench/results.json holds.
@@ -78,6 +89,46 @@ type results struct {
 	BacklogVsEmpty float64 `json:"backlog_vs_empty"`
 	BacklogRSSMB   float64 `json:"backlog_rss_mb"`
 
+	// The fleet phase (fleet.go): calls are partner API calls at the
+	// simulator, token included.
+	FleetUsers                  int     `json:"fleet_users"`
+	FleetDevices                int     `json:"fleet_devices"`
+	FleetRateLimit              float64 `json:"fleet_rate_limit"`
+	FleetServes                 int     `json:"fleet_serve_processes"`
+	FleetSyncPassS              float64 `json:"fleet_sync_pass_s"`
+	FleetSyncCalls              int     `json:"fleet_sync_calls"`
+	FleetSyncListUsers          int     `json:"fleet_sync_list_users"`
+	FleetSyncListDevices        int     `json:"fleet_sync_list_devices"`
+	FleetSyncCallsPerUser       float64 `json:"fleet_sync_calls_per_user"`
+	FleetSyncDeviceCallsPerUser float64 `json:"fleet_sync_device_calls_per_user"`
+	// FleetSyncMinDeviceCallsPerUser is the fewest device listings a pass
+	// can make: the kinds each user has. FleetSyncBeforeCallsPerUser is
+	// what the sync listing every kind of every user made: 3 a user and
+	// the users list.
+	FleetSyncMinDeviceCallsPerUser float64 `json:"fleet_sync_min_device_calls_per_user"`
+	FleetSyncBeforeCallsPerUser    float64 `json:"fleet_sync_before_calls_per_user"`
+	FleetSyncCallsPerS             float64 `json:"fleet_sync_calls_per_s"`
+	FleetSyncRateUsed              float64 `json:"fleet_sync_rate_used"`
+	FleetSyncRSSMB                 float64 `json:"fleet_sync_rss_mb"`
+	FleetBacklogRateLimit          float64 `json:"fleet_backlog_rate_limit"`
+	FleetBacklogRequests           int     `json:"fleet_backlog_requests"`
+	FleetBacklogWaitingAtEnd       int     `json:"fleet_backlog_waiting_at_end"`
+	FleetBacklogWindowS            float64 `json:"fleet_backlog_window_s"`
+	FleetBacklogCalls              int     `json:"fleet_backlog_calls"`
+	FleetBacklogJobWrites          int64   `json:"fleet_backlog_job_writes"`
+	FleetBacklogWritesPerCall      float64 `json:"fleet_backlog_writes_per_call"`
+	FleetBacklogCallsPerS          float64 `json:"fleet_backlog_calls_per_s"`
+	FleetBacklogRateUsed           float64 `json:"fleet_backlog_rate_used"`
+	FleetInteractive               int     `json:"fleet_interactive_requests"`
+	FleetInteractiveP50MS          float64 `json:"fleet_interactive_p50_email_ms"`
+	FleetInteractiveP99MS          float64 `json:"fleet_interactive_p99_email_ms"`
+	FleetSyncBusiest3s             int     `json:"fleet_sync_busiest_3s_calls"`
+	FleetSyncBusiestLimit          int     `json:"fleet_sync_busiest_3s_limit"`
+	FleetBacklogBusiest3s          int     `json:"fleet_backlog_busiest_3s_calls"`
+	FleetBacklogBusiestLimit       int     `json:"fleet_backlog_busiest_3s_limit"`
+	FleetBacklogRSSMB              float64 `json:"fleet_backlog_rss_mb"`
+	FleetS                         float64 `json:"fleet_s"`
+
 	TotalS float64 `json:"total_s"`
 }
 
@@ -105,6 +156,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"Postgres `URL` to create the benchmark's database from (BENCH_DATABASE_URL)")
 	out := fs.String("out", "bench/results.json", "where to write the results `file`")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the service process during the pipeline to `file`")
+	fleetOnly := fs.Bool("fleet-only", false, "run only the fleet phase (while working on it; the other figures stay 0)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: reauth-bench [flags]\n\nMeasures the service against the machine's own limits; see docs/PERFORMANCE.md.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -129,7 +181,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer b.close()
 	r := results{Quick: *isQuick, CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Connections: b.conns}
+	if !*fleetOnly {
+		if err := b.machine(ctx, sz, &r, *profile); err != nil {
+			return err
+		}
+	} else if err := b.startMailcatch(ctx); err != nil {
+		return err
+	}
+	if err := b.fleet(ctx, sz, &r); err != nil {
+		return fmt.Errorf("fleet: %w", err)
+	}
+	r.TotalS = round(time.Since(started).Seconds(), 1)
+	return report(r, stdout, *out)
+}
 
+// machine runs the measurements against the machine's limits, with no rate
+// limit: the ceilings, the pipeline and latency, the sweep and the backlog.
+func (b *bench) machine(ctx context.Context, sz sizes, r *results, profile string) error {
+	logf := b.logf
+	var err error
 	logf("commit ceiling: %d connections, %s", b.conns, sz.CommitWindow)
 	if r.CommitCeilingTPS, err = b.commitCeiling(ctx, sz.CommitWindow); err != nil {
 		return fmt.Errorf("commit ceiling: %w", err)
@@ -142,19 +212,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	logf("pipeline: %d requests", sz.Pipeline)
-	if err := b.pipeline(ctx, sz, &r, *profile); err != nil {
+	if err := b.pipeline(ctx, sz, r, profile); err != nil {
 		return fmt.Errorf("pipeline: %w", err)
 	}
 	logf("sweep: %d devices", sz.SweepDevices)
-	if err := b.sweep(ctx, sz.SweepDevices, &r); err != nil {
+	if err := b.sweep(ctx, sz.SweepDevices, r); err != nil {
 		return fmt.Errorf("sweep: %w", err)
 	}
 	logf("backlog: %d jobs waiting", sz.Backlog)
-	if err := b.backlog(ctx, sz, &r); err != nil {
+	if err := b.backlog(ctx, sz, r); err != nil {
 		return fmt.Errorf("backlog: %w", err)
 	}
-	r.TotalS = round(time.Since(started).Seconds(), 1)
-	return report(r, stdout, *out)
+	return nil
 }
 
 // report prints the table and the JSON line and writes the JSON to path.
@@ -181,7 +250,17 @@ func report(r results, stdout io.Writer, path string) error {
 	row("backlog", fmt.Sprintf("%.0f req/s", r.BacklogRPS), fmt.Sprintf("%d jobs waiting", r.BacklogJobs))
 	row("  vs empty queue", fmt.Sprintf("%.0f%%", 100*r.BacklogVsEmpty), "target >= 80%")
 	row("  service RSS", fmt.Sprintf("%.0f MB", r.BacklogRSSMB), "peak, target <= 200 MB")
-	row("total", fmt.Sprintf("%.0f s", r.TotalS), "")
+	row("fleet", fmt.Sprintf("%d users", r.FleetUsers), fmt.Sprintf("%d devices, %d serve processes", r.FleetDevices, r.FleetServes))
+	row("  sync pass", fmt.Sprintf("%.1f s", r.FleetSyncPassS), fmt.Sprintf("%d calls, %.0f/s, %.0f%% of PODERO_RATE_LIMIT=%.0f", r.FleetSyncCalls, r.FleetSyncCallsPerS, 100*r.FleetSyncRateUsed, r.FleetRateLimit))
+	row("  calls per user", fmt.Sprintf("%.3f", r.FleetSyncCallsPerUser), fmt.Sprintf("device listings %.3f (fewest possible %.3f); every kind: %.3f", r.FleetSyncDeviceCallsPerUser, r.FleetSyncMinDeviceCallsPerUser, r.FleetSyncBeforeCallsPerUser))
+	row("  busiest 3 s", fmt.Sprintf("%d calls", r.FleetSyncBusiest3s), fmt.Sprintf("limit 3 x rate + burst = %d", r.FleetSyncBusiestLimit))
+	row("  service RSS", fmt.Sprintf("%.0f MB", r.FleetSyncRSSMB), "peak of the processes, sync pass")
+	row("  backlog writes", fmt.Sprintf("%.2f a call", r.FleetBacklogWritesPerCall), fmt.Sprintf("river_job rows, %d calls in %.0f s, %d of %d still waiting; target <= 5", r.FleetBacklogCalls, r.FleetBacklogWindowS, r.FleetBacklogWaitingAtEnd, r.FleetBacklogRequests))
+	row("  backlog rate", fmt.Sprintf("%.0f calls/s", r.FleetBacklogCallsPerS), fmt.Sprintf("%.0f%% of PODERO_RATE_LIMIT=%.0f", 100*r.FleetBacklogRateUsed, r.FleetBacklogRateLimit))
+	row("  interactive -> email", fmt.Sprintf("%.0f / %.0f ms", r.FleetInteractiveP50MS, r.FleetInteractiveP99MS), fmt.Sprintf("p50 / p99 of %d over HTTP behind the backlog; target p99 <= 5 s", r.FleetInteractive))
+	row("  busiest 3 s", fmt.Sprintf("%d calls", r.FleetBacklogBusiest3s), fmt.Sprintf("limit 3 x rate + burst = %d", r.FleetBacklogBusiestLimit))
+	row("  service RSS", fmt.Sprintf("%.0f MB", r.FleetBacklogRSSMB), "peak of the processes, backlog")
+	row("total", fmt.Sprintf("%.0f s", r.TotalS), fmt.Sprintf("fleet phase %.0f s", r.FleetS))
 	if err := tw.Flush(); err != nil {
 		return err
 	}
