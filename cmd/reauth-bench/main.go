@@ -49,7 +49,7 @@ var (
 	full = sizes{CommitWindow: 5 * time.Second, RiverJobs: 20_000, Pipeline: 20_000, LatencyFor: 10 * time.Second, SweepDevices: 1_000_000, Backlog: 200_000,
 		FleetUsers: 100_000, FleetRate: 500, FleetBacklogRate: 100, FleetPassLimit: 20 * time.Minute, FleetWindow: 60 * time.Second, FleetInteractive: 60}
 	quick = sizes{CommitWindow: time.Second, RiverJobs: 2_000, Pipeline: 1_000, LatencyFor: 2 * time.Second, SweepDevices: 50_000, Backlog: 10_000,
-		FleetUsers: 5_000, FleetRate: 250, FleetBacklogRate: 50, FleetPassLimit: 3 * time.Minute, FleetWindow: 10 * time.Second, FleetInteractive: 20}
+		FleetUsers: 5_000, FleetRate: 500, FleetBacklogRate: 50, FleetPassLimit: 3 * time.Minute, FleetWindow: 10 * time.Second, FleetInteractive: 20}
 )
 
 // results is every figure; the JSON keys are what bench/results.json holds.
