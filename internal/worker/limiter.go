@@ -53,6 +53,15 @@ type Limiter struct {
 	gates     [podero.ClassSync + 1]chan struct{}
 }
 
+// How a reserved slot is kept: the hold is looked at holdCheckLead before
+// it, and a call more than lateTolerance behind it takes a new one (at most
+// maxLate times), so late calls never bunch up with the ones after them.
+const (
+	holdCheckLead = 20 * time.Millisecond
+	lateTolerance = 50 * time.Millisecond
+	maxLate       = 3
+)
+
 // LowHorizon is how far ahead a bulk or sync call may reserve its slot at
 // rate: one second's worth of calls, and at least two.
 func LowHorizon(rate float64) time.Duration {
@@ -68,6 +77,7 @@ func (l *Limiter) Wait(ctx context.Context) (time.Duration, error) {
 		budget = max(0, min(budget, time.Until(dl)/2))
 	}
 	class := podero.ClassOf(ctx)
+	late := 0
 	release := func() {}
 	if class != podero.ClassInteractive && l.Rate > 0 {
 		// Wait for this class's turn in the process; the interactive ones
@@ -112,15 +122,27 @@ func (l *Limiter) Wait(ctx context.Context) (time.Duration, error) {
 			continue
 		}
 		release() // the next in line may ask while this one waits for its slot
-		if !sleep(ctx, wait) {
+		slot := time.Now().Add(wait)
+		// A hold set after the reservation holds this call too: look just
+		// before the slot, so the look does not make the call late.
+		if !sleep(ctx, wait-holdCheckLead) {
 			return 0, ctx.Err()
 		}
-		// A hold set after the reservation holds this call too.
 		held, err := store.PoderoHoldLeft(ctx, l.DB)
 		if err != nil {
 			return 0, err
 		}
 		if held <= 0 {
+			if !sleep(ctx, time.Until(slot)) {
+				return 0, ctx.Err()
+			}
+			// A call far behind its slot (a slow look, a busy machine)
+			// would go out together with the next ones: it takes a new
+			// slot instead, a few times at most.
+			if time.Since(slot) > lateTolerance && late < maxLate {
+				late++
+				continue
+			}
 			l.Metrics.LimiterWaited(time.Since(start), false)
 			return 0, nil
 		}
