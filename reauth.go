@@ -260,11 +260,13 @@ func ValidateURL(s string) error {
 	return nil
 }
 
-// exactKeys rejects an object whose keys are not spelled exactly as v's JSON
-// fields, or repeat: Go's decoder would match "DEVICE_ID" case-insensitively
-// and keep the last of two, while River's unique key and SQL read the exact
-// key.
-func exactKeys(b []byte, v any) error {
+// ExactKeys rejects a JSON object whose keys are not spelled exactly as the
+// JSON fields of the struct v points to, or repeat: Go's decoder would match
+// "DEVICE_ID" case-insensitively and keep the last of two, while River's
+// unique key and SQL read the exact key. Job args and the HTTP API's bodies
+// are both checked with it. Anything that is not an object passes, for the
+// decoder to refuse.
+func ExactKeys(b []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return nil // not an object: the decoder says so
@@ -331,7 +333,7 @@ func (a NotifyArgs) Validate() error {
 // decodeStrict decodes one JSON object into v, rejecting unknown fields,
 // wrong types and trailing data, with an error that names the field.
 func decodeStrict(b []byte, v any) error {
-	if err := exactKeys(b, v); err != nil {
+	if err := ExactKeys(b, v); err != nil {
 		return fmt.Errorf("malformed job args: %w", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))

@@ -67,6 +67,8 @@ func TestHostileInput(t *testing.T) {
 		{name: "array", method: "POST", path: "/v1/reauth", token: apiToken, body: `[` + valid("") + `]`, status: 400, want: "must be a"},
 		{name: "two objects", method: "POST", path: "/v1/reauth", token: apiToken, body: valid("") + valid(""), status: 400, want: "single JSON object"},
 		{name: "unknown field", method: "POST", path: "/v1/reauth", token: apiToken, body: valid(`,"priority":"high"`), status: 400, want: `unknown field \"priority\"`},
+		{name: "key in another case", method: "POST", path: "/v1/reauth", token: apiToken, body: valid(`,"DEVICE_ID":"` + user.Devices[1].ID + `"`), status: 400, want: `unknown field \"DEVICE_ID\"`},
+		{name: "key twice", method: "POST", path: "/v1/reauth", token: apiToken, body: valid(`,"device_id":"` + user.Devices[1].ID + `"`), status: 400, want: `field \"device_id\" given twice`},
 		{name: "body too large", method: "POST", path: "/v1/reauth", token: apiToken, body: huge, status: 400, want: "larger than"},
 		{name: "wrong content type", method: "POST", path: "/v1/reauth", token: apiToken, contentType: "text/plain", body: valid(""), status: 400, want: "Content-Type"},
 		{name: "number for kind", method: "POST", path: "/v1/reauth", token: apiToken, body: strings.Replace(valid(""), `"`+string(dev.Kind)+`"`, `1`, 1), status: 400, want: `must be a string`},
@@ -190,6 +192,8 @@ func TestHostileInput(t *testing.T) {
 		{"reauth_notify", `{"session_id":"1","step":0}`, `field "session_id" must be a int64`},
 		{"reauth_notify", `{"session_id":-5,"step":0}`, "session_id must be positive"},
 		{"reauth_notify", `{"session_id":999999,"step":0}`, "session 999999 does not exist"},
+		{"reauth_notify", `{"session_id":1,"step":1000}`, "beyond the reminder schedule"},
+		{"reauth_notify", `{"session_id":1,"step":2147483648}`, "beyond the reminder schedule"},
 	}
 	var ids []int64
 	for _, r := range rows {

@@ -84,8 +84,11 @@ func (s Secret) Reveal() string { return string(s) }
 // API token scopes: what a bearer token may do.
 const (
 	ScopeEnqueue = "enqueue" // POST /v1/reauth
-	ScopeRead    = "read"    // GET /v1/devices/...
+	ScopeRead    = "read"    // GET /v1/devices/... (sessions' authentication_url shortened to its origin)
 	ScopeOps     = "ops"     // the ops page and API
+	// ScopeLinks shows, with read, sessions' authentication_url whole: a
+	// live one is the user's login link.
+	ScopeLinks = "links"
 )
 
 // APIToken is one bearer token accepted by /v1, kept only as its SHA-256.
@@ -599,7 +602,7 @@ func (e *env) integer(name string, def int) int {
 }
 
 // tokens parses API_TOKENS: comma-separated entries "name:scopes:token"
-// (scopes joined by +, from enqueue, read, ops), "name:token" or a bare
+// (scopes joined by +, from enqueue, read, ops, links), "name:token" or a bare
 // token (both with scopes enqueue+read; a bare one is named token1, token2,
 // ... by position). Tokens hold no ':' or ','. Only hashes are kept.
 func (e *env) tokens(name string) []APIToken {
@@ -621,8 +624,8 @@ func (e *env) tokens(name string) []APIToken {
 			continue
 		}
 		for _, sc := range t.Scopes {
-			if sc != ScopeEnqueue && sc != ScopeRead && sc != ScopeOps {
-				e.errs = append(e.errs, fmt.Errorf("%s entry %d: unknown scope %q (enqueue, read, ops)", name, i+1, sc))
+			if sc != ScopeEnqueue && sc != ScopeRead && sc != ScopeOps && sc != ScopeLinks {
+				e.errs = append(e.errs, fmt.Errorf("%s entry %d: unknown scope %q (enqueue, read, ops, links)", name, i+1, sc))
 			}
 		}
 		if t.Name == "" {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -51,6 +52,20 @@ func TestLoad(t *testing.T) {
 		require.False(t, c.APITokens[1].Allows(ScopeOps))
 		require.Equal(t, "opsteam", c.APITokens[2].Name)
 		require.Equal(t, []string{ScopeOps, ScopeRead}, c.APITokens[2].Scopes)
+		require.False(t, c.APITokens[1].Allows(ScopeLinks), "read alone shows no whole login links")
+	})
+
+	t.Run("LinksScope", func(t *testing.T) {
+		t.Parallel()
+		env := maps.Clone(full)
+		env["API_TOKENS"] = "support:read+links:APITOKEN-x8-0123456789"
+		c, err := Load(envOf(env))
+		require.NoError(t, err)
+		require.True(t, c.APITokens[0].Allows(ScopeRead))
+		require.True(t, c.APITokens[0].Allows(ScopeLinks))
+		env["API_TOKENS"] = "support:read+link:APITOKEN-x8-0123456789"
+		_, err = Load(envOf(env))
+		require.ErrorContains(t, err, `unknown scope "link" (enqueue, read, ops, links)`)
 	})
 
 	t.Run("SecretsMaskedWhenPrinted", func(t *testing.T) {

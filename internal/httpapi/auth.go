@@ -92,8 +92,18 @@ func (s *server) auth(scope string, next http.HandlerFunc) http.Handler {
 			writeError(w, http.StatusForbidden, "this token lacks the "+scope+" scope")
 			return
 		}
-		next(w, r)
+		next(w, r.WithContext(context.WithValue(r.Context(), tokenKey{}, tok)))
 	})
+}
+
+// tokenKey holds the request's config.APIToken, for handlers whose answer
+// depends on more scopes than the one that admitted the request.
+type tokenKey struct{}
+
+// tokenAllows reports whether the request's API token has scope.
+func tokenAllows(ctx context.Context, scope string) bool {
+	tok, ok := ctx.Value(tokenKey{}).(config.APIToken)
+	return ok && tok.Allows(scope)
 }
 
 // token finds the request's bearer token among the configured ones.

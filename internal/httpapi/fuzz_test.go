@@ -16,6 +16,7 @@ func FuzzDecodeReauthRequest(f *testing.F) {
 		`{"org_id":"6f1c2a7e-1d2b-4c3d-8e9f-0a1b2c3d4e5f","user_id":"0b7e2a7e-1d2b-4c3d-8e9f-0a1b2c3d4e5f","device_kind":"inverter","device_id":"a2314723-06cc-4c2e-8819-118905579c7a"}`,
 		`{"org_id":1}`, `{"colour":"red"}`, `[]`, `{} {}`, `{`, ``, `{"email":"Eve <e@x.y>"}`,
 		`{"success_url":"https://partner.example/ok","cancel_url":"javascript:alert(1)"}`,
+		`{"DEVICE_ID":"a2314723-06cc-4c2e-8819-118905579c7a"}`, `{"device_id":"x","device_id":"y"}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -29,6 +30,9 @@ func FuzzDecodeReauthRequest(f *testing.F) {
 				t.Fatal("a refusal must say what is wrong")
 			}
 			return
+		}
+		if err := reauth.ExactKeys(body, &reauthRequest{}); err != nil {
+			t.Fatalf("accepted keys job args would refuse: %v", err)
 		}
 		a := reauth.DeviceArgs{OrgID: req.OrgID, UserID: req.UserID, DeviceKind: reauth.DeviceKind(req.DeviceKind),
 			DeviceID: req.DeviceID, Email: req.Email, Locale: req.Locale, SuccessURL: req.SuccessURL, CancelURL: req.CancelURL}.Normalized()

@@ -4,6 +4,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -32,6 +34,10 @@ import (
 
 // MaxBodyBytes bounds a request body.
 const MaxBodyBytes = 64 << 10
+
+// renewWriteMargin is what a link renewal's response gets on top of
+// RenewWait to look the session up and write its answer.
+const renewWriteMargin = 10 * time.Second
 
 // Config wires the handlers.
 type Config struct {
@@ -148,6 +154,10 @@ type statusRecorder struct {
 	status int
 }
 
+// Unwrap lets http.ResponseController reach the connection (a link
+// renewal extends its write deadline).
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
 func (r *statusRecorder) WriteHeader(code int) {
 	r.status = code
 	r.ResponseWriter.WriteHeader(code)
@@ -242,20 +252,30 @@ func (s *server) answeredRepeat(w http.ResponseWriter, r *http.Request, args rea
 }
 
 // decodeJSON reads exactly one JSON object with no unknown fields from a
-// body of at most MaxBodyBytes, and says what is wrong otherwise.
+// body of at most MaxBodyBytes, and says what is wrong otherwise. Keys are
+// matched as strictly as job args (reauth.ExactKeys): spelled exactly as
+// the field, once each.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return errors.New("Content-Type must be application/json")
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return fmt.Errorf("body is larger than %d bytes", MaxBodyBytes)
+	case err != nil:
+		return errors.New("body could not be read")
+	}
+	if err := reauth.ExactKeys(body, v); err != nil {
+		return err // an unknown (or differently spelled) key, or one given twice
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
 		var syntax *json.SyntaxError
 		var typ *json.UnmarshalTypeError
 		switch {
-		case errors.As(err, &tooBig):
-			return fmt.Errorf("body is larger than %d bytes", MaxBodyBytes)
 		case errors.Is(err, io.EOF):
 			return errors.New("body is empty; expected a JSON object")
 		case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
@@ -296,29 +316,79 @@ func (s *server) device(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "internal error")
 		return
 	}
+	// A live authentication_url is the user's login link: whole only for
+	// a token that also has the links scope.
+	if !tokenAllows(r.Context(), config.ScopeLinks) {
+		for i := range v.Sessions {
+			v.Sessions[i].AuthenticationURL = linkOrigin(v.Sessions[i].AuthenticationURL)
+		}
+	}
 	writeJSON(w, http.StatusOK, v)
 }
 
-// open sends the user on to the session's authentication_url. A superseded
-// session's link follows to the device's current open session; an expired
-// one gets a fresh session on the spot.
+// linkOrigin shortens an authentication_url to its scheme and host, which
+// say where the link goes without being the link: "https://connect.podero.com/…".
+func linkOrigin(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return "…"
+	}
+	return u.Scheme + "://" + u.Host + "/…"
+}
+
+// prefetch reports whether a request is a browser's or a mail client's
+// prefetch or preview rather than the user's own navigation.
+func prefetch(r *http.Request) bool {
+	for _, h := range []string{"Sec-Purpose", "Purpose", "X-Purpose", "X-Moz"} {
+		v := strings.ToLower(r.Header.Get(h))
+		if strings.Contains(v, "prefetch") || strings.Contains(v, "prerender") || strings.Contains(v, "preview") {
+			return true
+		}
+	}
+	return false
+}
+
+// refusePrefetch answers a prefetch of a link without looking at it: a
+// prefetch that is not 2xx is thrown away, so the user's own click comes
+// here and is the one recorded.
+func refusePrefetch(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Vary", "Sec-Purpose, Purpose")
+	http.Error(w, "not served to prefetches", http.StatusServiceUnavailable)
+}
+
+// open sends the user on to the session's authentication_url. Every link of
+// the device leads to its newest session: its open one when it has one (from
+// a superseded link, a cancelled one after a newer request, a completed one
+// after the device lapsed again), else the one that ended last (a
+// superseded link's successor completed: "already connected"). An expired
+// one gets a fresh session on the spot. HEAD (Go's mux routes it here) gets
+// the same answer without recording a click or requesting a session;
+// prefetches get nothing.
 func (s *server) open(w http.ResponseWriter, r *http.Request) {
+	if prefetch(r) {
+		refusePrefetch(w)
+		return
+	}
 	sess, ok := s.session(w, r)
 	if !ok {
 		return
 	}
-	if sess.State == store.SessionSuperseded {
-		cur, err := store.OpenSession(r.Context(), s.cfg.Pool, sess.DeviceKind, sess.DeviceID)
-		if err == nil {
-			sess = cur
-		} else if !errors.Is(err, store.ErrNotFound) {
+	if sess.State != store.SessionOpen {
+		cur, err := store.LatestSession(r.Context(), s.cfg.Pool, sess.DeviceKind, sess.DeviceID)
+		if err != nil {
 			s.internalError(w, r, err)
 			return
 		}
+		sess = cur
 	}
 	switch sess.State {
 	case store.SessionOpen, store.SessionCancelled:
 		if s.now().After(sess.ExpiresAt) {
+			if r.Method == http.MethodHead {
+				writePage(w, r, http.StatusOK, pageExpired, sess.Locale)
+				return
+			}
 			s.renew(w, r, sess)
 			return
 		}
@@ -332,8 +402,12 @@ func (s *server) open(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// redirectTo records the click and sends the user to Podero.
+// redirectTo records the click (not a HEAD's) and sends the user to Podero.
 func (s *server) redirectTo(w http.ResponseWriter, r *http.Request, sess store.Session) {
+	if r.Method == http.MethodHead {
+		http.Redirect(w, r, sess.AuthenticationURL, http.StatusFound)
+		return
+	}
 	first, err := store.MarkOpened(r.Context(), s.cfg.Pool, sess.ID)
 	if err != nil {
 		s.internalError(w, r, err)
@@ -378,6 +452,11 @@ func (s *server) renew(w http.ResponseWriter, r *http.Request, sess store.Sessio
 		s.internalError(w, r, err)
 		return
 	}
+	// The wait may outlast the server's WriteTimeout (30 s): this response
+	// gets a deadline of its own that covers it.
+	if err := http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.cfg.RenewWait + renewWriteMargin)); err != nil {
+		s.cfg.Logger.WarnContext(r.Context(), "cannot extend the write deadline for a link renewal", slog.Any("error", err))
+	}
 	if _, err := s.cfg.River.Insert(r.Context(), args, nil); err != nil {
 		s.internalError(w, r, err)
 		return
@@ -408,8 +487,15 @@ func (s *server) renew(w http.ResponseWriter, r *http.Request, sess store.Sessio
 
 // done is where Podero sends the user after the manufacturer login: it
 // records the outcome, cancels the session's reminders and sends the user
-// on to the partner's page.
+// on to the partner's page. A success is the device's: it completes the
+// device's current open session too, whichever of its links it came
+// through. Only a GET changes anything: a HEAD gets the same answer with
+// nothing recorded, a prefetch nothing.
 func (s *server) done(w http.ResponseWriter, r *http.Request) {
+	if prefetch(r) {
+		refusePrefetch(w)
+		return
+	}
 	result := r.URL.Query().Get("result")
 	if result != "success" && result != "cancel" {
 		writePage(w, r, http.StatusBadRequest, pageInvalidDone, "")
@@ -431,31 +517,68 @@ func (s *server) done(w http.ResponseWriter, r *http.Request) {
 			target = s.cfg.CancelURL
 		}
 	}
-	var finished bool
-	err := pgx.BeginFunc(r.Context(), s.cfg.Pool, func(tx pgx.Tx) (err error) {
-		if finished, err = store.FinishSession(r.Context(), tx, sess.ID, state); err != nil || !finished {
-			return err
+	if r.Method != http.MethodHead {
+		if err := s.finish(r, sess, state, event, detail); err != nil {
+			s.internalError(w, r, err)
+			return
 		}
-		if _, err = store.CancelReminders(r.Context(), tx, sess.ID); err != nil {
-			return err
-		}
-		return s.eventTx(r.Context(), tx, event, sess, detail)
-	})
-	if err != nil {
-		s.internalError(w, r, err)
-		return
-	}
-	if finished && state == store.SessionCompleted {
-		s.cfg.Metrics.Funnel(metrics.StepCompleted)
-	}
-	if finished {
-		s.cfg.Logger.InfoContext(r.Context(), "session finished", slog.Int64("session", sess.ID), slog.String("state", state))
 	}
 	if target != "" {
 		http.Redirect(w, r, target, http.StatusFound)
 		return
 	}
 	writePage(w, r, http.StatusOK, page, sess.Locale)
+}
+
+// finish records the outcome of sess's login in one transaction: sess moves
+// to state (a cancelled one may still complete) and its reminders are
+// cancelled; a completion also completes the device's open session, if it
+// is another (sess was superseded, or cancelled before a newer request),
+// and cancels its reminders.
+func (s *server) finish(r *http.Request, sess store.Session, state, event, detail string) error {
+	ctx := r.Context()
+	var finished []int64
+	err := pgx.BeginFunc(ctx, s.cfg.Pool, func(tx pgx.Tx) error {
+		finished = finished[:0]
+		ok, err := store.FinishSession(ctx, tx, sess.ID, state)
+		if err != nil {
+			return err
+		}
+		if ok {
+			finished = append(finished, sess.ID)
+		}
+		if state == store.SessionCompleted {
+			cur, err := store.CompleteOpenSession(ctx, tx, sess.DeviceKind, sess.DeviceID, sess.ID)
+			if err != nil {
+				return err
+			}
+			if cur != 0 {
+				finished = append(finished, cur)
+			}
+		}
+		for _, id := range finished {
+			if _, err := store.CancelReminders(ctx, tx, id); err != nil {
+				return err
+			}
+			ev := sess
+			ev.ID = id
+			if err := s.eventTx(ctx, tx, event, ev, detail); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, id := range finished {
+		if state == store.SessionCompleted {
+			s.cfg.Metrics.Funnel(metrics.StepCompleted)
+		}
+		s.cfg.Logger.InfoContext(ctx, "session finished", slog.Int64("session", id), slog.String("state", state),
+			slog.Int64("via_session", sess.ID))
+	}
+	return nil
 }
 
 // eventTx inserts a reauth.* event job in tx when events are on.

@@ -31,13 +31,17 @@ import (
 
 const (
 	apiToken = "httpapi-test-token-0123456789"
-	orgID    = "6f1c2a7e-1d2b-4c3d-8e9f-0a1b2c3d4e5f"
-	userID   = "0b7e2a7e-1d2b-4c3d-8e9f-0a1b2c3d4e5f"
-	deviceID = "a2314723-06cc-4c2e-8819-118905579c7a"
+	// linksToken has the links scope too: it sees authentication_urls whole.
+	linksToken = "httpapi-test-links-token-0123456789"
+	orgID      = "6f1c2a7e-1d2b-4c3d-8e9f-0a1b2c3d4e5f"
+	userID     = "0b7e2a7e-1d2b-4c3d-8e9f-0a1b2c3d4e5f"
+	deviceID   = "a2314723-06cc-4c2e-8819-118905579c7a"
 )
 
 type testBundle struct {
 	pool    *pgxpool.Pool
+	river   *river.Client[pgx.Tx] // insert-only
+	handler http.Handler
 	srv     *httptest.Server
 	signer  *link.Signer
 	browser *http.Client // does not follow redirects
@@ -53,8 +57,13 @@ func setup(t *testing.T, cfg httpapi.Config) *testBundle {
 	require.NoError(t, err)
 	cfg.Pool, cfg.River = b.pool, rc
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg.Tokens = []config.APIToken{{Name: "t", Scopes: []string{config.ScopeEnqueue, config.ScopeRead}, Hash: sha256.Sum256([]byte(apiToken))}}
-	b.srv = httptest.NewServer(httpapi.New(cfg))
+	cfg.Tokens = []config.APIToken{
+		{Name: "t", Scopes: []string{config.ScopeEnqueue, config.ScopeRead}, Hash: sha256.Sum256([]byte(apiToken))},
+		{Name: "l", Scopes: []string{config.ScopeRead, config.ScopeLinks}, Hash: sha256.Sum256([]byte(linksToken))},
+	}
+	b.river = rc
+	b.handler = httpapi.New(cfg)
+	b.srv = httptest.NewServer(b.handler)
 	t.Cleanup(b.srv.Close)
 	b.browser = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return b
@@ -281,8 +290,11 @@ func TestAPI(t *testing.T) {
 		require.Len(t, sessions, 1)
 		s := sessions[0].(map[string]any)
 		require.Equal(t, "open", s["state"])
-		require.Equal(t, "https://app.podero.com/connect/1", s["authentication_url"])
+		require.Equal(t, "https://app.podero.com/…", s["authentication_url"], "the read scope sees where the link goes, not the link")
 		require.NotContains(t, s, "link_nonce")
+		status, whole := call("/v1/devices/inverter/"+deviceID, linksToken)
+		require.Equal(t, http.StatusOK, status)
+		require.Equal(t, "https://app.podero.com/connect/1", whole["sessions"].([]any)[0].(map[string]any)["authentication_url"], "links shows it whole")
 		// Never synced: what Podero says of the device is there, as null.
 		for _, f := range []string{"manufacturer", "model", "lifecycle_state", "lifecycle_error", "external_device_id", "owner_email"} {
 			require.Contains(t, out, f)

@@ -19,6 +19,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
@@ -375,8 +377,8 @@ func (o *opsPage) jobs(w http.ResponseWriter, r *http.Request, tok config.APITok
 		}
 		params = params.States(rivertype.JobState(v.State))
 	}
-	if len(v.Kind) > 200 || len(v.Queue) > 200 {
-		o.message(w, r, tok, http.StatusBadRequest, "Bad request", "kind and queue must be at most 200 characters.")
+	if len(v.Kind) > 200 || len(v.Queue) > 200 || !opsParam(v.Kind) || !opsParam(v.Queue) {
+		o.message(w, r, tok, http.StatusBadRequest, "Bad request", "kind and queue must be at most 200 printable characters.")
 		return
 	}
 	if v.Kind != "" {
@@ -400,6 +402,13 @@ func (o *opsPage) jobs(w http.ResponseWriter, r *http.Request, tok config.APITok
 		title = "Jobs: " + v.State
 	}
 	o.render(w, r, tok, http.StatusOK, "jobs", opsView{Title: title, Nav: "jobs:" + v.State, Notice: actionNotice(q), Data: v})
+}
+
+// opsParam reports whether a query parameter can go to Postgres as text:
+// valid UTF-8 without control characters (a NUL is an error there, not a
+// value that matches nothing).
+func opsParam(s string) bool {
+	return utf8.ValidString(s) && strings.IndexFunc(s, unicode.IsControl) < 0
 }
 
 func joinStates(states []rivertype.JobState) string {

@@ -984,9 +984,13 @@ func TestCheckLink(t *testing.T) {
 		{"javascript:alert(1)", false},
 		{"//app.podero.com/x", false},
 		{"", false},
+		// Bounded: a link goes out as a Location header, which proxies cut.
+		{"https://app.podero.com/connect?s=" + strings.Repeat("a", MaxLinkBytes-len("https://app.podero.com/connect?s=")), true},
+		{"https://app.podero.com/connect?s=" + strings.Repeat("a", MaxLinkBytes+1-len("https://app.podero.com/connect?s=")), false},
+		{"https://app.podero.com/connect?s=" + strings.Repeat("a", 200<<10), false},
 	}
 	for _, tt := range tests {
-		t.Run(tt.link, func(t *testing.T) {
+		t.Run(fmt.Sprintf("%.80s/%d", tt.link, len(tt.link)), func(t *testing.T) {
 			t.Parallel()
 
 			err := c.checkLink(tt.link)

@@ -17,6 +17,7 @@ func FuzzParseAuthSession(f *testing.F) {
 		`{"authentication_url":"http://evil.example/","session_id":"` + testSession + `"}`,
 		`{"authentication_url":"https://app.podero.com@evil.example/","session_id":"` + testSession + `"}`,
 		`{"authentication_url":1}`, `[]`, `null`, `{`, ``, `{"session_id":"` + strings.Repeat("a", 5000) + `"}`,
+		`{"authentication_url":"https://app.podero.com/connect?s=` + strings.Repeat("a", 200<<10) + `","session_id":"` + testSession + `"}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -32,7 +33,7 @@ func FuzzParseAuthSession(f *testing.F) {
 			}
 			return
 		}
-		if !reauth.IsUUID(s.SessionID) || s.DeviceID != testDevice || c.checkLink(s.AuthenticationURL) != nil {
+		if !reauth.IsUUID(s.SessionID) || s.DeviceID != testDevice || c.checkLink(s.AuthenticationURL) != nil || len(s.AuthenticationURL) > MaxLinkBytes {
 			t.Fatalf("accepted a bad session: %+v", s)
 		}
 	})

@@ -371,10 +371,18 @@ func parseHTTPURL(field, s string) (*url.URL, error) {
 	return u, nil
 }
 
+// MaxLinkBytes bounds an authentication_url: it goes out in a Location
+// header and in messages, and proxies answer 502 to headers of a few KiB.
+// Podero's links are well under 200 bytes; a longer one is malformed.
+const MaxLinkBytes = 4 << 10
+
 // checkLink returns why raw may not be sent to a user as an authentication
 // link, or nil when it may. A link turned away for its host, a configuration
 // problem rather than Podero's, is also logged and counted (linkRejected).
 func (c *Client) checkLink(raw string) error {
+	if len(raw) > MaxLinkBytes {
+		return fmt.Errorf("authentication_url is %d bytes long, more than %d", len(raw), MaxLinkBytes)
+	}
 	u, err := url.Parse(raw)
 	if err != nil || !u.IsAbs() || u.Host == "" {
 		return errors.New("authentication_url is not an absolute URL")

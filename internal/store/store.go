@@ -223,6 +223,15 @@ func OpenSession(ctx context.Context, db DB, kind reauth.DeviceKind, deviceID st
 		WHERE s.device_kind = $1 AND s.device_id = $2 AND s.state = 'open'`, kind, deviceID))
 }
 
+// LatestSession returns the device's newest session: its open one when it
+// has one (a newer session supersedes the open one), else the last to finish.
+func LatestSession(ctx context.Context, db DB, kind reauth.DeviceKind, deviceID string) (Session, error) {
+	return scanSession(db.QueryRow(ctx, `SELECT `+sessionColumns+`
+		FROM auth_session s JOIN device d ON d.kind = s.device_kind AND d.id = s.device_id
+		WHERE s.device_kind = $1 AND s.device_id = $2
+		ORDER BY s.created_at DESC, s.id DESC LIMIT 1`, kind, deviceID))
+}
+
 // RecentCompletion returns the device's session completed (through its link
 // or, as the sync saw, elsewhere) most recently since since, and the job
 // that made it; ErrNotFound when there is none. A repeat request for such a
@@ -261,6 +270,38 @@ func FinishSession(ctx context.Context, db DB, id int64, state string) (bool, er
 		return false, mapErr(err)
 	}
 	return tag.RowsAffected() == 1, nil
+}
+
+// CompleteOpenSession completes the device's open session, if it is not
+// except: a success through any of the device's links (an older one, or one
+// opened before it was superseded) is the device's, and its current session
+// must not stay open and keep reminding. It returns the session it
+// completed, or 0 when there was none.
+func CompleteOpenSession(ctx context.Context, db DB, kind reauth.DeviceKind, deviceID string, except int64) (int64, error) {
+	var id int64
+	err := db.QueryRow(ctx, `
+		UPDATE auth_session SET state = 'completed', finished_at = now()
+		WHERE device_kind = $1 AND device_id = $2 AND state = 'open' AND id <> $3
+		RETURNING id`, kind, deviceID, except).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	return id, mapErr(err)
+}
+
+// OverlappingRequest returns the newest reauth_device job for the device
+// (its ID spelled in lower case), other than except, that is unfinished or
+// completed since since: a request that was pending at the same time as one
+// created at since. ErrNotFound when there is none.
+func OverlappingRequest(ctx context.Context, db DB, kind reauth.DeviceKind, deviceID string, except int64, since time.Time) (int64, error) {
+	var id int64
+	err := db.QueryRow(ctx, `
+		SELECT id FROM river_job
+		WHERE kind = 'reauth_device' AND args ->> 'device_id' = $2 AND args ->> 'device_kind' = $1 AND id <> $3
+			AND (state IN ('available', 'pending', 'retryable', 'running', 'scheduled')
+				OR state = 'completed' AND finalized_at >= $4)
+		ORDER BY id DESC LIMIT 1`, string(kind), deviceID, except, since).Scan(&id)
+	return id, mapErr(err)
 }
 
 // Notification is one message about one session step.

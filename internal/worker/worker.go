@@ -183,6 +183,12 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 		w.cfg.RedirectHosts.Check("cancel_url", a.CancelURL)); err != nil {
 		return river.JobCancel(fmt.Errorf("invalid job args: %w", err))
 	}
+	// IDs are used in lower case only; a device_id in another spelling is
+	// another unique key, so such a job is handed on, never worked.
+	if !canonical(a) {
+		return w.handOff(ctx, job)
+	}
+	a = a.Normalized()
 	// Run again after it stored its session (a failed send, a crash, an
 	// operator's retry): only the first message may be left to do. A first
 	// attempt has stored nothing yet.
@@ -417,6 +423,9 @@ func (w *NotifyWorker) Work(ctx context.Context, job *river.Job[reauth.NotifyArg
 	a := job.Args
 	if err := a.Validate(); err != nil {
 		return river.JobCancel(fmt.Errorf("invalid job args: %w", err))
+	}
+	if n := len(w.cfg.ReminderOffsets); a.Step > n {
+		return river.JobCancel(fmt.Errorf("invalid job args: step %d is beyond the reminder schedule: REMINDER_OFFSETS gives steps 0 to %d", a.Step, n))
 	}
 	return w.cfg.deliver(ctx, delivery{jobID: job.ID, attempt: job.Attempt, maxAttempts: job.MaxAttempts, session: a.SessionID, step: a.Step})
 }
