@@ -451,7 +451,8 @@ func (EventArgs) InsertOpts() river.InsertOpts {
 }
 
 // SyncArgs are the arguments of a reauth_sync job: list the users of every
-// configured organization and fan out one reauth_sync_user job per user.
+// configured organization and record them, for reauth_sync_dispatch to
+// queue their syncs.
 type SyncArgs struct{}
 
 // Kind is the River job kind.
@@ -467,6 +468,10 @@ func (SyncArgs) InsertOpts() river.InsertOpts {
 type SyncUserArgs struct {
 	OrgID  string `json:"org_id" river:"unique"`
 	UserID string `json:"user_id" river:"unique"`
+	// Kinds are the device kinds to list, the ones the users list says the
+	// user has (or does not say); none: every kind. Not part of the job's
+	// uniqueness.
+	Kinds []DeviceKind `json:"kinds,omitempty"`
 
 	decodeErr error // set by UnmarshalJSON, reported by Validate
 }
@@ -489,6 +494,11 @@ func (a SyncUserArgs) Validate() error {
 	if !IsUUID(a.OrgID) || !IsUUID(a.UserID) {
 		return errors.New("org_id and user_id must be UUIDs")
 	}
+	for i, k := range a.Kinds {
+		if !k.Valid() || slices.Contains(a.Kinds[:i], k) {
+			return errors.New("kinds must be distinct device kinds: inverter, electric_vehicle, wallbox")
+		}
+	}
 	return nil
 }
 
@@ -498,6 +508,20 @@ func (SyncUserArgs) Kind() string { return "reauth_sync_user" }
 // InsertOpts puts the job on the maintenance queue, unique per user while unfinished.
 func (SyncUserArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueMaintenance, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: UniqueStates}}
+}
+
+// SyncDispatchArgs are the arguments of a reauth_sync_dispatch job: queue
+// a reauth_sync_user job for the users due a sync (not synced within
+// SYNC_INTERVAL), oldest first, as many as the sync's share of the rate
+// serves until the next run.
+type SyncDispatchArgs struct{}
+
+// Kind is the River job kind.
+func (SyncDispatchArgs) Kind() string { return "reauth_sync_dispatch" }
+
+// InsertOpts puts the job on the maintenance queue, one at a time.
+func (SyncDispatchArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueMaintenance, UniqueOpts: river.UniqueOpts{ByState: UniqueStates}}
 }
 
 // SweepArgs are the arguments of a reauth_sweep job: enqueue a

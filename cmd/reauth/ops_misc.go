@@ -342,6 +342,59 @@ type statsJSON struct {
 	Funnel []store.OrgFunnel `json:"funnel"`
 	Total  store.OrgFunnel   `json:"total"`
 	Budget budgetJSON        `json:"budget"`
+	Sync   syncJSON          `json:"sync"`
+}
+
+// syncJSON is the device sync's status as `reauth stats --json` prints it.
+type syncJSON struct {
+	store.SyncStatus
+	LagSeconds float64 `json:"lag_s"`
+	// PassSeconds is a full pass at SYNC_RATE_SHARE × PODERO_RATE_LIMIT
+	// (null: no limit), CurrentPassSeconds at the sync's calls a second
+	// over the last 10 minutes (null: none).
+	PassSeconds        *float64 `json:"pass_s"`
+	CallsPerSecond     float64  `json:"calls_per_second"`
+	CurrentPassSeconds *float64 `json:"current_pass_s"`
+	Interval           string   `json:"interval"` // SYNC_INTERVAL
+}
+
+func newSyncJSON(s store.SyncStatus, rate, share float64, interval time.Duration) syncJSON {
+	out := syncJSON{SyncStatus: s, LagSeconds: s.Lag.Seconds(), CallsPerSecond: s.CallsPerSecond(), Interval: interval.String()}
+	if d, ok := s.PassTime(rate * share); ok && rate > 0 {
+		secs := d.Seconds()
+		out.PassSeconds = &secs
+	}
+	if d, ok := s.PassTime(s.CallsPerSecond()); ok {
+		secs := d.Seconds()
+		out.CurrentPassSeconds = &secs
+	}
+	return out
+}
+
+// printSync writes the device sync's status as `reauth stats` shows it.
+func printSync(out io.Writer, j syncJSON) {
+	fmt.Fprintf(out, "\ndevice sync (SYNC_INTERVAL %s):\n", j.Interval)
+	fmt.Fprintf(out, "  users listed: %d (%d with devices), %d device calls a pass; %d due, %d queued\n",
+		j.Users, j.UsersWithDevices, j.PassCalls, j.Due, j.Queued)
+	lag := "-"
+	if !j.OldestSync.IsZero() {
+		lag = fmt.Sprintf("%s (oldest sync %s)", j.Lag.Round(time.Second), opsTime(j.OldestSync))
+	}
+	fmt.Fprintf(out, "  lag: %s\n", lag)
+	pass := "no limit"
+	if j.PassSeconds != nil {
+		pass = fmt.Sprintf("%s at SYNC_RATE_SHARE of PODERO_RATE_LIMIT", secondsText(*j.PassSeconds))
+	}
+	current := "no sync calls in the last 10 minutes"
+	if j.CurrentPassSeconds != nil && j.CallsPerSecond > 0 {
+		current = fmt.Sprintf("%s at the current %.2f calls/s", secondsText(*j.CurrentPassSeconds), j.CallsPerSecond)
+	}
+	fmt.Fprintf(out, "  a full pass: %s; %s\n", pass, current)
+}
+
+// secondsText is secs as a duration rounded to the second.
+func secondsText(secs float64) string {
+	return (time.Duration(secs * float64(time.Second))).Round(time.Second).String()
 }
 
 // budgetJSON is the Podero budget as `reauth stats --json` prints it.
@@ -428,6 +481,11 @@ link, or elsewhere: the device was found authenticated again).`)
 	if err != nil {
 		return fmt.Errorf("budget: %w", err)
 	}
+	syncStatus, err := store.GetSyncStatus(ctx, pool, nil, o.cfg.SyncInterval)
+	if err != nil {
+		return fmt.Errorf("sync status: %w", err)
+	}
+	syncOut := newSyncJSON(syncStatus, o.cfg.PoderoRateLimit, o.cfg.SyncRateShare, o.cfg.SyncInterval)
 	total := store.OrgFunnel{OrgID: "total", DeviceKind: "all"}
 	for _, f := range funnel {
 		total.Requested += f.Requested
@@ -438,7 +496,7 @@ link, or elsewhere: the device was found authenticated again).`)
 	}
 	if *asJSON {
 		out := statsJSON{Window: d.String(), Since: since.UTC(), Queues: qs, Funnel: funnel, Total: total,
-			Budget: newBudgetJSON(budget, o.cfg.PoderoRateLimit)}
+			Budget: newBudgetJSON(budget, o.cfg.PoderoRateLimit), Sync: syncOut}
 		if out.Queues == nil {
 			out.Queues = []store.OpsQueue{}
 		}
@@ -471,7 +529,11 @@ link, or elsewhere: the device was found authenticated again).`)
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	return printBudget(out, budget, o.cfg.PoderoRateLimit)
+	if err := printBudget(out, budget, o.cfg.PoderoRateLimit); err != nil {
+		return err
+	}
+	printSync(out, syncOut)
+	return nil
 }
 
 // opsPercent is " (n%)" of part in whole, or "" when whole is 0.
@@ -484,7 +546,7 @@ func opsPercent(part, whole int64) string {
 
 // runNow inserts a reauth_sync or reauth_sweep job, for `reauth sync|sweep --now`.
 func (o *ops) runNow(ctx context.Context, cmd string, args []string) error {
-	what := "the device sync (list every configured org's users and devices at Podero)"
+	what := "the device sync (list every configured org's users at Podero;\nthose not synced within SYNC_INTERVAL then have their devices listed)"
 	var jobArgs river.JobArgs = reauth.SyncArgs{}
 	if cmd == "sweep" {
 		what = "the sweep (enqueue a reauthentication for every device that needs one)"

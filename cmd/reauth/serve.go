@@ -189,6 +189,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 		MaxAttempts:     cfg.MaxAttempts,
 		OrgIDs:          cfg.OrgIDs,
 		SyncSchedule:    periodicSchedule(syncSchedule),
+		SyncInterval:    cfg.SyncInterval,
+		PoderoRate:      cfg.PoderoRateLimit,
+		SyncShare:       cfg.SyncRateShare,
 		SweepSchedule:   periodicSchedule(sweepSchedule),
 		SweepCooldown:   cfg.ReauthCooldown,
 		RepeatCooldown:  cfg.RepeatCooldown,
@@ -213,7 +216,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 			}
 			kind := ev.Job.Kind
 			switch kind { // a bounded label: only the service's own kinds
-			case "reauth_device", "reauth_notify", "reauth_sync", "reauth_sync_user", "reauth_sweep", "reauth_event":
+			case "reauth_device", "reauth_notify", "reauth_sync", "reauth_sync_user", "reauth_sync_dispatch", "reauth_sweep", "reauth_event":
 			default:
 				kind = "other"
 			}

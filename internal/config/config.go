@@ -55,6 +55,7 @@ const (
 	MaxAttemptsDefault       = reauth.MaxAttemptsDefault
 	ShutdownGraceDefault     = 20 * time.Second
 	SyncScheduleDefault      = "*/30 * * * *"
+	SyncIntervalDefault      = 6 * time.Hour // worker.SyncIntervalDefault
 	SweepScheduleDefault     = "10,40 * * * *"
 	ReauthCooldownDefault    = 72 * time.Hour
 	RepeatCooldownDefault    = 30 * time.Minute
@@ -162,7 +163,8 @@ type Config struct {
 	ShutdownGrace time.Duration // SHUTDOWN_GRACE; running jobs get this long to finish on SIGTERM
 
 	OrgIDs           []string      // PODERO_ORG_IDS; organizations the device sync lists
-	SyncSchedule     string        // SYNC_SCHEDULE; cron (5 fields) or "off"
+	SyncSchedule     string        // SYNC_SCHEDULE; when the users lists are refreshed, cron (5 fields) or "off" (no scheduled sync at all)
+	SyncInterval     time.Duration // SYNC_INTERVAL; how often at most each user's devices are listed
 	SweepSchedule    string        // SWEEP_SCHEDULE; cron (5 fields) or "off"
 	ReauthCooldown   time.Duration // REAUTH_COOLDOWN; the sweep skips devices messaged this recently
 	RepeatCooldown   time.Duration // REAUTH_REPEAT_COOLDOWN; a request for a device that completed this recently is a duplicate (0: off)
@@ -221,6 +223,7 @@ func Load(getenv func(string) string) (Config, error) {
 		LogFormat:          e.str("LOG_FORMAT"),
 		OrgIDs:             e.list("PODERO_ORG_IDS"),
 		SyncSchedule:       cmp.Or(e.str("SYNC_SCHEDULE"), SyncScheduleDefault),
+		SyncInterval:       e.duration("SYNC_INTERVAL", SyncIntervalDefault),
 		SweepSchedule:      cmp.Or(e.str("SWEEP_SCHEDULE"), SweepScheduleDefault),
 		ReauthCooldown:     e.duration("REAUTH_COOLDOWN", ReauthCooldownDefault),
 		RepeatCooldown:     e.duration("REAUTH_REPEAT_COOLDOWN", RepeatCooldownDefault),
@@ -345,6 +348,9 @@ func Load(getenv func(string) string) (Config, error) {
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 		}
 	}
+	if c.SyncInterval < time.Minute {
+		errs = append(errs, errors.New("SYNC_INTERVAL must be at least 1m (each user's devices are listed at most this often)"))
+	}
 	if c.RepeatCooldown < 0 {
 		errs = append(errs, errors.New("REAUTH_REPEAT_COOLDOWN must not be negative (0 turns it off)"))
 	}
@@ -404,7 +410,7 @@ var Vars = []string{"DATABASE_URL", "PODERO_BASE_URL", "PODERO_TOKEN_URL", "PODE
 	"MAIL_FROM", "PUBLIC_BASE_URL", "HTTP_ADDR", "API_TOKENS", "LINK_SECRET", "LINK_TTL",
 	"SUCCESS_URL", "CANCEL_URL", "REDIRECT_HOSTS", "PODERO_WORKERS", "NOTIFY_WORKERS", "JOB_TIMEOUT",
 	"JOB_RESCUE_AFTER", "LOG_FORMAT", "LOG_LEVEL", "PPROF_ADDR", "PODERO_ORG_IDS", "SYNC_SCHEDULE", "SWEEP_SCHEDULE",
-	"SYNC_RATE_SHARE", "REAUTH_COOLDOWN", "REAUTH_REPEAT_COOLDOWN", "REAUTH_MAX_PER_WEEK", "SWEEP_BATCH"}
+	"SYNC_INTERVAL", "SYNC_RATE_SHARE", "REAUTH_COOLDOWN", "REAUTH_REPEAT_COOLDOWN", "REAUTH_MAX_PER_WEEK", "SWEEP_BATCH"}
 
 // ServeVars are the variables `reauth serve` cannot run without.
 var ServeVars = []string{"DATABASE_URL", "PODERO_BASE_URL", "PODERO_CLIENT_ID", "PODERO_CLIENT_SECRET",
@@ -455,6 +461,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("shutdown_grace", c.ShutdownGrace),
 		slog.Int("podero_org_ids", len(c.OrgIDs)),
 		slog.String("sync_schedule", c.SyncSchedule),
+		slog.Duration("sync_interval", c.SyncInterval),
 		slog.String("sweep_schedule", c.SweepSchedule),
 		slog.Duration("reauth_cooldown", c.ReauthCooldown),
 		slog.Duration("reauth_repeat_cooldown", c.RepeatCooldown),

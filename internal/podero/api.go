@@ -178,7 +178,9 @@ func (u User) DeviceCount(kind reauth.DeviceKind) (n int, known bool) {
 	return *p, true
 }
 
-// ListUsers lists the users of organization orgID.
+// ListUsers lists the users of organization orgID, read whole into memory
+// (at most MaxListBytes of it). ForEachUser streams the list instead, in
+// constant memory whatever its size.
 func (c *Client) ListUsers(ctx context.Context, orgID string) ([]User, error) {
 	const op = OpListUsers
 	if !reauth.IsUUID(orgID) {

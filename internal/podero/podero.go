@@ -50,9 +50,10 @@ const (
 	// Error.Detail.
 	MaxDetailBytes = 1 << 10
 
-	// MaxListBytes is the largest list response read (users or devices of
-	// one organization or user); lists of big organizations exceed
-	// MaxBodyBytes.
+	// MaxListBytes is the largest list response read whole (ListDevices,
+	// ListUsers); lists of big organizations exceed MaxBodyBytes. The
+	// streamed users list (ForEachUser) is not capped as a whole: it costs
+	// no memory, and each user in it is capped at MaxUserBytes.
 	MaxListBytes = 64 << 20
 
 	// MaxIdleConnsPerHostDefault is the idle connection pool size per host of

@@ -96,19 +96,6 @@ func MarkMissingGone(ctx context.Context, db DB, orgID, userID string, kind reau
 	return tag.RowsAffected(), nil
 }
 
-// MarkUsersGone marks gone the devices of the organization's users that are
-// not in users (deleted at Podero or no longer listed), and returns how many.
-func MarkUsersGone(ctx context.Context, db DB, orgID string, users []string) (int64, error) {
-	tag, err := db.Exec(ctx, `
-		UPDATE device SET gone_at = now(), updated_at = now()
-		WHERE org_id = $1 AND gone_at IS NULL AND NOT (user_id = ANY (coalesce($2::uuid[], '{}')))`,
-		orgID, users)
-	if err != nil {
-		return 0, mapErr(err)
-	}
-	return tag.RowsAffected(), nil
-}
-
 // DeviceOwnerEmail returns the email the last sync recorded for the owner of
 // device kind/id, when that device belongs to user userID of organization
 // orgID; "" when there is none (or no such device).

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -28,61 +29,265 @@ const (
 	SweepBatchDefault    = 1000
 )
 
-// SyncWorker works reauth_sync jobs: it lists the users of every configured
-// organization and fans out one reauth_sync_user job per user.
+// Sync defaults.
+const (
+	// SyncIntervalDefault is how often at most each user's devices are
+	// listed (SYNC_INTERVAL).
+	SyncIntervalDefault = 6 * time.Hour
+	// SyncTickDefault is how often the dispatcher queues the users due.
+	SyncTickDefault = 15 * time.Second
+	// SyncListBatch is how many listed users are recorded per statement.
+	SyncListBatch = 1000
+	// SyncListTimeout bounds one listing of every organization's users:
+	// a list of millions of users streams for minutes.
+	SyncListTimeout = time.Hour
+	// SyncUnlimitedCallsPerTick is the device-list calls the dispatcher
+	// queues per tick with no rate limit (PODERO_RATE_LIMIT=0).
+	SyncUnlimitedCallsPerTick = 1000
+	// SyncMaxCallsPerTick caps the calls queued per tick whatever the rate.
+	SyncMaxCallsPerTick = 10000
+)
+
+// SyncWorker works reauth_sync jobs: it streams the users list of every
+// configured organization into sync_user (store.UserListing), writing only
+// what changed, and marks the users no longer listed, and their devices,
+// gone. It lists no devices: reauth_sync_dispatch queues the users due.
 type SyncWorker struct {
 	river.WorkerDefaults[reauth.SyncArgs]
 	cfg Config
 }
 
-// Work lists users org by org and inserts their sync jobs in batches.
+// Timeout gives a listing of millions of users the time it streams.
+func (w *SyncWorker) Timeout(*river.Job[reauth.SyncArgs]) time.Duration {
+	return max(SyncListTimeout, w.cfg.JobTimeout)
+}
+
+// Work lists users org by org. One bad organization does not stop the
+// others; throttling snoozes the job.
 func (w *SyncWorker) Work(ctx context.Context, job *river.Job[reauth.SyncArgs]) error {
 	ctx = podero.WithClass(ctx, podero.ClassSync)
-	client := river.ClientFromContext[pgx.Tx](ctx)
-	total := 0
+	warned, err := w.cfg.warnSyncFit(ctx)
+	if err != nil {
+		return err
+	}
+	users := 0
 	for _, org := range w.cfg.OrgIDs {
-		users, err := w.cfg.Podero.ListUsers(ctx, org)
-		if err != nil {
+		res, err := w.listOrg(ctx, org)
+		if _, ok := podero.AsError(err); ok {
 			if t := throttled(err); t != err {
 				return t // Podero is throttling or down: come back later
 			}
-			// One bad organization must not stop the others' sync.
 			w.cfg.Logger.WarnContext(ctx, "sync: cannot list the organization's users", slog.String("org_id", org), slog.Any("error", err))
 			continue
 		}
-		var batch []river.InsertManyParams
-		var listed []string
-		for _, u := range users {
-			if u.DeletedAt != nil || !reauth.IsUUID(u.ID) {
-				continue
-			}
-			listed = append(listed, u.ID)
-			batch = append(batch, river.InsertManyParams{Args: reauth.SyncUserArgs{OrgID: org, UserID: u.ID}})
-			if len(batch) == SweepBatchDefault {
-				if _, err := client.InsertMany(ctx, batch); err != nil {
-					return err
-				}
-				total, batch = total+len(batch), batch[:0]
-			}
+		if err != nil {
+			return fmt.Errorf("sync: record users of %s: %w", org, err)
 		}
-		if len(batch) > 0 {
-			if _, err := client.InsertMany(ctx, batch); err != nil {
-				return err
-			}
-			total += len(batch)
-		}
-		// Devices of users deleted at Podero, or no longer listed, are gone.
-		// An empty list is not trusted to mean that every user left.
-		if len(listed) == 0 {
-			continue
-		}
-		if n, err := store.MarkUsersGone(ctx, w.cfg.Pool, org, listed); err != nil {
-			return err
-		} else if n > 0 {
-			w.cfg.Logger.InfoContext(ctx, "sync: devices of departed users gone", slog.String("org_id", org), slog.Int64("devices", n))
+		users += res.Users
+		attrs := []any{slog.String("org_id", org), slog.Int("users", res.Users), slog.Int64("changed", res.Changed),
+			slog.Int64("users_gone", res.UsersGone), slog.Int64("devices_gone", res.DevicesGone), slog.Duration("took", res.Took)}
+		if res.EmptyIgnored {
+			w.cfg.Logger.WarnContext(ctx, "sync: the organization lists no users; none taken as gone", attrs...)
+		} else {
+			w.cfg.Logger.InfoContext(ctx, "sync: users listed", attrs...)
 		}
 	}
-	w.cfg.Logger.InfoContext(ctx, "sync fanned out", slog.Int("orgs", len(w.cfg.OrgIDs)), slog.Int("users", total))
+	if !warned {
+		// The first listing: only now is the fleet known.
+		if _, err := w.cfg.warnSyncFit(ctx); err != nil {
+			return err
+		}
+	}
+	if w.cfg.SyncSchedule == nil && len(w.cfg.OrgIDs) > 0 {
+		// No periodic dispatcher (SYNC_SCHEDULE=off, `reauth sync --now`):
+		// one runs until every listed user is synced.
+		client := river.ClientFromContext[pgx.Tx](ctx)
+		if _, err := client.Insert(ctx, reauth.SyncDispatchArgs{}, nil); err != nil {
+			return fmt.Errorf("sync: insert dispatcher: %w", err)
+		}
+	}
+	return nil
+}
+
+// listOrg streams org's users list into sync_user, in batches, on one
+// connection (the listing's temporary table lives on it).
+func (w *SyncWorker) listOrg(ctx context.Context, org string) (store.ListingResult, error) {
+	conn, err := w.cfg.Pool.Acquire(ctx)
+	if err != nil {
+		return store.ListingResult{}, err
+	}
+	defer conn.Release()
+	l, err := store.BeginUserListing(ctx, conn, org)
+	if err != nil {
+		return store.ListingResult{}, err
+	}
+	defer l.Close(ctx)
+	batch := make([]store.ListedUser, 0, SyncListBatch)
+	err = w.cfg.Podero.ForEachUser(ctx, org, func(u podero.User) error {
+		if u.DeletedAt != nil || !reauth.IsUUID(u.ID) {
+			return nil // a deleted user is not listed: gone
+		}
+		email := u.Email
+		if reauth.ValidateEmail(email) != nil {
+			email = ""
+		}
+		batch = append(batch, store.ListedUser{
+			UserID: strings.ToLower(u.ID), Email: email, ExternalUserID: syncText(u.ExternalUserID),
+			NumInverters: u.NumInverters, NumElectricVehicles: u.NumElectricVehicles, NumWallboxes: u.NumWallboxes,
+		})
+		if len(batch) < SyncListBatch {
+			return nil
+		}
+		err := l.Add(ctx, batch)
+		batch = batch[:0]
+		return err
+	})
+	if err != nil {
+		return store.ListingResult{}, err // incomplete: nobody is taken as gone
+	}
+	if err := l.Add(ctx, batch); err != nil {
+		return store.ListingResult{}, err
+	}
+	return l.Finish(ctx)
+}
+
+// warnSyncFit logs a warning when the users listed cannot all be synced
+// within SYNC_INTERVAL at the sync's share of the rate, saying what would
+// do. It reports whether any user was listed to judge by.
+func (cfg Config) warnSyncFit(ctx context.Context) (bool, error) {
+	if len(cfg.OrgIDs) == 0 {
+		return true, nil
+	}
+	st, err := store.GetSyncStatus(ctx, cfg.Pool, cfg.OrgIDs, cfg.syncInterval())
+	if err != nil {
+		return false, fmt.Errorf("sync status: %w", err)
+	}
+	if st.Users == 0 {
+		return false, nil
+	}
+	if msg := SyncFitWarning(st, cfg.PoderoRate, cfg.syncShare(), cfg.syncInterval()); msg != "" {
+		cfg.Logger.WarnContext(ctx, msg, slog.Int64("users", st.Users), slog.Int64("pass_calls", st.PassCalls),
+			slog.Duration("sync_interval", cfg.syncInterval()))
+	}
+	return true, nil
+}
+
+// SyncFitWarning says, when st's users cannot all be synced within interval
+// at share of rate calls a second, how long a pass takes and what interval
+// or rate would do; "" when they can (or there is no limit).
+func SyncFitWarning(st store.SyncStatus, rate, share float64, interval time.Duration) string {
+	if rate <= 0 || st.PassCalls == 0 {
+		return ""
+	}
+	perSecond := rate * share
+	pass, _ := st.PassTime(perSecond)
+	if pass <= interval {
+		return ""
+	}
+	needRate := math.Ceil(float64(st.PassCalls) / interval.Seconds() / share)
+	return fmt.Sprintf("sync: %d users need %d device calls a pass; at %.1f calls/s (SYNC_RATE_SHARE %g of PODERO_RATE_LIMIT %g) that is %s; set SYNC_INTERVAL ≥ %s or PODERO_RATE_LIMIT ≥ %g",
+		st.Users, st.PassCalls, perSecond, share, rate, shortDuration(pass), shortDuration(pass), needRate)
+}
+
+// shortDuration is d rounded up to the minute, without zero units: "10h",
+// "1h30m", "45m".
+func shortDuration(d time.Duration) string {
+	d = (d + time.Minute - 1).Truncate(time.Minute)
+	s := strings.TrimSuffix(d.String(), "0s")
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+func (cfg Config) syncInterval() time.Duration { return cmp.Or(cfg.SyncInterval, SyncIntervalDefault) }
+func (cfg Config) syncTick() time.Duration     { return cmp.Or(cfg.SyncTick, SyncTickDefault) }
+func (cfg Config) syncShare() float64 {
+	if cfg.SyncShare <= 0 || cfg.SyncShare > 1 {
+		return SyncRateShareDefault
+	}
+	return cfg.SyncShare
+}
+
+// syncCallsPerTick is the device-list calls the sync's part of the rate
+// serves in one tick of the dispatcher: SYNC_RATE_SHARE of it while
+// requests wait, all of it otherwise (as the limiter gives it).
+func (cfg Config) syncCallsPerTick(requestsWaiting bool) int {
+	if cfg.PoderoRate <= 0 {
+		return SyncUnlimitedCallsPerTick
+	}
+	share := 1.0
+	if requestsWaiting {
+		share = cfg.syncShare()
+	}
+	calls := share * cfg.PoderoRate * cfg.syncTick().Seconds()
+	return max(1, min(int(calls), SyncMaxCallsPerTick))
+}
+
+// SyncDispatchWorker works reauth_sync_dispatch jobs: every SyncTick, on
+// the leader, it queues reauth_sync_user jobs for the users due (never
+// synced, or not within SYNC_INTERVAL), oldest first, as many as the
+// sync's part of the rate serves until the next tick (SYNC_RATE_SHARE of
+// it while requests wait, all of it otherwise), less what the jobs still
+// pending will take. A pending user is never queued again; users without
+// devices never are.
+type SyncDispatchWorker struct {
+	river.WorkerDefaults[reauth.SyncDispatchArgs]
+	cfg Config
+}
+
+// Work queues one tick's users in one transaction: picked, inserted,
+// marked queued.
+func (w *SyncDispatchWorker) Work(ctx context.Context, job *river.Job[reauth.SyncDispatchArgs]) error {
+	if len(w.cfg.OrgIDs) == 0 {
+		return nil
+	}
+	client := river.ClientFromContext[pgx.Tx](ctx)
+	interval := w.cfg.syncInterval()
+	waiting, err := store.RequestsWaiting(ctx, w.cfg.Pool)
+	if err != nil {
+		return err
+	}
+	var due []store.DueSyncUser
+	pending := 0
+	err = pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
+		var err error
+		due, pending, err = store.PickDueSyncUsers(ctx, tx, w.cfg.OrgIDs, interval, w.cfg.syncCallsPerTick(waiting))
+		if err != nil || len(due) == 0 {
+			return err
+		}
+		params := make([]river.InsertManyParams, len(due))
+		for i, u := range due {
+			params[i] = river.InsertManyParams{Args: reauth.SyncUserArgs{OrgID: u.OrgID, UserID: u.UserID, Kinds: u.Kinds}}
+		}
+		res, err := client.InsertManyTx(ctx, tx, params)
+		if err != nil {
+			return fmt.Errorf("insert sync jobs: %w", err)
+		}
+		jobs := make([]int64, len(res))
+		for i, r := range res {
+			jobs[i] = r.Job.ID // a duplicate's is the job already pending
+		}
+		return store.MarkSyncQueued(ctx, tx, due, jobs)
+	})
+	if err != nil {
+		return fmt.Errorf("sync dispatch: %w", err)
+	}
+	if len(due) > 0 {
+		w.cfg.Logger.DebugContext(ctx, "sync: users queued", slog.Int("users", len(due)), slog.Int("pending_calls", pending))
+	}
+	if w.cfg.SyncSchedule != nil {
+		return nil // the periodic job comes back next tick
+	}
+	// Run once (`reauth sync --now` with no schedule): come back until
+	// every user due is synced.
+	more, err := store.SyncUsersDue(ctx, w.cfg.Pool, w.cfg.OrgIDs, interval)
+	if err != nil {
+		return err
+	}
+	if more || pending > 0 || len(due) > 0 {
+		return river.JobSnooze(w.cfg.syncTick())
+	}
 	return nil
 }
 
@@ -93,29 +298,45 @@ type SyncUserWorker struct {
 	cfg Config
 }
 
-// Work lists the user's devices of every kind, upserts them, marks the ones
-// Podero no longer lists gone, and closes sessions of devices that are
-// authenticated again.
+// Work lists the user's devices of the kinds its args name (every kind
+// when they name none), upserts them, marks the ones Podero no longer lists
+// gone, closes sessions of devices that are authenticated again, and
+// records the user synced. The kinds the users list said the user has none
+// of are not asked for: the listing marked those devices gone.
 func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[reauth.SyncUserArgs]) error {
 	ctx = podero.WithClass(ctx, podero.ClassSync)
 	a := job.Args
 	if err := a.Validate(); err != nil {
+		if reauth.IsUUID(a.OrgID) && reauth.IsUUID(a.UserID) {
+			if err := store.MarkUserSynced(ctx, w.cfg.Pool, a.OrgID, a.UserID); err != nil {
+				return err
+			}
+		}
 		return river.JobCancel(fmt.Errorf("invalid job args: %w", err))
 	}
 	// List first, then record everything in one transaction, in the
 	// sweep's (kind, id) order so the two never lock rows crosswise.
-	kinds := slices.Sorted(slices.Values(reauth.DeviceKinds))
+	kinds := a.Kinds
+	if len(kinds) == 0 {
+		kinds = reauth.DeviceKinds
+	}
+	kinds = slices.Sorted(slices.Values(kinds))
 	listed := make(map[reauth.DeviceKind][]podero.Device, len(kinds))
 	for _, kind := range kinds {
 		devices, err := w.cfg.Podero.ListDevices(ctx, a.OrgID, a.UserID, kind)
 		if pe, ok := podero.AsError(err); ok && (pe.Kind == podero.KindNotFound || pe.Kind == podero.KindInvalid) {
 			// The user (or org) is gone at Podero: so are its devices.
 			if pe.Kind == podero.KindNotFound {
-				for _, k := range kinds {
+				for _, k := range reauth.DeviceKinds {
 					if _, gerr := store.MarkMissingGone(ctx, w.cfg.Pool, a.OrgID, a.UserID, k, nil); gerr != nil {
 						return gerr
 					}
 				}
+				if gerr := store.MarkSyncUserGone(ctx, w.cfg.Pool, a.OrgID, a.UserID); gerr != nil {
+					return gerr
+				}
+			} else if gerr := store.MarkUserSynced(ctx, w.cfg.Pool, a.OrgID, a.UserID); gerr != nil {
+				return gerr // not asked again before SYNC_INTERVAL
 			}
 			return river.JobCancel(err)
 		}
@@ -163,7 +384,7 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[reauth.SyncUse
 			}
 			gone += n
 		}
-		return nil
+		return store.MarkUserSynced(ctx, tx, a.OrgID, a.UserID)
 	})
 	if err != nil {
 		return fmt.Errorf("record devices: %w", err)
@@ -265,4 +486,13 @@ func (w *SweepWorker) Work(ctx context.Context, job *river.Job[reauth.SweepArgs]
 	}
 	w.cfg.Logger.InfoContext(ctx, "sweep done", slog.Int("devices_needing_reauth", found), slog.Int("enqueued", inserted))
 	return nil
+}
+
+// syncDispatchSchedule is the dispatcher's: every SyncTick while the sync
+// is scheduled, none otherwise.
+func (cfg Config) syncDispatchSchedule() river.PeriodicSchedule {
+	if cfg.SyncSchedule == nil {
+		return nil
+	}
+	return river.PeriodicInterval(cfg.syncTick())
 }

@@ -42,7 +42,7 @@ func waitJobs(t *testing.T, pool *pgxpool.Pool, kind string, min int) int {
 // TestSyncAndSweep: against 5,000 users with 15,000 devices of which about
 // 10% lapsed, one sync and one sweep request exactly the lapsed devices,
 // once; a second sweep requests nothing; a device fixed at Podero is closed
-// by the next sync.
+// by the next sync of its user, once SYNC_INTERVAL has passed.
 func TestSyncAndSweep(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -81,6 +81,7 @@ func TestSyncAndSweep(t *testing.T) {
 		Pool: pool, Podero: pc, Email: email, Links: signer, PublicBaseURL: "http://reauth.test",
 		LinkTTL: time.Hour, PoderoWorkers: 20, NotifyWorkers: 20, JobTimeout: time.Minute, RescueAfter: 5 * time.Minute,
 		OrgIDs: []string{org}, MaintenanceWorkers: 30, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		SyncTick: 100 * time.Millisecond, // no schedule: `reauth sync --now`'s dispatcher, ticking fast
 	})
 	require.NoError(t, err)
 	require.NoError(t, rc.Start(ctx))
@@ -139,6 +140,10 @@ func TestSyncAndSweep(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusFound, resp.StatusCode)
 
+	// Its user's last sync is older than SYNC_INTERVAL now (as is
+	// everyone's), so the next sync lists its devices again.
+	_, err = pool.Exec(ctx, `UPDATE sync_user SET synced_at = synced_at - interval '1 day'`)
+	require.NoError(t, err)
 	_, err = rc.Insert(ctx, reauth.SyncArgs{}, nil)
 	require.NoError(t, err)
 	waitJobs(t, pool, "reauth_sync", 2)

@@ -41,6 +41,7 @@ const MaintenanceWorkersDefault = 10
 type Podero interface {
 	AuthSession(ctx context.Context, orgID, userID string, kind reauth.DeviceKind, deviceID string, in podero.AuthSessionInput) (podero.AuthSession, error)
 	ListUsers(ctx context.Context, orgID string) ([]podero.User, error)
+	ForEachUser(ctx context.Context, orgID string, fn func(podero.User) error) error
 	UserByExternalID(ctx context.Context, orgID, externalID string) (podero.User, error)
 	ListDevices(ctx context.Context, orgID, userID string, kind reauth.DeviceKind) ([]podero.Device, error)
 }
@@ -86,8 +87,22 @@ type Config struct {
 
 	// Device sync and sweep. A nil schedule leaves that periodic job off
 	// (it still runs when inserted, e.g. by `reauth sync --now`).
-	OrgIDs        []string // organizations the sync lists
-	SyncSchedule  river.PeriodicSchedule
+	OrgIDs []string // organizations the sync lists
+	// SyncSchedule is when the users lists are refreshed; with it, the
+	// dispatcher queues the users due every SyncTick. Nil: neither runs
+	// on its own, and a reauth_sync job inserted (`reauth sync --now`)
+	// runs a dispatcher until every user due is synced.
+	SyncSchedule river.PeriodicSchedule
+	// SyncInterval is how often at most a user's devices are listed
+	// (SYNC_INTERVAL); default SyncIntervalDefault. SyncTick is how often
+	// the dispatcher queues the users due; default SyncTickDefault.
+	SyncInterval time.Duration
+	SyncTick     time.Duration
+	// PoderoRate (PODERO_RATE_LIMIT, 0: none) and SyncShare
+	// (SYNC_RATE_SHARE; 0: SyncRateShareDefault) size the dispatcher's
+	// ticks: SyncShare × PoderoRate × SyncTick device-list calls each.
+	PoderoRate    float64
+	SyncShare     float64
 	SweepSchedule river.PeriodicSchedule
 	SweepCooldown time.Duration // no new request for a device messaged this recently; default SweepCooldownDefault
 	MaxPerWeek    int           // messages per device in seven days at most; default MaxPerWeekDefault
@@ -108,6 +123,7 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 	river.AddWorker(workers, &NotifyWorker{cfg: cfg})
 	river.AddWorker(workers, &SyncWorker{cfg: cfg})
 	river.AddWorker(workers, &SyncUserWorker{cfg: cfg})
+	river.AddWorker(workers, &SyncDispatchWorker{cfg: cfg})
 	river.AddWorker(workers, &SweepWorker{cfg: cfg})
 	river.AddWorker(workers, &EventWorker{cfg: cfg})
 	rc := ClientConfig(cfg)
@@ -123,7 +139,7 @@ func ClientConfig(cfg Config) *river.Config {
 	for _, p := range []struct {
 		schedule river.PeriodicSchedule
 		args     river.JobArgs
-	}{{cfg.SyncSchedule, reauth.SyncArgs{}}, {cfg.SweepSchedule, reauth.SweepArgs{}}} {
+	}{{cfg.SyncSchedule, reauth.SyncArgs{}}, {cfg.SweepSchedule, reauth.SweepArgs{}}, {cfg.syncDispatchSchedule(), reauth.SyncDispatchArgs{}}} {
 		if p.schedule != nil {
 			args := p.args
 			periodic = append(periodic, river.NewPeriodicJob(p.schedule,
