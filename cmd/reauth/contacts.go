@@ -12,9 +12,12 @@ import (
 )
 
 const contactsUsage = `Usage: reauth contacts <set|show> ORG_ID USER_ID [flags]
+       reauth contacts <suppressed|unsuppress> EMAIL
 
   set ORG_ID USER_ID    create or change how the user is reached (only the flags given change)
   show ORG_ID USER_ID   the user's contact
+  suppressed EMAIL      whether email is suppressed (an SMTP server said the mailbox does not exist), and why
+  unsuppress EMAIL      take email off the suppression list, so messages go to it again
 
 Run 'reauth contacts set -h' for its flags.
 `
@@ -124,5 +127,54 @@ func (o *ops) printContact(c store.Contact) error {
 	opsRow(tw, "channels", strings.Join(c.Channels, ", "))
 	opsRow(tw, "opted out", opsDash(strings.Join(c.OptedOut, ", ")))
 	opsRow(tw, "updated", opsTime(c.UpdatedAt))
+	return tw.Flush()
+}
+
+func (o *ops) contactsSuppressed(ctx context.Context, args []string) error {
+	return o.suppression(ctx, "contacts suppressed", args, false)
+}
+
+func (o *ops) contactsUnsuppress(ctx context.Context, args []string) error {
+	return o.suppression(ctx, "contacts unsuppress", args, true)
+}
+
+// suppression shows email's suppression, or lifts it.
+func (o *ops) suppression(ctx context.Context, cmd string, args []string, lift bool) error {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	summary := "Shows whether EMAIL is on the suppression list (no email goes to it), and why."
+	if lift {
+		summary = `Takes EMAIL off the suppression list: messages go to it again, and jobs
+cancelled because it was refused can be retried (reauth jobs retry).`
+	}
+	pos, err := o.parseArgs(fs, args, cmd+" EMAIL", summary)
+	if err != nil {
+		return ignoreHelp(err)
+	}
+	if len(pos) != 1 || reauth.ValidateEmail(pos[0]) != nil {
+		return o.usageErr(cmd, "want one EMAIL address")
+	}
+	pool, err := o.pool(ctx)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	get := store.GetSuppression
+	if lift {
+		get = store.LiftSuppression
+	}
+	sup, err := get(ctx, pool, pos[0])
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%s is not suppressed", pos[0])
+	}
+	if err != nil {
+		return err
+	}
+	tw := opsTable(o.stdout)
+	opsRow(tw, "email", sup.Address)
+	if lift {
+		opsRow(tw, "suppression", "lifted")
+	}
+	opsRow(tw, "reason", sup.Reason)
+	opsRow(tw, "suppressed", opsTime(sup.CreatedAt))
 	return tw.Flush()
 }

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/reauth/reauth/internal/store"
 	"github.com/reauth/reauth/internal/testdb"
 )
 
@@ -46,4 +49,33 @@ func TestContactsCommands(t *testing.T) {
 		require.ErrorIs(t, err, errUsage, "%v", args)
 		require.NotEmpty(t, errOut, "%v", args)
 	}
+}
+
+// TestContactsUnsuppress: `contacts suppressed EMAIL` says why an address
+// is suppressed; `contacts unsuppress EMAIL` lifts it; an address that is
+// not suppressed fails, and a bad one exits 2.
+func TestContactsUnsuppress(t *testing.T) {
+	t.Parallel()
+	url := testdb.NewURL(t)
+	pool, err := pgxpool.New(context.Background(), url)
+	require.NoError(t, err)
+	defer pool.Close()
+	require.NoError(t, store.SuppressEmail(context.Background(), pool, "gone@example.com", "550 5.1.1 User unknown"))
+
+	out, errOut, err := opsRun(t, url, "contacts", "suppressed", "Gone@Example.com")
+	require.NoError(t, err, errOut)
+	require.Regexp(t, `reason\s+550 5.1.1 User unknown`, out)
+
+	out, errOut, err = opsRun(t, url, "contacts", "unsuppress", "gone@example.com")
+	require.NoError(t, err, errOut)
+	require.Regexp(t, `suppression\s+lifted`, out)
+	suppressed, err := store.EmailSuppressed(context.Background(), pool, "gone@example.com")
+	require.NoError(t, err)
+	require.False(t, suppressed)
+
+	_, _, err = opsRun(t, url, "contacts", "unsuppress", "gone@example.com")
+	require.ErrorContains(t, err, "is not suppressed")
+	_, errOut, err = opsRun(t, url, "contacts", "unsuppress", "not-an-address")
+	require.ErrorIs(t, err, errUsage)
+	require.NotEmpty(t, errOut)
 }

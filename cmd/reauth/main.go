@@ -37,7 +37,7 @@ Commands:
   stats     queue depths and the funnel per org and device kind
   sync      run the device sync now (sync --now)
   sweep     run the sweep now (sweep --now)
-  contacts  set or show how a user is reached (email, push tokens, channels)
+  contacts  set or show how a user is reached (email, push tokens, channels); lift an address's suppression
 
 Configuration comes from the environment; see the README.
 Run 'reauth <command> -h' for a command's flags.

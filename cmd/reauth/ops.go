@@ -61,6 +61,7 @@ func opsCmd(ctx context.Context, cmd string, args []string, cfg config.Config, s
 	case "contacts":
 		return o.group(ctx, "contacts", args, contactsUsage, map[string]func(context.Context, []string) error{
 			"set": o.contactsSet, "show": o.contactsShow,
+			"suppressed": o.contactsSuppressed, "unsuppress": o.contactsUnsuppress,
 		})
 	case "stats":
 		return o.stats(ctx, args)

@@ -55,7 +55,8 @@ const (
 	MaxAttemptsDefault       = reauth.MaxAttemptsDefault
 	ShutdownGraceDefault     = 20 * time.Second
 	SyncScheduleDefault      = "*/30 * * * *"
-	SyncIntervalDefault      = 6 * time.Hour // worker.SyncIntervalDefault
+	EventsGiveUpAfterDefault = 24 * time.Hour // worker.EventsGiveUpAfterDefault
+	SyncIntervalDefault      = 6 * time.Hour  // worker.SyncIntervalDefault
 	SweepScheduleDefault     = "10,40 * * * *"
 	ReauthCooldownDefault    = 72 * time.Hour
 	RepeatCooldownDefault    = 30 * time.Minute
@@ -143,6 +144,7 @@ type Config struct {
 	PushWebhookSecret Secret          // PUSH_WEBHOOK_SECRET; whsec_...
 	EventsWebhookURL  string          // EVENTS_WEBHOOK_URL; the partner's backend, for reauth.* events
 	EventsSecret      Secret          // EVENTS_WEBHOOK_SECRET; whsec_...
+	EventsGiveUpAfter time.Duration   // EVENTS_GIVE_UP_AFTER; how long an event is retried while the endpoint answers 401, 403, 404 or a redirect
 
 	PublicBaseURL string // PUBLIC_BASE_URL; where links and callbacks point
 	HTTPAddr      string // HTTP_ADDR
@@ -206,6 +208,7 @@ func Load(getenv func(string) string) (Config, error) {
 		PushWebhookSecret:  Secret(e.str("PUSH_WEBHOOK_SECRET")),
 		EventsWebhookURL:   e.str("EVENTS_WEBHOOK_URL"),
 		EventsSecret:       Secret(e.str("EVENTS_WEBHOOK_SECRET")),
+		EventsGiveUpAfter:  e.duration("EVENTS_GIVE_UP_AFTER", EventsGiveUpAfterDefault),
 		PublicBaseURL:      strings.TrimRight(e.str("PUBLIC_BASE_URL"), "/"),
 		HTTPAddr:           e.str("HTTP_ADDR"),
 		PprofAddr:          e.str("PPROF_ADDR"),
@@ -351,6 +354,9 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.SyncInterval < time.Minute {
 		errs = append(errs, errors.New("SYNC_INTERVAL must be at least 1m (each user's devices are listed at most this often)"))
 	}
+	if c.EventsGiveUpAfter <= 0 {
+		errs = append(errs, errors.New("EVENTS_GIVE_UP_AFTER must be positive"))
+	}
 	if c.RepeatCooldown < 0 {
 		errs = append(errs, errors.New("REAUTH_REPEAT_COOLDOWN must not be negative (0 turns it off)"))
 	}
@@ -406,7 +412,7 @@ var Vars = []string{"DATABASE_URL", "PODERO_BASE_URL", "PODERO_TOKEN_URL", "PODE
 	"PODERO_BREAKER_FAILURES", "PODERO_BREAKER_COOLOFF", "RETRY_BACKOFF_CAP", "MAX_ATTEMPTS",
 	"SHUTDOWN_GRACE", "SMTP_URL", "SMTP_CONNS", "TEMPLATES_DIR", "REMINDER_OFFSETS", "LINK_RENEW_WAIT",
 	"FCM_PROJECT_ID", "FCM_CREDENTIALS_FILE", "FCM_ENDPOINT", "PUSH_WEBHOOK_URL", "PUSH_WEBHOOK_SECRET",
-	"EVENTS_WEBHOOK_URL", "EVENTS_WEBHOOK_SECRET",
+	"EVENTS_WEBHOOK_URL", "EVENTS_WEBHOOK_SECRET", "EVENTS_GIVE_UP_AFTER",
 	"MAIL_FROM", "PUBLIC_BASE_URL", "HTTP_ADDR", "API_TOKENS", "LINK_SECRET", "LINK_TTL",
 	"SUCCESS_URL", "CANCEL_URL", "REDIRECT_HOSTS", "PODERO_WORKERS", "NOTIFY_WORKERS", "JOB_TIMEOUT",
 	"JOB_RESCUE_AFTER", "LOG_FORMAT", "LOG_LEVEL", "PPROF_ADDR", "PODERO_ORG_IDS", "SYNC_SCHEDULE", "SWEEP_SCHEDULE",
@@ -443,6 +449,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("fcm_endpoint", c.FCMEndpoint),
 		slog.String("push_webhook_url", urlHost(c.PushWebhookURL)),
 		slog.String("events_webhook_url", urlHost(c.EventsWebhookURL)),
+		slog.Duration("events_give_up_after", c.EventsGiveUpAfter),
 		slog.String("fcm_credentials_file", c.FCMCredentials),
 		slog.String("mail_from", c.MailFrom),
 		slog.String("public_base_url", c.PublicBaseURL),

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
 
@@ -72,4 +73,52 @@ func redactTokens(c store.Contact) store.Contact {
 	}
 	c.FCMTokens = out
 	return c
+}
+
+// getSuppression is GET /v1/suppressions/{email}: whether email is on the
+// suppression list, and why.
+func (s *server) getSuppression(w http.ResponseWriter, r *http.Request) {
+	email, ok := suppressionEmail(w, r)
+	if !ok {
+		return
+	}
+	sup, err := store.GetSuppression(r.Context(), s.cfg.Pool, email)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "the address is not suppressed")
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, sup)
+}
+
+// liftSuppression is DELETE /v1/suppressions/{email}: take email off the
+// suppression list, so messages go to it again; 404 when it was not on it.
+func (s *server) liftSuppression(w http.ResponseWriter, r *http.Request) {
+	email, ok := suppressionEmail(w, r)
+	if !ok {
+		return
+	}
+	sup, err := store.LiftSuppression(r.Context(), s.cfg.Pool, email)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "the address is not suppressed")
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	s.cfg.Logger.InfoContext(r.Context(), "suppression lifted", slog.String("reason", sup.Reason))
+	writeJSON(w, http.StatusOK, map[string]any{"email": sup.Address, "lifted": true, "reason": sup.Reason, "suppressed_at": sup.CreatedAt})
+}
+
+func suppressionEmail(w http.ResponseWriter, r *http.Request) (string, bool) {
+	email := strings.ToLower(strings.TrimSpace(r.PathValue("email")))
+	if err := reauth.ValidateEmail(email); err != nil {
+		writeError(w, http.StatusBadRequest, "the path must name an email address")
+		return "", false
+	}
+	return email, true
 }

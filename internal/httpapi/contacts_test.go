@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/reauth/reauth/internal/httpapi"
+	"github.com/reauth/reauth/internal/store"
 )
 
 // TestContacts: PUT creates and changes a contact (omitted fields kept,
@@ -74,4 +76,44 @@ func TestContacts(t *testing.T) {
 	status, out = call(http.MethodPut, "/v1/contacts/not-a-uuid/"+userID, `{}`)
 	require.Equal(t, http.StatusBadRequest, status)
 	require.Contains(t, out["error"], "must be UUIDs")
+}
+
+// TestSuppressions: GET /v1/suppressions/{email} (read) says whether and
+// why an address is suppressed; DELETE (enqueue) lifts it, 404 when it is
+// not suppressed; the address is matched without regard to case.
+func TestSuppressions(t *testing.T) {
+	t.Parallel()
+	b := setup(t, httpapi.Config{})
+	require.NoError(t, store.SuppressEmail(context.Background(), b.pool, "Gone@Example.com", "550 5.1.1 User unknown"))
+	call := func(method, path, token string) (int, map[string]any) {
+		t.Helper()
+		req, err := http.NewRequest(method, b.srv.URL+path, nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var out map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+		return resp.StatusCode, out
+	}
+	status, out := call(http.MethodGet, "/v1/suppressions/gone@example.com", apiToken)
+	require.Equal(t, http.StatusOK, status, out)
+	require.Equal(t, "gone@example.com", out["email"])
+	require.Equal(t, "550 5.1.1 User unknown", out["reason"])
+
+	status, out = call(http.MethodDelete, "/v1/suppressions/GONE@example.com", apiToken)
+	require.Equal(t, http.StatusOK, status, out)
+	require.Equal(t, true, out["lifted"])
+	suppressed, err := store.EmailSuppressed(context.Background(), b.pool, "gone@example.com")
+	require.NoError(t, err)
+	require.False(t, suppressed)
+
+	status, _ = call(http.MethodDelete, "/v1/suppressions/gone@example.com", apiToken)
+	require.Equal(t, http.StatusNotFound, status)
+	status, _ = call(http.MethodGet, "/v1/suppressions/gone@example.com", apiToken)
+	require.Equal(t, http.StatusNotFound, status)
+	status, out = call(http.MethodDelete, "/v1/suppressions/not-an-address", apiToken)
+	require.Equal(t, http.StatusBadRequest, status)
+	require.Contains(t, out["error"], "email address")
 }

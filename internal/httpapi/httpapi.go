@@ -27,6 +27,7 @@ import (
 	"github.com/reauth/reauth/internal/hostlist"
 	"github.com/reauth/reauth/internal/link"
 	"github.com/reauth/reauth/internal/metrics"
+	"github.com/reauth/reauth/internal/notify"
 	"github.com/reauth/reauth/internal/podero"
 	"github.com/reauth/reauth/internal/store"
 	"github.com/reauth/reauth/migrations"
@@ -76,6 +77,9 @@ type Config struct {
 	// must fix (a link host not allowed, a failing token fetch), for
 	// /readyz; nil leaves it out.
 	Problems func() podero.Problems
+	// EmailHealth reports whether the email channel counts as broken, for
+	// /readyz; nil leaves it out.
+	EmailHealth func() notify.EmailHealth
 	// Now is the clock; nil is time.Now. Tests move it.
 	Now func() time.Time
 }
@@ -95,6 +99,8 @@ func New(cfg Config) http.Handler {
 	mux.Handle("GET /v1/devices/{kind}/{id}", s.auth(config.ScopeRead, s.device))
 	mux.Handle("PUT /v1/contacts/{org_id}/{user_id}", s.auth(config.ScopeEnqueue, s.putContact))
 	mux.Handle("GET /v1/contacts/{org_id}/{user_id}", s.auth(config.ScopeRead, s.getContact))
+	mux.Handle("GET /v1/suppressions/{email}", s.auth(config.ScopeRead, s.getSuppression))
+	mux.Handle("DELETE /v1/suppressions/{email}", s.auth(config.ScopeEnqueue, s.liftSuppression))
 	mux.HandleFunc("GET /r/{token}", s.open)
 	mux.HandleFunc("GET /r/{token}/done", s.done)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -657,8 +663,20 @@ func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 			}
 			detail["token_error"] = te
 		}
+		if u := p.Unexpected; u != nil {
+			detail["unexpected_answer"] = map[string]any{"error": u.Error, "op": u.Op, "status": u.Status, "at": u.At, "count": u.Count, "hint": u.Hint}
+		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "podero": detail})
+	body := map[string]any{"status": "ready", "podero": detail}
+	// A broken email channel does not make the process unready either.
+	if s.cfg.EmailHealth != nil {
+		if h := s.cfg.EmailHealth(); h.Broken {
+			body["email"] = map[string]any{"broken": true, "since": h.Since, "addresses_refused": h.Addresses,
+				"refused": h.Refused, "accepted": h.Accepted, "window": h.Window.String(), "last_refusal": h.LastReason, "last_refusal_at": h.LastAt,
+				"hint": "the SMTP server refuses most recipients: check SMTP_URL (credentials), MAIL_FROM and the relay's allow-list; messages are retried and no address is suppressed meanwhile"}
+		}
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 func (s *server) internalError(w http.ResponseWriter, r *http.Request, err error) {

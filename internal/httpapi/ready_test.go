@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/reauth/reauth/internal/httpapi"
+	"github.com/reauth/reauth/internal/notify"
 	"github.com/reauth/reauth/internal/podero"
 )
 
@@ -76,4 +77,45 @@ func TestReadinessShowsConfigurationProblems(t *testing.T) {
 			require.Nil(t, out.Podero.TokenError)
 		}
 	})
+}
+
+// TestReadinessShowsBrokenEmailAndUnexpectedAnswers: a broken email
+// channel and answers Podero does not document are shown in /readyz's
+// body; the service stays ready.
+func TestReadinessShowsBrokenEmailAndUnexpectedAnswers(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	health := notify.EmailHealth{}
+	b := setup(t, httpapi.Config{
+		EmailHealth: func() notify.EmailHealth { return health },
+		Problems: func() podero.Problems {
+			return podero.Problems{Unexpected: &podero.UnexpectedAnswer{Error: "podero auth_session: unexpected (302): unexpected redirect to status.example",
+				Op: podero.OpAuthSession, Status: 302, At: at, Count: 4, Hint: "check PODERO_BASE_URL"}}
+		},
+	})
+	read := func() map[string]any {
+		resp := b.get(t, "/readyz")
+		defer resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		var out map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+		return out
+	}
+	out := read()
+	require.NotContains(t, out, "email", "a working channel is not shown")
+	require.Equal(t, map[string]any{"error": "podero auth_session: unexpected (302): unexpected redirect to status.example",
+		"op": "auth_session", "status": 302.0, "at": "2025-03-01T12:00:00Z", "count": 4.0, "hint": "check PODERO_BASE_URL"},
+		out["podero"].(map[string]any)["unexpected_answer"])
+
+	health = notify.EmailHealth{Broken: true, Since: at, Window: 10 * time.Minute, Addresses: 12, Refused: 30, Accepted: 1,
+		LastReason: "554 5.7.1 Relay access denied", LastAt: at.Add(time.Minute)}
+	out = read()
+	require.Equal(t, "ready", out["status"])
+	e := out["email"].(map[string]any)
+	require.Equal(t, true, e["broken"])
+	require.Equal(t, "2025-03-01T12:00:00Z", e["since"])
+	require.Equal(t, 12.0, e["addresses_refused"])
+	require.Equal(t, "10m0s", e["window"])
+	require.Equal(t, "554 5.7.1 Relay access denied", e["last_refusal"])
+	require.Contains(t, e["hint"], "SMTP_URL")
 }

@@ -59,7 +59,7 @@ type Server struct {
 	mu       sync.Mutex
 	msgs     []Message
 	arrived  chan struct{} // closed and replaced on every arrival
-	rejects  map[string]int
+	rejects  map[string]*smtp.SMTPError
 	hook     func(Message)
 	closed   chan struct{}
 	closeErr error
@@ -84,7 +84,7 @@ func listen(addr string, lean bool) (*Server, error) {
 		lean:    lean,
 		ln:      ln,
 		arrived: make(chan struct{}),
-		rejects: make(map[string]int),
+		rejects: make(map[string]*smtp.SMTPError),
 		closed:  make(chan struct{}),
 		served:  make(chan struct{}),
 	}
@@ -190,6 +190,15 @@ func (s *Server) Wait(ctx context.Context, n int) ([]Message, error) {
 // SMTP reply code, e.g. 550 for a permanent or 450 for a temporary failure.
 // A code outside 400-599 removes the rejection.
 func (s *Server) Reject(addr string, code int) {
+	s.RejectWith(addr, code, fmt.Sprintf("%d.1.1", code/100), "mailcatch: recipient rejected")
+}
+
+// RejectWith makes RCPT TO for addr fail with the reply code, enhanced
+// status code ("5.7.1"; "" sends none) and text, e.g. 554, "5.7.1", "Relay
+// access denied", as a relay refusing every recipient answers. addr "*"
+// refuses every address without a rejection of its own. A code outside
+// 400-599 removes the rejection.
+func (s *Server) RejectWith(addr string, code int, enhanced, text string) {
 	addr = strings.ToLower(strings.TrimSpace(addr))
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -197,7 +206,11 @@ func (s *Server) Reject(addr string, code int) {
 		delete(s.rejects, addr)
 		return
 	}
-	s.rejects[addr] = code
+	e := &smtp.SMTPError{Code: code, EnhancedCode: smtp.NoEnhancedCode, Message: text}
+	if _, err := fmt.Sscanf(enhanced, "%d.%d.%d", &e.EnhancedCode[0], &e.EnhancedCode[1], &e.EnhancedCode[2]); err != nil {
+		e.EnhancedCode = smtp.NoEnhancedCode
+	}
+	s.rejects[addr] = e
 }
 
 // Close stops the server at once, dropping open connections. Messages
@@ -216,10 +229,13 @@ func (s *Server) Close() error {
 	return s.closeErr
 }
 
-func (s *Server) rejection(addr string) int {
+func (s *Server) rejection(addr string) *smtp.SMTPError {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.rejects[strings.ToLower(addr)]
+	if e, ok := s.rejects[strings.ToLower(addr)]; ok {
+		return e
+	}
+	return s.rejects["*"]
 }
 
 // add stores m and runs the OnMessage hook, if any.
@@ -264,12 +280,9 @@ func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 }
 
 func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
-	if code := ss.s.rejection(to); code != 0 {
-		return &smtp.SMTPError{
-			Code:         code,
-			EnhancedCode: smtp.EnhancedCode{code / 100, 1, 1},
-			Message:      "mailcatch: recipient rejected",
-		}
+	if e := ss.s.rejection(to); e != nil {
+		c := *e
+		return &c
 	}
 	ss.to = append(ss.to, to)
 	return nil

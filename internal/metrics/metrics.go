@@ -34,6 +34,9 @@ type Metrics struct {
 	linkRejected  *prometheus.CounterVec
 	notifications *prometheus.CounterVec
 	funnel        *prometheus.CounterVec
+	emailRefused  *prometheus.CounterVec
+	emailBroken   prometheus.Counter
+	eventsGivenUp *prometheus.CounterVec
 
 	hostsMu sync.Mutex
 	hosts   map[string]bool // the host labels of linkRejected
@@ -73,8 +76,18 @@ func New(pool *pgxpool.Pool, breakerOpen func() bool) *Metrics {
 		funnel: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "reauth_funnel_total", Help: "Reauthentications reaching each step: requested, link_created, sent, opened, completed.",
 		}, []string{"step"}),
+		emailRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reauth_email_refused_total", Help: "Recipients the SMTP server refused with a 5xx at RCPT TO, by what was done: mailbox (suppressed), message (this channel failed for the message), system (retried: policy, auth, relay, capacity), channel_broken (retried, nothing suppressed: the channel counts as broken).",
+		}, []string{"class"}),
+		emailBroken: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "reauth_email_channel_broken_total", Help: "Times the email channel began to count as broken: many distinct addresses refused within minutes.",
+		}),
+		eventsGivenUp: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reauth_events_given_up_total", Help: "reauth_event jobs given up, by reason: refused (a 4xx refusing the event), unreachable (401, 403, 404 or a redirect for EVENTS_GIVE_UP_AFTER), attempts (MAX_ATTEMPTS used).",
+		}, []string{"reason"}),
 	}
 	m.Registry.MustRegister(m.jobs, m.poderoSeconds, m.limiterWait, m.limiterDefer, m.linkRejected, m.notifications, m.funnel,
+		m.emailRefused, m.emailBroken, m.eventsGivenUp,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, step := range []string{StepRequested, StepLinkCreated, StepSent, StepOpened, StepCompleted} {
 		m.funnel.WithLabelValues(step)
@@ -151,6 +164,45 @@ func (m *Metrics) Notification(channel, result string) {
 	if m != nil {
 		m.notifications.WithLabelValues(channel, result).Inc()
 	}
+}
+
+// EmailRefused counts a recipient refused at RCPT TO, by class (mailbox,
+// message, system, channel_broken).
+func (m *Metrics) EmailRefused(class string) {
+	if m != nil {
+		m.emailRefused.WithLabelValues(class).Inc()
+	}
+}
+
+// EmailChannelBroken counts the email channel beginning to count as broken.
+func (m *Metrics) EmailChannelBroken() {
+	if m != nil {
+		m.emailBroken.Inc()
+	}
+}
+
+// EventGivenUp counts a reauth_event job given up, by reason (refused,
+// unreachable, attempts).
+func (m *Metrics) EventGivenUp(reason string) {
+	if m != nil {
+		m.eventsGivenUp.WithLabelValues(reason).Inc()
+	}
+}
+
+// WatchEmail exports broken as reauth_email_channel_broken (1 while the
+// email channel counts as broken).
+func (m *Metrics) WatchEmail(broken func() bool) {
+	if m == nil || broken == nil {
+		return
+	}
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "reauth_email_channel_broken", Help: "1 while the email channel counts as broken (many distinct addresses refused within minutes), else 0.",
+	}, func() float64 {
+		if broken() {
+			return 1
+		}
+		return 0
+	}))
 }
 
 // Funnel counts a reauthentication reaching step.
@@ -238,7 +290,11 @@ type budgetCollector struct {
 	fetched time.Time
 }
 
-func (b *budgetCollector) Describe(ch chan<- *prometheus.Desc) { ch <- b.rates; ch <- b.waiting; ch <- b.drain }
+func (b *budgetCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- b.rates
+	ch <- b.waiting
+	ch <- b.drain
+}
 
 func (b *budgetCollector) Collect(ch chan<- prometheus.Metric) {
 	b.mu.Lock()

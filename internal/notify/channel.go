@@ -26,8 +26,8 @@ const (
 // using, and may come with the message delivered. A caller handles an error
 // from Send in this order:
 //
-//  1. re, ok := AsRejected(err): if ok, forget re.Address / re.Tokens for
-//     this recipient;
+//  1. re, ok := AsRejected(err): if ok, forget re.Tokens, and re.Address
+//     when re.Mailbox is set (the address itself does not work);
 //  2. if ok && re.Delivered: the message is sent (only push does this: some
 //     of the user's devices took it, others are unregistered);
 //  3. else errors.Is(err, ErrPermanent): give up on this channel, try the
@@ -38,10 +38,20 @@ type Channel interface {
 	Send(ctx context.Context, m Message) error
 }
 
-// RejectedError names what the next hop refused for good: the recipient
-// address an SMTP server refused with a 5xx to RCPT TO, the FCM tokens
-// reported unregistered, or (webhook, with the endpoint's host in Reason)
-// the message the partner's endpoint refused with a permanent HTTP status.
+// RejectedError names what the next hop refused: the recipient address an
+// SMTP server refused with a 5xx to RCPT TO, the FCM tokens reported
+// unregistered, or (webhook, with the endpoint's host in Reason) the
+// message the partner's endpoint refused with a permanent HTTP status.
+//
+// Email refusals come in Class: RefusalMailbox (the address does not
+// work: Mailbox and Permanent are set, the address is to be suppressed),
+// RefusalMessage (this message was not taken, e.g. a full mailbox:
+// Permanent, try the next channel, keep the address) and RefusalSystem (the
+// relay's policy, authentication, routing or capacity: temporary, retry
+// later, keep the address). While so many distinct addresses are refused
+// that the channel itself counts as broken (see EmailHealth), Broken is set
+// and no refusal is Mailbox or Permanent: nothing is suppressed, the
+// message is retried.
 //
 // Push can return one in three situations, told apart by Delivered and
 // Permanent:
@@ -55,12 +65,24 @@ type Channel interface {
 //
 // It matches ErrPermanent exactly when Permanent is set.
 type RejectedError struct {
-	Channel   string
-	Address   string   // email only: the refused address (callers suppress it)
-	Tokens    []string // push: tokens FCM reported unregistered, to be removed
-	Reason    string   // the server's words, e.g. "550 5.1.1 no such user"
-	Permanent bool     // nothing left to try on this channel: matches ErrPermanent
-	Delivered bool     // push: the message still reached at least one token
+	Channel string
+	Address string // email only: the refused address (suppressed only when Mailbox)
+	// Mailbox: email only: the server said the address itself does not
+	// work (RefusalMailbox); callers suppress Address.
+	Mailbox bool
+	// Class is an email refusal's RefusalMailbox, RefusalMessage or
+	// RefusalSystem; Code its enhanced status code ("5.7.1"; "" when the
+	// server gave none).
+	Class, Code string
+	// Broken: email only: the channel counts as broken (Broken.Broken is
+	// true); nil otherwise. BrokenBegan: this refusal made it so.
+	Broken      *EmailHealth
+	BrokenBegan bool
+	Status      int      // webhook: the HTTP status the endpoint answered
+	Tokens      []string // push: tokens FCM reported unregistered, to be removed
+	Reason      string   // the server's words, e.g. "550 5.1.1 no such user"
+	Permanent   bool     // nothing left to try on this channel: matches ErrPermanent
+	Delivered   bool     // push: the message still reached at least one token
 }
 
 func (e *RejectedError) Error() string {

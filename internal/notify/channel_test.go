@@ -23,7 +23,7 @@ func TestEmailRecipientRejected(t *testing.T) {
 		re, ok := AsRejected(err)
 		require.True(t, ok, "%v", err)
 		require.Equal(t, &RejectedError{
-			Channel: "email", Address: "gone@example.com",
+			Channel: "email", Address: "gone@example.com", Mailbox: true, Class: RefusalMailbox, Code: "5.1.1",
 			Reason: "550 5.1.1 mailcatch: recipient rejected", Permanent: true,
 		}, re)
 		require.Contains(t, err.Error(), "gone@example.com")

@@ -21,7 +21,8 @@ import (
 )
 
 // ErrPermanent marks a delivery that will not succeed if retried: the SMTP
-// server rejected the recipient with a 5xx reply, or the Message itself is
+// server refused the recipient for a reason about the address or the
+// message (RefusalMailbox, RefusalMessage), or the Message itself is
 // unusable (bad key, address, kind or link). Every other error is
 // temporary.
 var ErrPermanent = errors.New("permanent delivery failure")
@@ -57,6 +58,12 @@ type EmailConfig struct {
 	// Conns is SMTP_CONNS: how many connections send at once; DefaultConns
 	// if 0.
 	Conns int
+	// BrokenAfter and BrokenWindow say when the channel counts as broken
+	// (see EmailHealth): that many distinct addresses refused at RCPT TO
+	// within the window, making up at least half of the answers;
+	// BrokenAfterDefault and BrokenWindowDefault if 0.
+	BrokenAfter  int
+	BrokenWindow time.Duration
 }
 
 // Email delivers Messages over SMTP. It keeps up to Conns connections open
@@ -81,6 +88,8 @@ type Email struct {
 	mu     sync.Mutex
 	idle   []*conn
 	closed atomic.Bool
+
+	watch *refusalWatch
 }
 
 // conn is one SMTP connection, not yet dialed while smtp is nil.
@@ -114,7 +123,11 @@ func NewEmail(cfg EmailConfig, r *Renderer) (*Email, error) {
 	if n == 0 {
 		n = DefaultConns
 	}
-	e := &Email{r: r, timeout: cfg.Timeout, slots: make(chan struct{}, n)}
+	if cfg.BrokenAfter < 0 || cfg.BrokenWindow < 0 {
+		return nil, errors.New("notify: BrokenAfter and BrokenWindow must not be negative")
+	}
+	e := &Email{r: r, timeout: cfg.Timeout, slots: make(chan struct{}, n),
+		watch: newRefusalWatch(cfg.BrokenAfter, cfg.BrokenWindow, time.Now)}
 	for range n {
 		e.idle = append(e.idle, &conn{})
 	}
@@ -247,9 +260,10 @@ func (e *Email) dial(ctx context.Context, network, _ string) (net.Conn, error) {
 
 // Send renders m and delivers it. The Message-ID is "<Key@domain-of-From>",
 // the same for every send of the same Key. A 5xx reply to RCPT TO returns
-// a *RejectedError with the refused address and the server's reply (it
-// matches ErrPermanent); an unusable Message returns an error matching
-// ErrPermanent; any other error is temporary.
+// a *RejectedError with the refused address, the server's reply and its
+// class (see RejectedError and classifyRCPT; it matches ErrPermanent unless
+// it is RefusalSystem or the channel counts as broken); an unusable Message
+// returns an error matching ErrPermanent; any other error is temporary.
 func (e *Email) Send(ctx context.Context, m Message) error {
 	msg, err := e.build(m)
 	if err != nil {
@@ -275,15 +289,77 @@ func (e *Email) Send(ctx context.Context, m Message) error {
 		err = e.sendOn(ctx, c, msg)
 	}
 	if err == nil {
+		e.watch.accepted()
 		return nil
 	}
-	// Only the recipient's rejection is final: a 5xx to MAIL FROM or DATA is
-	// as likely a misconfigured sender or relay, fixed by an operator, after
-	// which a retry succeeds.
+	// Only the recipient's rejection may be final: a 5xx to MAIL FROM or
+	// DATA is as likely a misconfigured sender or relay, fixed by an
+	// operator, after which a retry succeeds. So is a 5xx to RCPT TO that is
+	// not about the address, and any refusal while so many addresses are
+	// refused that the relay, not the addresses, must be at fault.
 	if errors.As(err, &se) && se.Reason == mail.ErrSMTPRcptTo && se.ErrorCode() >= 500 && se.ErrorCode() < 600 {
-		err = &RejectedError{Channel: ChannelEmail, Address: m.To, Reason: rcptReason(se), Permanent: true}
+		re := &RejectedError{Channel: ChannelEmail, Address: m.To, Reason: rcptReason(se),
+			Code: se.EnhancedStatusCode(), Class: classifyRCPT(se.ErrorCode(), se.EnhancedStatusCode())}
+		health, began := e.watch.refused(m.To, re.Reason)
+		switch {
+		case health.Broken:
+			re.Broken, re.BrokenBegan = &health, began
+		case re.Class == RefusalMailbox:
+			re.Mailbox, re.Permanent = true, true
+		case re.Class == RefusalMessage:
+			re.Permanent = true
+		}
+		err = re
 	}
 	return e.scrub(fmt.Errorf("notify: email %s: %w", m.Key, err))
+}
+
+// Health says whether the channel counts as broken, from the answers to
+// RCPT TO within the window; see EmailHealth.
+func (e *Email) Health() EmailHealth { return e.watch.health() }
+
+// Classes of a 5xx reply to RCPT TO, RejectedError.Class.
+const (
+	// RefusalMailbox: the address does not work (5.1.x but 5.1.7 and
+	// 5.1.8, which are about the sender; 5.2.1, a disabled mailbox):
+	// suppress it.
+	RefusalMailbox = "mailbox"
+	// RefusalMessage: the mailbox did not take this message (5.2.x but
+	// 5.2.1: full, too large; or a bare 550, 551, 552 or 553 without an
+	// enhanced code): this channel failed for the message; the address is
+	// kept and tried again for the next one.
+	RefusalMessage = "message"
+	// RefusalSystem: the relay's policy, authentication, routing,
+	// protocol or capacity (5.0.x, 5.3.x to 5.7.x, 5.1.7, 5.1.8, any other
+	// bare 5xx such as 554): nothing about the address; the message is
+	// retried and the address kept.
+	RefusalSystem = "system"
+)
+
+// classifyRCPT classifies a 5xx reply to RCPT TO by its enhanced status
+// code (RFC 3463). A reply without one says too little: 550 means "mailbox
+// unavailable" as often as "refused by policy" (RFC 5321 names both), so a
+// bare 550, 551, 552 or 553 fails the message on this channel but
+// suppresses nothing, and any other bare code (554 "transaction failed" is
+// what relays refusing to relay say) is retried.
+func classifyRCPT(code int, enhanced string) string {
+	var class, subject, detail int
+	if _, err := fmt.Sscanf(enhanced, "%d.%d.%d", &class, &subject, &detail); err != nil || class != 5 {
+		switch code {
+		case 550, 551, 552, 553:
+			return RefusalMessage
+		}
+		return RefusalSystem
+	}
+	switch {
+	case subject == 1 && detail != 7 && detail != 8:
+		return RefusalMailbox
+	case subject == 2 && detail == 1:
+		return RefusalMailbox
+	case subject == 2:
+		return RefusalMessage
+	}
+	return RefusalSystem
 }
 
 // rcptReason is the server's reply to RCPT TO as "<code> <enhanced> <text>",

@@ -348,10 +348,21 @@ func TestAuthSession(t *testing.T) {
 			detail:   detail422,
 		},
 		{
-			name:     "Redirect",
-			api:      respond(302, ``, "Location", "https://elsewhere.example/"),
-			wantKind: KindInvalid,
-			status:   302,
+			// A maintenance redirect says nothing about the request: retried.
+			name:      "Redirect",
+			api:       respond(302, ``, "Location", "https://elsewhere.example/?secret=1"),
+			wantKind:  KindUnexpected,
+			status:    302,
+			detail:    "unexpected redirect to elsewhere.example",
+			temporary: true,
+		},
+		{
+			name:      "UndocumentedClientError",
+			api:       respond(409, `busy`),
+			wantKind:  KindUnexpected,
+			status:    409,
+			detail:    "busy",
+			temporary: true,
 		},
 		{
 			name:      "TooManyRequestsRetryAfterSeconds",

@@ -74,6 +74,6 @@ func TestRedirectNotFollowed(t *testing.T) {
 	_, err := f.client(t, Config{}).AuthSession(context.Background(), testOrg, testUser, reauth.Inverter, testDevice, AuthSessionInput{})
 	pe, ok := AsError(err)
 	require.True(t, ok)
-	require.Equal(t, KindInvalid, pe.Kind)
+	require.Equal(t, KindUnexpected, pe.Kind, "retried, not a refusal of the request")
 	require.Zero(t, trapped.Load())
 }

@@ -22,8 +22,8 @@ const (
 
 	// KindRateLimited: 429, or 503 with Retry-After, or the Limiter
 	// deferring the request (then nothing was sent). Error.RetryAfter says
-	// how long to wait: for a 429 at least RetryAfterDefault when the server
-	// did not say; for a 503 possibly 0.
+	// how long to wait, never 0: RetryAfterDefault when the server gave no
+	// usable hint (Error.NoHint).
 	KindRateLimited ErrorKind = "rate_limited"
 
 	// KindCircuitOpen: the circuit breaker is open after consecutive
@@ -42,10 +42,19 @@ const (
 	// KindNotFound: 404, the org, user or device does not exist.
 	KindNotFound ErrorKind = "not_found"
 
-	// KindInvalid: 400, 422 and any other 4xx, an unexpected redirect, or
-	// arguments rejected before any request was made. Error.Detail holds
-	// the response body, trimmed, at most MaxDetailBytes.
+	// KindInvalid: 400 or 422, an answer about the request, or arguments
+	// rejected before any request was made. Error.Detail holds the response
+	// body, trimmed, at most MaxDetailBytes.
 	KindInvalid ErrorKind = "invalid"
+
+	// KindUnexpected: an answer the API does not document and the client
+	// has no rule for: a redirect (3xx; a maintenance page, a wrong
+	// PODERO_BASE_URL) or a 4xx other than 400, 401, 403, 404, 408, 422 and
+	// 429 (405, 409, 410, 415, ...). It says nothing for sure about the
+	// request, so it is temporary: callers retry with backoff. It counts
+	// toward the circuit breaker, and the client reports it as a problem
+	// (Problems.Unexpected, an ERROR log).
+	KindUnexpected ErrorKind = "unexpected"
 
 	// KindMalformed: a successful response that cannot be used: labelled
 	// with a Content-Type other than JSON, not JSON, the wrong shape, too
@@ -74,6 +83,12 @@ type Error struct {
 	// RetryAfter is how long to wait before trying again (KindRateLimited
 	// and KindCircuitOpen only).
 	RetryAfter time.Duration
+	// NoHint is set on a 429 or 503 that gave no usable Retry-After (none
+	// on a 429, or one that is zero, negative, a date in the past or
+	// unreadable): RetryAfter is RetryAfterDefault, and the answer counts
+	// toward the circuit breaker like a 5xx, so a server that throttles
+	// without saying for how long is not asked again and again at once.
+	NoHint bool
 	// Detail is a short explanation, or for an error status the response
 	// body. It never contains the client secret, the password or the access
 	// token.
@@ -110,18 +125,26 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // Temporary reports whether the same call may succeed later: true for
-// retryable, rate limited, circuit open and malformed (an upstream glitch)
-// errors, and for unauthorized errors of API calls (the token may have gone
-// stale); false for not found, invalid, and credentials rejected by the token
-// endpoint.
+// retryable, rate limited, circuit open, unexpected and malformed (an
+// upstream glitch) errors, and for unauthorized errors of API calls (the
+// token may have gone stale); false for not found, invalid, and credentials
+// rejected by the token endpoint.
 func (e *Error) Temporary() bool {
 	switch e.Kind {
-	case KindRetryable, KindRateLimited, KindCircuitOpen, KindMalformed:
+	case KindRetryable, KindRateLimited, KindCircuitOpen, KindMalformed, KindUnexpected:
 		return true
 	case KindUnauthorized:
 		return e.Op != OpToken
 	}
 	return false
+}
+
+// failing reports whether e counts toward the circuit breaker: Podero not
+// serving the API (a 5xx, a timeout, no connection), an answer it does not
+// document (KindUnexpected: a maintenance redirect), or throttling without
+// a usable Retry-After.
+func (e *Error) failing() bool {
+	return e.Kind == KindRetryable || e.Kind == KindUnexpected || (e.Kind == KindRateLimited && e.NoHint)
 }
 
 // AsError finds the first *Error in err's chain.
@@ -163,16 +186,14 @@ func ParseRetryAfter(v string, now time.Time) (d time.Duration, ok bool) {
 func statusError(op string, status int, header http.Header, body []byte, now time.Time) *Error {
 	e := &Error{Op: op, Status: status, Detail: trimDetail(body)}
 	switch {
-	case status == http.StatusTooManyRequests:
+	case status == http.StatusTooManyRequests,
+		status == http.StatusServiceUnavailable && header.Get("Retry-After") != "":
+		// Throttling always waits: a Retry-After of zero, negative, in the
+		// past or unreadable is no hint, not "come back at once".
 		e.Kind = KindRateLimited
 		e.RetryAfter, _ = ParseRetryAfter(header.Get("Retry-After"), now)
 		if e.RetryAfter <= 0 {
-			e.RetryAfter = RetryAfterDefault
-		}
-	case status == http.StatusServiceUnavailable:
-		e.Kind = KindRetryable
-		if d, ok := ParseRetryAfter(header.Get("Retry-After"), now); ok {
-			e.Kind, e.RetryAfter = KindRateLimited, d
+			e.RetryAfter, e.NoHint = RetryAfterDefault, true
 		}
 	case status >= 500, status == http.StatusRequestTimeout:
 		e.Kind = KindRetryable
@@ -180,11 +201,16 @@ func statusError(op string, status int, header http.Header, body []byte, now tim
 		e.Kind = KindUnauthorized
 	case status == http.StatusNotFound:
 		e.Kind = KindNotFound
+	case status == http.StatusBadRequest, status == http.StatusUnprocessableEntity:
+		e.Kind = KindInvalid
 	case status >= 300 && status < 400:
-		e.Kind = KindInvalid
+		e.Kind = KindUnexpected
 		e.Detail = "unexpected redirect"
+		if loc, err := url.Parse(header.Get("Location")); err == nil && loc.Host != "" {
+			e.Detail += " to " + loc.Host // the host only: a query may carry anything
+		}
 	default:
-		e.Kind = KindInvalid
+		e.Kind = KindUnexpected // 405, 409, 410, 415, ...: not a documented answer
 	}
 	return e
 }

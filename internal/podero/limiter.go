@@ -113,12 +113,15 @@ func (c *Client) guard(ctx context.Context, op string, send func(context.Context
 
 	e = send(ctx)
 	switch {
-	case e == nil || e.Kind != KindRetryable:
+	case e == nil || !e.failing():
 		c.breaker.done(t, answered, e)
 	case errors.Is(ctx.Err(), context.Canceled):
 		c.breaker.done(t, abandoned, e)
 	default:
 		c.breaker.done(t, failed, e)
+	}
+	if e != nil && e.Kind == KindUnexpected {
+		c.unexpectedAnswer(e)
 	}
 	if e != nil && e.Kind == KindRateLimited && e.RetryAfter > 0 {
 		c.hold(ctx, op, c.cfg.Now().Add(e.RetryAfter))

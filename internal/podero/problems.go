@@ -1,6 +1,7 @@
 package podero
 
 import (
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -32,7 +33,30 @@ type Problems struct {
 	// later fetch succeeded. Fetches refused without asking (breaker open,
 	// rate limiter deferring) do not count.
 	Token *TokenProblem
+	// Unexpected is the latest answer the API does not document
+	// (KindUnexpected: a redirect, a 405, 409, 410, ...); nil when there was
+	// none since the client was made.
+	Unexpected *UnexpectedAnswer
 }
+
+// UnexpectedAnswer describes answers of KindUnexpected: the jobs that got
+// them are retried with backoff, not cancelled.
+type UnexpectedAnswer struct {
+	// Error is the latest one's *Error text (the body trimmed, a
+	// redirect's host only).
+	Error string
+	Op    string
+	// Status is its HTTP status.
+	Status int
+	// At is when it came; Count how many came since the client was made.
+	At    time.Time
+	Count int
+	// Hint says what to check.
+	Hint string
+}
+
+// unexpectedHint is UnexpectedAnswer.Hint.
+const unexpectedHint = "check PODERO_BASE_URL; Podero may be in maintenance (the requests are retried with backoff)"
 
 // LinkRejection describes authentication_urls turned away for their host.
 type LinkRejection struct {
@@ -72,6 +96,10 @@ type problems struct {
 
 	tokenLogged   string // the error last logged
 	tokenLoggedAt time.Time
+
+	unexpected         *UnexpectedAnswer
+	unexpectedLogged   string // the op and status last logged
+	unexpectedLoggedAt time.Time
 }
 
 type hostRejections struct {
@@ -93,7 +121,37 @@ func (c *Client) Problems() Problems {
 		t := *p.token
 		out.Token = &t
 	}
+	if p.unexpected != nil {
+		u := *p.unexpected
+		out.Unexpected = &u
+	}
 	return out
+}
+
+// unexpectedAnswer records an answer of KindUnexpected and logs it at
+// ERROR, once per operation and status per ProblemLogEvery: a redirect or
+// an undocumented 4xx for every request means a wrong PODERO_BASE_URL or
+// Podero in maintenance, and its jobs are retried rather than cancelled, so
+// someone must hear of it.
+func (c *Client) unexpectedAnswer(e *Error) {
+	now := c.cfg.Now()
+	p := &c.problems
+	p.mu.Lock()
+	count := 1
+	if p.unexpected != nil {
+		count = p.unexpected.Count + 1
+	}
+	p.unexpected = &UnexpectedAnswer{Error: e.Error(), Op: e.Op, Status: e.Status, At: now, Count: count, Hint: unexpectedHint}
+	key := e.Op + " " + strconv.Itoa(e.Status)
+	log := key != p.unexpectedLogged || now.Sub(p.unexpectedLoggedAt) >= ProblemLogEvery
+	if log {
+		p.unexpectedLogged, p.unexpectedLoggedAt = key, now
+	}
+	p.mu.Unlock()
+	if log {
+		c.cfg.Logger.Error("podero: an answer the API does not document (a redirect or an unknown 4xx); the request is retried with backoff, not cancelled; "+unexpectedHint,
+			"op", e.Op, "status", e.Status, "error", e.Error(), "base_url", c.cfg.BaseURL, "count", count)
+	}
 }
 
 // linkRejected records an authentication_url turned away because host (the

@@ -543,6 +543,33 @@ func TestProblems(t *testing.T) {
 		require.Empty(t, errorLines(t, logs.String()))
 	})
 
+	// A redirect or an undocumented 4xx is retried, not cancelled, so it is
+	// loud: an ERROR line (once per operation and status a minute) and
+	// Problems.Unexpected for /readyz.
+	t.Run("UnexpectedAnswer", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, respond(http.StatusFound, ``, "Location", "https://maintenance.example/down?token=x"), Config{BreakerFailures: 100})
+		require.Nil(t, b.c.Problems().Unexpected)
+		for range 3 {
+			e := requireKind(t, call(b.c), KindUnexpected, OpAuthSession, http.StatusFound)
+			require.True(t, e.Temporary())
+		}
+		lines := errorLines(t, b.logs.String())
+		require.Len(t, lines, 1, "once per op and status per interval, not per job")
+		require.Contains(t, lines[0]["msg"], "retried with backoff")
+		require.Contains(t, lines[0]["msg"], "PODERO_BASE_URL")
+		require.Equal(t, OpAuthSession, lines[0]["op"])
+		require.EqualValues(t, http.StatusFound, lines[0]["status"])
+		require.NotContains(t, b.logs.String(), "token=x", "a redirect is named by its host")
+		p := b.c.Problems().Unexpected
+		require.NotNil(t, p)
+		require.Equal(t, UnexpectedAnswer{Error: "podero auth_session: unexpected (302): unexpected redirect to maintenance.example",
+			Op: OpAuthSession, Status: http.StatusFound, At: b.clock.Now(), Count: 3, Hint: unexpectedHint}, *p)
+		b.clock.Advance(ProblemLogEvery)
+		requireKind(t, call(b.c), KindUnexpected, OpAuthSession, http.StatusFound)
+		require.Len(t, errorLines(t, b.logs.String()), 2, "logged again after the interval")
+	})
+
 	t.Run("RefusedFetchesAreNoTokenProblem", func(t *testing.T) {
 		t.Parallel()
 		f := newFake(t, fakeOpts{expiresIn: 3600}, okSession)

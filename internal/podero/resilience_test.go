@@ -223,6 +223,46 @@ func TestBreaker(t *testing.T) {
 		}
 	})
 
+	// Throttling without a usable hint, and answers the API does not
+	// document, count like a 5xx: a Podero answering every call with
+	// "503 Retry-After: 0" or a maintenance redirect is not asked again and
+	// again.
+	t.Run("NoHintAndUnexpectedTrip", func(t *testing.T) {
+		t.Parallel()
+
+		const past = "Sun, 06 Nov 1994 08:49:37 GMT"
+		tests := []struct {
+			name string
+			api  http.HandlerFunc
+			kind ErrorKind
+		}{
+			{"UnavailableRetryAfterZero", respond(503, `{}`, "Retry-After", "0"), KindRateLimited},
+			{"UnavailableRetryAfterNegative", respond(503, `{}`, "Retry-After", "-5"), KindRateLimited},
+			{"UnavailableRetryAfterPast", respond(503, `{}`, "Retry-After", past), KindRateLimited},
+			{"TooManyRequestsWithout", respond(429, `{}`), KindRateLimited},
+			{"Redirect", respond(307, ``, "Location", "https://maintenance.example/"), KindUnexpected},
+			{"Gone", respond(410, `{}`), KindUnexpected},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+
+				f := newFake(t, fakeOpts{}, tt.api)
+				clock := newFakeClock()
+				c := f.client(t, Config{BreakerFailures: 2, Now: clock.Now})
+				for range 2 {
+					e, ok := AsError(call(c))
+					require.True(t, ok)
+					require.Equal(t, tt.kind, e.Kind)
+					require.True(t, e.Temporary())
+				}
+				require.Equal(t, BreakerOpen, c.Breaker().State)
+				requireKind(t, call(c), KindCircuitOpen, OpAuthSession, 0)
+				require.Equal(t, int32(2), f.apiHits.Load())
+			})
+		}
+	})
+
 	t.Run("HalfOpenAfterCoolOff", func(t *testing.T) {
 		t.Parallel()
 
@@ -645,6 +685,11 @@ func TestLimiter(t *testing.T) {
 			{"UnavailableSeconds", respond(503, `{}`, "Retry-After", "11"), KindRateLimited, 503, 11 * time.Second},
 			{"UnavailableDate", respond(503, `{}`, "Retry-After", date), KindRateLimited, 503, 30 * time.Second},
 			{"UnavailableWithout", respond(503, `{}`), KindRetryable, 503, 0},
+			// No hint is not "at once": the default hold, for every process.
+			{"UnavailableZero", respond(503, `{}`, "Retry-After", "0"), KindRateLimited, 503, RetryAfterDefault},
+			{"UnavailableNegative", respond(503, `{}`, "Retry-After", "-1"), KindRateLimited, 503, RetryAfterDefault},
+			{"UnavailablePast", respond(503, `{}`, "Retry-After", clock.Now().Add(-time.Minute).Format(http.TimeFormat)), KindRateLimited, 503, RetryAfterDefault},
+			{"UnavailableGarbage", respond(503, `{}`, "Retry-After", "soon"), KindRateLimited, 503, RetryAfterDefault},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {

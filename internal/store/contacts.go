@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/reauth/reauth"
 )
 
@@ -76,6 +78,40 @@ func SuppressEmail(ctx context.Context, db DB, address, reason string) error {
 	_, err := db.Exec(ctx, `INSERT INTO email_suppression (address, reason) VALUES (lower($1), $2)
 		ON CONFLICT (address) DO NOTHING`, address, reason)
 	return mapErr(err)
+}
+
+// Suppression is an address on the suppression list.
+type Suppression struct {
+	Address   string    `json:"email"`
+	Reason    string    `json:"reason"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// GetSuppression returns address's suppression, ErrNotFound when it is not
+// suppressed.
+func GetSuppression(ctx context.Context, db DB, address string) (Suppression, error) {
+	var s Suppression
+	err := db.QueryRow(ctx, `SELECT address, reason, created_at FROM email_suppression WHERE address = lower($1)`,
+		address).Scan(&s.Address, &s.Reason, &s.CreatedAt)
+	return s, mapErr(err)
+}
+
+// LiftSuppression takes address off the suppression list, so email goes to
+// it again; ErrNotFound when it was not on it.
+func LiftSuppression(ctx context.Context, db DB, address string) (Suppression, error) {
+	var s Suppression
+	err := db.QueryRow(ctx, `DELETE FROM email_suppression WHERE address = lower($1) RETURNING address, reason, created_at`,
+		address).Scan(&s.Address, &s.Reason, &s.CreatedAt)
+	return s, mapErr(err)
+}
+
+// LiftSuppressionsSince takes every address suppressed at or after since
+// off the list and returns how many: when the email channel turns out to be
+// broken, the refusals that suppressed them were the relay's, not the
+// addresses'.
+func LiftSuppressionsSince(ctx context.Context, db DB, since time.Time) (int64, error) {
+	tag, err := db.Exec(ctx, `DELETE FROM email_suppression WHERE created_at >= $1`, since)
+	return tag.RowsAffected(), mapErr(err)
 }
 
 // EmailSuppressed reports whether address was refused permanently before.
@@ -153,6 +189,21 @@ func GetNotifyView(ctx context.Context, db DB, sessionID int64, step int) (Notif
 		&v.Manufacturer, &v.Model)...)
 	c.OrgID, c.UserID = v.OrgID, v.UserID
 	return v, mapErr(err)
+}
+
+// ReopenFailedNotifications sets a step's failed notification rows on
+// channels back to sending (their last error kept), so that delivery tries
+// those channels again, and returns the channels reopened: an operator
+// retried a step whose every channel had failed.
+func ReopenFailedNotifications(ctx context.Context, db DB, sessionID int64, step int, channels []string) ([]string, error) {
+	rows, err := db.Query(ctx, `UPDATE notification SET state = 'sending'
+		WHERE session_id = $1 AND step = $2 AND state = 'failed' AND channel = ANY($3)
+		RETURNING channel`, sessionID, step, channels)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return out, mapErr(err)
 }
 
 // SessionOpenForUpdate reports whether the session is still open, locking

@@ -1,9 +1,12 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -12,10 +15,19 @@ import (
 	"github.com/reauth/reauth/internal/notify"
 )
 
+// EventsGiveUpAfterDefault is how long after its creation an event is
+// retried while the endpoint answers 401, 403, 404 or a redirect
+// (EVENTS_GIVE_UP_AFTER).
+const EventsGiveUpAfterDefault = 24 * time.Hour
+
 // EventWorker works reauth_event jobs: it delivers one event to the
-// partner's backend. Temporary failures are retried with the usual backoff;
-// an endpoint that refuses the event for good (4xx other than 408 and 429)
-// cancels the job with its answer.
+// partner's backend. Temporary failures are retried with the usual backoff.
+// An endpoint answering 401, 403, 404 or a redirect is as likely being
+// deployed, or holding a rotated secret, as gone: the event is retried for
+// EventsGiveUpAfter after it was made before it is given up. Any other
+// refusal (400, 410, 422, ...) gives the event up at once. A given-up event
+// is cancelled with the reason, logged at ERROR and counted
+// (reauth_events_given_up_total); so is one whose last attempt failed.
 type EventWorker struct {
 	river.WorkerDefaults[reauth.EventArgs]
 	cfg Config
@@ -49,8 +61,53 @@ func (w *EventWorker) Work(ctx context.Context, job *river.Job[reauth.EventArgs]
 	err := w.cfg.PostEvent(ctx, a.ID, eventPayload{Type: a.Type, Timestamp: a.OccurredAt, Data: eventData{
 		SessionID: a.SessionID, OrgID: a.OrgID, UserID: a.UserID, DeviceKind: a.DeviceKind, DeviceID: a.DeviceID, Detail: a.Detail,
 	}})
+	if err == nil {
+		return nil
+	}
+	giveUpAfter := cmp.Or(w.cfg.EventsGiveUpAfter, EventsGiveUpAfterDefault)
+	if rej, ok := notify.AsRejected(err); ok && unreachable(rej.Status) {
+		age := w.cfg.now().Sub(job.CreatedAt)
+		if age < giveUpAfter {
+			return fmt.Errorf("the events endpoint answered %d for %s; retried until %s after the event (EVENTS_GIVE_UP_AFTER): %s",
+				rej.Status, a.ID, giveUpAfter, rej.Reason)
+		}
+		return w.giveUp(ctx, job, "unreachable", fmt.Errorf("event %s given up after %s (EVENTS_GIVE_UP_AFTER): the events endpoint still answers %d: %w",
+			a.ID, age.Round(time.Second), rej.Status, err))
+	}
 	if errors.Is(err, notify.ErrPermanent) {
-		return river.JobCancel(fmt.Errorf("the events endpoint refused %s: %w", a.ID, err))
+		return w.giveUp(ctx, job, "refused", fmt.Errorf("event %s given up: the events endpoint refused it: %w", a.ID, err))
+	}
+	if job.Attempt >= job.MaxAttempts {
+		// River discards the job with this error.
+		w.gaveUp(ctx, job, "attempts", fmt.Errorf("event %s given up after %d attempts (MAX_ATTEMPTS): %w", a.ID, job.Attempt, err))
 	}
 	return err
+}
+
+// unreachable reports whether an endpoint's HTTP status is one it may
+// answer while being deployed or misconfigured for a while: 401, 403, 404
+// or a redirect.
+func unreachable(status int) bool {
+	switch {
+	case status == http.StatusUnauthorized, status == http.StatusForbidden, status == http.StatusNotFound:
+		return true
+	case status >= 300 && status < 400:
+		return true
+	}
+	return false
+}
+
+// giveUp cancels the event's job with err, after reporting it (gaveUp).
+func (w *EventWorker) giveUp(ctx context.Context, job *river.Job[reauth.EventArgs], reason string, err error) error {
+	w.gaveUp(ctx, job, reason, err)
+	return river.JobCancel(err)
+}
+
+// gaveUp reports an event that is lost: at ERROR and in
+// reauth_events_given_up_total{reason}.
+func (w *EventWorker) gaveUp(ctx context.Context, job *river.Job[reauth.EventArgs], reason string, err error) {
+	w.cfg.Metrics.EventGivenUp(reason)
+	jobLogger(ctx, w.cfg.Logger).ErrorContext(ctx, "event given up: the partner's backend will not get it",
+		slog.Int64("job_id", job.ID), slog.String("event", job.Args.ID), slog.String("type", job.Args.Type),
+		slog.String("reason", reason), slog.Any("error", err))
 }

@@ -101,6 +101,14 @@ func TestPoderoErrorPolicy(t *testing.T) {
 		{name: "Retryable", err: &podero.Error{Kind: podero.KindRetryable, Status: 503}},
 		{name: "Unauthorized", err: &podero.Error{Kind: podero.KindUnauthorized, Status: 401}},
 		{name: "Malformed", err: &podero.Error{Kind: podero.KindMalformed, Status: 200}},
+		// Not about the device: retried with backoff, never cancelled.
+		{name: "TokenEndpointNotFound", err: &podero.Error{Kind: podero.KindUnauthorized, Op: podero.OpToken, Status: 404}},
+		{name: "TokenEndpointBadRequestWithoutCode", err: &podero.Error{Kind: podero.KindUnauthorized, Op: podero.OpToken, Status: 400}},
+		{name: "RedirectFromAuthSession", err: &podero.Error{Kind: podero.KindUnexpected, Op: podero.OpAuthSession, Status: 302}},
+		{name: "UndocumentedClientError", err: &podero.Error{Kind: podero.KindUnexpected, Op: podero.OpAuthSession, Status: 409}},
+		// Throttling without a usable hint waits the default hold.
+		{name: "RateLimitedNoHint", err: &podero.Error{Kind: podero.KindRateLimited, Status: 503, RetryAfter: podero.RetryAfterDefault, NoHint: true},
+			snoozeMin: podero.RetryAfterDefault, snoozeMax: podero.RetryAfterDefault * 6 / 5},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			a := args

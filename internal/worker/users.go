@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"strings"
 	"sync"
@@ -17,6 +18,12 @@ import (
 // serves every such request for the organization in that window.
 const UserCacheTTL = 5 * time.Minute
 
+// UserRefetchAfter is how old an organization's cached list must be before
+// a user missing from it makes it be fetched again (at most once in that
+// time per organization): a user added at Podero after the list was
+// fetched is not taken for one without an email.
+const UserRefetchAfter = 30 * time.Second
+
 // userCache holds each organization's user emails (user ID → email).
 type userCache struct {
 	mu    sync.Mutex
@@ -26,6 +33,10 @@ type userCache struct {
 	// user). Only found users are kept: an ID unknown now may be created
 	// at Podero a minute later.
 	byExt map[string]extEntry
+	// now is the clock of the organization lists; nil is time.Now.
+	now func() time.Time
+	// refetchAfter is UserRefetchAfter unless set (tests).
+	refetchAfter time.Duration
 }
 
 // maxExtEntries bounds userCache.byExt.
@@ -70,42 +81,97 @@ func (c *userCache) byExternalID(ctx context.Context, p Podero, orgID, extID str
 }
 
 type userEntry struct {
+	// emails holds every listed user: "" for one deleted or without a
+	// usable email.
 	emails  map[string]string
 	fetched time.Time
 }
 
-// email returns the user's email, "" when the user has none, is deleted, or
-// is not in the organization. Concurrent misses for one organization share
-// one listing.
-func (c *userCache) email(ctx context.Context, p Podero, orgID, userID string) (string, error) {
+// listTooFresh says a user is missing from a list fetched before the
+// request was made and too recently to fetch again: come back after wait.
+type listTooFresh struct{ wait time.Duration }
+
+func (e *listTooFresh) Error() string {
+	return "the user is not in the organization's user list yet; looking again in " + e.wait.String()
+}
+
+// email returns the user's email for a request made at requested: "" when
+// the user has none, is deleted, or is not in the organization. A user
+// missing from the cached list is only taken as not there when the list was
+// fetched after the request was made; from an older list, the list is
+// fetched again once it is UserRefetchAfter old, and until then a
+// *listTooFresh says when to come back. Concurrent misses for one
+// organization share one listing.
+func (c *userCache) email(ctx context.Context, p Podero, orgID, userID string, requested time.Time) (string, error) {
+	id := strings.ToLower(userID)
 	c.mu.Lock()
 	e, ok := c.orgs[orgID]
 	c.mu.Unlock()
-	if !ok || time.Since(e.fetched) > UserCacheTTL {
-		v, err, _ := c.group.Do(orgID, func() (any, error) {
-			users, err := p.ListUsers(ctx, orgID)
-			if err != nil {
-				return nil, err
-			}
-			emails := make(map[string]string, len(users))
-			for _, u := range users {
-				if u.DeletedAt == nil && reauth.ValidateEmail(u.Email) == nil {
-					emails[strings.ToLower(u.ID)] = u.Email
-				}
-			}
-			e := userEntry{emails: emails, fetched: time.Now()}
-			c.mu.Lock()
-			if c.orgs == nil {
-				c.orgs = map[string]userEntry{}
-			}
-			c.orgs[orgID] = e
-			c.mu.Unlock()
-			return e, nil
-		})
-		if err != nil {
+	if !ok || c.since(e.fetched) > UserCacheTTL {
+		var err error
+		if e, err = c.fetchUsers(ctx, p, orgID, time.Time{}); err != nil {
 			return "", err
 		}
-		e = v.(userEntry)
 	}
-	return e.emails[strings.ToLower(userID)], nil
+	email, listed := e.emails[id]
+	if listed || e.fetched.After(requested) {
+		return email, nil
+	}
+	if age, after := c.since(e.fetched), cmp.Or(c.refetchAfter, UserRefetchAfter); age < after {
+		return "", &listTooFresh{wait: after - age}
+	}
+	e, err := c.fetchUsers(ctx, p, orgID, e.fetched)
+	if err != nil {
+		return "", err
+	}
+	return e.emails[id], nil
 }
+
+// fetchUsers lists orgID's users and caches them, unless a list fetched
+// after older is cached already (another caller refetched it meanwhile).
+func (c *userCache) fetchUsers(ctx context.Context, p Podero, orgID string, older time.Time) (userEntry, error) {
+	v, err, _ := c.group.Do(orgID, func() (any, error) {
+		c.mu.Lock()
+		cached, ok := c.orgs[orgID]
+		c.mu.Unlock()
+		if ok && !older.IsZero() && cached.fetched.After(older) {
+			return cached, nil
+		}
+		// From when it was asked for: a user made at Podero while it was
+		// listed may be missing from it.
+		start := c.clock()
+		emails := map[string]string{}
+		err := p.ForEachUser(ctx, orgID, func(u podero.User) error {
+			email := ""
+			if u.DeletedAt == nil && reauth.ValidateEmail(u.Email) == nil {
+				email = u.Email
+			}
+			emails[strings.ToLower(u.ID)] = email
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		e := userEntry{emails: emails, fetched: start}
+		c.mu.Lock()
+		if c.orgs == nil {
+			c.orgs = map[string]userEntry{}
+		}
+		c.orgs[orgID] = e
+		c.mu.Unlock()
+		return e, nil
+	})
+	if err != nil {
+		return userEntry{}, err
+	}
+	return v.(userEntry), nil
+}
+
+func (c *userCache) clock() time.Time {
+	if c.now != nil {
+		return c.now()
+	}
+	return time.Now()
+}
+
+func (c *userCache) since(t time.Time) time.Duration { return c.clock().Sub(t) }

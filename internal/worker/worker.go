@@ -64,6 +64,11 @@ type Config struct {
 	// PostEvent delivers one reauth.* event (EVENTS_WEBHOOK_URL); nil: events
 	// are off and none are inserted.
 	PostEvent func(ctx context.Context, id string, payload any) error
+	// EventsGiveUpAfter is how long after its creation an event is still
+	// retried while the endpoint answers 401, 403, 404 or a redirect (a
+	// partner's deploy, a rotated secret); default
+	// EventsGiveUpAfterDefault.
+	EventsGiveUpAfter time.Duration
 	// Now is the clock; nil is time.Now. Tests move it.
 	Now           func() time.Time
 	Links         *link.Signer
@@ -110,6 +115,10 @@ type Config struct {
 	// MaintenanceWorkers is concurrent sync and sweep jobs per process;
 	// default MaintenanceWorkersDefault.
 	MaintenanceWorkers int
+	// UserRefetchAfter is how old an organization's cached user list must
+	// be before a user missing from it has it fetched again; default
+	// UserRefetchAfter.
+	UserRefetchAfter time.Duration
 
 	Metrics *metrics.Metrics // nil: none
 	Logger  *slog.Logger
@@ -119,7 +128,7 @@ type Config struct {
 // maintenance queues.
 func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 	workers := river.NewWorkers()
-	river.AddWorker(workers, &DeviceWorker{cfg: cfg})
+	river.AddWorker(workers, &DeviceWorker{cfg: cfg, users: userCache{refetchAfter: cfg.UserRefetchAfter}})
 	river.AddWorker(workers, &NotifyWorker{cfg: cfg})
 	river.AddWorker(workers, &SyncWorker{cfg: cfg})
 	river.AddWorker(workers, &SyncUserWorker{cfg: cfg})
@@ -214,7 +223,8 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 		case err == nil && a.Reason == reauth.ReasonLinkExpired:
 			return nil // its reauth_notify job sends the first message
 		case err == nil:
-			return w.cfg.deliver(ctx, delivery{jobID: job.ID, attempt: job.Attempt, maxAttempts: job.MaxAttempts, session: id})
+			return w.cfg.deliver(ctx, delivery{jobID: job.ID, attempt: job.Attempt, maxAttempts: job.MaxAttempts, session: id,
+				retried: operatorRetried(job.JobRow)})
 		case !errors.Is(err, store.ErrNotFound):
 			return err
 		}
@@ -271,7 +281,13 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 		}
 	}
 	if email == "" && slices.Contains(w.cfg.channelsFor(contact, true), notify.ChannelEmail) {
-		if email, err = w.ownerOrUserEmail(ctx, a); err != nil {
+		if email, err = w.ownerOrUserEmail(ctx, a, job.CreatedAt); err != nil {
+			var fresh *listTooFresh
+			if errors.As(err, &fresh) {
+				// The user may be newer than the list: look again when it
+				// may be fetched again, without using an attempt.
+				return river.JobSnooze(fresh.wait)
+			}
 			return w.poderoError(ctx, job.ID, a, err)
 		}
 		if suppressed, err = store.EmailSuppressed(ctx, w.cfg.Pool, email); err != nil {
@@ -354,26 +370,26 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 	return w.cfg.deliver(ctx, delivery{jobID: job.ID, attempt: job.Attempt, maxAttempts: job.MaxAttempts, session: id})
 }
 
-// ownerOrUserEmail finds an email for a request that names none: the
-// device owner's as the last sync recorded it, else the user's in Podero's
-// user list. Store errors are returned as they are, Podero's as *podero.Error.
-func (w *DeviceWorker) ownerOrUserEmail(ctx context.Context, a reauth.DeviceArgs) (string, error) {
+// ownerOrUserEmail finds an email for a request made at requested that
+// names none: the device owner's as the last sync recorded it, else the
+// user's in Podero's user list (see userCache.email). Store errors are
+// returned as they are, Podero's as *podero.Error, and a *listTooFresh when
+// the user is missing from a list that may be older than the user.
+func (w *DeviceWorker) ownerOrUserEmail(ctx context.Context, a reauth.DeviceArgs, requested time.Time) (string, error) {
 	email, err := store.DeviceOwnerEmail(ctx, w.cfg.Pool, a.DeviceKind, a.DeviceID, a.OrgID, a.UserID)
 	if err != nil || email != "" {
 		return email, err
 	}
-	return w.userEmail(ctx, a.OrgID, a.UserID)
+	return w.users.email(ctx, w.cfg.Podero, a.OrgID, a.UserID, requested)
 }
 
-// userEmail finds the user's email in Podero's user list (cached per
-// organization); "" when the user has none or is deleted.
-func (w *DeviceWorker) userEmail(ctx context.Context, orgID, userID string) (string, error) {
-	return w.users.email(ctx, w.cfg.Podero, orgID, userID)
-}
-
-// poderoError decides what a failed Podero call means for the job: permanent
-// errors cancel it (404 also marks the device gone), throttling and an open
-// circuit breaker snooze it, everything else is retried with backoff.
+// poderoError decides what a failed Podero call means for the job: only
+// answers about the device or the request cancel it (a 404 for the device
+// at auth_session, which also marks it gone, or for its org or user; a 400
+// or 422); throttling and an open circuit breaker snooze it; everything
+// else is retried with backoff: token endpoint errors, redirects and
+// undocumented 4xx (KindUnexpected) included, which the Podero client
+// reports at ERROR.
 func (w *DeviceWorker) poderoError(ctx context.Context, jobID int64, a reauth.DeviceArgs, err error) error {
 	pe, ok := podero.AsError(err)
 	if !ok {
@@ -443,7 +459,30 @@ func (w *NotifyWorker) Work(ctx context.Context, job *river.Job[reauth.NotifyArg
 	if n := len(w.cfg.ReminderOffsets); a.Step > n {
 		return river.JobCancel(fmt.Errorf("invalid job args: step %d is beyond the reminder schedule: REMINDER_OFFSETS gives steps 0 to %d", a.Step, n))
 	}
-	return w.cfg.deliver(ctx, delivery{jobID: job.ID, attempt: job.Attempt, maxAttempts: job.MaxAttempts, session: a.SessionID, step: a.Step})
+	return w.cfg.deliver(ctx, delivery{jobID: job.ID, attempt: job.Attempt, maxAttempts: job.MaxAttempts,
+		session: a.SessionID, step: a.Step, retried: operatorRetried(job.JobRow)})
+}
+
+// Why a delivery gives up (cancels its job): every channel failed, or none
+// is left to try.
+const (
+	reasonEveryChannelFailed = "every channel failed"
+	reasonNoChannel          = "no channel reaches the user"
+)
+
+// operatorRetried reports whether job runs again after its delivery gave
+// up: its previous attempt ended with the give-up's cancellation. A
+// cancelled job never runs again by itself, so only an operator's retry
+// (River's JobRetry: `reauth jobs retry`, the ops page, River UI) can have
+// made it run; its failed channels are then tried again (see deliver). A
+// normal retry follows a temporary error instead.
+func operatorRetried(job *rivertype.JobRow) bool {
+	n := len(job.Errors)
+	if n == 0 || job.Errors[n-1].Attempt != job.Attempt-1 {
+		return false
+	}
+	last := job.Errors[n-1].Error
+	return strings.Contains(last, reasonEveryChannelFailed) || strings.Contains(last, reasonNoChannel)
 }
 
 // delivery is one step of a session's messages, delivered by the job jobID
@@ -454,6 +493,9 @@ type delivery struct {
 	attempt, maxAttempts int
 	session              int64
 	step                 int
+	// retried: an operator retried the job after the step gave up (see
+	// operatorRetried): its failed channels are tried again.
+	retried bool
 }
 
 // deliver delivers one step d of a session's messages on the user's
@@ -490,6 +532,23 @@ func (cfg Config) deliver(ctx context.Context, d delivery) error {
 	if w.cfg.now().Before(s.ExpiresAt) {
 		// Past it, the link renews itself when opened: no date to show.
 		msg.ExpiresAt = s.ExpiresAt
+	}
+	if d.retried {
+		// An operator's retry after the step gave up: its failed rows on
+		// channels still usable go back to sending, to be tried again
+		// (under the same key), by this attempt and the next ones.
+		reopened, err := store.ReopenFailedNotifications(ctx, w.cfg.Pool, s.ID, a.Step, w.cfg.channelsFor(contact, s.Email != ""))
+		if err != nil {
+			return fmt.Errorf("reopen failed notifications: %w", err)
+		}
+		for i, t := range v.Tried {
+			if ch, state, _ := strings.Cut(t, ":"); state == store.NotificationFailed && slices.Contains(reopened, ch) {
+				v.Tried[i] = ch + ":" + store.NotificationSending
+			}
+		}
+		if len(reopened) > 0 {
+			log.InfoContext(ctx, "retried by an operator: the failed channels are tried again", slog.Any("channels", reopened))
+		}
 	}
 	// What earlier attempts did decides first: a step sent on any channel is
 	// done, and one caught mid-send goes on with that channel, whatever the
@@ -532,6 +591,9 @@ func (cfg Config) deliver(ctx context.Context, d delivery) error {
 			if rerr := w.forget(ctx, s, rej); rerr != nil {
 				return fmt.Errorf("record rejection: %w (after %w)", rerr, err)
 			}
+			if rerr := w.refused(ctx, log, rej); rerr != nil {
+				return fmt.Errorf("record rejection: %w (after %w)", rerr, err)
+			}
 			if rej.Delivered {
 				err = nil
 			}
@@ -563,9 +625,9 @@ func (cfg Config) deliver(ctx context.Context, d delivery) error {
 		log.WarnContext(ctx, "channel failed permanently, trying the next", slog.String("channel", ch), slog.Any("error", err))
 		failures = append(failures, ch+": "+err.Error())
 	}
-	reason := "no channel reaches the user"
+	reason := reasonNoChannel
 	if len(failures) > 0 {
-		reason = "every channel failed: " + strings.Join(failures, "; ")
+		reason = reasonEveryChannelFailed + ": " + strings.Join(failures, "; ")
 	}
 	if err := w.cfg.event(ctx, nil, reauth.NewEvent(reauth.EventFailed, s.ID, d.jobID, s.OrgID, s.UserID, s.DeviceKind, s.DeviceID, reason)); err != nil {
 		return err
@@ -584,16 +646,57 @@ func recipient(channel string, m notify.Message) string {
 	return "user " + m.UserID
 }
 
-// forget stops using what a channel rejected: the address (suppressed) or
-// the unregistered FCM tokens (removed from the contact).
+// forget stops using what a channel rejected: the address, when the server
+// said the address itself does not work (suppressed), or the unregistered
+// FCM tokens (removed from the contact). A refusal for the relay's reasons
+// (policy, auth, capacity) or while the channel counts as broken is no fact
+// about the user: nothing is forgotten.
 func (w *NotifyWorker) forget(ctx context.Context, s store.Session, rej *notify.RejectedError) error {
-	if rej.Address != "" {
+	if rej.Address != "" && rej.Mailbox {
 		if err := store.SuppressEmail(ctx, w.cfg.Pool, rej.Address, rej.Reason); err != nil {
 			return err
 		}
 	}
 	if len(rej.Tokens) > 0 {
 		return store.RemoveFCMTokens(ctx, w.cfg.Pool, s.OrgID, s.UserID, rej.Tokens)
+	}
+	return nil
+}
+
+// refused counts and reports an email refusal at RCPT TO. One that is not
+// about the address (the relay's policy, authentication, capacity) is
+// logged at ERROR: the message is retried, so someone must fix the relay.
+// When this refusal made the channel count as broken, that is logged at
+// ERROR too, and the addresses suppressed within its window are taken off
+// the list again: the relay refused them, not their mailboxes.
+func (w *NotifyWorker) refused(ctx context.Context, log *slog.Logger, rej *notify.RejectedError) error {
+	if rej.Channel != notify.ChannelEmail || rej.Class == "" {
+		return nil
+	}
+	attrs := []any{slog.String("class", rej.Class), slog.String("code", rej.Code), slog.String("reply", rej.Reason)}
+	switch {
+	case rej.Broken != nil:
+		w.cfg.Metrics.EmailRefused("channel_broken")
+		if !rej.BrokenBegan {
+			log.WarnContext(ctx, "email refused while the channel counts as broken: retried, nothing suppressed", attrs...)
+			return nil
+		}
+		h := rej.Broken
+		lifted, err := store.LiftSuppressionsSince(ctx, w.cfg.Pool, w.cfg.now().Add(-h.Window))
+		if err != nil {
+			return fmt.Errorf("lift suppressions: %w", err)
+		}
+		w.cfg.Metrics.EmailChannelBroken()
+		log.ErrorContext(ctx, "email channel broken: many distinct addresses refused within minutes, so the relay is at fault, not the addresses; "+
+			"messages are retried and nothing is suppressed until it takes mail again; check SMTP_URL (credentials), MAIL_FROM and the relay's allow-list",
+			append(attrs, slog.Int("addresses", h.Addresses), slog.Int("refused", h.Refused), slog.Int("accepted", h.Accepted),
+				slog.Duration("window", h.Window), slog.Int64("suppressions_lifted", lifted))...)
+	case rej.Class == notify.RefusalSystem:
+		w.cfg.Metrics.EmailRefused(rej.Class)
+		log.ErrorContext(ctx, "the SMTP server refused a recipient for its own reasons (policy, authentication, relaying, capacity), not the address's: "+
+			"the message is retried and the address kept; check SMTP_URL, MAIL_FROM and the relay", attrs...)
+	default:
+		w.cfg.Metrics.EmailRefused(rej.Class)
 	}
 	return nil
 }

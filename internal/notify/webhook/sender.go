@@ -77,9 +77,9 @@ func NewSender(cfg SenderConfig) (*Sender, error) {
 // A 2xx answer returns nil. 408, 429, 5xx, timeouts and network errors
 // return a temporary error. Any other answer (3xx, which is not followed,
 // 4xx such as 400, 401, 404 or 410 Gone) returns a *notify.RejectedError
-// whose Reason names the host, the status and the start of the response
-// body, and which matches notify.ErrPermanent; so do an unusable endpoint,
-// id or payload.
+// whose Status is the answer's and whose Reason names the host, the status
+// and the start of the response body, and which matches
+// notify.ErrPermanent; so do an unusable endpoint, id or payload.
 func (s *Sender) Post(ctx context.Context, endpoint, id string, payload any) error {
 	u, err := CheckURL(endpoint)
 	if err != nil {
@@ -132,7 +132,7 @@ func (s *Sender) Post(ctx context.Context, endpoint, id string, payload any) err
 		// No Address: callers suppress a RejectedError's Address as an email
 		// address.
 		return fmt.Errorf("webhook %s: %w", id, &notify.RejectedError{
-			Channel: notify.ChannelWebhook, Reason: u.Host + " answered " + reason, Permanent: true,
+			Channel: notify.ChannelWebhook, Reason: u.Host + " answered " + reason, Status: code, Permanent: true,
 		})
 	}
 }
