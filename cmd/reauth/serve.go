@@ -138,9 +138,17 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 	limiter.Metrics = m
 	m.WatchBudget(func(ctx context.Context) (metrics.BudgetReading, error) {
 		b, err := store.GetBudget(ctx, pool)
-		r := metrics.BudgetReading{Rates: b.Rates, Waiting: b.Waiting, DrainSeconds: math.Inf(1)}
+		if err != nil {
+			return metrics.BudgetReading{}, err
+		}
+		s, err := store.GetSyncStatus(ctx, pool, nil, cfg.SyncInterval)
+		r := metrics.BudgetReading{Rates: b.Rates, Waiting: b.Waiting, DrainSeconds: math.Inf(1),
+			SyncLagSeconds: s.Lag.Seconds(), SyncPassSeconds: math.Inf(1)}
 		if d, ok := b.DrainTime(); ok {
 			r.DrainSeconds = d.Seconds()
+		}
+		if d, ok := s.PassTime(s.CallsPerSecond()); ok {
+			r.SyncPassSeconds = d.Seconds()
 		}
 		return r, err
 	})
@@ -240,7 +248,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 			Breaker: pc.Breaker, Problems: pc.Problems, Metrics: m, Logger: log,
 			RenewWait: cfg.LinkRenewWait, Events: postEvent != nil,
 			RepeatCooldown: cfg.RepeatCooldown, FindUser: pc.UserByExternalID, MaxAttempts: cfg.MaxAttempts,
-			RateLimit: cfg.PoderoRateLimit, EmailHealth: email.Health,
+			RateLimit: cfg.PoderoRateLimit, SyncInterval: cfg.SyncInterval, SyncShare: cfg.SyncRateShare, EmailHealth: email.Health,
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,

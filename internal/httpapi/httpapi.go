@@ -51,8 +51,11 @@ type Config struct {
 	// RedirectHosts are the hosts a request's success_url and cancel_url may
 	// name; the configured SuccessURL and CancelURL are always allowed.
 	RedirectHosts hostlist.List
-	// RateLimit is PODERO_RATE_LIMIT, shown with the budget on /ops.
-	RateLimit float64
+	// RateLimit is PODERO_RATE_LIMIT, SyncInterval SYNC_INTERVAL and
+	// SyncShare SYNC_RATE_SHARE, shown with the budget on /ops.
+	RateLimit    float64
+	SyncInterval time.Duration
+	SyncShare    float64
 	// MaxAttempts is what a request's job gets (MAX_ATTEMPTS); 0 means
 	// reauth.MaxAttemptsDefault.
 	MaxAttempts int

@@ -293,6 +293,12 @@ func (o *opsPage) overview(w http.ResponseWriter, r *http.Request, tok config.AP
 		return
 	}
 	v.Budget = newOpsBudget(b, o.s.cfg.RateLimit)
+	st, err := store.GetSyncStatus(ctx, o.s.cfg.Pool, nil, o.s.cfg.SyncInterval)
+	if err != nil {
+		o.failed(w, r, tok, fmt.Errorf("sync status: %w", err))
+		return
+	}
+	v.Budget.Sync = newOpsSync(st, o.s.cfg.RateLimit*o.s.cfg.SyncShare, o.s.cfg.SyncInterval)
 	o.render(w, r, tok, http.StatusOK, "overview", opsView{Title: "Overview", Nav: "overview", Data: v})
 }
 
@@ -303,6 +309,34 @@ type opsBudget struct {
 	Limit    float64 // PODERO_RATE_LIMIT; 0: none
 	Waiting  int64
 	Drain    string // how long the waiting requests take
+	Sync     opsSync
+}
+
+// opsSync is the device sync's status as the overview shows it.
+type opsSync struct {
+	store.SyncStatus
+	Interval   time.Duration
+	LagText    string // "-" when nothing was listed
+	Pass       string // at the sync's share of the rate limit
+	CurrentRun string // at the sync's current rate
+}
+
+func newOpsSync(st store.SyncStatus, shareRate float64, interval time.Duration) opsSync {
+	v := opsSync{SyncStatus: st, Interval: interval, LagText: "-", Pass: "no limit", CurrentRun: "no sync calls in the last 10 minutes"}
+	if !st.OldestSync.IsZero() {
+		v.LagText = st.Lag.Round(time.Second).String()
+	}
+	if d, ok := st.PassTime(shareRate); ok && shareRate > 0 {
+		v.Pass = d.Round(time.Second).String()
+		if d > interval {
+			v.Pass += " (longer than SYNC_INTERVAL)"
+		}
+	}
+	if r := st.CallsPerSecond(); r > 0 {
+		d, _ := st.PassTime(r)
+		v.CurrentRun = fmt.Sprintf("%s at the current %.2f calls/s", d.Round(time.Second), r)
+	}
+	return v
 }
 
 type opsRate struct {

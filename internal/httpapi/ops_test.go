@@ -288,6 +288,7 @@ func TestOpsPage(t *testing.T) {
 		flat = strings.Join(strings.Fields(body), " ")
 		require.Contains(t, flat, `<tr><td>sweep</td><td class="n">0.05</td></tr>`)
 		require.Regexp(t, `Requests waiting: 1, drained in about \d+s at 0\.05 calls/s`, flat)
+		require.Contains(t, flat, `<h3>Device sync</h3> <p>Users listed: 0 (0 with devices), 0 device calls a pass; 0 due, 0 queued. Sync lag: -.`)
 	})
 
 	t.Run("JobsAndJobDetail", func(t *testing.T) {

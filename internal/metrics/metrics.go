@@ -263,11 +263,16 @@ type BudgetReading struct {
 	Rates        map[string]float64 // calls a second by purpose, about the last minute
 	Waiting      int64              // reauthentication requests waiting
 	DrainSeconds float64            // how long they take at the rate they get; +Inf: never
+	// SyncLagSeconds is now minus the oldest last sync of a listed user;
+	// SyncPassSeconds how long a full sync pass takes at the sync's
+	// current rate (+Inf: it makes no calls).
+	SyncLagSeconds, SyncPassSeconds float64
 }
 
 // WatchBudget exports what read returns (refreshed at most every 15 s) as
-// reauth_podero_calls_per_second{purpose}, reauth_requests_waiting and
-// reauth_backlog_drain_seconds.
+// reauth_podero_calls_per_second{purpose}, reauth_requests_waiting,
+// reauth_backlog_drain_seconds, reauth_sync_lag_seconds and
+// reauth_sync_pass_seconds.
 func (m *Metrics) WatchBudget(read func(context.Context) (BudgetReading, error)) {
 	if m == nil {
 		return
@@ -278,12 +283,15 @@ func (m *Metrics) WatchBudget(read func(context.Context) (BudgetReading, error))
 		waiting: prometheus.NewDesc("reauth_requests_waiting", "Reauthentication requests (reauth_device jobs) not yet worked.", nil, nil),
 		drain: prometheus.NewDesc("reauth_backlog_drain_seconds",
 			"How long the waiting requests take at the rate of calls they get now (+Inf: they get none).", nil, nil),
+		syncLag: prometheus.NewDesc("reauth_sync_lag_seconds", "Now minus the oldest last device sync of a user still listed.", nil, nil),
+		syncPass: prometheus.NewDesc("reauth_sync_pass_seconds",
+			"How long a full device sync pass takes at the sync's current rate (+Inf: it makes no calls).", nil, nil),
 	})
 }
 
 type budgetCollector struct {
-	read                  func(context.Context) (BudgetReading, error)
-	rates, waiting, drain *prometheus.Desc
+	read                                     func(context.Context) (BudgetReading, error)
+	rates, waiting, drain, syncLag, syncPass *prometheus.Desc
 
 	mu      sync.Mutex
 	last    BudgetReading
@@ -291,9 +299,9 @@ type budgetCollector struct {
 }
 
 func (b *budgetCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- b.rates
-	ch <- b.waiting
-	ch <- b.drain
+	for _, d := range []*prometheus.Desc{b.rates, b.waiting, b.drain, b.syncLag, b.syncPass} {
+		ch <- d
+	}
 }
 
 func (b *budgetCollector) Collect(ch chan<- prometheus.Metric) {
@@ -314,4 +322,6 @@ func (b *budgetCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(b.waiting, prometheus.GaugeValue, float64(b.last.Waiting))
 	ch <- prometheus.MustNewConstMetric(b.drain, prometheus.GaugeValue, b.last.DrainSeconds)
+	ch <- prometheus.MustNewConstMetric(b.syncLag, prometheus.GaugeValue, b.last.SyncLagSeconds)
+	ch <- prometheus.MustNewConstMetric(b.syncPass, prometheus.GaugeValue, b.last.SyncPassSeconds)
 }

@@ -69,7 +69,8 @@ func TestWatchBudget(t *testing.T) {
 	var fail error = fmt.Errorf("database down")
 	m.WatchBudget(func(context.Context) (BudgetReading, error) {
 		reads++
-		return BudgetReading{Rates: map[string]float64{"sweep": 2.5, "sync": 0.5}, Waiting: 300, DrainSeconds: 120}, fail
+		return BudgetReading{Rates: map[string]float64{"sweep": 2.5, "sync": 0.5}, Waiting: 300, DrainSeconds: 120,
+			SyncLagSeconds: 3600, SyncPassSeconds: 7200}, fail
 	})
 	gauges := func() map[string]float64 {
 		families, err := m.Registry.Gather()
@@ -95,6 +96,8 @@ func TestWatchBudget(t *testing.T) {
 	require.Equal(t, 0.5, g["reauth_podero_calls_per_second/sync"])
 	require.Equal(t, 300.0, g["reauth_requests_waiting"])
 	require.Equal(t, 120.0, g["reauth_backlog_drain_seconds"])
+	require.Equal(t, 3600.0, g["reauth_sync_lag_seconds"])
+	require.Equal(t, 7200.0, g["reauth_sync_pass_seconds"])
 	gauges()
 	require.Equal(t, 2, reads, "cached for 15 s")
 }
