@@ -130,3 +130,33 @@ func TestEnqueue(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM river_job WHERE kind = 'reauth_device'").Scan(&jobs))
 	require.Equal(t, 2, jobs)
 }
+
+// TestEnqueuePriority: the sweep's requests wait behind everyone else's;
+// someone asking for a device the sweep queued raises that request.
+func TestEnqueuePriority(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testdb.New(t)
+	a := reauth.DeviceArgs{OrgID: "6f1c2a7e-1d2b-4c3d-8e9f-0a1b2c3d4e5f", UserID: "0b7e2a7e-1d2b-4c3d-8e9f-0a1b2c3d4e5f",
+		DeviceKind: reauth.Inverter, DeviceID: "a2314723-06cc-4c2e-8819-118905579c7a", Reason: reauth.ReasonSweep}
+	priority := func(id int64) (p int) {
+		require.NoError(t, pool.QueryRow(ctx, "SELECT priority FROM river_job WHERE id = $1", id).Scan(&p))
+		return p
+	}
+	enqueue := func(a reauth.DeviceArgs) (res reauth.Result) {
+		require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) (err error) {
+			res, err = reauth.Enqueue(ctx, tx, a)
+			return err
+		}))
+		return res
+	}
+	swept := enqueue(a)
+	require.Equal(t, reauth.PriorityBulk, priority(swept.JobID))
+	require.True(t, enqueue(a).Duplicate)
+	require.Equal(t, reauth.PriorityBulk, priority(swept.JobID), "another sweep request changes nothing")
+
+	a.Reason = "billing-sync"
+	dup := enqueue(a)
+	require.Equal(t, reauth.Result{JobID: swept.JobID, Duplicate: true}, dup)
+	require.Equal(t, reauth.PriorityInteractive, priority(swept.JobID), "a user's request is not left behind the fleet")
+}
