@@ -20,11 +20,12 @@ import (
 	"github.com/reauth/reauth/internal/testdb"
 )
 
-// crashNotifyWorkers is NOTIFY_WORKERS in the crash test: few, so that a
-// kill strands few jobs and each of many restarts has fresh work to die in.
-// Each killed process had at most this many messages in flight, which bounds
-// the resends one kill can cause.
-const crashNotifyWorkers = 2
+// crashSenders is PODERO_WORKERS (whose jobs send each request's first
+// message) and NOTIFY_WORKERS (reminders, none due in the test) in the crash
+// test: few, so that a kill strands few jobs and each of many restarts has
+// fresh work to die in. Each killed process had at most this many messages
+// in flight, which bounds the resends one kill can cause.
+const crashSenders = 2
 
 // crashKiller is the mail catcher's OnMessage hook of
 // TestCrashBetweenSendAndMark: it SIGKILLs the live `reauth serve` right after
@@ -161,7 +162,7 @@ func TestCrashBetweenSendAndMark(t *testing.T) {
 
 	s := newService(t, testdb.NewURL(t), "-users", strconv.Itoa((requests+2)/3))
 	env := append(append([]string{}, s.env...),
-		"NOTIFY_WORKERS="+strconv.Itoa(crashNotifyWorkers), "PODERO_WORKERS=4",
+		"NOTIFY_WORKERS="+strconv.Itoa(crashSenders), "PODERO_WORKERS="+strconv.Itoa(crashSenders),
 		"PODERO_RATE_LIMIT=0", "SYNC_SCHEDULE=off", "SWEEP_SCHEDULE=off", "REMINDER_OFFSETS=24h,72h",
 		"SHUTDOWN_GRACE=10s", "LOG_LEVEL=warn")
 
@@ -393,8 +394,8 @@ func TestCrashBetweenSendAndMark(t *testing.T) {
 		require.GreaterOrEqual(t, len(byID[id]), 2, "%s: its sender died before the 250, yet it was not sent again", id)
 	}
 	// Every resend has a kill to explain it: a killed process had at most
-	// NOTIFY_WORKERS messages in flight.
-	require.LessOrEqual(t, duplicates, kills*crashNotifyWorkers, "more resends than the kills explain")
+	// crashSenders messages in flight.
+	require.LessOrEqual(t, duplicates, kills*crashSenders, "more resends than the kills explain")
 	if duplicates == 0 {
 		t.Logf("no resends: every kill (%d immediate, %d delayed) landed after the service recorded the message", immediate, delayed)
 	}
