@@ -40,7 +40,6 @@ const MaintenanceWorkersDefault = 10
 // Podero is the part of the Partner API client the workers use.
 type Podero interface {
 	AuthSession(ctx context.Context, orgID, userID string, kind reauth.DeviceKind, deviceID string, in podero.AuthSessionInput) (podero.AuthSession, error)
-	ListUsers(ctx context.Context, orgID string) ([]podero.User, error)
 	ForEachUser(ctx context.Context, orgID string, fn func(podero.User) error) error
 	UserByExternalID(ctx context.Context, orgID, externalID string) (podero.User, error)
 	ListDevices(ctx context.Context, orgID, userID string, kind reauth.DeviceKind) ([]podero.Device, error)
