@@ -421,7 +421,7 @@ func printBudget(out io.Writer, b store.Budget, limit float64) error {
 	w := opsTable(out)
 	opsRow(w, "  PURPOSE", "CALLS/S")
 	var total float64
-	for _, p := range []string{podero.PurposeRequest, podero.PurposeRenewal, podero.PurposeSweep, podero.PurposeLookup, podero.PurposeSync, podero.PurposeToken, "other"} {
+	for _, p := range podero.Purposes {
 		if r, ok := b.Rates[p]; ok {
 			opsRow(w, "  "+p, fmt.Sprintf("%.2f", r))
 			total += r
@@ -435,13 +435,7 @@ func printBudget(out io.Writer, b store.Budget, limit float64) error {
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	drain := "-"
-	if d, ok := b.DrainTime(); !ok {
-		drain = "never at this rate: the requests get no calls"
-	} else if b.Waiting > 0 {
-		drain = fmt.Sprintf("about %s at %.2f calls/s", d.Round(time.Second), b.RequestRate())
-	}
-	fmt.Fprintf(out, "  requests waiting: %d, drained in %s\n", b.Waiting, drain)
+	fmt.Fprintf(out, "  requests waiting: %d, drained in %s\n", b.Waiting, b.DrainText())
 	return nil
 }
 

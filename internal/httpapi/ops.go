@@ -345,17 +345,12 @@ type opsRate struct {
 }
 
 func newOpsBudget(b store.Budget, limit float64) opsBudget {
-	v := opsBudget{Limit: limit, Waiting: b.Waiting, Drain: "-"}
-	for _, p := range []string{podero.PurposeRequest, podero.PurposeRenewal, podero.PurposeSweep, podero.PurposeLookup, podero.PurposeSync, podero.PurposeToken, "other"} {
+	v := opsBudget{Limit: limit, Waiting: b.Waiting, Drain: b.DrainText()}
+	for _, p := range podero.Purposes {
 		if r, ok := b.Rates[p]; ok {
 			v.Purposes = append(v.Purposes, opsRate{p, r})
 			v.Total += r
 		}
-	}
-	if d, ok := b.DrainTime(); !ok {
-		v.Drain = "never at this rate: the requests get no calls"
-	} else if b.Waiting > 0 {
-		v.Drain = fmt.Sprintf("about %s at %.2f calls/s", d.Round(time.Second), b.RequestRate())
 	}
 	return v
 }

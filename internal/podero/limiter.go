@@ -52,7 +52,11 @@ const (
 	PurposeSync    = "sync"         // the device sync's listings
 	PurposeLookup  = "user_lookup"  // finding a user's email or external ID
 	PurposeToken   = "token"        // an access token
+	PurposeOther   = "other"        // a call that named none
 )
+
+// Purposes lists every purpose, in the order operators see them.
+var Purposes = []string{PurposeRequest, PurposeRenewal, PurposeSweep, PurposeLookup, PurposeSync, PurposeToken, PurposeOther}
 
 type purposeKey struct{}
 type opKey struct{}

@@ -2,8 +2,11 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"time"
+
+	"github.com/reauth/reauth/internal/podero"
 )
 
 // Budget is how Podero's rate limit is being spent, for every process
@@ -18,7 +21,7 @@ type Budget struct {
 }
 
 // requestPurposes are the purposes that work down the requests.
-var requestPurposes = []string{"auth_session", "sweep", "renewal"}
+var requestPurposes = []string{podero.PurposeRequest, podero.PurposeSweep, podero.PurposeRenewal}
 
 // RequestRate is the calls a second the requests get.
 func (b Budget) RequestRate() float64 {
@@ -40,6 +43,18 @@ func (b Budget) DrainTime() (d time.Duration, ok bool) {
 		return 0, false
 	}
 	return time.Duration(math.Min(float64(b.Waiting)/r, float64(100*24*time.Hour/time.Second)) * float64(time.Second)), true
+}
+
+// DrainText says DrainTime for people: "-" with none waiting.
+func (b Budget) DrainText() string {
+	d, ok := b.DrainTime()
+	switch {
+	case !ok:
+		return "never at this rate: the requests get no calls"
+	case b.Waiting == 0:
+		return "-"
+	}
+	return fmt.Sprintf("about %s at %.2f calls/s", d.Round(time.Second), b.RequestRate())
 }
 
 // GetBudget reads the budget.

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"time"
+
+	"github.com/reauth/reauth/internal/podero"
 )
 
 // Reservation asks the shared limiter for one call's slot.
@@ -23,7 +25,7 @@ type Reservation struct {
 	Sync         bool
 	SyncInterval time.Duration
 	// Purpose is what the call is for, counted in the rates
-	// (PoderoCallRates); "" counts as "other".
+	// (PoderoCallRates); "" counts as podero.PurposeOther.
 	Purpose string
 }
 
@@ -67,7 +69,7 @@ func ReservePoderoCall(ctx context.Context, db DB, r Reservation) (wait time.Dur
 		)
 		SELECT extract(epoch FROM greatest(slot.send_at, slot.lane_at) - slot.now)::float8, EXISTS (SELECT FROM taken) FROM slot`,
 		r.Interval.Seconds(), float64(max(r.Burst, 1)), r.MaxWait.Seconds(), r.Sync, r.SyncInterval.Seconds(), BusyFor.Seconds(),
-		cmp.Or(r.Purpose, "other"), RateWindow.Seconds()).Scan(&waitSecs, &reserved)
+		cmp.Or(r.Purpose, podero.PurposeOther), RateWindow.Seconds()).Scan(&waitSecs, &reserved)
 	if err != nil {
 		return 0, false, mapErr(err)
 	}
