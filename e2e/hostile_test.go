@@ -225,8 +225,16 @@ func TestHostileInput(t *testing.T) {
 	}
 	require.Zero(t, count(t, conn, "SELECT count(*) FROM auth_session WHERE device_id = '"+user.Devices[1].ID+"'"), "no hostile row stored a session")
 
-	// The service is alive and a good request still goes through.
-	require.Equal(t, http.StatusAccepted, api(t, http.MethodPost, s.base+"/v1/reauth", apiToken, valid(""), nil))
+	// The service is alive and a good request still goes through. It names
+	// the other device: the CSV's good row may still be in flight (a request
+	// for its device would then be its duplicate).
+	var res struct {
+		Duplicate bool `json:"duplicate"`
+	}
+	other := strings.Replace(valid(""), dev.ID, user.Devices[1].ID, 1)
+	other = strings.Replace(other, `"`+string(dev.Kind)+`"`, `"`+string(user.Devices[1].Kind)+`"`, 1)
+	require.Equal(t, http.StatusAccepted, api(t, http.MethodPost, s.base+"/v1/reauth", apiToken, other, &res))
+	require.False(t, res.Duplicate)
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	_, err = s.mails.Wait(wctx, 2) // the CSV's good row, then this one
