@@ -14,7 +14,7 @@ build: ## build bin/reauth and bin/podero-sim
 demo: ## run the whole pipeline against the simulator and a mail catcher
 	$(GO) run ./cmd/reauth demo
 
-test: lint deps ## gofmt and vet checks, then every test with the race detector
+test: lint deps ## gofmt, vet and staticcheck, then every test with the race detector
 	$(GO) test -race -count=1 ./...
 
 deps: ## install what the tests need besides Go and Postgres: Debian's chromium, when missing
@@ -31,9 +31,10 @@ BENCH_QUICK ?=
 bench: build ## the benchmark (docs/PERFORMANCE.md); BENCH_QUICK=1 for the small run
 	BENCH_QUICK=$(BENCH_QUICK) $(BIN)/reauth-bench
 
-lint: ## gofmt and go vet must be clean
+lint: ## gofmt, go vet and staticcheck (pinned in go.mod's tool block) must be clean
 	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
 
 fmt: ## format the code
 	gofmt -w $(GOFILES)

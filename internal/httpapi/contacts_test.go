@@ -38,7 +38,7 @@ func TestContacts(t *testing.T) {
 	path := "/v1/contacts/" + orgID + "/" + strings.ToUpper(userID)
 
 	status, out := call(http.MethodGet, path, "")
-	require.Equal(t, http.StatusNotFound, status)
+	require.Equal(t, http.StatusNotFound, status, out)
 
 	status, out = call(http.MethodPut, path, `{"email":"Ann@Example.com","locale":"DE","fcm_tokens":["tok-aaaaaaaa-123456","tok-aaaaaaaa-123456"],"channels":["Push","email"]}`)
 	require.Equal(t, http.StatusOK, status, out)
