@@ -8,15 +8,12 @@
 package reauth
 
 import (
-	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/mail"
 	"net/url"
-	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -29,6 +26,8 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
+
+	"github.com/reauth/reauth/internal/strictjson"
 )
 
 // DeviceKind is the kind of a device that has a Podero auth_session endpoint.
@@ -105,10 +104,8 @@ type DeviceArgs struct {
 // problem is kept for Validate to report.
 func (a *DeviceArgs) UnmarshalJSON(b []byte) error {
 	type plain DeviceArgs // without this method
-	var p plain
-	err := decodeStrict(b, &p)
-	*a = DeviceArgs(p)
-	a.decodeErr = err
+	*a = DeviceArgs{}
+	a.decodeErr = decodeStrict(b, (*plain)(a))
 	return nil
 }
 
@@ -260,46 +257,6 @@ func ValidateURL(s string) error {
 	return nil
 }
 
-// ExactKeys rejects a JSON object whose keys are not spelled exactly as the
-// JSON fields of the struct v points to, or repeat: Go's decoder would match
-// "DEVICE_ID" case-insensitively and keep the last of two, while River's
-// unique key and SQL read the exact key. Job args and the HTTP API's bodies
-// are both checked with it. Anything that is not an object passes, for the
-// decoder to refuse.
-func ExactKeys(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil // not an object: the decoder says so
-	}
-	known := map[string]bool{}
-	t := reflect.TypeOf(v).Elem()
-	for i := range t.NumField() {
-		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
-			known[name] = true
-		}
-	}
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil
-		}
-		key, _ := tok.(string)
-		if !known[key] {
-			return fmt.Errorf("unknown field %q", key)
-		}
-		if seen[key] {
-			return fmt.Errorf("field %q given twice", key)
-		}
-		seen[key] = true
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return nil
-		}
-	}
-	return nil
-}
-
 // NotifyArgs are the arguments of a reauth_notify job: deliver step Step
 // (0 is the first message, 1 and up are reminders) of session SessionID.
 type NotifyArgs struct {
@@ -311,11 +268,9 @@ type NotifyArgs struct {
 
 // UnmarshalJSON decodes strictly but never fails; see DeviceArgs.UnmarshalJSON.
 func (a *NotifyArgs) UnmarshalJSON(b []byte) error {
-	type plain NotifyArgs
-	var p plain
-	err := decodeStrict(b, &p)
-	*a = NotifyArgs(p)
-	a.decodeErr = err
+	type plain NotifyArgs // without this method
+	*a = NotifyArgs{}
+	a.decodeErr = decodeStrict(b, (*plain)(a))
 	return nil
 }
 
@@ -330,33 +285,13 @@ func (a NotifyArgs) Validate() error {
 	return nil
 }
 
-// decodeStrict decodes one JSON object into v, rejecting unknown fields,
-// wrong types and trailing data, with an error that names the field.
+// decodeStrict decodes job args b into v strictly (internal/strictjson),
+// with an error that names the field.
 func decodeStrict(b []byte, v any) error {
-	if err := ExactKeys(b, v); err != nil {
+	if err := strictjson.Decode(b, v); err != nil {
 		return fmt.Errorf("malformed job args: %w", err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil && dec.More() {
-		err = errors.New("trailing data after the object")
-	}
-	if err == nil {
-		return nil
-	}
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &typ) && typ.Field != "":
-		err = fmt.Errorf("field %q must be a %s, not %s", typ.Field, typ.Type.Kind(), typ.Value)
-	case errors.As(err, &typ):
-		err = fmt.Errorf("must be a JSON object, not %s", typ.Value)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		err = fmt.Errorf("unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
-	default:
-		err = errors.New("not valid JSON")
-	}
-	return fmt.Errorf("malformed job args: %w", err)
+	return nil
 }
 
 // Kind is the River job kind.
@@ -405,11 +340,9 @@ var EventTypes = []string{EventLinkCreated, EventLinkOpened, EventCompleted, Eve
 
 // UnmarshalJSON decodes strictly but never fails; see DeviceArgs.UnmarshalJSON.
 func (a *EventArgs) UnmarshalJSON(b []byte) error {
-	type plain EventArgs
-	var p plain
-	err := decodeStrict(b, &p)
-	*a = EventArgs(p)
-	a.decodeErr = err
+	type plain EventArgs // without this method
+	*a = EventArgs{}
+	a.decodeErr = decodeStrict(b, (*plain)(a))
 	return nil
 }
 
@@ -478,11 +411,9 @@ type SyncUserArgs struct {
 
 // UnmarshalJSON decodes strictly but never fails; see DeviceArgs.UnmarshalJSON.
 func (a *SyncUserArgs) UnmarshalJSON(b []byte) error {
-	type plain SyncUserArgs
-	var p plain
-	err := decodeStrict(b, &p)
-	*a = SyncUserArgs(p)
-	a.decodeErr = err
+	type plain SyncUserArgs // without this method
+	*a = SyncUserArgs{}
+	a.decodeErr = decodeStrict(b, (*plain)(a))
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/reauth/reauth"
 	"github.com/reauth/reauth/internal/hostlist"
+	"github.com/reauth/reauth/internal/strictjson"
 )
 
 // FuzzDecodeReauthRequest: any POST /v1/reauth body is either refused with a
@@ -31,7 +32,7 @@ func FuzzDecodeReauthRequest(f *testing.F) {
 			}
 			return
 		}
-		if err := reauth.ExactKeys(body, &reauthRequest{}); err != nil {
+		if err := strictjson.ExactKeys(body, &reauthRequest{}); err != nil {
 			t.Fatalf("accepted keys job args would refuse: %v", err)
 		}
 		a := reauth.DeviceArgs{OrgID: req.OrgID, UserID: req.UserID, DeviceKind: reauth.DeviceKind(req.DeviceKind),

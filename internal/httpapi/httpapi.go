@@ -4,7 +4,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,6 +29,7 @@ import (
 	"github.com/reauth/reauth/internal/notify"
 	"github.com/reauth/reauth/internal/podero"
 	"github.com/reauth/reauth/internal/store"
+	"github.com/reauth/reauth/internal/strictjson"
 	"github.com/reauth/reauth/migrations"
 )
 
@@ -262,8 +262,8 @@ func (s *server) answeredRepeat(w http.ResponseWriter, r *http.Request, args rea
 
 // decodeJSON reads exactly one JSON object with no unknown fields from a
 // body of at most MaxBodyBytes, and says what is wrong otherwise. Keys are
-// matched as strictly as job args (reauth.ExactKeys): spelled exactly as
-// the field, once each.
+// matched as strictly as job args (internal/strictjson): spelled exactly
+// as the field, once each.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return errors.New("Content-Type must be application/json")
@@ -276,30 +276,23 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	case err != nil:
 		return errors.New("body could not be read")
 	}
-	if err := reauth.ExactKeys(body, v); err != nil {
-		return err // an unknown (or differently spelled) key, or one given twice
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var syntax *json.SyntaxError
-		var typ *json.UnmarshalTypeError
-		switch {
-		case errors.Is(err, io.EOF):
+	var se *strictjson.Error
+	if err := strictjson.Decode(body, v); errors.As(err, &se) {
+		switch se.Problem {
+		case strictjson.Empty:
 			return errors.New("body is empty; expected a JSON object")
-		case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
+		case strictjson.Syntax:
 			return errors.New("body is not valid JSON")
-		case errors.As(err, &typ) && typ.Field == "":
-			return fmt.Errorf("body must be a JSON object, not %s", typ.Value)
-		case errors.As(err, &typ):
-			return fmt.Errorf("field %q must be a %s", typ.Field, typ.Type)
-		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			return fmt.Errorf("unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+		case strictjson.Invalid:
+			return errors.New("body is not a valid JSON object")
+		case strictjson.NotObject:
+			return fmt.Errorf("body must be a JSON object, not %s", se.Got)
+		case strictjson.WrongType:
+			return fmt.Errorf("field %q must be a %s", se.Field, se.Want)
+		case strictjson.Trailing:
+			return errors.New("body must hold a single JSON object")
 		}
-		return errors.New("body is not a valid JSON object")
-	}
-	if dec.More() {
-		return errors.New("body must hold a single JSON object")
+		return se // an unknown (or differently spelled) key, or one given twice
 	}
 	return nil
 }
