@@ -1,4 +1,4 @@
-package worker_test
+package e2e_test
 
 import (
 	"context"
@@ -28,7 +28,7 @@ func TestExternalUserID(t *testing.T) {
 		b := setup(t)
 		b.start(t)
 		d := b.device(reauth.Inverter)
-		status, out := b.post(t, apiToken, map[string]any{"org_id": b.org, "external_user_id": b.user.ExternalUserID,
+		status, out := b.post(t, pipelineToken, map[string]any{"org_id": b.org, "external_user_id": b.user.ExternalUserID,
 			"device_kind": d.Kind, "device_id": d.ID})
 		require.Equal(t, http.StatusAccepted, status, "%v", out)
 		id := jobID(t, out)
@@ -47,7 +47,7 @@ func TestExternalUserID(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		d := b.device(reauth.Inverter)
-		status, out := b.post(t, apiToken, map[string]any{"org_id": b.org, "external_user_id": "no-such-customer",
+		status, out := b.post(t, pipelineToken, map[string]any{"org_id": b.org, "external_user_id": "no-such-customer",
 			"device_kind": d.Kind, "device_id": d.ID})
 		require.Equal(t, http.StatusBadRequest, status)
 		require.Contains(t, out["error"], `external_user_id "no-such-customer" is not a user of organization`)
@@ -60,7 +60,7 @@ func TestExternalUserID(t *testing.T) {
 		d := b.device(reauth.Inverter)
 		body := b.body(d)
 		body["external_user_id"] = b.user.ExternalUserID
-		status, out := b.post(t, apiToken, body)
+		status, out := b.post(t, pipelineToken, body)
 		require.Equal(t, http.StatusBadRequest, status)
 		require.Contains(t, out["error"], "not both")
 	})
@@ -108,7 +108,7 @@ func TestRepeatCooldown(t *testing.T) {
 	b.start(t)
 	d := b.device(reauth.Inverter)
 
-	status, out := b.post(t, apiToken, b.body(d))
+	status, out := b.post(t, pipelineToken, b.body(d))
 	require.Equal(t, http.StatusAccepted, status)
 	first := jobID(t, out)
 	b.waitJob(t, first, "completed")
@@ -122,7 +122,7 @@ func TestRepeatCooldown(t *testing.T) {
 	require.NoError(t, b.pool.QueryRow(ctx, "SELECT id FROM auth_session WHERE job_id = $1 AND state = 'completed'", first).Scan(&session))
 
 	// The partner's own check asks again a second later.
-	status, out = b.post(t, apiToken, b.body(d))
+	status, out = b.post(t, pipelineToken, b.body(d))
 	require.Equal(t, http.StatusAccepted, status)
 	require.Equal(t, map[string]any{"job_id": float64(first), "duplicate": true, "session_id": float64(session)}, out)
 	require.Equal(t, 1, b.count(t, "SELECT count(*) FROM river_job WHERE kind = 'reauth_device'"), "nothing enqueued")
@@ -136,7 +136,7 @@ func TestRepeatCooldown(t *testing.T) {
 	// Forced, it goes through.
 	body := b.body(d)
 	body["force"] = true
-	status, out = b.post(t, apiToken, body)
+	status, out = b.post(t, pipelineToken, body)
 	require.Equal(t, http.StatusAccepted, status)
 	require.Equal(t, false, out["duplicate"])
 	b.waitJob(t, jobID(t, out), "completed")
@@ -157,7 +157,7 @@ func TestMaxAttempts(t *testing.T) {
 		return b.count(t, "SELECT max_attempts FROM river_job WHERE id = $1", id)
 	}
 
-	status, out := b.post(t, apiToken, b.body(devs[0]))
+	status, out := b.post(t, pipelineToken, b.body(devs[0]))
 	require.Equal(t, http.StatusAccepted, status)
 	require.Equal(t, 42, attempts(jobID(t, out)), "HTTP")
 

@@ -1,4 +1,4 @@
-package worker_test
+package e2e_test
 
 import (
 	"context"
@@ -154,7 +154,7 @@ func TestChannels(t *testing.T) {
 				}
 			}
 		}
-		status, out := b.post(t, apiToken, map[string]any{"org_id": b.org, "user_id": u, "device_kind": kind, "device_id": d})
+		status, out := b.post(t, pipelineToken, map[string]any{"org_id": b.org, "user_id": u, "device_kind": kind, "device_id": d})
 		require.Equal(t, http.StatusAccepted, status, out)
 		b.waitJob(t, jobID(t, out), "completed")
 		var s int64

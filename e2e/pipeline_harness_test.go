@@ -1,4 +1,4 @@
-package worker_test
+package e2e_test
 
 import (
 	"bytes"
@@ -33,7 +33,7 @@ import (
 	"github.com/reauth/reauth/internal/worker"
 )
 
-const apiToken = "test-api-token-0123456789"
+const pipelineToken = "test-api-token-0123456789"
 
 type testBundle struct {
 	pool   *pgxpool.Pool
@@ -90,7 +90,7 @@ func setup(t *testing.T, opts ...func(*worker.Config, *httpapi.Config)) *testBun
 	}
 	hc := httpapi.Config{
 		Pool: b.pool, Logger: log, RenewWait: 5 * time.Second, FindUser: pc.UserByExternalID,
-		Tokens: []config.APIToken{{Name: "test", Scopes: []string{config.ScopeEnqueue, config.ScopeRead}, Hash: sha256.Sum256([]byte(apiToken))}},
+		Tokens: []config.APIToken{{Name: "test", Scopes: []string{config.ScopeEnqueue, config.ScopeRead}, Hash: sha256.Sum256([]byte(pipelineToken))}},
 	}
 	for _, o := range opts {
 		o(&wc, &hc)
@@ -198,12 +198,12 @@ func TestPipeline(t *testing.T) {
 		b := setup(t)
 		dev := b.device(reauth.Inverter)
 
-		status, first := b.post(t, apiToken, b.body(dev))
+		status, first := b.post(t, pipelineToken, b.body(dev))
 		require.Equal(t, http.StatusAccepted, status)
 		require.Equal(t, false, first["duplicate"])
 		upper := b.body(dev)
 		upper["device_id"] = strings.ToUpper(dev.ID) // the same device, spelled differently
-		status, second := b.post(t, apiToken, upper)
+		status, second := b.post(t, pipelineToken, upper)
 		require.Equal(t, http.StatusAccepted, status)
 		require.Equal(t, true, second["duplicate"])
 		require.Equal(t, jobID(t, first), jobID(t, second))
@@ -216,7 +216,7 @@ func TestPipeline(t *testing.T) {
 		require.Equal(t, 1, b.sim.Counts()[sim.EndpointAuthSession], "the duplicate made no second Podero call")
 
 		// The earlier request finished: a new one is accepted and supersedes its session.
-		status, third := b.post(t, apiToken, b.body(dev))
+		status, third := b.post(t, pipelineToken, b.body(dev))
 		require.Equal(t, http.StatusAccepted, status)
 		require.Equal(t, false, third["duplicate"])
 		require.NotEqual(t, jobID(t, first), jobID(t, third))
@@ -233,7 +233,7 @@ func TestPipeline(t *testing.T) {
 		body := b.body(b.device(reauth.Inverter))
 		unknown := randomUUID()
 		body["device_id"] = unknown
-		status, out := b.post(t, apiToken, body)
+		status, out := b.post(t, pipelineToken, body)
 		require.Equal(t, http.StatusAccepted, status)
 		b.waitJob(t, jobID(t, out), "cancelled")
 
@@ -245,7 +245,7 @@ func TestPipeline(t *testing.T) {
 
 		// The reason is visible through the API too.
 		req, _ := http.NewRequest(http.MethodGet, b.api.URL+"/v1/devices/inverter/"+unknown, nil)
-		req.Header.Set("Authorization", "Bearer "+apiToken)
+		req.Header.Set("Authorization", "Bearer "+pipelineToken)
 		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)
 		defer resp.Body.Close()
@@ -268,7 +268,7 @@ func TestPipeline(t *testing.T) {
 		dev := b.device(reauth.ElectricVehicle)
 		b.sim.Script(dev.ID, sim.Response{Status: http.StatusInternalServerError})
 		b.start(t)
-		status, out := b.post(t, apiToken, b.body(dev))
+		status, out := b.post(t, pipelineToken, b.body(dev))
 		require.Equal(t, http.StatusAccepted, status)
 		b.waitJob(t, jobID(t, out), "completed")
 		require.Equal(t, 2, b.count(t, "SELECT attempt FROM river_job WHERE id = $1", jobID(t, out)))
@@ -286,7 +286,7 @@ func TestPipeline(t *testing.T) {
 		dev := b.device(reauth.Wallbox)
 		b.sim.Script(dev.ID, sim.Response{Status: http.StatusOK, Null: []string{"authentication_url"}})
 		b.start(t)
-		status, out := b.post(t, apiToken, b.body(dev))
+		status, out := b.post(t, pipelineToken, b.body(dev))
 		require.Equal(t, http.StatusAccepted, status)
 		id := jobID(t, out)
 		b.waitJob(t, id, "completed") // the retry gets a good session
@@ -311,7 +311,7 @@ func TestPipeline(t *testing.T) {
 	t.Run("BadBearerToken", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		for _, tok := range []string{"", "wrong-token-0123456789", apiToken + "x"} {
+		for _, tok := range []string{"", "wrong-token-0123456789", pipelineToken + "x"} {
 			status, out := b.post(t, tok, b.body(b.device(reauth.Inverter)))
 			require.Equal(t, http.StatusUnauthorized, status)
 			require.Equal(t, "missing or invalid bearer token", out["error"])
@@ -355,7 +355,7 @@ func TestPipeline(t *testing.T) {
 			{"too big", `{"reason":"` + strings.Repeat("a", httpapi.MaxBodyBytes) + `"}`, "larger than"},
 		}
 		for _, c := range cases {
-			status, out := b.post(t, apiToken, c.body)
+			status, out := b.post(t, pipelineToken, c.body)
 			require.Equal(t, http.StatusBadRequest, status, c.name)
 			require.Contains(t, out["error"], c.want, c.name)
 		}

@@ -1,4 +1,4 @@
-package worker_test
+package e2e_test
 
 import (
 	"context"
@@ -78,7 +78,7 @@ func TestReminders(t *testing.T) {
 	b.start(t)
 	dev := b.device(reauth.Wallbox)
 
-	status, out := b.post(t, apiToken, b.body(dev))
+	status, out := b.post(t, pipelineToken, b.body(dev))
 	require.Equal(t, http.StatusAccepted, status)
 	b.waitJob(t, jobID(t, out), "completed")
 	var session int64
@@ -140,7 +140,7 @@ func TestExpiredLinkLandsOnFreshSession(t *testing.T) {
 	b.start(t)
 	dev := b.device(reauth.Inverter)
 
-	status, out := b.post(t, apiToken, b.body(dev))
+	status, out := b.post(t, pipelineToken, b.body(dev))
 	require.Equal(t, http.StatusAccepted, status)
 	b.waitJob(t, jobID(t, out), "completed")
 	msgs, err := b.mails.Wait(ctx, 1)

@@ -1,4 +1,4 @@
-package worker_test
+package e2e_test
 
 import (
 	"bytes"
@@ -64,7 +64,7 @@ func (l *syncLog) errorLines() []string {
 }
 
 // waitFor polls ok until it holds or 30 s pass.
-func waitFor(t *testing.T, what string, ok func() bool) {
+func waitUntil(t *testing.T, what string, ok func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); !ok(); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -123,7 +123,7 @@ func (b *testBundle) requestFor(t *testing.T, i int, email string) int64 {
 				if email != "" {
 					body["email"] = email
 				}
-				status, out := b.post(t, apiToken, body)
+				status, out := b.post(t, pipelineToken, body)
 				require.Equal(t, http.StatusAccepted, status, out)
 				return jobID(t, out)
 			}
@@ -164,7 +164,7 @@ func TestRelayRefusingEveryoneSuppressesNobody(t *testing.T) {
 		jobs = append(jobs, b.requestFor(t, i, fmt.Sprintf("user%d@example.test", i)))
 	}
 	for _, id := range jobs {
-		waitFor(t, "the job to be retried", func() bool { return b.jobState(t, id) == "retryable" })
+		waitUntil(t, "the job to be retried", func() bool { return b.jobState(t, id) == "retryable" })
 	}
 	require.Zero(t, b.suppressions(t), "a relay's policy answer suppresses nobody")
 	require.Zero(t, b.count(t, "SELECT count(*) FROM notification WHERE state = 'failed'"), "the messages are retried, not failed")
@@ -216,7 +216,7 @@ func TestEmailChannelBroken(t *testing.T) {
 	}
 	require.Equal(t, 2, b.suppressions(t))
 	third := b.requestFor(t, 2, "gone2@example.test")
-	waitFor(t, "the third to be retried", func() bool { return b.jobState(t, third) == "retryable" })
+	waitUntil(t, "the third to be retried", func() bool { return b.jobState(t, third) == "retryable" })
 	require.Zero(t, b.suppressions(t), "nothing is suppressed while the channel is broken; the earlier two are lifted")
 	require.Contains(t, strings.Join(logs.errorLines(), "\n"), "email channel broken")
 
@@ -291,7 +291,7 @@ func TestOperatorRetryRetriesFailedChannels(t *testing.T) {
 	status.Store(http.StatusGone)
 	b.dumpOnFailure(t)
 	var reminder int64
-	waitFor(t, "the reminder to give up", func() bool {
+	waitUntil(t, "the reminder to give up", func() bool {
 		err := b.pool.QueryRow(ctx, `SELECT id FROM river_job WHERE kind = 'reauth_notify' AND state = 'cancelled'
 			AND args ->> 'session_id' = $1::bigint::text`, session).Scan(&reminder)
 		return err == nil
@@ -415,7 +415,7 @@ func TestThrottlingWithoutHintWaits(t *testing.T) {
 			t.Logf("%d auth_session calls, breaker %+v", front.sessions.Load(), pc.Breaker())
 		}
 	})
-	waitFor(t, "the breaker to open", func() bool { return pc.Breaker().State == podero.BreakerOpen })
+	waitUntil(t, "the breaker to open", func() bool { return pc.Breaker().State == podero.BreakerOpen })
 	opened, calls := time.Since(start), front.sessions.Load()
 	time.Sleep(3 * time.Second)
 	after := front.sessions.Load()
@@ -472,11 +472,11 @@ func TestNotAboutTheDevice(t *testing.T) {
 			b.dumpOnFailure(t)
 			b.start(t)
 			dev := b.device(reauth.Inverter)
-			status, out := b.post(t, apiToken, map[string]any{"org_id": b.org, "user_id": b.user.ID,
+			status, out := b.post(t, pipelineToken, map[string]any{"org_id": b.org, "user_id": b.user.ID,
 				"device_kind": dev.Kind, "device_id": dev.ID, "email": "ann@example.test"})
 			require.Equal(t, http.StatusAccepted, status, out)
 			id := jobID(t, out)
-			waitFor(t, "a retry", func() bool {
+			waitUntil(t, "a retry", func() bool {
 				var attempt int
 				require.NoError(t, b.pool.QueryRow(context.Background(), "SELECT attempt FROM river_job WHERE id = $1", id).Scan(&attempt))
 				return attempt >= 2
@@ -523,7 +523,7 @@ func TestNewUserGetsEmail(t *testing.T) {
 	b.start(t)
 
 	post := func(u sim.User) int64 {
-		status, out := b.post(t, apiToken, map[string]any{"org_id": b.org, "user_id": u.ID,
+		status, out := b.post(t, pipelineToken, map[string]any{"org_id": b.org, "user_id": u.ID,
 			"device_kind": u.Devices[0].Kind, "device_id": u.Devices[0].ID})
 		require.Equal(t, http.StatusAccepted, status, out)
 		return jobID(t, out)

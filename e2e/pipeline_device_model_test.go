@@ -1,4 +1,4 @@
-package worker_test
+package e2e_test
 
 import (
 	"context"
@@ -49,7 +49,7 @@ func TestSyncRecordsDeviceModel(t *testing.T) {
 
 	// No email in the request nor a contact: the device row's owner email
 	// serves, and Podero's user list is not asked for.
-	status, out := b.post(t, apiToken, b.body(*named))
+	status, out := b.post(t, pipelineToken, b.body(*named))
 	require.Equal(t, http.StatusAccepted, status)
 	b.waitJob(t, jobID(t, out), "completed")
 	msgs, err := b.mails.Wait(ctx, 1)
@@ -62,7 +62,7 @@ func TestSyncRecordsDeviceModel(t *testing.T) {
 	// The API shows what the sync recorded.
 	req, err := http.NewRequest(http.MethodGet, b.api.URL+"/v1/devices/"+string(named.Kind)+"/"+named.ID, nil)
 	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+apiToken)
+	req.Header.Set("Authorization", "Bearer "+pipelineToken)
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
@@ -83,7 +83,7 @@ func TestOwnerEmailOnlyFromRow(t *testing.T) {
 	ctx := context.Background()
 	b := setup(t)
 	b.start(t)
-	status, out := b.post(t, apiToken, b.body(b.device(reauth.Wallbox)))
+	status, out := b.post(t, pipelineToken, b.body(b.device(reauth.Wallbox)))
 	require.Equal(t, http.StatusAccepted, status)
 	b.waitJob(t, jobID(t, out), "completed")
 	msgs, err := b.mails.Wait(ctx, 1)
