@@ -213,6 +213,17 @@ func (a DeviceArgs) Validate() error {
 	return errors.Join(errs...)
 }
 
+// Check is the service's validation of a request, the same at every entry
+// (the HTTP API, the CLI and its CSV, the reauth_device worker): a
+// normalized, and one error naming all that is wrong with its fields
+// (Validate) and with its success_url and cancel_url against the hosts
+// the operator allows (REDIRECT_HOSTS; the service passes its
+// hostlist.List).
+func (a DeviceArgs) Check(redirectHosts interface{ Check(field, raw string) error }) (DeviceArgs, error) {
+	a = a.Normalized()
+	return a, errors.Join(a.Validate(), redirectHosts.Check("success_url", a.SuccessURL), redirectHosts.Check("cancel_url", a.CancelURL))
+}
+
 // ValidateExternalUserID accepts a partner's customer ID: 1 to 255 bytes of
 // printable UTF-8 without surrounding space.
 func ValidateExternalUserID(s string) error {

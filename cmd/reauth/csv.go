@@ -123,11 +123,11 @@ func enqueueCSV(ctx context.Context, pool *pgxpool.Pool, path, reason string, re
 			}
 			return ""
 		}
-		a := reauth.DeviceArgs{
+		a, err := reauth.DeviceArgs{
 			OrgID: get("org_id"), UserID: get("user_id"), ExternalUserID: get("external_user_id"), DeviceKind: reauth.DeviceKind(get("device_kind")), DeviceID: get("device_id"),
 			Email: get("email"), Locale: get("locale"), SuccessURL: get("success_url"), CancelURL: get("cancel_url"), Reason: reason,
-		}.Normalized()
-		if err := errors.Join(a.Validate(), redirect.Check("success_url", a.SuccessURL), redirect.Check("cancel_url", a.CancelURL)); err != nil {
+		}.Check(redirect)
+		if err != nil {
 			rep.Rejected = append(rep.Rejected, fmt.Sprintf("row %d: %s", row, strings.ReplaceAll(err.Error(), "\n", "; ")))
 			continue
 		}

@@ -53,7 +53,7 @@ the exit code is 1 when any row was rejected.`); err != nil {
 	if err != nil {
 		return fmt.Errorf("REDIRECT_HOSTS: %w", err)
 	}
-	if err := errors.Join(a.Normalized().Validate(), redirect.Check("success_url", a.SuccessURL), redirect.Check("cancel_url", a.CancelURL)); err != nil {
+	if a, err = a.Check(redirect); err != nil {
 		fmt.Fprintf(stderr, "reauth enqueue: invalid request:\n%s\n", err)
 		return errUsage
 	}
@@ -62,7 +62,6 @@ the exit code is 1 when any row was rejected.`); err != nil {
 		return err
 	}
 	defer pool.Close()
-	a = a.Normalized()
 	res, err := repeatResult(ctx, pool, cfg, a)
 	if err == nil && res.SessionID == 0 {
 		err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {

@@ -197,13 +197,13 @@ func (s *server) enqueue(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := tokenName(r.Context())
-	args := reauth.DeviceArgs{
+	args, err := reauth.DeviceArgs{
 		OrgID: req.OrgID, UserID: req.UserID, ExternalUserID: req.ExternalUserID,
 		DeviceKind: reauth.DeviceKind(req.DeviceKind), DeviceID: req.DeviceID,
 		Email: req.Email, Locale: req.Locale, SuccessURL: req.SuccessURL, CancelURL: req.CancelURL,
 		Reason: "api:" + name, Force: req.Force,
-	}.Normalized()
-	if err := errors.Join(args.Validate(), s.cfg.RedirectHosts.Check("success_url", args.SuccessURL), s.cfg.RedirectHosts.Check("cancel_url", args.CancelURL)); err != nil {
+	}.Check(s.cfg.RedirectHosts)
+	if err != nil {
 		writeError(w, http.StatusBadRequest, strings.ReplaceAll(err.Error(), "\n", "; "))
 		return
 	}
@@ -226,7 +226,7 @@ func (s *server) enqueue(w http.ResponseWriter, r *http.Request) {
 	}
 	meta, _ := json.Marshal(map[string]string{"api_token": name})
 	var res reauth.Result
-	err := pgx.BeginFunc(r.Context(), s.cfg.Pool, func(tx pgx.Tx) (err error) {
+	err = pgx.BeginFunc(r.Context(), s.cfg.Pool, func(tx pgx.Tx) (err error) {
 		res, err = reauth.EnqueueWith(r.Context(), tx, args, reauth.EnqueueOpts{MaxAttempts: s.cfg.MaxAttempts, Metadata: meta})
 		return err
 	})

@@ -203,8 +203,8 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 	if a.Reason == reauth.ReasonLinkExpired {
 		ctx = podero.WithPurpose(ctx, podero.PurposeRenewal)
 	}
-	if err := errors.Join(a.Validate(), w.cfg.RedirectHosts.Check("success_url", a.SuccessURL),
-		w.cfg.RedirectHosts.Check("cancel_url", a.CancelURL)); err != nil {
+	normalized, err := a.Check(w.cfg.RedirectHosts)
+	if err != nil {
 		return river.JobCancel(fmt.Errorf("invalid job args: %w", err))
 	}
 	// IDs are used in lower case only; a device_id in another spelling is
@@ -212,7 +212,7 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 	if !canonical(a) {
 		return w.handOff(ctx, job)
 	}
-	a = a.Normalized()
+	a = normalized
 	// Run again after it stored its session (a failed send, a crash, an
 	// operator's retry): only the first message may be left to do. A first
 	// attempt has stored nothing yet.
