@@ -120,7 +120,7 @@ func TestLoad(t *testing.T) {
 	})
 }
 
-// TestVarsDocumentedAndDeployed checks that the README documents every
+// TestVarsDocumentedAndDeployed checks that docs/configuration.md documents every
 // variable and that the deploy files name only variables Load reads.
 func TestVarsDocumentedAndDeployed(t *testing.T) {
 	t.Parallel()
@@ -128,10 +128,10 @@ func TestVarsDocumentedAndDeployed(t *testing.T) {
 	for _, v := range Vars {
 		known[v] = true
 	}
-	readme, err := os.ReadFile("../../README.md")
+	readme, err := os.ReadFile("../../docs/configuration.md")
 	require.NoError(t, err)
 	for _, v := range Vars {
-		require.True(t, strings.Contains(string(readme), "`"+v+"`"), "the README does not document %s", v)
+		require.True(t, strings.Contains(string(readme), "`"+v+"`"), "docs/configuration.md does not document %s", v)
 	}
 
 	var used []string
