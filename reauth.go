@@ -372,17 +372,28 @@ func (a EventArgs) Validate() error {
 	return nil
 }
 
-// NewEvent builds the event of type typ about a session (or, for a request
-// that never got one, sessionID 0 and key the job's ID). The caller sets
-// OccurredAt from its clock.
-func NewEvent(typ string, sessionID int64, key int64, orgID, userID string, kind DeviceKind, deviceID, detail string) EventArgs {
-	subject := fmt.Sprintf("s%d", sessionID)
-	if sessionID == 0 {
-		subject = fmt.Sprintf("j%d", key)
+// EventSubject is what an event is about: a session, or (SessionID 0) the
+// request job JobID that never got one; and the device.
+type EventSubject struct {
+	SessionID  int64
+	JobID      int64 // names the event only when SessionID is 0
+	OrgID      string
+	UserID     string
+	DeviceKind DeviceKind
+	DeviceID   string
+}
+
+// NewEvent builds the event of type typ about s, with detail (see
+// EventArgs.Detail). The same event always gets the same ID, from its
+// type and session (or job). The caller sets OccurredAt from its clock.
+func NewEvent(typ string, s EventSubject, detail string) EventArgs {
+	subject := fmt.Sprintf("s%d", s.SessionID)
+	if s.SessionID == 0 {
+		subject = fmt.Sprintf("j%d", s.JobID)
 	}
 	return EventArgs{
-		ID: "evt_" + strings.TrimPrefix(typ, "reauth.") + "_" + subject, Type: typ,
-		SessionID: sessionID, OrgID: orgID, UserID: userID, DeviceKind: kind, DeviceID: deviceID, Detail: detail,
+		ID: "evt_" + strings.TrimPrefix(typ, "reauth.") + "_" + subject, Type: typ, SessionID: s.SessionID,
+		OrgID: s.OrgID, UserID: s.UserID, DeviceKind: s.DeviceKind, DeviceID: s.DeviceID, Detail: detail,
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 
 	"github.com/reauth/reauth"
 	"github.com/reauth/reauth/internal/config"
+	"github.com/reauth/reauth/internal/link"
 	"github.com/reauth/reauth/internal/mailcatch"
 	"github.com/reauth/reauth/internal/pgtemp"
 	"github.com/reauth/reauth/internal/podero/sim"
@@ -157,7 +158,7 @@ a throwaway cluster started from the installed Postgres binaries.`); err != nil 
 
 	// 6. Follow the first email's link as the user would.
 	first := msgs[0]
-	clickURL := mailcatch.FindLink(first.Text, base+"/r/")
+	clickURL := mailcatch.FindLink(first.Text, link.URL(base, ""))
 	if clickURL == "" {
 		return errors.New("the first email holds no link")
 	}

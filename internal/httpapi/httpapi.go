@@ -104,8 +104,8 @@ func New(cfg Config) http.Handler {
 	mux.Handle("GET /v1/contacts/{org_id}/{user_id}", s.auth(config.ScopeRead, s.getContact))
 	mux.Handle("GET /v1/suppressions/{email}", s.auth(config.ScopeRead, s.getSuppression))
 	mux.Handle("DELETE /v1/suppressions/{email}", s.auth(config.ScopeEnqueue, s.liftSuppression))
-	mux.HandleFunc("GET /r/{token}", s.open)
-	mux.HandleFunc("GET /r/{token}/done", s.done)
+	mux.HandleFunc("GET "+link.Path+"{token}", s.open)
+	mux.HandleFunc("GET "+link.Path+"{token}/done", s.done)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -588,7 +588,7 @@ func (s *server) eventTx(ctx context.Context, tx pgx.Tx, typ string, sess store.
 	if !s.cfg.Events {
 		return nil
 	}
-	ev := reauth.NewEvent(typ, sess.ID, 0, sess.OrgID, sess.UserID, sess.DeviceKind, sess.DeviceID, detail)
+	ev := reauth.NewEvent(typ, reauth.EventSubject{SessionID: sess.ID, OrgID: sess.OrgID, UserID: sess.UserID, DeviceKind: sess.DeviceKind, DeviceID: sess.DeviceID}, detail)
 	ev.OccurredAt = s.now().UTC()
 	_, err := s.cfg.River.InsertTx(ctx, tx, ev, nil)
 	return err

@@ -61,3 +61,15 @@ func WellFormed(s string) bool {
 	_, err := base64.RawURLEncoding.DecodeString(s)
 	return err == nil
 }
+
+// Path is where the HTTP API serves links: GET Path+"{token}" sends the
+// user on to the login, GET Path+"{token}/done" is Podero's callback.
+const Path = "/r/"
+
+// URL is the link for token under the service's public base URL
+// (PUBLIC_BASE_URL), the one a message carries.
+func URL(base, token string) string { return base + Path + token }
+
+// DoneURL is where Podero sends the user back to after the login through
+// token's link, with result "success" or "cancel".
+func DoneURL(base, token, result string) string { return URL(base, token) + "/done?result=" + result }

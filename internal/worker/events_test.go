@@ -44,8 +44,8 @@ func TestEventGiveUp(t *testing.T) {
 		Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
 	}}
 	job := func(age time.Duration, attempt int) *river.Job[reauth.EventArgs] {
-		a := reauth.NewEvent(reauth.EventCompleted, 7, 1, "6f1c2a7e-1d2b-4c3d-8e9f-0a1b2c3d4e5f", "0b7e2a7e-1d2b-4c3d-8e9f-0a1b2c3d4e5f",
-			reauth.Inverter, "a2314723-06cc-4c2e-8819-118905579c7a", "via_link")
+		a := reauth.NewEvent(reauth.EventCompleted, reauth.EventSubject{SessionID: 7, JobID: 1, OrgID: "6f1c2a7e-1d2b-4c3d-8e9f-0a1b2c3d4e5f",
+			UserID: "0b7e2a7e-1d2b-4c3d-8e9f-0a1b2c3d4e5f", DeviceKind: reauth.Inverter, DeviceID: "a2314723-06cc-4c2e-8819-118905579c7a"}, "via_link")
 		a.OccurredAt = now.Add(-age)
 		return &river.Job[reauth.EventArgs]{JobRow: &rivertype.JobRow{ID: 9, CreatedAt: now.Add(-age), Attempt: attempt, MaxAttempts: 100}, Args: a}
 	}

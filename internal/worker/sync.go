@@ -371,7 +371,7 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[reauth.SyncUse
 				}
 				if c != 0 {
 					closed++
-					ev := reauth.NewEvent(reauth.EventCompleted, c, 0, a.OrgID, a.UserID, kind, d.ID, "elsewhere")
+					ev := reauth.NewEvent(reauth.EventCompleted, reauth.EventSubject{SessionID: c, OrgID: a.OrgID, UserID: a.UserID, DeviceKind: kind, DeviceID: d.ID}, "elsewhere")
 					if err := w.cfg.event(ctx, tx, ev); err != nil {
 						return err
 					}

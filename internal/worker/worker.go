@@ -307,9 +307,8 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 
 	nonce := link.NewNonce()
 	token := w.cfg.Links.Token(nonce)
-	done := w.cfg.PublicBaseURL + "/r/" + token + "/done?result="
-	sess, err := w.cfg.Podero.AuthSession(ctx, a.OrgID, a.UserID, a.DeviceKind, a.DeviceID,
-		podero.AuthSessionInput{SuccessURL: done + "success", CancelURL: done + "cancel"})
+	sess, err := w.cfg.Podero.AuthSession(ctx, a.OrgID, a.UserID, a.DeviceKind, a.DeviceID, podero.AuthSessionInput{
+		SuccessURL: link.DoneURL(w.cfg.PublicBaseURL, token, "success"), CancelURL: link.DoneURL(w.cfg.PublicBaseURL, token, "cancel")})
 	if err != nil {
 		// Podero may echo the request (and so the token) in an error body.
 		return redact(w.poderoError(ctx, job.ID, a, err), token)
@@ -351,7 +350,7 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 			return fmt.Errorf("insert notify job: %w", err)
 		}
 	}
-	if err := w.cfg.event(ctx, tx, reauth.NewEvent(reauth.EventLinkCreated, id, job.ID, a.OrgID, a.UserID, a.DeviceKind, a.DeviceID, a.Reason)); err != nil {
+	if err := w.cfg.event(ctx, tx, reauth.NewEvent(reauth.EventLinkCreated, reauth.EventSubject{SessionID: id, JobID: job.ID, OrgID: a.OrgID, UserID: a.UserID, DeviceKind: a.DeviceKind, DeviceID: a.DeviceID}, a.Reason)); err != nil {
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -419,7 +418,7 @@ func (w *DeviceWorker) poderoError(ctx context.Context, jobID int64, a reauth.De
 // without a session, for reason. An error means the job must be retried, so
 // the event is not lost.
 func (w *DeviceWorker) reportFailed(ctx context.Context, jobID int64, a reauth.DeviceArgs, reason string) error {
-	return w.cfg.event(ctx, nil, reauth.NewEvent(reauth.EventFailed, 0, jobID, a.OrgID, a.UserID, a.DeviceKind, a.DeviceID, reason))
+	return w.cfg.event(ctx, nil, reauth.NewEvent(reauth.EventFailed, reauth.EventSubject{JobID: jobID, OrgID: a.OrgID, UserID: a.UserID, DeviceKind: a.DeviceKind, DeviceID: a.DeviceID}, reason))
 }
 
 // failure says why Podero refused, for the partner: the operation, the kind
@@ -526,7 +525,7 @@ func (cfg Config) deliver(ctx context.Context, d delivery) error {
 	msg := notify.Message{
 		Key: key, To: s.Email, Tokens: contact.FCMTokens, OrgID: s.OrgID, UserID: s.UserID, DeviceID: s.DeviceID,
 		Locale: s.Locale, DeviceKind: s.DeviceKind, Manufacturer: v.Manufacturer, Model: v.Model, Step: a.Step,
-		Link: w.cfg.PublicBaseURL + "/r/" + w.cfg.Links.Token(s.LinkNonce),
+		Link: link.URL(w.cfg.PublicBaseURL, w.cfg.Links.Token(s.LinkNonce)),
 	}
 	if w.cfg.now().Before(s.ExpiresAt) {
 		// Past it, the link renews itself when opened: no date to show.
@@ -628,7 +627,7 @@ func (cfg Config) deliver(ctx context.Context, d delivery) error {
 	if len(failures) > 0 {
 		reason = reasonEveryChannelFailed + ": " + strings.Join(failures, "; ")
 	}
-	if err := w.cfg.event(ctx, nil, reauth.NewEvent(reauth.EventFailed, s.ID, d.jobID, s.OrgID, s.UserID, s.DeviceKind, s.DeviceID, reason)); err != nil {
+	if err := w.cfg.event(ctx, nil, reauth.NewEvent(reauth.EventFailed, reauth.EventSubject{SessionID: s.ID, JobID: d.jobID, OrgID: s.OrgID, UserID: s.UserID, DeviceKind: s.DeviceKind, DeviceID: s.DeviceID}, reason)); err != nil {
 		return err
 	}
 	return river.JobCancel(errors.New(reason))
