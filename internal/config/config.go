@@ -7,7 +7,6 @@
 package config
 
 import (
-	"cmp"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 	"math"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -110,7 +108,9 @@ func (t APIToken) Allows(scope string) bool {
 	return false
 }
 
-// Config is everything the service reads from its environment.
+// Config is everything the service reads from its environment. Each field
+// is read by one entry of settings, which holds its variable's name,
+// default and doc.
 type Config struct {
 	DatabaseURL Secret // DATABASE_URL; may hold a password
 
@@ -177,80 +177,118 @@ type Config struct {
 	LogLevel  slog.Level
 }
 
+// settings is every variable Load reads, in the order
+// docs/configuration.md lists them.
+var settings = []setting{
+	required("all", secretVar("DATABASE_URL", "Postgres URL; may hold a password", func(c *Config) *Secret { return &c.DatabaseURL }, maskURL)),
+	required("serve", urlVar("PODERO_BASE_URL", "root of Podero's Partner API", func(c *Config) *string { return &c.PoderoBaseURL })),
+	withDef(bind("PODERO_TOKEN_URL", "OAuth2 token URL", "PODERO_BASE_URL/api/partners/v2.0/auth/token",
+		func(c *Config) *string { return &c.PoderoTokenURL }, parseStr, func(c *Config) string {
+			if c.PoderoBaseURL == "" {
+				return ""
+			}
+			return c.PoderoBaseURL + "/api/partners/v2.0/auth/token"
+		}, nonEmpty, slog.StringValue), "PODERO_BASE_URL/api/partners/v2.0/auth/token"),
+	required("serve", strVar("PODERO_CLIENT_ID", "OAuth2 client ID", func(c *Config) *string { return &c.PoderoClientID })),
+	required("serve", secretVar("PODERO_CLIENT_SECRET", "OAuth2 client secret", func(c *Config) *Secret { return &c.PoderoClientSecret }, nil)),
+	strVar("PODERO_USERNAME", "with PODERO_PASSWORD selects the password grant", func(c *Config) *string { return &c.PoderoUsername }),
+	secretVar("PODERO_PASSWORD", "the password grant's password", func(c *Config) *Secret { return &c.PoderoPassword }, nil),
+	strVarDef("PODERO_TOKEN_BODY", "form|json|auto: how token requests carry their fields", PoderoTokenBodyDefault, func(c *Config) *string { return &c.PoderoTokenBody }),
+	withDef(listVar("PODERO_LINK_HOSTS", "hosts an authentication_url may point at", func(c *Config) *[]string { return &c.PoderoLinkHosts }),
+		"connect.podero.com,app.podero.com,sandbox-app.podero.com"),
+	floatVar("PODERO_RATE_LIMIT", "calls per second to Podero, all processes together; 0: no limit", PoderoRateLimitDefault, func(c *Config) *float64 { return &c.PoderoRateLimit }),
+	bind("PODERO_RATE_BURST", "calls that may go at once after a quiet spell", "1 + PODERO_RATE_LIMIT/10",
+		func(c *Config) *int { return &c.PoderoRateBurst }, parseInt, func(c *Config) int { return 1 + int(c.PoderoRateLimit/10) },
+		func(n int) bool { return n != 0 }, func(n int) slog.Value { return slog.IntValue(n) }),
+	durVar("PODERO_RATE_MAX_WAIT", "a longer wait for a slot snoozes the job instead", PoderoRateMaxWaitDefault, func(c *Config) *time.Duration { return &c.PoderoRateMaxWait }),
+	floatVar("SYNC_RATE_SHARE", "the share of the rate the sync takes while requests wait", SyncRateShareDefault, func(c *Config) *float64 { return &c.SyncRateShare }),
+	durVar("PODERO_TIMEOUT", "timeout of one request to Podero", PoderoTimeoutDefault, func(c *Config) *time.Duration { return &c.PoderoTimeout }),
+	intVar("PODERO_BREAKER_FAILURES", "consecutive failures that open the circuit breaker", BreakerFailuresDefault, func(c *Config) *int { return &c.BreakerFailures }),
+	durVar("PODERO_BREAKER_COOLOFF", "how long the breaker stays open before one probe", BreakerCoolOffDefault, func(c *Config) *time.Duration { return &c.BreakerCoolOff }),
+	required("serve", secretVar("SMTP_URL", "smtp:// or smtps:// URL; may hold a password", func(c *Config) *Secret { return &c.SMTPURL }, maskURL)),
+	strVar("TEMPLATES_DIR", "operator overrides of the message templates", func(c *Config) *string { return &c.TemplatesDir }),
+	bind("REMINDER_OFFSETS", "when reminders go after the session's creation; off: none", docDurations(ReminderOffsetsDefault),
+		func(c *Config) *[]time.Duration { return &c.ReminderOffsets }, parseDurations,
+		func(*Config) []time.Duration { return ReminderOffsetsDefault }, func(ds []time.Duration) bool { return len(ds) > 0 },
+		func(ds []time.Duration) slog.Value {
+			out := make([]string, len(ds))
+			for i, d := range ds {
+				out[i] = d.String()
+			}
+			return slog.AnyValue(out)
+		}),
+	durVar("LINK_RENEW_WAIT", "how long opening an expired link waits for a fresh session", LinkRenewWaitDefault, func(c *Config) *time.Duration { return &c.LinkRenewWait }),
+	strVar("FCM_PROJECT_ID", "Firebase project; turns push on", func(c *Config) *string { return &c.FCMProjectID }),
+	strVar("FCM_CREDENTIALS_FILE", "service account JSON for FCM", func(c *Config) *string { return &c.FCMCredentials }),
+	urlVar("FCM_ENDPOINT", "another FCM HTTP v1 endpoint (tests, emulators)", func(c *Config) *string { return &c.FCMEndpoint }),
+	hostOnly(strVar("PUSH_WEBHOOK_URL", "the partner's push service; turns the webhook channel on", func(c *Config) *string { return &c.PushWebhookURL })),
+	secretVar("PUSH_WEBHOOK_SECRET", "whsec_... key of the push webhook", func(c *Config) *Secret { return &c.PushWebhookSecret }, nil),
+	hostOnly(strVar("EVENTS_WEBHOOK_URL", "the partner's backend for reauth.* events; turns events on", func(c *Config) *string { return &c.EventsWebhookURL })),
+	secretVar("EVENTS_WEBHOOK_SECRET", "whsec_... key of the events webhook", func(c *Config) *Secret { return &c.EventsSecret }, nil),
+	durVar("EVENTS_GIVE_UP_AFTER", "how long an event is retried while the endpoint answers 401, 403, 404 or a redirect", EventsGiveUpAfterDefault, func(c *Config) *time.Duration { return &c.EventsGiveUpAfter }),
+	intVar("SMTP_CONNS", "SMTP connections sending at once, per process", SMTPConnsDefault, func(c *Config) *int { return &c.SMTPConns }),
+	required("serve", strVar("MAIL_FROM", "the sender of every email", func(c *Config) *string { return &c.MailFrom })),
+	required("serve", urlVar("PUBLIC_BASE_URL", "where links and callbacks point", func(c *Config) *string { return &c.PublicBaseURL })),
+	strVarDef("HTTP_ADDR", "listen address", HTTPAddrDefault, func(c *Config) *string { return &c.HTTPAddr }),
+	strVar("PPROF_ADDR", "where Go's profiler listens; empty: nowhere", func(c *Config) *string { return &c.PprofAddr }),
+	required("serve", masked(bind("API_TOKENS", "bearer tokens accepted by /v1, name:scopes:token", "",
+		func(c *Config) *[]APIToken { return &c.APITokens }, parseTokens, nil,
+		func(ts []APIToken) bool { return len(ts) > 0 }, countValue[APIToken]))),
+	required("serve", secretVar("LINK_SECRET", "key that derives link tokens (32+ bytes)", func(c *Config) *Secret { return &c.LinkSecret }, nil)),
+	durVar("LINK_TTL", "how long a session's link is offered", LinkTTLDefault, func(c *Config) *time.Duration { return &c.LinkTTL }),
+	strVar("SUCCESS_URL", "partner page after a completed login", func(c *Config) *string { return &c.SuccessURL }),
+	strVar("CANCEL_URL", "partner page after a cancelled login", func(c *Config) *string { return &c.CancelURL }),
+	listVar("REDIRECT_HOSTS", "hosts a request's success_url/cancel_url may name", func(c *Config) *[]string { return &c.RedirectHosts }),
+	bind("PODERO_WORKERS", "concurrent reauth_device jobs per process", "4 × PODERO_RATE_LIMIT, 10 to 100",
+		func(c *Config) *int { return &c.PoderoWorkers }, parseInt, func(c *Config) int { return PoderoWorkersFor(c.PoderoRateLimit) },
+		func(n int) bool { return n != 0 }, func(n int) slog.Value { return slog.IntValue(n) }),
+	intVar("NOTIFY_WORKERS", "concurrent reauth_notify jobs per process", NotifyWorkersDefault, func(c *Config) *int { return &c.NotifyWorkers }),
+	durVar("JOB_TIMEOUT", "a job running longer is cancelled", JobTimeoutDefault, func(c *Config) *time.Duration { return &c.JobTimeout }),
+	durVar("JOB_RESCUE_AFTER", "a job running longer is deemed abandoned and retried", RescueAfterDefault, func(c *Config) *time.Duration { return &c.RescueAfter }),
+	durVar("RETRY_BACKOFF_CAP", "the longest backoff between attempts", RetryCapDefault, func(c *Config) *time.Duration { return &c.RetryCap }),
+	intVar("MAX_ATTEMPTS", "attempts before a job is given up (discarded)", MaxAttemptsDefault, func(c *Config) *int { return &c.MaxAttempts }),
+	durVar("SHUTDOWN_GRACE", "running jobs get this long to finish on SIGTERM", ShutdownGraceDefault, func(c *Config) *time.Duration { return &c.ShutdownGrace }),
+	withShow(listVar("PODERO_ORG_IDS", "organizations the device sync lists", func(c *Config) *[]string { return &c.OrgIDs }),
+		func(c *Config) slog.Value { return countValue(c.OrgIDs) }),
+	strVarDef("SYNC_SCHEDULE", "when the users lists are refreshed, 5-field cron or off", SyncScheduleDefault, func(c *Config) *string { return &c.SyncSchedule }),
+	durVar("SYNC_INTERVAL", "how often at most each user's devices are listed", SyncIntervalDefault, func(c *Config) *time.Duration { return &c.SyncInterval }),
+	strVarDef("SWEEP_SCHEDULE", "when the sweep runs, 5-field cron or off", SweepScheduleDefault, func(c *Config) *string { return &c.SweepSchedule }),
+	durVar("REAUTH_COOLDOWN", "the sweep skips devices messaged this recently", ReauthCooldownDefault, func(c *Config) *time.Duration { return &c.ReauthCooldown }),
+	durVar("REAUTH_REPEAT_COOLDOWN", "a request for a device that completed this recently is a duplicate; 0: off", RepeatCooldownDefault, func(c *Config) *time.Duration { return &c.RepeatCooldown }),
+	intVar("REAUTH_MAX_PER_WEEK", "messages per device in seven days at most", ReauthMaxPerWeekDefault, func(c *Config) *int { return &c.ReauthMaxPerWeek }),
+	intVar("SWEEP_BATCH", "devices per sweep page", SweepBatchDefault, func(c *Config) *int { return &c.SweepBatch }),
+	withDef(strVar("LOG_FORMAT", "text or json", func(c *Config) *string { return &c.LogFormat }), "text on a terminal, json otherwise"),
+	bind("LOG_LEVEL", "debug, info, warn or error", "info", func(c *Config) *slog.Level { return &c.LogLevel }, parseLevel, nil,
+		func(slog.Level) bool { return true }, func(l slog.Level) slog.Value { return slog.StringValue(l.String()) }),
+}
+
+// hostOnly shows only a URL's scheme and host: its path or query may hold a
+// token.
+func hostOnly(s setting) setting {
+	show := s.show
+	s.show = func(c *Config) slog.Value { return slog.StringValue(urlHost(show(c).String())) }
+	s.secret = true
+	return s
+}
+
+// masked marks a setting whose show already hides its value.
+func masked(s setting) setting { s.secret = true; return s }
+
 // Load reads the environment through getenv (os.Getenv in production).
 // It checks the format of what is set; Require checks what a command needs.
 func Load(getenv func(string) string) (Config, error) {
 	e := env{getenv: getenv}
-	c := Config{
-		DatabaseURL:        Secret(e.str("DATABASE_URL")),
-		PoderoBaseURL:      strings.TrimRight(e.str("PODERO_BASE_URL"), "/"),
-		PoderoTokenURL:     e.str("PODERO_TOKEN_URL"),
-		PoderoClientID:     e.str("PODERO_CLIENT_ID"),
-		PoderoClientSecret: Secret(e.str("PODERO_CLIENT_SECRET")),
-		PoderoUsername:     e.str("PODERO_USERNAME"),
-		PoderoPassword:     Secret(e.str("PODERO_PASSWORD")),
-		PoderoTokenBody:    cmp.Or(e.str("PODERO_TOKEN_BODY"), PoderoTokenBodyDefault),
-		PoderoLinkHosts:    e.list("PODERO_LINK_HOSTS"),
-		PoderoRateLimit:    e.float("PODERO_RATE_LIMIT", PoderoRateLimitDefault),
-		PoderoRateMaxWait:  e.duration("PODERO_RATE_MAX_WAIT", PoderoRateMaxWaitDefault),
-		PoderoTimeout:      e.duration("PODERO_TIMEOUT", PoderoTimeoutDefault),
-		BreakerFailures:    e.integer("PODERO_BREAKER_FAILURES", BreakerFailuresDefault),
-		BreakerCoolOff:     e.duration("PODERO_BREAKER_COOLOFF", BreakerCoolOffDefault),
-		SMTPURL:            Secret(e.str("SMTP_URL")),
-		SMTPConns:          e.integer("SMTP_CONNS", SMTPConnsDefault),
-		MailFrom:           e.str("MAIL_FROM"),
-		TemplatesDir:       e.str("TEMPLATES_DIR"),
-		LinkRenewWait:      e.duration("LINK_RENEW_WAIT", LinkRenewWaitDefault),
-		FCMProjectID:       e.str("FCM_PROJECT_ID"),
-		FCMCredentials:     e.str("FCM_CREDENTIALS_FILE"),
-		FCMEndpoint:        strings.TrimRight(e.str("FCM_ENDPOINT"), "/"),
-		PushWebhookURL:     e.str("PUSH_WEBHOOK_URL"),
-		PushWebhookSecret:  Secret(e.str("PUSH_WEBHOOK_SECRET")),
-		EventsWebhookURL:   e.str("EVENTS_WEBHOOK_URL"),
-		EventsSecret:       Secret(e.str("EVENTS_WEBHOOK_SECRET")),
-		EventsGiveUpAfter:  e.duration("EVENTS_GIVE_UP_AFTER", EventsGiveUpAfterDefault),
-		PublicBaseURL:      strings.TrimRight(e.str("PUBLIC_BASE_URL"), "/"),
-		HTTPAddr:           e.str("HTTP_ADDR"),
-		PprofAddr:          e.str("PPROF_ADDR"),
-		LinkSecret:         Secret(e.str("LINK_SECRET")),
-		LinkTTL:            e.duration("LINK_TTL", LinkTTLDefault),
-		SuccessURL:         e.str("SUCCESS_URL"),
-		RedirectHosts:      e.list("REDIRECT_HOSTS"),
-		CancelURL:          e.str("CANCEL_URL"),
-		NotifyWorkers:      e.integer("NOTIFY_WORKERS", NotifyWorkersDefault),
-		JobTimeout:         e.duration("JOB_TIMEOUT", JobTimeoutDefault),
-		RescueAfter:        e.duration("JOB_RESCUE_AFTER", RescueAfterDefault),
-		RetryCap:           e.duration("RETRY_BACKOFF_CAP", RetryCapDefault),
-		MaxAttempts:        e.integer("MAX_ATTEMPTS", MaxAttemptsDefault),
-		ShutdownGrace:      e.duration("SHUTDOWN_GRACE", ShutdownGraceDefault),
-		LogFormat:          e.str("LOG_FORMAT"),
-		OrgIDs:             e.list("PODERO_ORG_IDS"),
-		SyncSchedule:       cmp.Or(e.str("SYNC_SCHEDULE"), SyncScheduleDefault),
-		SyncInterval:       e.duration("SYNC_INTERVAL", SyncIntervalDefault),
-		SweepSchedule:      cmp.Or(e.str("SWEEP_SCHEDULE"), SweepScheduleDefault),
-		ReauthCooldown:     e.duration("REAUTH_COOLDOWN", ReauthCooldownDefault),
-		RepeatCooldown:     e.duration("REAUTH_REPEAT_COOLDOWN", RepeatCooldownDefault),
-		ReauthMaxPerWeek:   e.integer("REAUTH_MAX_PER_WEEK", ReauthMaxPerWeekDefault),
-		SweepBatch:         e.integer("SWEEP_BATCH", SweepBatchDefault),
+	var c Config
+	for _, s := range settings {
+		s.load(&e, &c)
 	}
-	if c.HTTPAddr == "" {
-		c.HTTPAddr = HTTPAddrDefault
-	}
-	if c.PoderoTokenURL == "" && c.PoderoBaseURL != "" {
-		c.PoderoTokenURL = c.PoderoBaseURL + "/api/partners/v2.0/auth/token"
-	}
-	c.ReminderOffsets = e.durations("REMINDER_OFFSETS", ReminderOffsetsDefault)
-	c.PoderoRateBurst = e.integer("PODERO_RATE_BURST", 1+int(c.PoderoRateLimit/10))
-	c.PoderoWorkers = e.integer("PODERO_WORKERS", PoderoWorkersFor(c.PoderoRateLimit))
-	c.SyncRateShare = e.float("SYNC_RATE_SHARE", SyncRateShareDefault)
-	c.APITokens = e.tokens("API_TOKENS")
-	if lvl := e.str("LOG_LEVEL"); lvl != "" {
-		if err := c.LogLevel.UnmarshalText([]byte(lvl)); err != nil {
-			e.errs = append(e.errs, fmt.Errorf("LOG_LEVEL must be debug, info, warn or error"))
-		}
-	}
+	return c, errors.Join(append(e.errs, c.validate()...)...)
+}
 
-	errs := e.errs
+// validate checks what a variable's parser cannot: ranges, formats and
+// variables that go together.
+func (c *Config) validate() []error {
+	var errs []error
 	switch c.LogFormat {
 	case "", "text", "json":
 	default:
@@ -366,25 +404,14 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.RescueAfter <= c.JobTimeout {
 		errs = append(errs, errors.New("JOB_RESCUE_AFTER must be longer than JOB_TIMEOUT"))
 	}
-	return c, errors.Join(errs...)
+	return errs
 }
 
 // Require reports every named variable that is empty, in one error.
 func (c Config) Require(names ...string) error {
-	set := map[string]bool{
-		"DATABASE_URL":         c.DatabaseURL != "",
-		"PODERO_BASE_URL":      c.PoderoBaseURL != "",
-		"PODERO_CLIENT_ID":     c.PoderoClientID != "",
-		"PODERO_CLIENT_SECRET": c.PoderoClientSecret != "",
-		"SMTP_URL":             c.SMTPURL != "",
-		"MAIL_FROM":            c.MailFrom != "",
-		"PUBLIC_BASE_URL":      c.PublicBaseURL != "",
-		"API_TOKENS":           len(c.APITokens) > 0,
-		"LINK_SECRET":          c.LinkSecret != "",
-	}
 	var missing []string
 	for _, n := range names {
-		if !set[n] {
+		if s, ok := lookup(n); !ok || !s.isSet(&c) {
 			missing = append(missing, n)
 		}
 	}
@@ -392,6 +419,15 @@ func (c Config) Require(names ...string) error {
 		return fmt.Errorf("missing required environment variables: %s", strings.Join(missing, ", "))
 	}
 	return nil
+}
+
+func lookup(name string) (setting, bool) {
+	for _, s := range settings {
+		if s.name == name {
+			return s, true
+		}
+	}
+	return setting{}, false
 }
 
 // PoderoWorkersFor is PODERO_WORKERS's default at rate calls per second:
@@ -406,74 +442,33 @@ func PoderoWorkersFor(rate float64) int {
 }
 
 // Vars names every variable Load reads (each also as NAME_FILE).
-var Vars = []string{"DATABASE_URL", "PODERO_BASE_URL", "PODERO_TOKEN_URL", "PODERO_CLIENT_ID",
-	"PODERO_CLIENT_SECRET", "PODERO_USERNAME", "PODERO_PASSWORD", "PODERO_TOKEN_BODY", "PODERO_LINK_HOSTS",
-	"PODERO_RATE_LIMIT", "PODERO_RATE_BURST", "PODERO_RATE_MAX_WAIT", "PODERO_TIMEOUT",
-	"PODERO_BREAKER_FAILURES", "PODERO_BREAKER_COOLOFF", "RETRY_BACKOFF_CAP", "MAX_ATTEMPTS",
-	"SHUTDOWN_GRACE", "SMTP_URL", "SMTP_CONNS", "TEMPLATES_DIR", "REMINDER_OFFSETS", "LINK_RENEW_WAIT",
-	"FCM_PROJECT_ID", "FCM_CREDENTIALS_FILE", "FCM_ENDPOINT", "PUSH_WEBHOOK_URL", "PUSH_WEBHOOK_SECRET",
-	"EVENTS_WEBHOOK_URL", "EVENTS_WEBHOOK_SECRET", "EVENTS_GIVE_UP_AFTER",
-	"MAIL_FROM", "PUBLIC_BASE_URL", "HTTP_ADDR", "API_TOKENS", "LINK_SECRET", "LINK_TTL",
-	"SUCCESS_URL", "CANCEL_URL", "REDIRECT_HOSTS", "PODERO_WORKERS", "NOTIFY_WORKERS", "JOB_TIMEOUT",
-	"JOB_RESCUE_AFTER", "LOG_FORMAT", "LOG_LEVEL", "PPROF_ADDR", "PODERO_ORG_IDS", "SYNC_SCHEDULE", "SWEEP_SCHEDULE",
-	"SYNC_INTERVAL", "SYNC_RATE_SHARE", "REAUTH_COOLDOWN", "REAUTH_REPEAT_COOLDOWN", "REAUTH_MAX_PER_WEEK", "SWEEP_BATCH"}
+var Vars = func() []string {
+	out := make([]string, len(settings))
+	for i, s := range settings {
+		out[i] = s.name
+	}
+	return out
+}()
 
 // ServeVars are the variables `reauth serve` cannot run without.
-var ServeVars = []string{"DATABASE_URL", "PODERO_BASE_URL", "PODERO_CLIENT_ID", "PODERO_CLIENT_SECRET",
-	"SMTP_URL", "MAIL_FROM", "PUBLIC_BASE_URL", "API_TOKENS", "LINK_SECRET"}
+var ServeVars = func() []string {
+	var out []string
+	for _, s := range settings {
+		if s.needs != "" {
+			out = append(out, s.name)
+		}
+	}
+	return out
+}()
 
-// LogValue prints the configuration for the startup log, secrets masked.
+// LogValue prints the configuration for the startup log, secrets masked:
+// every variable, under its name in lower case.
 func (c Config) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.String("database_url", maskURL(c.DatabaseURL.Reveal())),
-		slog.String("podero_base_url", c.PoderoBaseURL),
-		slog.String("podero_token_url", c.PoderoTokenURL),
-		slog.String("podero_client_id", c.PoderoClientID),
-		slog.Any("podero_client_secret", c.PoderoClientSecret),
-		slog.String("podero_username", c.PoderoUsername),
-		slog.Any("podero_password", c.PoderoPassword),
-		slog.String("podero_token_body", c.PoderoTokenBody),
-		slog.Any("podero_link_hosts", c.PoderoLinkHosts),
-		slog.Float64("podero_rate_limit", c.PoderoRateLimit),
-		slog.Int("podero_rate_burst", c.PoderoRateBurst),
-		slog.Float64("sync_rate_share", c.SyncRateShare),
-		slog.Duration("podero_timeout", c.PoderoTimeout),
-		slog.Int("podero_breaker_failures", c.BreakerFailures),
-		slog.Duration("podero_breaker_cooloff", c.BreakerCoolOff),
-		slog.String("smtp_url", maskURL(c.SMTPURL.Reveal())),
-		slog.Int("smtp_conns", c.SMTPConns),
-		slog.String("templates_dir", c.TemplatesDir),
-		slog.Any("reminder_offsets", c.ReminderOffsets),
-		slog.Duration("link_renew_wait", c.LinkRenewWait),
-		slog.String("fcm_project_id", c.FCMProjectID),
-		slog.String("fcm_endpoint", c.FCMEndpoint),
-		slog.String("push_webhook_url", urlHost(c.PushWebhookURL)),
-		slog.String("events_webhook_url", urlHost(c.EventsWebhookURL)),
-		slog.Duration("events_give_up_after", c.EventsGiveUpAfter),
-		slog.String("fcm_credentials_file", c.FCMCredentials),
-		slog.String("mail_from", c.MailFrom),
-		slog.String("public_base_url", c.PublicBaseURL),
-		slog.Any("redirect_hosts", c.RedirectHosts),
-		slog.String("http_addr", c.HTTPAddr),
-		slog.String("pprof_addr", c.PprofAddr),
-		slog.Int("api_tokens", len(c.APITokens)),
-		slog.Any("link_secret", c.LinkSecret),
-		slog.Duration("link_ttl", c.LinkTTL),
-		slog.Int("podero_workers", c.PoderoWorkers),
-		slog.Int("notify_workers", c.NotifyWorkers),
-		slog.Duration("job_timeout", c.JobTimeout),
-		slog.Duration("job_rescue_after", c.RescueAfter),
-		slog.Duration("retry_backoff_cap", c.RetryCap),
-		slog.Int("max_attempts", c.MaxAttempts),
-		slog.Duration("shutdown_grace", c.ShutdownGrace),
-		slog.Int("podero_org_ids", len(c.OrgIDs)),
-		slog.String("sync_schedule", c.SyncSchedule),
-		slog.Duration("sync_interval", c.SyncInterval),
-		slog.String("sweep_schedule", c.SweepSchedule),
-		slog.Duration("reauth_cooldown", c.ReauthCooldown),
-		slog.Duration("reauth_repeat_cooldown", c.RepeatCooldown),
-		slog.Int("reauth_max_per_week", c.ReauthMaxPerWeek),
-	)
+	attrs := make([]slog.Attr, len(settings))
+	for i, s := range settings {
+		attrs[i] = slog.Attr{Key: strings.ToLower(s.name), Value: s.show(&c)}
+	}
+	return slog.GroupValue(attrs...)
 }
 
 // Schedule parses a 5-field cron spec ("*/30 * * * *"); "off" gives nil, no
@@ -535,16 +530,6 @@ func (e *env) str(name string) string {
 	return strings.TrimSpace(v)
 }
 
-func (e *env) list(name string) []string {
-	var out []string
-	for _, p := range strings.Split(e.str(name), ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 // urlHost is a URL's scheme and host only: its path or query may hold a
 // token.
 func urlHost(s string) string {
@@ -555,73 +540,14 @@ func urlHost(s string) string {
 	return u.Scheme + "://" + u.Host + "/…"
 }
 
-// durations reads a comma-separated list of durations; "off" is none.
-func (e *env) durations(name string, def []time.Duration) []time.Duration {
-	v := e.str(name)
-	switch v {
-	case "":
-		return def
-	case "off":
-		return nil
-	}
-	var out []time.Duration
-	for _, p := range e.list(name) {
-		d, err := time.ParseDuration(p)
-		if err != nil {
-			e.errs = append(e.errs, fmt.Errorf("%s must be durations like 24h,72h, or off", name))
-			return def
-		}
-		out = append(out, d)
-	}
-	return out
-}
-
-func (e *env) duration(name string, def time.Duration) time.Duration {
-	v := e.str(name)
-	if v == "" {
-		return def
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		e.errs = append(e.errs, fmt.Errorf("%s must be a duration like 30s, 15m or 24h", name))
-		return def
-	}
-	return d
-}
-
-func (e *env) float(name string, def float64) float64 {
-	v := e.str(name)
-	if v == "" {
-		return def
-	}
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil {
-		e.errs = append(e.errs, fmt.Errorf("%s must be a number", name))
-		return def
-	}
-	return f
-}
-
-func (e *env) integer(name string, def int) int {
-	v := e.str(name)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		e.errs = append(e.errs, fmt.Errorf("%s must be a whole number", name))
-		return def
-	}
-	return n
-}
-
 // tokens parses API_TOKENS: comma-separated entries "name:scopes:token"
 // (scopes joined by +, from enqueue, read, ops, links), "name:token" or a bare
 // token (both with scopes enqueue+read; a bare one is named token1, token2,
 // ... by position). Tokens hold no ':' or ','. Only hashes are kept.
-func (e *env) tokens(name string) []APIToken {
+func parseTokens(name, v string) ([]APIToken, error) {
 	var out []APIToken
-	for i, entry := range e.list(name) {
+	var errs []error
+	for i, entry := range splitList(v) {
 		parts := strings.Split(entry, ":")
 		t := APIToken{Name: fmt.Sprintf("token%d", i+1), Scopes: []string{ScopeEnqueue, ScopeRead}}
 		var tok string
@@ -634,23 +560,23 @@ func (e *env) tokens(name string) []APIToken {
 			t.Name, tok = parts[0], parts[2]
 			t.Scopes = strings.Split(parts[1], "+")
 		default:
-			e.errs = append(e.errs, fmt.Errorf("%s entry %d: want name:scopes:token", name, i+1))
+			errs = append(errs, fmt.Errorf("%s entry %d: want name:scopes:token", name, i+1))
 			continue
 		}
 		for _, sc := range t.Scopes {
 			if sc != ScopeEnqueue && sc != ScopeRead && sc != ScopeOps && sc != ScopeLinks {
-				e.errs = append(e.errs, fmt.Errorf("%s entry %d: unknown scope %q (enqueue, read, ops, links)", name, i+1, sc))
+				errs = append(errs, fmt.Errorf("%s entry %d: unknown scope %q (enqueue, read, ops, links)", name, i+1, sc))
 			}
 		}
 		if t.Name == "" {
-			e.errs = append(e.errs, fmt.Errorf("%s entry %d: empty name", name, i+1))
+			errs = append(errs, fmt.Errorf("%s entry %d: empty name", name, i+1))
 		}
 		if len(tok) < 16 {
-			e.errs = append(e.errs, fmt.Errorf("%s entry %d: a token must be at least 16 characters", name, i+1))
+			errs = append(errs, fmt.Errorf("%s entry %d: a token must be at least 16 characters", name, i+1))
 			continue
 		}
 		t.Hash = sha256.Sum256([]byte(tok))
 		out = append(out, t)
 	}
-	return out
+	return out, errors.Join(errs...)
 }

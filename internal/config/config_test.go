@@ -178,3 +178,32 @@ func TestVarsDocumentedAndDeployed(t *testing.T) {
 		require.True(t, known[strings.TrimSuffix(v, "_FILE")], "deploy files use unknown variable %s", v)
 	}
 }
+
+// TestLogValue checks that the startup log shows every variable, durations
+// as durations, and no secret.
+func TestLogValue(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"PODERO_TIMEOUT": "15s", "LINK_TTL": "12h"}
+	var secrets []string
+	for _, s := range settings {
+		if s.secret {
+			v := "SECRET-" + s.name + "-0123456789abcdef0123456789"
+			env[s.name] = v
+			secrets = append(secrets, v)
+		}
+	}
+	env["PUSH_WEBHOOK_URL"] = "https://push.example.com/" + env["PUSH_WEBHOOK_URL"]
+	c, _ := Load(envOf(env)) // some secrets are not valid values; the log must hide them all the same
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("starting", slog.Any("config", c))
+	for _, v := range secrets {
+		require.NotContains(t, buf.String(), v)
+	}
+	require.Contains(t, buf.String(), `"push_webhook_url":"https://push.example.com/…"`)
+	for _, name := range Vars {
+		require.Contains(t, buf.String(), `"`+strings.ToLower(name)+`":`, "the startup log misses %s", name)
+	}
+	require.Contains(t, buf.String(), `"podero_timeout":"15s"`)
+	require.Contains(t, buf.String(), `"link_ttl":"12h0m0s"`)
+	require.Contains(t, buf.String(), `"reminder_offsets":["24h0m0s","72h0m0s"]`)
+}
