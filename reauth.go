@@ -10,12 +10,14 @@ package reauth
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/mail"
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -532,12 +534,16 @@ func (o EnqueueOpts) insertOpts() *river.InsertOpts {
 	return &river.InsertOpts{MaxAttempts: cmp.Or(o.MaxAttempts, MaxAttemptsDefault), Metadata: o.Metadata}
 }
 
-// promoteSQL raises waiting reauth_device jobs (the duplicates an
-// interactive request met) to PriorityInteractive: a user asking about a
-// device the sweep queued does not wait behind the fleet.
-const promoteSQL = `UPDATE river_job SET priority = 1
+// waitingBulkSQL locks the waiting reauth_device jobs at PriorityBulk among
+// $1 (the sweep's requests an interactive request met as duplicates), so
+// that they are replaced rather than left behind the fleet (see
+// EnqueueManyWith). It reads River's columns outside internal/store, which
+// holds every other such read, because the root package cannot import the
+// store. A job skipped as locked is being fetched to run: it is left alone.
+const waitingBulkSQL = `SELECT id FROM river_job
 	WHERE id = ANY($1) AND kind = 'reauth_device' AND priority > 1
-	AND state IN ('available', 'scheduled', 'retryable', 'pending')`
+	AND state IN ('available', 'scheduled', 'retryable', 'pending')
+	FOR UPDATE SKIP LOCKED`
 
 // Enqueue requests a reauthentication inside the caller's transaction tx: the
 // request exists exactly when tx commits. Invalid args are rejected before
@@ -599,21 +605,90 @@ func EnqueueManyWith(ctx context.Context, tx pgx.Tx, args []DeviceArgs, opts Enq
 	if err != nil {
 		return nil, fmt.Errorf("enqueue: %w", err)
 	}
+	var bulk []int64 // waiting sweep requests an interactive request met
+	for j, r := range res {
+		if r.UniqueSkippedAsDuplicate && r.Job.Priority > PriorityInteractive &&
+			params[j].Args.(DeviceArgs).InsertOpts().Priority == PriorityInteractive {
+			bulk = append(bulk, r.Job.ID)
+		}
+	}
+	if len(bulk) > 0 {
+		if err := replaceBulk(ctx, client, tx, bulk, params, res); err != nil {
+			return nil, fmt.Errorf("replace the sweep's requests: %w", err)
+		}
+	}
 	out := make([]Result, len(args))
 	done := make([]bool, len(params))
-	var promote []int64
 	for i, j := range at {
 		out[i] = Result{JobID: res[j].Job.ID, Duplicate: res[j].UniqueSkippedAsDuplicate || done[j]}
-		if res[j].UniqueSkippedAsDuplicate && !done[j] && res[j].Job.Priority > PriorityInteractive &&
-			params[j].Args.(DeviceArgs).InsertOpts().Priority == PriorityInteractive {
-			promote = append(promote, res[j].Job.ID)
-		}
 		done[j] = true
 	}
-	if len(promote) > 0 {
-		if _, err := tx.Exec(ctx, promoteSQL, promote); err != nil {
-			return nil, fmt.Errorf("raise duplicates' priority: %w", err)
+	return out, nil
+}
+
+// replaceBulk replaces the waiting sweep requests among bulk (duplicates of
+// interactive requests in params, res their insert results) so that a user
+// asking about a device the sweep queued does not wait behind the fleet:
+// River cannot change a job's priority, so each is cancelled with
+// JobCancelTx (at once: tx holds its lock, so it is not running) and the
+// interactive request inserted afresh at PriorityInteractive, with metadata
+// {"replaces": <the cancelled job's ID>}. Its res entry becomes the new job,
+// not a duplicate. A request skipped because it is being fetched stays a
+// duplicate.
+func replaceBulk(ctx context.Context, client *river.Client[pgx.Tx], tx pgx.Tx, bulk []int64, params []river.InsertManyParams, res []*rivertype.JobInsertResult) error {
+	// The insert's ON CONFLICT already locked each duplicate in tx; this
+	// reads its state under that lock.
+	rows, err := tx.Query(ctx, waitingBulkSQL, bulk)
+	if err != nil {
+		return err
+	}
+	waiting, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return err
+	}
+	if len(waiting) == 0 {
+		return nil
+	}
+	replace := make(map[int64]bool, len(waiting))
+	for _, id := range waiting {
+		if _, err := client.JobCancelTx(ctx, tx, id); err != nil {
+			return fmt.Errorf("cancel job %d: %w", id, err)
+		}
+		replace[id] = true
+	}
+	var fresh []river.InsertManyParams
+	var at []int // fresh index → params index
+	for j, r := range res {
+		if !r.UniqueSkippedAsDuplicate || !replace[r.Job.ID] {
+			continue
+		}
+		md, err := withReplaces(params[j].InsertOpts.Metadata, r.Job.ID)
+		if err != nil {
+			return err
+		}
+		opts := *params[j].InsertOpts
+		opts.Metadata = md
+		fresh = append(fresh, river.InsertManyParams{Args: params[j].Args, InsertOpts: &opts})
+		at = append(at, j)
+	}
+	inserted, err := client.InsertManyTx(ctx, tx, fresh)
+	if err != nil {
+		return err
+	}
+	for k, j := range at {
+		res[j] = inserted[k]
+	}
+	return nil
+}
+
+// withReplaces is the JSON object md (nil: empty) with "replaces" set to id.
+func withReplaces(md []byte, id int64) ([]byte, error) {
+	m := map[string]json.RawMessage{}
+	if len(md) > 0 {
+		if err := json.Unmarshal(md, &m); err != nil {
+			return nil, fmt.Errorf("metadata: %w", err)
 		}
 	}
-	return out, nil
+	m["replaces"] = json.RawMessage(strconv.FormatInt(id, 10))
+	return json.Marshal(m)
 }

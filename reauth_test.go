@@ -132,7 +132,8 @@ func TestEnqueue(t *testing.T) {
 }
 
 // TestEnqueuePriority: the sweep's requests wait behind everyone else's;
-// someone asking for a device the sweep queued raises that request.
+// someone asking for a device the sweep queued replaces that request with
+// an interactive one.
 func TestEnqueuePriority(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -156,7 +157,22 @@ func TestEnqueuePriority(t *testing.T) {
 	require.Equal(t, reauth.PriorityBulk, priority(swept.JobID), "another sweep request changes nothing")
 
 	a.Reason = "billing-sync"
-	dup := enqueue(a)
-	require.Equal(t, reauth.Result{JobID: swept.JobID, Duplicate: true}, dup)
-	require.Equal(t, reauth.PriorityInteractive, priority(swept.JobID), "a user's request is not left behind the fleet")
+	asked := enqueue(a)
+	require.False(t, asked.Duplicate, "the user's request replaces the sweep's")
+	require.NotEqual(t, swept.JobID, asked.JobID)
+	require.Equal(t, reauth.PriorityInteractive, priority(asked.JobID), "a user's request is not left behind the fleet")
+	var state string
+	var replaces int64
+	require.NoError(t, pool.QueryRow(ctx, "SELECT state::text FROM river_job WHERE id = $1", swept.JobID).Scan(&state))
+	require.Equal(t, "cancelled", state, "the sweep's request is cancelled through River")
+	require.NoError(t, pool.QueryRow(ctx, "SELECT (metadata ->> 'replaces')::bigint FROM river_job WHERE id = $1", asked.JobID).Scan(&replaces))
+	require.Equal(t, swept.JobID, replaces)
+	var unfinished int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'reauth_device'
+		AND state IN ('available', 'pending', 'retryable', 'running', 'scheduled')`).Scan(&unfinished))
+	require.Equal(t, 1, unfinished, "the device has one request")
+	require.Equal(t, reauth.Result{JobID: asked.JobID, Duplicate: true}, enqueue(a), "asking again meets the user's request")
+	a.Reason = reauth.ReasonSweep
+	require.Equal(t, reauth.Result{JobID: asked.JobID, Duplicate: true}, enqueue(a), "the sweep meets it too")
+	require.Equal(t, reauth.PriorityInteractive, priority(asked.JobID))
 }

@@ -226,10 +226,24 @@ func (b *bench) riverCeiling(ctx context.Context, n int) (float64, error) {
 		}
 	}
 	took := time.Since(start)
-	if _, err := b.pool.Exec(ctx, "DELETE FROM river_job WHERE kind = 'bench_noop'"); err != nil {
+	if err := b.deleteJobs(ctx, river.NewJobDeleteManyParams().Kinds(noopArgs{}.Kind())); err != nil {
 		return 0, err
 	}
 	return round(float64(n)/took.Seconds(), 0), nil
+}
+
+// deleteJobs deletes the jobs params selects, through River (its batches of
+// at most 10,000), until none is left.
+func (b *bench) deleteJobs(ctx context.Context, params *river.JobDeleteManyParams) error {
+	for {
+		res, err := b.insert.JobDeleteMany(ctx, params.First(10_000))
+		if err != nil {
+			return err
+		}
+		if len(res.Jobs) < 10_000 {
+			return nil
+		}
+	}
 }
 
 // startPeers starts the simulator (no rate limit, 2 ms latency, enough

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/riverqueue/river"
+
 	"github.com/reauth/reauth"
 )
 
@@ -153,13 +155,13 @@ func (b *bench) sweep(ctx context.Context, n int, r *results) error {
 		return fmt.Errorf("the sweep requested %d of %d lapsed devices", r.SweepLapsed, n/20)
 	}
 	// Leave the database as the pipeline had it.
-	for _, q := range []string{
-		"DELETE FROM river_job WHERE kind = 'reauth_device' AND args ->> 'reason' = 'sweep'",
-		"DELETE FROM device WHERE org_id = '" + sweepOrg + "'",
-	} {
-		if _, err := b.pool.Exec(ctx, q); err != nil {
-			return err
-		}
+	swept := river.NewJobDeleteManyParams().Kinds(reauth.DeviceArgs{}.Kind()).
+		Where("args ->> 'reason' = @reason", river.NamedArgs{"reason": reauth.ReasonSweep})
+	if err := b.deleteJobs(ctx, swept); err != nil {
+		return err
+	}
+	if _, err := b.pool.Exec(ctx, "DELETE FROM device WHERE org_id = '"+sweepOrg+"'"); err != nil {
+		return err
 	}
 	return b.insert.QueueResume(ctx, reauth.QueuePodero, nil)
 }

@@ -121,19 +121,6 @@ func EmailSuppressed(ctx context.Context, db DB, address string) (bool, error) {
 	return yes, mapErr(err)
 }
 
-// CancelReminders cancels the session's messages that have not run yet (its
-// scheduled reminders), as River's JobCancel does for a job that is not
-// running, and returns how many. A running one finds the session closed
-// and sends nothing.
-func CancelReminders(ctx context.Context, db DB, sessionID int64) (int64, error) {
-	tag, err := db.Exec(ctx, `
-		UPDATE river_job SET state = 'cancelled', finalized_at = now(),
-			metadata = jsonb_set(metadata, '{cancel_attempted_at}', to_jsonb(now()))
-		WHERE kind = 'reauth_notify' AND state IN ('scheduled', 'available', 'retryable')
-			AND args ->> 'session_id' = $1::bigint::text`, sessionID)
-	return tag.RowsAffected(), mapErr(err)
-}
-
 // DeviceStillNeedsLink reports whether a device may still need a fresh
 // link: it is not gone, and the last sync (if any) did not see it
 // authenticated or saw it asking to reauthenticate anyway.
