@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/reauth/reauth/internal/store"
 )
 
 // Funnel steps, in order.
@@ -220,12 +222,7 @@ type queueDepth struct {
 
 	mu      sync.Mutex
 	fetched time.Time
-	rows    []depthRow
-}
-
-type depthRow struct {
-	queue, state string
-	n            float64
+	rows    []store.QueueDepth
 }
 
 func (q *queueDepth) Describe(ch chan<- *prometheus.Desc) { ch <- q.desc }
@@ -236,24 +233,12 @@ func (q *queueDepth) Collect(ch chan<- prometheus.Metric) {
 	if time.Since(q.fetched) > 15*time.Second {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		rows, err := q.pool.Query(ctx, `SELECT queue, state::text, count(*) FROM river_job
-			WHERE state IN ('available', 'scheduled', 'running', 'retryable', 'pending') GROUP BY 1, 2`)
-		if err == nil {
-			var fresh []depthRow
-			for rows.Next() {
-				var r depthRow
-				if rows.Scan(&r.queue, &r.state, &r.n) == nil {
-					fresh = append(fresh, r)
-				}
-			}
-			rows.Close()
-			if rows.Err() == nil {
-				q.rows, q.fetched = fresh, time.Now()
-			}
+		if fresh, err := store.QueueDepths(ctx, q.pool); err == nil {
+			q.rows, q.fetched = fresh, time.Now()
 		}
 	}
 	for _, r := range q.rows {
-		ch <- prometheus.MustNewConstMetric(q.desc, prometheus.GaugeValue, r.n, r.queue, r.state)
+		ch <- prometheus.MustNewConstMetric(q.desc, prometheus.GaugeValue, float64(r.Jobs), r.Queue, r.State)
 	}
 }
 

@@ -64,7 +64,6 @@ func GetBudget(ctx context.Context, db DB) (Budget, error) {
 		return Budget{}, err
 	}
 	b := Budget{Rates: rates}
-	err = db.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'reauth_device'
-		AND state IN ('available', 'pending', 'retryable', 'running', 'scheduled')`).Scan(&b.Waiting)
-	return b, mapErr(err)
+	b.Waiting, err = requestsWaiting(ctx, db)
+	return b, err
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -15,33 +13,6 @@ import (
 
 // This file holds the read queries behind the operator commands (reauth
 // jobs, devices, sessions, stats); queue counts are OpsQueues in opspage.go.
-
-// DeviceJob is a river_job row as operators list it.
-type DeviceJob struct {
-	ID          int64           `json:"id"`
-	Kind        string          `json:"kind"`
-	Queue       string          `json:"queue"`
-	State       string          `json:"state"`
-	Attempt     int             `json:"attempt"`
-	MaxAttempts int             `json:"max_attempts"`
-	CreatedAt   time.Time       `json:"created_at"`
-	ScheduledAt time.Time       `json:"scheduled_at"`
-	FinalizedAt *time.Time      `json:"finalized_at"`
-	LastError   string          `json:"last_error,omitempty"`
-	Args        json.RawMessage `json:"args"`
-}
-
-const deviceJobColumns = `j.id, j.kind, j.queue, j.state::text, j.attempt, j.max_attempts, j.created_at,
-	j.scheduled_at, j.finalized_at, coalesce(j.errors[array_upper(j.errors, 1)] ->> 'error', ''), j.args`
-
-func scanDeviceJob(r pgx.CollectableRow) (DeviceJob, error) {
-	var j DeviceJob
-	var args []byte
-	err := r.Scan(&j.ID, &j.Kind, &j.Queue, &j.State, &j.Attempt, &j.MaxAttempts, &j.CreatedAt,
-		&j.ScheduledAt, &j.FinalizedAt, &j.LastError, &args)
-	j.Args = args
-	return j, err
-}
 
 // DeviceDetail is everything known about one device: what the last sync saw,
 // its sessions, their notifications, and the jobs that requested and
@@ -86,12 +57,9 @@ func GetDeviceDetail(ctx context.Context, db DB, kind reauth.DeviceKind, id stri
 	if err != nil {
 		return d, err
 	}
-	rows, err := db.Query(ctx, `SELECT `+deviceJobColumns+` FROM river_job j
-		WHERE j.id = ANY ($1) ORDER BY j.id DESC`, ids)
-	if err != nil {
-		return d, mapErr(err)
+	if d.Jobs, err = jobsByID(ctx, db, ids); err != nil {
+		return d, err
 	}
-	d.Jobs, err = pgx.CollectRows(rows, scanDeviceJob)
 	if d.Sessions == nil {
 		d.Sessions = []Session{}
 	}
@@ -101,61 +69,7 @@ func GetDeviceDetail(ctx context.Context, db DB, kind reauth.DeviceKind, id stri
 	if d.Jobs == nil {
 		d.Jobs = []DeviceJob{}
 	}
-	return d, mapErr(err)
-}
-
-// DeviceJobIDs returns the IDs of the newest jobs (at most limit) of the
-// device with Podero ID deviceID, whatever its kind: its reauth_device jobs
-// and the reauth_notify jobs of its newest 1000 sessions.
-func DeviceJobIDs(ctx context.Context, db DB, deviceID string, limit int) ([]int64, error) {
-	kinds := make([]string, len(reauth.DeviceKinds))
-	for i, k := range reauth.DeviceKinds {
-		kinds[i] = string(k)
-	}
-	return deviceJobIDs(ctx, db, kinds, deviceID, limit)
-}
-
-func deviceJobIDs(ctx context.Context, db DB, kinds []string, deviceID string, limit int) ([]int64, error) {
-	rows, err := db.Query(ctx, `SELECT id FROM auth_session WHERE device_kind = ANY ($1) AND device_id = $2::uuid
-		ORDER BY id DESC LIMIT 1000`, kinds, deviceID)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	sessions, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	rows, err = db.Query(ctx, deviceJobIDsSQL(sessions), deviceID, kinds, limit)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	return ids, mapErr(err)
-}
-
-// deviceJobIDsSQL finds a device's jobs ($1 its ID, $2 its kinds, $3 the
-// limit) through indexes: its requests through river_job_reauth_device, the
-// messages of the given sessions through River's GIN index on args. The
-// session IDs are written into the query as constants, so that Postgres
-// estimates each containment test from the column's statistics (a handful
-// of rows) and uses the GIN index, instead of guessing 1% of river_job for a
-// value from a join and reading every reauth_notify job.
-func deviceJobIDsSQL(sessions []int64) string {
-	var b strings.Builder
-	b.WriteString(`SELECT id FROM river_job
-		WHERE kind = 'reauth_device' AND args ->> 'device_id' = $1 AND args ->> 'device_kind' = ANY ($2)`)
-	if len(sessions) > 0 {
-		b.WriteString("\nUNION ALL\nSELECT id FROM river_job WHERE kind = 'reauth_notify' AND (")
-		for i, id := range sessions {
-			if i > 0 {
-				b.WriteString(" OR ")
-			}
-			fmt.Fprintf(&b, `args @> '{"session_id": %d}'`, id)
-		}
-		b.WriteString(")")
-	}
-	b.WriteString("\nORDER BY id DESC LIMIT $3")
-	return b.String()
+	return d, nil
 }
 
 // SessionListItem is a session with its device's owner and its latest message.
@@ -213,13 +127,7 @@ type OrgFunnel struct {
 // by org and kind.
 func FunnelByOrg(ctx context.Context, db DB, since time.Time) ([]OrgFunnel, error) {
 	rows, err := db.Query(ctx, `
-		WITH req AS (
-			SELECT lower(coalesce(args ->> 'org_id', '')) AS org_id, coalesce(args ->> 'device_kind', '') AS kind,
-				count(*) AS n
-			FROM river_job
-			WHERE kind = 'reauth_device' AND created_at >= $1
-			GROUP BY 1, 2
-		), ses AS (
+		WITH req AS (`+requestsSinceSQL+`), ses AS (
 			SELECT d.org_id::text AS org_id, s.device_kind AS kind, count(*) AS created,
 				count(*) FILTER (WHERE m.sent) AS sent,
 				count(*) FILTER (WHERE s.opened_at IS NOT NULL) AS opened,

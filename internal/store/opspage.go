@@ -9,55 +9,6 @@ import (
 	"github.com/reauth/reauth"
 )
 
-// OpsQueue is one River queue as the ops page shows it: whether it is paused
-// and how many of its jobs are in each unfinished or failed state.
-type OpsQueue struct {
-	Name      string     `json:"name"`
-	PausedAt  *time.Time `json:"paused_at,omitempty"`
-	Available int64      `json:"available"`
-	Scheduled int64      `json:"scheduled"`
-	Running   int64      `json:"running"`
-	Retryable int64      `json:"retryable"`
-	Discarded int64      `json:"discarded"`
-	Cancelled int64      `json:"cancelled"`
-}
-
-// opsQueuesSQL lists every queue River knows (river_queue has a row once a
-// client has worked it) or that has jobs. Completed jobs, the bulk of the
-// table, are left out by the state filter, which the leading state column of
-// River's fetching index serves.
-const opsQueuesSQL = `
-SELECT coalesce(q.name, c.queue), q.paused_at,
-	coalesce(c.available, 0), coalesce(c.scheduled, 0), coalesce(c.running, 0),
-	coalesce(c.retryable, 0), coalesce(c.discarded, 0), coalesce(c.cancelled, 0)
-FROM river_queue q
-FULL JOIN (
-	SELECT queue,
-		count(*) FILTER (WHERE state = 'available') AS available,
-		count(*) FILTER (WHERE state = 'scheduled') AS scheduled,
-		count(*) FILTER (WHERE state = 'running') AS running,
-		count(*) FILTER (WHERE state = 'retryable') AS retryable,
-		count(*) FILTER (WHERE state = 'discarded') AS discarded,
-		count(*) FILTER (WHERE state = 'cancelled') AS cancelled
-	FROM river_job
-	WHERE state IN ('available', 'scheduled', 'running', 'retryable', 'discarded', 'cancelled')
-	GROUP BY queue
-) c ON c.queue = q.name
-ORDER BY 1`
-
-// OpsQueues returns every queue with its job counts by state, by name.
-func OpsQueues(ctx context.Context, db DB) ([]OpsQueue, error) {
-	rows, err := db.Query(ctx, opsQueuesSQL)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	qs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (OpsQueue, error) {
-		var q OpsQueue
-		return q, r.Scan(&q.Name, &q.PausedAt, &q.Available, &q.Scheduled, &q.Running, &q.Retryable, &q.Discarded, &q.Cancelled)
-	})
-	return qs, mapErr(err)
-}
-
 // OpsFunnel is the way from request to completed login for one device kind
 // over a window. Requested counts reauth_device jobs created in the window;
 // the other steps follow the sessions created in the window: how many had a
@@ -75,10 +26,7 @@ type OpsFunnel struct {
 
 const opsFunnelSQL = `
 WITH requested AS (
-	SELECT args ->> 'device_kind' AS kind, count(*) AS n
-	FROM river_job
-	WHERE kind = 'reauth_device' AND created_at >= $1
-	GROUP BY 1
+	SELECT kind, sum(n)::bigint AS n FROM (` + requestsSinceSQL + `) r GROUP BY 1
 ), sessions AS (
 	SELECT s.device_kind AS kind,
 		count(*) AS created,

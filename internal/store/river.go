@@ -2,12 +2,17 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/reauth/reauth"
 )
 
 // This file holds every read of River's tables (river_job, river_queue) in
@@ -77,4 +82,249 @@ func CancelReminders(ctx context.Context, db DB, sessionID int64) (int64, error)
 		return nil
 	})
 	return n, err
+}
+
+// OverlappingRequest returns the newest reauth_device job for the device
+// (its ID spelled in lower case), other than except, that is unfinished or
+// completed since since: a request that was pending at the same time as one
+// created at since. ErrNotFound when there is none.
+func OverlappingRequest(ctx context.Context, db DB, kind reauth.DeviceKind, deviceID string, except int64, since time.Time) (int64, error) {
+	var id int64
+	err := db.QueryRow(ctx, `
+		SELECT id FROM river_job
+		WHERE kind = 'reauth_device' AND args ->> 'device_id' = $2 AND args ->> 'device_kind' = $1 AND id <> $3
+			AND (state IN ('available', 'pending', 'retryable', 'running', 'scheduled')
+				OR state = 'completed' AND finalized_at >= $4)
+		ORDER BY id DESC LIMIT 1`, string(kind), deviceID, except, since).Scan(&id)
+	return id, mapErr(err)
+}
+
+// Job is the part of a river_job row operators see next to a device.
+type Job struct {
+	ID          int64      `json:"id"`
+	State       string     `json:"state"`
+	Attempt     int        `json:"attempt"`
+	CreatedAt   time.Time  `json:"created_at"`
+	FinalizedAt *time.Time `json:"finalized_at,omitempty"`
+	LastError   string     `json:"last_error,omitempty"`
+}
+
+// requestJobs returns the device's newest reauth_device jobs (at most 50).
+func requestJobs(ctx context.Context, db DB, kind reauth.DeviceKind, id string) ([]Job, error) {
+	rows, err := db.Query(ctx, `SELECT id, state, attempt, created_at, finalized_at,
+			coalesce(errors[array_upper(errors, 1)] ->> 'error', '')
+		FROM river_job
+		WHERE kind = 'reauth_device' AND args ->> 'device_id' = $1 AND args ->> 'device_kind' = $2
+		ORDER BY id DESC LIMIT 50`, id, string(kind))
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	jobs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Job, error) {
+		var j Job
+		return j, r.Scan(&j.ID, &j.State, &j.Attempt, &j.CreatedAt, &j.FinalizedAt, &j.LastError)
+	})
+	return jobs, mapErr(err)
+}
+
+// DeviceJob is a river_job row as operators list it.
+type DeviceJob struct {
+	ID          int64           `json:"id"`
+	Kind        string          `json:"kind"`
+	Queue       string          `json:"queue"`
+	State       string          `json:"state"`
+	Attempt     int             `json:"attempt"`
+	MaxAttempts int             `json:"max_attempts"`
+	CreatedAt   time.Time       `json:"created_at"`
+	ScheduledAt time.Time       `json:"scheduled_at"`
+	FinalizedAt *time.Time      `json:"finalized_at"`
+	LastError   string          `json:"last_error,omitempty"`
+	Args        json.RawMessage `json:"args"`
+}
+
+const deviceJobColumns = `j.id, j.kind, j.queue, j.state::text, j.attempt, j.max_attempts, j.created_at,
+	j.scheduled_at, j.finalized_at, coalesce(j.errors[array_upper(j.errors, 1)] ->> 'error', ''), j.args`
+
+func scanDeviceJob(r pgx.CollectableRow) (DeviceJob, error) {
+	var j DeviceJob
+	var args []byte
+	err := r.Scan(&j.ID, &j.Kind, &j.Queue, &j.State, &j.Attempt, &j.MaxAttempts, &j.CreatedAt,
+		&j.ScheduledAt, &j.FinalizedAt, &j.LastError, &args)
+	j.Args = args
+	return j, err
+}
+
+// jobsByID returns the jobs ids, newest first.
+func jobsByID(ctx context.Context, db DB, ids []int64) ([]DeviceJob, error) {
+	rows, err := db.Query(ctx, `SELECT `+deviceJobColumns+` FROM river_job j
+		WHERE j.id = ANY ($1) ORDER BY j.id DESC`, ids)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	jobs, err := pgx.CollectRows(rows, scanDeviceJob)
+	return jobs, mapErr(err)
+}
+
+// DeviceJobIDs returns the IDs of the newest jobs (at most limit) of the
+// device with Podero ID deviceID, whatever its kind: its reauth_device jobs
+// and the reauth_notify jobs of its newest 1000 sessions.
+func DeviceJobIDs(ctx context.Context, db DB, deviceID string, limit int) ([]int64, error) {
+	kinds := make([]string, len(reauth.DeviceKinds))
+	for i, k := range reauth.DeviceKinds {
+		kinds[i] = string(k)
+	}
+	return deviceJobIDs(ctx, db, kinds, deviceID, limit)
+}
+
+func deviceJobIDs(ctx context.Context, db DB, kinds []string, deviceID string, limit int) ([]int64, error) {
+	rows, err := db.Query(ctx, `SELECT id FROM auth_session WHERE device_kind = ANY ($1) AND device_id = $2::uuid
+		ORDER BY id DESC LIMIT 1000`, kinds, deviceID)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	sessions, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	rows, err = db.Query(ctx, deviceJobIDsSQL(sessions), deviceID, kinds, limit)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	return ids, mapErr(err)
+}
+
+// deviceJobIDsSQL finds a device's jobs ($1 its ID, $2 its kinds, $3 the
+// limit) through indexes: its requests through river_job_reauth_device, the
+// messages of the given sessions through River's GIN index on args. The
+// session IDs are written into the query as constants, so that Postgres
+// estimates each containment test from the column's statistics (a handful
+// of rows) and uses the GIN index, instead of guessing 1% of river_job for a
+// value from a join and reading every reauth_notify job.
+func deviceJobIDsSQL(sessions []int64) string {
+	var b strings.Builder
+	b.WriteString(`SELECT id FROM river_job
+		WHERE kind = 'reauth_device' AND args ->> 'device_id' = $1 AND args ->> 'device_kind' = ANY ($2)`)
+	if len(sessions) > 0 {
+		b.WriteString("\nUNION ALL\nSELECT id FROM river_job WHERE kind = 'reauth_notify' AND (")
+		for i, id := range sessions {
+			if i > 0 {
+				b.WriteString(" OR ")
+			}
+			fmt.Fprintf(&b, `args @> '{"session_id": %d}'`, id)
+		}
+		b.WriteString(")")
+	}
+	b.WriteString("\nORDER BY id DESC LIMIT $3")
+	return b.String()
+}
+
+// RequestsWaiting reports whether any reauthentication request is waiting
+// or being worked (an unfinished job on the podero queue): the sync then
+// gets only its share of the rate.
+func RequestsWaiting(ctx context.Context, db DB) (bool, error) {
+	var waiting bool
+	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT FROM river_job
+		WHERE state IN ('available', 'running', 'retryable', 'scheduled') AND queue = $1)`, reauth.QueuePodero).Scan(&waiting)
+	return waiting, mapErr(err)
+}
+
+// unfinishedSQL is River's job states of a job not finished yet.
+const unfinishedSQL = `('available', 'pending', 'retryable', 'running', 'scheduled')`
+
+// requestsWaiting counts the reauthentication requests (reauth_device jobs)
+// not finished yet.
+func requestsWaiting(ctx context.Context, db DB) (int64, error) {
+	var n int64
+	err := db.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'reauth_device'
+		AND state IN `+unfinishedSQL).Scan(&n)
+	return n, mapErr(err)
+}
+
+// requestsSinceSQL counts the reauth_device jobs created at or after $1 by
+// org (org_id, lower case, "" for none) and device kind (kind): the first
+// step of the funnels (FunnelByOrg, OpsFunnelSince).
+const requestsSinceSQL = `
+	SELECT lower(coalesce(args ->> 'org_id', '')) AS org_id, coalesce(args ->> 'device_kind', '') AS kind,
+		count(*) AS n
+	FROM river_job
+	WHERE kind = 'reauth_device' AND created_at >= $1
+	GROUP BY 1, 2`
+
+// requestFinishedWithinSQL selects the reauth_device jobs of device d that
+// finished within $3 seconds (the sweep's cooldown), for SweepPageSQL.
+const requestFinishedWithinSQL = `SELECT FROM river_job j
+	                  WHERE j.kind = 'reauth_device' AND j.args ->> 'device_id' = d.id::text
+	                    AND j.finalized_at > now() - make_interval(secs => $3::float8)`
+
+// syncJobPendingSQL selects sync_user s's queued job when it is not
+// finished yet, for PickDueSyncUsers.
+const syncJobPendingSQL = `SELECT FROM river_job j WHERE j.id = s.queued_job AND j.state IN ` + unfinishedSQL
+
+// OpsQueue is one River queue as the ops page shows it: whether it is paused
+// and how many of its jobs are in each unfinished or failed state.
+type OpsQueue struct {
+	Name      string     `json:"name"`
+	PausedAt  *time.Time `json:"paused_at,omitempty"`
+	Available int64      `json:"available"`
+	Scheduled int64      `json:"scheduled"`
+	Running   int64      `json:"running"`
+	Retryable int64      `json:"retryable"`
+	Discarded int64      `json:"discarded"`
+	Cancelled int64      `json:"cancelled"`
+}
+
+// opsQueuesSQL lists every queue River knows (river_queue has a row once a
+// client has worked it) or that has jobs. Completed jobs, the bulk of the
+// table, are left out by the state filter, which the leading state column of
+// River's fetching index serves.
+const opsQueuesSQL = `
+SELECT coalesce(q.name, c.queue), q.paused_at,
+	coalesce(c.available, 0), coalesce(c.scheduled, 0), coalesce(c.running, 0),
+	coalesce(c.retryable, 0), coalesce(c.discarded, 0), coalesce(c.cancelled, 0)
+FROM river_queue q
+FULL JOIN (
+	SELECT queue,
+		count(*) FILTER (WHERE state = 'available') AS available,
+		count(*) FILTER (WHERE state = 'scheduled') AS scheduled,
+		count(*) FILTER (WHERE state = 'running') AS running,
+		count(*) FILTER (WHERE state = 'retryable') AS retryable,
+		count(*) FILTER (WHERE state = 'discarded') AS discarded,
+		count(*) FILTER (WHERE state = 'cancelled') AS cancelled
+	FROM river_job
+	WHERE state IN ('available', 'scheduled', 'running', 'retryable', 'discarded', 'cancelled')
+	GROUP BY queue
+) c ON c.queue = q.name
+ORDER BY 1`
+
+// OpsQueues returns every queue with its job counts by state, by name.
+func OpsQueues(ctx context.Context, db DB) ([]OpsQueue, error) {
+	rows, err := db.Query(ctx, opsQueuesSQL)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	qs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (OpsQueue, error) {
+		var q OpsQueue
+		return q, r.Scan(&q.Name, &q.PausedAt, &q.Available, &q.Scheduled, &q.Running, &q.Retryable, &q.Discarded, &q.Cancelled)
+	})
+	return qs, mapErr(err)
+}
+
+// QueueDepth is how many of a queue's jobs are in one unfinished state.
+type QueueDepth struct {
+	Queue, State string
+	Jobs         int64
+}
+
+// QueueDepths counts the unfinished jobs by queue and state (for /metrics).
+func QueueDepths(ctx context.Context, db DB) ([]QueueDepth, error) {
+	rows, err := db.Query(ctx, `SELECT queue, state::text, count(*) FROM river_job
+		WHERE state IN ('available', 'scheduled', 'running', 'retryable', 'pending') GROUP BY 1, 2`)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	ds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (QueueDepth, error) {
+		var d QueueDepth
+		return d, r.Scan(&d.Queue, &d.State, &d.Jobs)
+	})
+	return ds, mapErr(err)
 }

@@ -289,21 +289,6 @@ func CompleteOpenSession(ctx context.Context, db DB, kind reauth.DeviceKind, dev
 	return id, mapErr(err)
 }
 
-// OverlappingRequest returns the newest reauth_device job for the device
-// (its ID spelled in lower case), other than except, that is unfinished or
-// completed since since: a request that was pending at the same time as one
-// created at since. ErrNotFound when there is none.
-func OverlappingRequest(ctx context.Context, db DB, kind reauth.DeviceKind, deviceID string, except int64, since time.Time) (int64, error) {
-	var id int64
-	err := db.QueryRow(ctx, `
-		SELECT id FROM river_job
-		WHERE kind = 'reauth_device' AND args ->> 'device_id' = $2 AND args ->> 'device_kind' = $1 AND id <> $3
-			AND (state IN ('available', 'pending', 'retryable', 'running', 'scheduled')
-				OR state = 'completed' AND finalized_at >= $4)
-		ORDER BY id DESC LIMIT 1`, string(kind), deviceID, except, since).Scan(&id)
-	return id, mapErr(err)
-}
-
 // Notification is one message about one session step.
 type Notification struct {
 	ID             int64      `json:"-"`
@@ -349,16 +334,6 @@ func FinishNotification(ctx context.Context, db DB, id int64, state, errText str
 	return mapErr(err)
 }
 
-// Job is the part of a river_job row operators see next to a device.
-type Job struct {
-	ID          int64      `json:"id"`
-	State       string     `json:"state"`
-	Attempt     int        `json:"attempt"`
-	CreatedAt   time.Time  `json:"created_at"`
-	FinalizedAt *time.Time `json:"finalized_at,omitempty"`
-	LastError   string     `json:"last_error,omitempty"`
-}
-
 // DeviceView is a device with its sessions, notifications and jobs, newest first.
 type DeviceView struct {
 	Device
@@ -385,20 +360,9 @@ func GetDeviceView(ctx context.Context, db DB, kind reauth.DeviceKind, id string
 	}
 	found := err == nil
 
-	rows, err := db.Query(ctx, `SELECT id, state, attempt, created_at, finalized_at,
-			coalesce(errors[array_upper(errors, 1)] ->> 'error', '')
-		FROM river_job
-		WHERE kind = 'reauth_device' AND args ->> 'device_id' = $1 AND args ->> 'device_kind' = $2
-		ORDER BY id DESC LIMIT 50`, id, string(kind))
+	v.Jobs, err = requestJobs(ctx, db, kind, id)
 	if err != nil {
-		return v, mapErr(err)
-	}
-	v.Jobs, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Job, error) {
-		var j Job
-		return j, r.Scan(&j.ID, &j.State, &j.Attempt, &j.CreatedAt, &j.FinalizedAt, &j.LastError)
-	})
-	if err != nil {
-		return v, mapErr(err)
+		return v, err
 	}
 	if !found {
 		if len(v.Jobs) == 0 {
@@ -407,7 +371,7 @@ func GetDeviceView(ctx context.Context, db DB, kind reauth.DeviceKind, id string
 		v.Kind, v.ID = kind, id
 	}
 
-	rows, err = db.Query(ctx, `SELECT `+sessionColumns+`
+	rows, err := db.Query(ctx, `SELECT `+sessionColumns+`
 		FROM auth_session s JOIN device d ON d.kind = s.device_kind AND d.id = s.device_id
 		WHERE s.device_kind = $1 AND s.device_id = $2
 		ORDER BY s.created_at DESC, s.id DESC LIMIT 50`, kind, id)

@@ -219,9 +219,7 @@ const SweepPageSQL = `
 	WHERE d.needs_reauth AND (d.kind, d.id) > ($1, $2::uuid)
 	  AND NOT EXISTS (SELECT FROM auth_session s
 	                  WHERE s.device_kind = d.kind AND s.device_id = d.id AND s.state = 'open' AND s.expires_at > now())
-	  AND NOT EXISTS (SELECT FROM river_job j
-	                  WHERE j.kind = 'reauth_device' AND j.args ->> 'device_id' = d.id::text
-	                    AND j.finalized_at > now() - make_interval(secs => $3::float8))
+	  AND NOT EXISTS (` + requestFinishedWithinSQL + `)
 	  AND NOT EXISTS (SELECT FROM auth_session s JOIN notification n ON n.session_id = s.id
 	                  WHERE s.device_kind = d.kind AND s.device_id = d.id
 	                    AND n.sent_at > now() - make_interval(secs => $3::float8))

@@ -202,8 +202,7 @@ func PickDueSyncUsers(ctx context.Context, tx DB, orgs []string, interval time.D
 		WITH cleared AS (
 			UPDATE sync_user s SET queued_job = NULL
 			WHERE s.queued_job IS NOT NULL AND s.org_id = ANY ($1::uuid[])
-			  AND NOT EXISTS (SELECT FROM river_job j WHERE j.id = s.queued_job
-			                  AND j.state IN ('available', 'pending', 'retryable', 'running', 'scheduled'))
+			  AND NOT EXISTS (`+syncJobPendingSQL+`)
 			RETURNING sync_kinds
 		)
 		SELECT (SELECT coalesce(sum(sync_kinds), 0) FROM sync_user WHERE queued_job IS NOT NULL AND org_id = ANY ($1::uuid[]))
@@ -271,16 +270,6 @@ func SyncUsersDue(ctx context.Context, db DB, orgs []string, interval time.Durat
 		  AND (synced_at IS NULL OR synced_at <= now() - make_interval(secs => $2::float8)))`,
 		orgs, interval.Seconds()).Scan(&due)
 	return due, mapErr(err)
-}
-
-// RequestsWaiting reports whether any reauthentication request is waiting
-// or being worked (an unfinished job on the podero queue): the sync then
-// gets only its share of the rate.
-func RequestsWaiting(ctx context.Context, db DB) (bool, error) {
-	var waiting bool
-	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT FROM river_job
-		WHERE state IN ('available', 'running', 'retryable', 'scheduled') AND queue = $1)`, reauth.QueuePodero).Scan(&waiting)
-	return waiting, mapErr(err)
 }
 
 // MarkUserSynced records that the user's devices were just listed; its job
