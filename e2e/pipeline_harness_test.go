@@ -22,7 +22,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/reauth/reauth"
-	"github.com/reauth/reauth/internal/config"
 	"github.com/reauth/reauth/internal/httpapi"
 	"github.com/reauth/reauth/internal/link"
 	"github.com/reauth/reauth/internal/mailcatch"
@@ -90,7 +89,7 @@ func setup(t *testing.T, opts ...func(*worker.Config, *httpapi.Config)) *testBun
 	}
 	hc := httpapi.Config{
 		Pool: b.pool, Logger: log, RenewWait: 5 * time.Second, FindUser: pc.UserByExternalID,
-		Tokens: []config.APIToken{{Name: "test", Scopes: []string{config.ScopeEnqueue, config.ScopeRead}, Hash: sha256.Sum256([]byte(pipelineToken))}},
+		Tokens: []httpapi.APIToken{{Name: "test", Scopes: []string{httpapi.ScopeEnqueue, httpapi.ScopeRead}, Hash: sha256.Sum256([]byte(pipelineToken))}},
 	}
 	for _, o := range opts {
 		o(&wc, &hc)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/reauth/reauth"
 	"github.com/reauth/reauth/internal/config"
+	"github.com/reauth/reauth/internal/httpapi"
 	"github.com/reauth/reauth/internal/link"
 	"github.com/reauth/reauth/internal/mailcatch"
 	"github.com/reauth/reauth/internal/pgtemp"
@@ -103,7 +104,7 @@ a throwaway cluster started from the installed Postgres binaries.`); err != nil 
 	cfg.PoderoLinkHosts = []string{sim.DefaultConnectURL(simURL)}
 	cfg.SMTPURL, cfg.MailFrom = config.Secret(mails.URL()), "Reauth Demo <reauth@example.test>"
 	cfg.PublicBaseURL = base
-	cfg.APITokens = []config.APIToken{{Name: "demo", Scopes: []string{config.ScopeEnqueue, config.ScopeRead}, Hash: sha256Sum(apiToken)}}
+	cfg.APITokens = []httpapi.APIToken{{Name: "demo", Scopes: []string{httpapi.ScopeEnqueue, httpapi.ScopeRead}, Hash: sha256Sum(apiToken)}}
 	cfg.LinkSecret = config.Secret(randomHex(32))
 	cfg.SuccessURL, cfg.CancelURL = "", ""
 	srvCtx, stopSrv := context.WithCancel(ctx)

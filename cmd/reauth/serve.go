@@ -203,7 +203,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 		PoderoRate:        cfg.PoderoRateLimit,
 		SyncShare:         cfg.SyncRateShare,
 		SweepSchedule:     periodicSchedule(sweepSchedule),
-		SweepCooldown:     cfg.ReauthCooldown,
+		ReauthCooldown:    cfg.ReauthCooldown,
 		RepeatCooldown:    cfg.RepeatCooldown,
 		MaxPerWeek:        cfg.ReauthMaxPerWeek,
 		SweepBatch:        cfg.SweepBatch,

@@ -11,9 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,48 +21,26 @@ import (
 
 	"github.com/reauth/reauth"
 	"github.com/reauth/reauth/internal/hostlist"
+	"github.com/reauth/reauth/internal/httpapi"
+	"github.com/reauth/reauth/internal/link"
+	"github.com/reauth/reauth/internal/notify"
+	"github.com/reauth/reauth/internal/podero"
+	"github.com/reauth/reauth/internal/worker"
 )
 
-// Defaults for the optional settings.
-// ReminderOffsetsDefault is when reminders go out, after the session's
-// creation: a day and three days.
-var ReminderOffsetsDefault = []time.Duration{24 * time.Hour, 72 * time.Hour}
+// The defaults are owned by the packages that use them (worker, httpapi,
+// notify, podero); settings refers to them. This one belongs to the serve
+// command itself.
+const (
+	// ShutdownGraceDefault is how long running jobs get to finish on
+	// SIGTERM (SHUTDOWN_GRACE).
+	ShutdownGraceDefault = 20 * time.Second
+)
 
 // PoolConns is how many Postgres connections a process opens, unless
 // DATABASE_URL sets pool_max_conns. The benchmark's commit ceiling uses the
 // same number.
 func PoolConns() int { return 10 }
-
-const (
-	HTTPAddrDefault          = ":8080"
-	LinkTTLDefault           = 24 * time.Hour
-	PoderoWorkersDefault     = 100 // with no rate limit; see PoderoWorkersFor
-	NotifyWorkersDefault     = 100
-	SMTPConnsDefault         = 4
-	LinkRenewWaitDefault     = 5 * time.Second
-	JobTimeoutDefault        = time.Minute
-	RescueAfterDefault       = 5 * time.Minute
-	PoderoRateLimitDefault   = 10.0
-	PoderoRateMaxWaitDefault = 20 * time.Second
-	SyncRateShareDefault     = 0.5
-	PoderoTimeoutDefault     = 15 * time.Second
-	PoderoTokenBodyDefault   = "auto" // podero.TokenBodyDefault
-	BreakerFailuresDefault   = 5
-	BreakerCoolOffDefault    = 30 * time.Second
-	RetryCapDefault          = time.Hour
-	MaxAttemptsDefault       = reauth.MaxAttemptsDefault
-	ShutdownGraceDefault     = 20 * time.Second
-	SyncScheduleDefault      = "*/30 * * * *"
-	EventsGiveUpAfterDefault = 24 * time.Hour // worker.EventsGiveUpAfterDefault
-	SyncIntervalDefault      = 6 * time.Hour  // worker.SyncIntervalDefault
-	SweepScheduleDefault     = "10,40 * * * *"
-	ReauthCooldownDefault    = 72 * time.Hour
-	RepeatCooldownDefault    = 30 * time.Minute
-	ReauthMaxPerWeekDefault  = 3
-	SweepBatchDefault        = 1000
-	// MinLinkSecretLen is the shortest LINK_SECRET accepted, in bytes.
-	MinLinkSecretLen = 32
-)
 
 // Secret is a string that never prints: its String, GoString and LogValue
 // all return a mask, so a Config can be logged as a whole.
@@ -80,33 +58,6 @@ func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // Reveal returns the secret itself; call it only where the value is used.
 func (s Secret) Reveal() string { return string(s) }
-
-// API token scopes: what a bearer token may do.
-const (
-	ScopeEnqueue = "enqueue" // POST /v1/reauth
-	ScopeRead    = "read"    // GET /v1/devices/... (sessions' authentication_url shortened to its origin)
-	ScopeOps     = "ops"     // the ops page and API
-	// ScopeLinks shows, with read, sessions' authentication_url whole: a
-	// live one is the user's login link.
-	ScopeLinks = "links"
-)
-
-// APIToken is one bearer token accepted by /v1, kept only as its SHA-256.
-type APIToken struct {
-	Name   string
-	Scopes []string
-	Hash   [sha256.Size]byte
-}
-
-// Allows reports whether the token has scope.
-func (t APIToken) Allows(scope string) bool {
-	for _, s := range t.Scopes {
-		if s == scope {
-			return true
-		}
-	}
-	return false
-}
 
 // Config is everything the service reads from its environment. Each field
 // is read by one entry of settings, which holds its variable's name,
@@ -149,7 +100,7 @@ type Config struct {
 	PublicBaseURL string // PUBLIC_BASE_URL; where links and callbacks point
 	HTTPAddr      string // HTTP_ADDR
 	PprofAddr     string // PPROF_ADDR; "" (the default): no profiling endpoint
-	APITokens     []APIToken
+	APITokens     []httpapi.APIToken
 	LinkSecret    Secret        // LINK_SECRET; key that derives link tokens (32+ bytes)
 	LinkTTL       time.Duration // LINK_TTL
 	SuccessURL    string        // SUCCESS_URL; partner page after a completed login
@@ -187,29 +138,29 @@ var settings = []setting{
 			if c.PoderoBaseURL == "" {
 				return ""
 			}
-			return c.PoderoBaseURL + "/api/partners/v2.0/auth/token"
-		}, nonEmpty, slog.StringValue), "PODERO_BASE_URL/api/partners/v2.0/auth/token"),
+			return c.PoderoBaseURL + podero.TokenPath
+		}, nonEmpty, slog.StringValue), "PODERO_BASE_URL"+podero.TokenPath),
 	required("serve", strVar("PODERO_CLIENT_ID", "OAuth2 client ID", func(c *Config) *string { return &c.PoderoClientID })),
 	required("serve", secretVar("PODERO_CLIENT_SECRET", "OAuth2 client secret", func(c *Config) *Secret { return &c.PoderoClientSecret }, nil)),
 	strVar("PODERO_USERNAME", "with PODERO_PASSWORD selects the password grant", func(c *Config) *string { return &c.PoderoUsername }),
 	secretVar("PODERO_PASSWORD", "the password grant's password", func(c *Config) *Secret { return &c.PoderoPassword }, nil),
-	strVarDef("PODERO_TOKEN_BODY", "form|json|auto: how token requests carry their fields", PoderoTokenBodyDefault, func(c *Config) *string { return &c.PoderoTokenBody }),
+	strVarDef("PODERO_TOKEN_BODY", "form|json|auto: how token requests carry their fields", podero.TokenBodyDefault, func(c *Config) *string { return &c.PoderoTokenBody }),
 	withDef(listVar("PODERO_LINK_HOSTS", "hosts an authentication_url may point at", func(c *Config) *[]string { return &c.PoderoLinkHosts }),
-		"connect.podero.com,app.podero.com,sandbox-app.podero.com"),
-	floatVar("PODERO_RATE_LIMIT", "calls per second to Podero, all processes together; 0: no limit", PoderoRateLimitDefault, func(c *Config) *float64 { return &c.PoderoRateLimit }),
+		strings.Join(podero.LinkHostsDefault, ",")),
+	floatVar("PODERO_RATE_LIMIT", "calls per second to Podero, all processes together; 0: no limit", worker.RateLimitDefault, func(c *Config) *float64 { return &c.PoderoRateLimit }),
 	bind("PODERO_RATE_BURST", "calls that may go at once after a quiet spell", "1 + PODERO_RATE_LIMIT/10",
-		func(c *Config) *int { return &c.PoderoRateBurst }, parseInt, func(c *Config) int { return 1 + int(c.PoderoRateLimit/10) },
+		func(c *Config) *int { return &c.PoderoRateBurst }, parseInt, func(c *Config) int { return worker.BurstFor(c.PoderoRateLimit) },
 		func(n int) bool { return n != 0 }, func(n int) slog.Value { return slog.IntValue(n) }),
-	durVar("PODERO_RATE_MAX_WAIT", "a longer wait for a slot snoozes the job instead", PoderoRateMaxWaitDefault, func(c *Config) *time.Duration { return &c.PoderoRateMaxWait }),
-	floatVar("SYNC_RATE_SHARE", "the share of the rate the sync takes while requests wait", SyncRateShareDefault, func(c *Config) *float64 { return &c.SyncRateShare }),
-	durVar("PODERO_TIMEOUT", "timeout of one request to Podero", PoderoTimeoutDefault, func(c *Config) *time.Duration { return &c.PoderoTimeout }),
-	intVar("PODERO_BREAKER_FAILURES", "consecutive failures that open the circuit breaker", BreakerFailuresDefault, func(c *Config) *int { return &c.BreakerFailures }),
-	durVar("PODERO_BREAKER_COOLOFF", "how long the breaker stays open before one probe", BreakerCoolOffDefault, func(c *Config) *time.Duration { return &c.BreakerCoolOff }),
+	durVar("PODERO_RATE_MAX_WAIT", "a longer wait for a slot snoozes the job instead", worker.RateMaxWaitDefault, func(c *Config) *time.Duration { return &c.PoderoRateMaxWait }),
+	floatVar("SYNC_RATE_SHARE", "the share of the rate the sync takes while requests wait", worker.SyncRateShareDefault, func(c *Config) *float64 { return &c.SyncRateShare }),
+	durVar("PODERO_TIMEOUT", "timeout of one request to Podero", podero.RequestTimeoutDefault, func(c *Config) *time.Duration { return &c.PoderoTimeout }),
+	intVar("PODERO_BREAKER_FAILURES", "consecutive failures that open the circuit breaker", podero.BreakerFailuresDefault, func(c *Config) *int { return &c.BreakerFailures }),
+	durVar("PODERO_BREAKER_COOLOFF", "how long the breaker stays open before one probe", podero.BreakerCoolOffDefault, func(c *Config) *time.Duration { return &c.BreakerCoolOff }),
 	required("serve", secretVar("SMTP_URL", "smtp:// or smtps:// URL; may hold a password", func(c *Config) *Secret { return &c.SMTPURL }, maskURL)),
 	strVar("TEMPLATES_DIR", "operator overrides of the message templates", func(c *Config) *string { return &c.TemplatesDir }),
-	bind("REMINDER_OFFSETS", "when reminders go after the session's creation; off: none", docDurations(ReminderOffsetsDefault),
+	bind("REMINDER_OFFSETS", "when reminders go after the session's creation; off: none", docDurations(worker.ReminderOffsetsDefault),
 		func(c *Config) *[]time.Duration { return &c.ReminderOffsets }, parseDurations,
-		func(*Config) []time.Duration { return ReminderOffsetsDefault }, func(ds []time.Duration) bool { return len(ds) > 0 },
+		func(*Config) []time.Duration { return worker.ReminderOffsetsDefault }, func(ds []time.Duration) bool { return len(ds) > 0 },
 		func(ds []time.Duration) slog.Value {
 			out := make([]string, len(ds))
 			for i, d := range ds {
@@ -217,7 +168,7 @@ var settings = []setting{
 			}
 			return slog.AnyValue(out)
 		}),
-	durVar("LINK_RENEW_WAIT", "how long opening an expired link waits for a fresh session", LinkRenewWaitDefault, func(c *Config) *time.Duration { return &c.LinkRenewWait }),
+	durVar("LINK_RENEW_WAIT", "how long opening an expired link waits for a fresh session", worker.RenewWaitDefault, func(c *Config) *time.Duration { return &c.LinkRenewWait }),
 	strVar("FCM_PROJECT_ID", "Firebase project; turns push on", func(c *Config) *string { return &c.FCMProjectID }),
 	strVar("FCM_CREDENTIALS_FILE", "service account JSON for FCM", func(c *Config) *string { return &c.FCMCredentials }),
 	urlVar("FCM_ENDPOINT", "another FCM HTTP v1 endpoint (tests, emulators)", func(c *Config) *string { return &c.FCMEndpoint }),
@@ -225,38 +176,38 @@ var settings = []setting{
 	secretVar("PUSH_WEBHOOK_SECRET", "whsec_... key of the push webhook", func(c *Config) *Secret { return &c.PushWebhookSecret }, nil),
 	hostOnly(strVar("EVENTS_WEBHOOK_URL", "the partner's backend for reauth.* events; turns events on", func(c *Config) *string { return &c.EventsWebhookURL })),
 	secretVar("EVENTS_WEBHOOK_SECRET", "whsec_... key of the events webhook", func(c *Config) *Secret { return &c.EventsSecret }, nil),
-	durVar("EVENTS_GIVE_UP_AFTER", "how long an event is retried while the endpoint answers 401, 403, 404 or a redirect", EventsGiveUpAfterDefault, func(c *Config) *time.Duration { return &c.EventsGiveUpAfter }),
-	intVar("SMTP_CONNS", "SMTP connections sending at once, per process", SMTPConnsDefault, func(c *Config) *int { return &c.SMTPConns }),
+	durVar("EVENTS_GIVE_UP_AFTER", "how long an event is retried while the endpoint answers 401, 403, 404 or a redirect", worker.EventsGiveUpAfterDefault, func(c *Config) *time.Duration { return &c.EventsGiveUpAfter }),
+	intVar("SMTP_CONNS", "SMTP connections sending at once, per process", notify.DefaultConns, func(c *Config) *int { return &c.SMTPConns }),
 	required("serve", strVar("MAIL_FROM", "the sender of every email", func(c *Config) *string { return &c.MailFrom })),
 	required("serve", urlVar("PUBLIC_BASE_URL", "where links and callbacks point", func(c *Config) *string { return &c.PublicBaseURL })),
-	strVarDef("HTTP_ADDR", "listen address", HTTPAddrDefault, func(c *Config) *string { return &c.HTTPAddr }),
+	strVarDef("HTTP_ADDR", "listen address", httpapi.AddrDefault, func(c *Config) *string { return &c.HTTPAddr }),
 	strVar("PPROF_ADDR", "where Go's profiler listens; empty: nowhere", func(c *Config) *string { return &c.PprofAddr }),
 	required("serve", masked(bind("API_TOKENS", "bearer tokens accepted by /v1, name:scopes:token", "",
-		func(c *Config) *[]APIToken { return &c.APITokens }, parseTokens, nil,
-		func(ts []APIToken) bool { return len(ts) > 0 }, countValue[APIToken]))),
+		func(c *Config) *[]httpapi.APIToken { return &c.APITokens }, parseTokens, nil,
+		func(ts []httpapi.APIToken) bool { return len(ts) > 0 }, countValue[httpapi.APIToken]))),
 	required("serve", secretVar("LINK_SECRET", "key that derives link tokens (32+ bytes)", func(c *Config) *Secret { return &c.LinkSecret }, nil)),
-	durVar("LINK_TTL", "how long a session's link is offered", LinkTTLDefault, func(c *Config) *time.Duration { return &c.LinkTTL }),
+	durVar("LINK_TTL", "how long a session's link is offered", worker.LinkTTLDefault, func(c *Config) *time.Duration { return &c.LinkTTL }),
 	strVar("SUCCESS_URL", "partner page after a completed login", func(c *Config) *string { return &c.SuccessURL }),
 	strVar("CANCEL_URL", "partner page after a cancelled login", func(c *Config) *string { return &c.CancelURL }),
 	listVar("REDIRECT_HOSTS", "hosts a request's success_url/cancel_url may name", func(c *Config) *[]string { return &c.RedirectHosts }),
 	bind("PODERO_WORKERS", "concurrent reauth_device jobs per process", "4 × PODERO_RATE_LIMIT, 10 to 100",
-		func(c *Config) *int { return &c.PoderoWorkers }, parseInt, func(c *Config) int { return PoderoWorkersFor(c.PoderoRateLimit) },
+		func(c *Config) *int { return &c.PoderoWorkers }, parseInt, func(c *Config) int { return worker.PoderoWorkersFor(c.PoderoRateLimit) },
 		func(n int) bool { return n != 0 }, func(n int) slog.Value { return slog.IntValue(n) }),
-	intVar("NOTIFY_WORKERS", "concurrent reauth_notify jobs per process", NotifyWorkersDefault, func(c *Config) *int { return &c.NotifyWorkers }),
-	durVar("JOB_TIMEOUT", "a job running longer is cancelled", JobTimeoutDefault, func(c *Config) *time.Duration { return &c.JobTimeout }),
-	durVar("JOB_RESCUE_AFTER", "a job running longer is deemed abandoned and retried", RescueAfterDefault, func(c *Config) *time.Duration { return &c.RescueAfter }),
-	durVar("RETRY_BACKOFF_CAP", "the longest backoff between attempts", RetryCapDefault, func(c *Config) *time.Duration { return &c.RetryCap }),
-	intVar("MAX_ATTEMPTS", "attempts before a job is given up (discarded)", MaxAttemptsDefault, func(c *Config) *int { return &c.MaxAttempts }),
+	intVar("NOTIFY_WORKERS", "concurrent reauth_notify jobs per process", worker.NotifyWorkersDefault, func(c *Config) *int { return &c.NotifyWorkers }),
+	durVar("JOB_TIMEOUT", "a job running longer is cancelled", worker.JobTimeoutDefault, func(c *Config) *time.Duration { return &c.JobTimeout }),
+	durVar("JOB_RESCUE_AFTER", "a job running longer is deemed abandoned and retried", worker.RescueAfterDefault, func(c *Config) *time.Duration { return &c.RescueAfter }),
+	durVar("RETRY_BACKOFF_CAP", "the longest backoff between attempts", worker.RetryCapDefault, func(c *Config) *time.Duration { return &c.RetryCap }),
+	intVar("MAX_ATTEMPTS", "attempts before a job is given up (discarded)", worker.MaxAttemptsDefault, func(c *Config) *int { return &c.MaxAttempts }),
 	durVar("SHUTDOWN_GRACE", "running jobs get this long to finish on SIGTERM", ShutdownGraceDefault, func(c *Config) *time.Duration { return &c.ShutdownGrace }),
 	withShow(listVar("PODERO_ORG_IDS", "organizations the device sync lists", func(c *Config) *[]string { return &c.OrgIDs }),
 		func(c *Config) slog.Value { return countValue(c.OrgIDs) }),
-	strVarDef("SYNC_SCHEDULE", "when the users lists are refreshed, 5-field cron or off", SyncScheduleDefault, func(c *Config) *string { return &c.SyncSchedule }),
-	durVar("SYNC_INTERVAL", "how often at most each user's devices are listed", SyncIntervalDefault, func(c *Config) *time.Duration { return &c.SyncInterval }),
-	strVarDef("SWEEP_SCHEDULE", "when the sweep runs, 5-field cron or off", SweepScheduleDefault, func(c *Config) *string { return &c.SweepSchedule }),
-	durVar("REAUTH_COOLDOWN", "the sweep skips devices messaged this recently", ReauthCooldownDefault, func(c *Config) *time.Duration { return &c.ReauthCooldown }),
-	durVar("REAUTH_REPEAT_COOLDOWN", "a request for a device that completed this recently is a duplicate; 0: off", RepeatCooldownDefault, func(c *Config) *time.Duration { return &c.RepeatCooldown }),
-	intVar("REAUTH_MAX_PER_WEEK", "messages per device in seven days at most", ReauthMaxPerWeekDefault, func(c *Config) *int { return &c.ReauthMaxPerWeek }),
-	intVar("SWEEP_BATCH", "devices per sweep page", SweepBatchDefault, func(c *Config) *int { return &c.SweepBatch }),
+	strVarDef("SYNC_SCHEDULE", "when the users lists are refreshed, 5-field cron or off", worker.SyncScheduleDefault, func(c *Config) *string { return &c.SyncSchedule }),
+	durVar("SYNC_INTERVAL", "how often at most each user's devices are listed", worker.SyncIntervalDefault, func(c *Config) *time.Duration { return &c.SyncInterval }),
+	strVarDef("SWEEP_SCHEDULE", "when the sweep runs, 5-field cron or off", worker.SweepScheduleDefault, func(c *Config) *string { return &c.SweepSchedule }),
+	durVar("REAUTH_COOLDOWN", "the sweep skips devices messaged this recently", worker.ReauthCooldownDefault, func(c *Config) *time.Duration { return &c.ReauthCooldown }),
+	durVar("REAUTH_REPEAT_COOLDOWN", "a request for a device that completed this recently is a duplicate; 0: off", worker.RepeatCooldownDefault, func(c *Config) *time.Duration { return &c.RepeatCooldown }),
+	intVar("REAUTH_MAX_PER_WEEK", "messages per device in seven days at most", worker.MaxPerWeekDefault, func(c *Config) *int { return &c.ReauthMaxPerWeek }),
+	intVar("SWEEP_BATCH", "devices per sweep page", worker.SweepBatchDefault, func(c *Config) *int { return &c.SweepBatch }),
 	withDef(strVar("LOG_FORMAT", "text or json", func(c *Config) *string { return &c.LogFormat }), "text on a terminal, json otherwise"),
 	bind("LOG_LEVEL", "debug, info, warn or error", "info", func(c *Config) *slog.Level { return &c.LogLevel }, parseLevel, nil,
 		func(slog.Level) bool { return true }, func(l slog.Level) slog.Value { return slog.StringValue(l.String()) }),
@@ -355,8 +306,8 @@ func (c *Config) validate() []error {
 	default:
 		errs = append(errs, fmt.Errorf("PODERO_TOKEN_BODY must be form (RFC 6749, what OAuth2 libraries send), json (as Podero's guide posts it) or auto (form, then json when the form is turned away), not %q", c.PoderoTokenBody))
 	}
-	if c.LinkSecret != "" && len(c.LinkSecret) < MinLinkSecretLen {
-		errs = append(errs, fmt.Errorf("LINK_SECRET must be at least %d bytes", MinLinkSecretLen))
+	if c.LinkSecret != "" && len(c.LinkSecret) < link.MinKeyLen {
+		errs = append(errs, fmt.Errorf("LINK_SECRET must be at least %d bytes", link.MinKeyLen))
 	}
 	if c.SMTPConns < 1 {
 		errs = append(errs, errors.New("SMTP_CONNS must be at least 1"))
@@ -428,17 +379,6 @@ func lookup(name string) (setting, bool) {
 		}
 	}
 	return setting{}, false
-}
-
-// PoderoWorkersFor is PODERO_WORKERS's default at rate calls per second:
-// four seconds' worth of calls per process (10 to PoderoWorkersDefault), so
-// that the jobs a process holds can be served soon and the rest of a
-// backlog waits in river_job, written to once, rather than in workers.
-func PoderoWorkersFor(rate float64) int {
-	if rate <= 0 {
-		return PoderoWorkersDefault
-	}
-	return min(max(int(math.Ceil(4*rate)), 10), PoderoWorkersDefault)
 }
 
 // Vars names every variable Load reads (each also as NAME_FILE).
@@ -544,12 +484,12 @@ func urlHost(s string) string {
 // (scopes joined by +, from enqueue, read, ops, links), "name:token" or a bare
 // token (both with scopes enqueue+read; a bare one is named token1, token2,
 // ... by position). Tokens hold no ':' or ','. Only hashes are kept.
-func parseTokens(name, v string) ([]APIToken, error) {
-	var out []APIToken
+func parseTokens(name, v string) ([]httpapi.APIToken, error) {
+	var out []httpapi.APIToken
 	var errs []error
 	for i, entry := range splitList(v) {
 		parts := strings.Split(entry, ":")
-		t := APIToken{Name: fmt.Sprintf("token%d", i+1), Scopes: []string{ScopeEnqueue, ScopeRead}}
+		t := httpapi.APIToken{Name: fmt.Sprintf("token%d", i+1), Scopes: []string{httpapi.ScopeEnqueue, httpapi.ScopeRead}}
 		var tok string
 		switch len(parts) {
 		case 1:
@@ -564,8 +504,8 @@ func parseTokens(name, v string) ([]APIToken, error) {
 			continue
 		}
 		for _, sc := range t.Scopes {
-			if sc != ScopeEnqueue && sc != ScopeRead && sc != ScopeOps && sc != ScopeLinks {
-				errs = append(errs, fmt.Errorf("%s entry %d: unknown scope %q (enqueue, read, ops, links)", name, i+1, sc))
+			if !slices.Contains(httpapi.Scopes, sc) {
+				errs = append(errs, fmt.Errorf("%s entry %d: unknown scope %q (%s)", name, i+1, sc, strings.Join(httpapi.Scopes, ", ")))
 			}
 		}
 		if t.Name == "" {

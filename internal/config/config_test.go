@@ -14,6 +14,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/reauth/reauth/internal/httpapi"
 )
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -42,17 +44,17 @@ func TestLoad(t *testing.T) {
 		require.NoError(t, c.Require(ServeVars...))
 		require.Equal(t, "https://app.podero.com", c.PoderoBaseURL)
 		require.Equal(t, "https://app.podero.com/api/partners/v2.0/auth/token", c.PoderoTokenURL)
-		require.Equal(t, HTTPAddrDefault, c.HTTPAddr)
+		require.Equal(t, httpapi.AddrDefault, c.HTTPAddr)
 		require.Equal(t, slog.LevelDebug, c.LogLevel)
 		require.Len(t, c.APITokens, 3)
 		require.Equal(t, "crm", c.APITokens[0].Name)
 		require.Equal(t, "token2", c.APITokens[1].Name)
-		require.True(t, c.APITokens[1].Allows(ScopeEnqueue))
-		require.True(t, c.APITokens[1].Allows(ScopeRead))
-		require.False(t, c.APITokens[1].Allows(ScopeOps))
+		require.True(t, c.APITokens[1].Allows(httpapi.ScopeEnqueue))
+		require.True(t, c.APITokens[1].Allows(httpapi.ScopeRead))
+		require.False(t, c.APITokens[1].Allows(httpapi.ScopeOps))
 		require.Equal(t, "opsteam", c.APITokens[2].Name)
-		require.Equal(t, []string{ScopeOps, ScopeRead}, c.APITokens[2].Scopes)
-		require.False(t, c.APITokens[1].Allows(ScopeLinks), "read alone shows no whole login links")
+		require.Equal(t, []string{httpapi.ScopeOps, httpapi.ScopeRead}, c.APITokens[2].Scopes)
+		require.False(t, c.APITokens[1].Allows(httpapi.ScopeLinks), "read alone shows no whole login links")
 	})
 
 	t.Run("LinksScope", func(t *testing.T) {
@@ -61,8 +63,8 @@ func TestLoad(t *testing.T) {
 		env["API_TOKENS"] = "support:read+links:APITOKEN-x8-0123456789"
 		c, err := Load(envOf(env))
 		require.NoError(t, err)
-		require.True(t, c.APITokens[0].Allows(ScopeRead))
-		require.True(t, c.APITokens[0].Allows(ScopeLinks))
+		require.True(t, c.APITokens[0].Allows(httpapi.ScopeRead))
+		require.True(t, c.APITokens[0].Allows(httpapi.ScopeLinks))
 		env["API_TOKENS"] = "support:read+link:APITOKEN-x8-0123456789"
 		_, err = Load(envOf(env))
 		require.ErrorContains(t, err, `unknown scope "link" (enqueue, read, ops, links)`)

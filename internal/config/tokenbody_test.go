@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/reauth/reauth/internal/podero"
 )
 
 func TestPoderoTokenBody(t *testing.T) {
@@ -16,7 +18,7 @@ func TestPoderoTokenBody(t *testing.T) {
 		c, err := Load(envOf(map[string]string{}))
 		require.NoError(t, err)
 		require.Equal(t, "auto", c.PoderoTokenBody)
-		require.Equal(t, PoderoTokenBodyDefault, c.PoderoTokenBody)
+		require.Equal(t, podero.TokenBodyDefault, c.PoderoTokenBody)
 	})
 
 	t.Run("Valid", func(t *testing.T) {

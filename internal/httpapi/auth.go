@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
-
-	"github.com/reauth/reauth/internal/config"
 )
 
 // Failed authentication is limited per client address: FailedAuthBurst
@@ -96,24 +94,24 @@ func (s *server) auth(scope string, next http.HandlerFunc) http.Handler {
 	})
 }
 
-// tokenKey holds the request's config.APIToken, for handlers whose answer
+// tokenKey holds the request's APIToken, for handlers whose answer
 // depends on more scopes than the one that admitted the request.
 type tokenKey struct{}
 
 // tokenAllows reports whether the request's API token has scope.
 func tokenAllows(ctx context.Context, scope string) bool {
-	tok, ok := ctx.Value(tokenKey{}).(config.APIToken)
+	tok, ok := ctx.Value(tokenKey{}).(APIToken)
 	return ok && tok.Allows(scope)
 }
 
 // token finds the request's bearer token among the configured ones.
-func (s *server) token(r *http.Request) (config.APIToken, bool) {
+func (s *server) token(r *http.Request) (APIToken, bool) {
 	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return config.APIToken{}, false
+		return APIToken{}, false
 	}
 	sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-	found, match := config.APIToken{}, 0
+	found, match := APIToken{}, 0
 	for _, t := range s.cfg.Tokens { // every token compared: no early exit to time
 		if subtle.ConstantTimeCompare(sum[:], t.Hash[:]) == 1 {
 			found, match = t, 1

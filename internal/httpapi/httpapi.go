@@ -22,12 +22,12 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/reauth/reauth"
-	"github.com/reauth/reauth/internal/config"
 	"github.com/reauth/reauth/internal/hostlist"
 	"github.com/reauth/reauth/internal/link"
 	"github.com/reauth/reauth/internal/metrics"
 	"github.com/reauth/reauth/internal/notify"
 	"github.com/reauth/reauth/internal/podero"
+	"github.com/reauth/reauth/internal/session"
 	"github.com/reauth/reauth/internal/store"
 	"github.com/reauth/reauth/internal/strictjson"
 	"github.com/reauth/reauth/migrations"
@@ -44,7 +44,7 @@ const renewWriteMargin = 10 * time.Second
 type Config struct {
 	Pool   *pgxpool.Pool
 	River  *river.Client[pgx.Tx]
-	Tokens []config.APIToken
+	Tokens []APIToken
 	// SuccessURL and CancelURL are the partner's pages after the login when
 	// the request named none; a built-in page when empty.
 	SuccessURL, CancelURL string
@@ -96,14 +96,16 @@ func (s *server) now() time.Time {
 
 // New returns the service's HTTP handler.
 func New(cfg Config) http.Handler {
-	s := &server{cfg: cfg}
+	s := &server{cfg: cfg, sessions: session.Sessions{
+		Pool: cfg.Pool, Events: cfg.Events, Now: cfg.Now, Logger: cfg.Logger, Metrics: cfg.Metrics,
+	}}
 	mux := http.NewServeMux()
-	mux.Handle("POST /v1/reauth", s.auth(config.ScopeEnqueue, s.enqueue))
-	mux.Handle("GET /v1/devices/{kind}/{id}", s.auth(config.ScopeRead, s.device))
-	mux.Handle("PUT /v1/contacts/{org_id}/{user_id}", s.auth(config.ScopeEnqueue, s.putContact))
-	mux.Handle("GET /v1/contacts/{org_id}/{user_id}", s.auth(config.ScopeRead, s.getContact))
-	mux.Handle("GET /v1/suppressions/{email}", s.auth(config.ScopeRead, s.getSuppression))
-	mux.Handle("DELETE /v1/suppressions/{email}", s.auth(config.ScopeEnqueue, s.liftSuppression))
+	mux.Handle("POST /v1/reauth", s.auth(ScopeEnqueue, s.enqueue))
+	mux.Handle("GET /v1/devices/{kind}/{id}", s.auth(ScopeRead, s.device))
+	mux.Handle("PUT /v1/contacts/{org_id}/{user_id}", s.auth(ScopeEnqueue, s.putContact))
+	mux.Handle("GET /v1/contacts/{org_id}/{user_id}", s.auth(ScopeRead, s.getContact))
+	mux.Handle("GET /v1/suppressions/{email}", s.auth(ScopeRead, s.getSuppression))
+	mux.Handle("DELETE /v1/suppressions/{email}", s.auth(ScopeEnqueue, s.liftSuppression))
 	mux.HandleFunc("GET "+link.Path+"{token}", s.open)
 	mux.HandleFunc("GET "+link.Path+"{token}/done", s.done)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -124,6 +126,7 @@ func New(cfg Config) http.Handler {
 
 type server struct {
 	cfg      Config
+	sessions session.Sessions // every session transition
 	failures failures
 }
 
@@ -320,7 +323,7 @@ func (s *server) device(w http.ResponseWriter, r *http.Request) {
 	}
 	// A live authentication_url is the user's login link: whole only for
 	// a token that also has the links scope.
-	if !tokenAllows(r.Context(), config.ScopeLinks) {
+	if !tokenAllows(r.Context(), ScopeLinks) {
 		for i := range v.Sessions {
 			v.Sessions[i].AuthenticationURL = linkOrigin(v.Sessions[i].AuthenticationURL)
 		}
@@ -359,14 +362,11 @@ func refusePrefetch(w http.ResponseWriter) {
 	http.Error(w, "not served to prefetches", http.StatusServiceUnavailable)
 }
 
-// open sends the user on to the session's authentication_url. Every link of
-// the device leads to its newest session: its open one when it has one (from
-// a superseded link, a cancelled one after a newer request, a completed one
-// after the device lapsed again), else the one that ended last (a
-// superseded link's successor completed: "already connected"). An expired
-// one gets a fresh session on the spot. HEAD (Go's mux routes it here) gets
-// the same answer without recording a click or requesting a session;
-// prefetches get nothing.
+// open sends the user on to where the link leads (session.Follow): the
+// login of the device's newest session, or a page saying it is connected,
+// gone or superseded. An expired link gets a fresh session on the spot.
+// HEAD (Go's mux routes it here) gets the same answer without recording a
+// click or requesting a session; prefetches get nothing.
 func (s *server) open(w http.ResponseWriter, r *http.Request) {
 	if prefetch(r) {
 		refusePrefetch(w)
@@ -376,28 +376,23 @@ func (s *server) open(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if sess.State != store.SessionOpen {
-		cur, err := store.LatestSession(r.Context(), s.cfg.Pool, sess.DeviceKind, sess.DeviceID)
-		if err != nil {
-			s.internalError(w, r, err)
-			return
-		}
-		sess = cur
+	sess, landing, err := s.sessions.Follow(r.Context(), sess)
+	if err != nil {
+		s.internalError(w, r, err)
+		return
 	}
-	switch sess.State {
-	case store.SessionOpen, store.SessionCancelled:
-		if s.now().After(sess.ExpiresAt) {
-			if r.Method == http.MethodHead {
-				writePage(w, r, http.StatusOK, pageExpired, sess.Locale)
-				return
-			}
-			s.renew(w, r, sess)
+	switch landing {
+	case session.Expired:
+		if r.Method == http.MethodHead {
+			writePage(w, r, http.StatusOK, pageExpired, sess.Locale)
 			return
 		}
+		s.renew(w, r, sess)
+	case session.Login:
 		s.redirectTo(w, r, sess)
-	case store.SessionCompleted, store.SessionCompletedElsewhere:
+	case session.Connected:
 		writePage(w, r, http.StatusOK, pageAlreadyConnected, sess.Locale)
-	case store.SessionDeviceGone:
+	case session.Gone:
 		writePage(w, r, http.StatusGone, pageNotFound, sess.Locale)
 	default:
 		writePage(w, r, http.StatusGone, pageSuperseded, sess.Locale)
@@ -406,100 +401,57 @@ func (s *server) open(w http.ResponseWriter, r *http.Request) {
 
 // redirectTo records the click (not a HEAD's) and sends the user to Podero.
 func (s *server) redirectTo(w http.ResponseWriter, r *http.Request, sess store.Session) {
-	if r.Method == http.MethodHead {
-		http.Redirect(w, r, sess.AuthenticationURL, http.StatusFound)
-		return
-	}
-	first, err := store.MarkOpened(r.Context(), s.cfg.Pool, sess.ID)
-	if err != nil {
-		s.internalError(w, r, err)
-		return
-	}
-	if first {
-		s.cfg.Metrics.Funnel(metrics.StepOpened)
-		s.event(r.Context(), reauth.EventLinkOpened, sess, "")
+	if r.Method != http.MethodHead {
+		if err := s.sessions.Open(r.Context(), s.cfg.River, sess); err != nil {
+			s.internalError(w, r, err)
+			return
+		}
 	}
 	http.Redirect(w, r, sess.AuthenticationURL, http.StatusFound)
 }
 
 // renew handles an expired link: while the device still needs it, it
-// requests a fresh session (a duplicate while one is on its way already),
-// waits up to RenewWait for it and sends the user there, or else says the
-// link will come by email.
+// requests a fresh session (session.Renew), waits up to RenewWait for it
+// and sends the user there, or else says the link will come by email.
 func (s *server) renew(w http.ResponseWriter, r *http.Request, sess store.Session) {
-	needs, err := store.DeviceStillNeedsLink(r.Context(), s.cfg.Pool, sess.DeviceKind, sess.DeviceID)
-	if err != nil {
-		s.internalError(w, r, err)
-		return
-	}
-	if !needs {
-		writePage(w, r, http.StatusOK, pageAlreadyConnected, sess.Locale)
-		return
-	}
-	// The address and language that reached the user, unless the user's
-	// contact has its own by now (those win then, as for a new request).
-	args := reauth.DeviceArgs{
-		OrgID: sess.OrgID, UserID: sess.UserID, DeviceKind: sess.DeviceKind, DeviceID: sess.DeviceID,
-		Email: sess.Email, Locale: sess.Locale, SuccessURL: sess.SuccessURL, CancelURL: sess.CancelURL,
-		Reason: reauth.ReasonLinkExpired,
-	}
-	if c, err := store.GetContact(r.Context(), s.cfg.Pool, sess.OrgID, sess.UserID); err == nil {
-		if c.Email != "" {
-			args.Email = ""
-		}
-		if c.Locale != "" {
-			args.Locale = ""
-		}
-	} else if !errors.Is(err, store.ErrNotFound) {
-		s.internalError(w, r, err)
-		return
-	}
 	// The wait may outlast the server's WriteTimeout (30 s): this response
 	// gets a deadline of its own that covers it.
 	if err := http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.cfg.RenewWait + renewWriteMargin)); err != nil {
 		s.cfg.Logger.WarnContext(r.Context(), "cannot extend the write deadline for a link renewal", slog.Any("error", err))
 	}
-	if _, err := s.cfg.River.Insert(r.Context(), args, nil); err != nil {
+	renewed, err := s.sessions.Renew(r.Context(), s.cfg.River, sess)
+	if err != nil {
 		s.internalError(w, r, err)
+		return
+	}
+	if !renewed {
+		writePage(w, r, http.StatusOK, pageAlreadyConnected, sess.Locale)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RenewWait)
 	defer cancel()
-	for tick := time.NewTicker(50 * time.Millisecond); ; {
-		cur, err := store.OpenSession(ctx, s.cfg.Pool, sess.DeviceKind, sess.DeviceID)
-		if err == nil && cur.ID != sess.ID && s.now().Before(cur.ExpiresAt) {
-			tick.Stop()
-			s.redirectTo(w, r, cur)
-			return
-		}
-		if err != nil && !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
-			tick.Stop()
-			s.internalError(w, r, err)
-			return
-		}
-		select {
-		case <-ctx.Done():
-			tick.Stop()
-			writePage(w, r, http.StatusOK, pageExpired, sess.Locale)
-			return
-		case <-tick.C:
-		}
+	cur, ok, err := s.sessions.AwaitRenewal(ctx, sess)
+	switch {
+	case err != nil:
+		s.internalError(w, r, err)
+	case ok:
+		s.redirectTo(w, r, cur)
+	default:
+		writePage(w, r, http.StatusOK, pageExpired, sess.Locale)
 	}
 }
 
 // done is where Podero sends the user after the manufacturer login: it
-// records the outcome, cancels the session's reminders and sends the user
-// on to the partner's page. A success is the device's: it completes the
-// device's current open session too, whichever of its links it came
-// through. Only a GET changes anything: a HEAD gets the same answer with
-// nothing recorded, a prefetch nothing.
+// records the outcome (session.Finish) and sends the user on to the
+// partner's page. Only a GET changes anything: a HEAD gets the same answer
+// with nothing recorded, a prefetch nothing.
 func (s *server) done(w http.ResponseWriter, r *http.Request) {
 	if prefetch(r) {
 		refusePrefetch(w)
 		return
 	}
 	result := r.URL.Query().Get("result")
-	if result != "success" && result != "cancel" {
+	if result != session.ResultSuccess && result != session.ResultCancel {
 		writePage(w, r, http.StatusBadRequest, pageInvalidDone, "")
 		return
 	}
@@ -509,18 +461,15 @@ func (s *server) done(w http.ResponseWriter, r *http.Request) {
 	}
 	// The request's own page only while its host is still allowed; else the
 	// configured page; else a built-in one.
-	state, target, page, event, detail := store.SessionCompleted, sess.SuccessURL, pageConnected, reauth.EventCompleted, "via_link"
-	if target == "" || !s.cfg.RedirectHosts.AllowsString(target) {
-		target = s.cfg.SuccessURL
+	target, fallback, page := sess.SuccessURL, s.cfg.SuccessURL, pageConnected
+	if result == session.ResultCancel {
+		target, fallback, page = sess.CancelURL, s.cfg.CancelURL, pageCancelled
 	}
-	if result == "cancel" {
-		state, target, page, event, detail = store.SessionCancelled, sess.CancelURL, pageCancelled, reauth.EventCancelled, ""
-		if target == "" || !s.cfg.RedirectHosts.AllowsString(target) {
-			target = s.cfg.CancelURL
-		}
+	if target == "" || !s.cfg.RedirectHosts.AllowsString(target) {
+		target = fallback
 	}
 	if r.Method != http.MethodHead {
-		if err := s.finish(r, sess, state, event, detail); err != nil {
+		if err := s.sessions.Finish(r.Context(), s.cfg.River, sess, result); err != nil {
 			s.internalError(w, r, err)
 			return
 		}
@@ -532,91 +481,18 @@ func (s *server) done(w http.ResponseWriter, r *http.Request) {
 	writePage(w, r, http.StatusOK, page, sess.Locale)
 }
 
-// finish records the outcome of sess's login in one transaction: sess moves
-// to state (a cancelled one may still complete) and its reminders are
-// cancelled; a completion also completes the device's open session, if it
-// is another (sess was superseded, or cancelled before a newer request),
-// and cancels its reminders.
-func (s *server) finish(r *http.Request, sess store.Session, state, event, detail string) error {
-	ctx := r.Context()
-	var finished []int64
-	err := pgx.BeginFunc(ctx, s.cfg.Pool, func(tx pgx.Tx) error {
-		finished = finished[:0]
-		ok, err := store.FinishSession(ctx, tx, sess.ID, state)
-		if err != nil {
-			return err
-		}
-		if ok {
-			finished = append(finished, sess.ID)
-		}
-		if state == store.SessionCompleted {
-			cur, err := store.CompleteOpenSession(ctx, tx, sess.DeviceKind, sess.DeviceID, sess.ID)
-			if err != nil {
-				return err
-			}
-			if cur != 0 {
-				finished = append(finished, cur)
-			}
-		}
-		for _, id := range finished {
-			if _, err := store.CancelReminders(ctx, tx, id); err != nil {
-				return err
-			}
-			ev := sess
-			ev.ID = id
-			if err := s.eventTx(ctx, tx, event, ev, detail); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	for _, id := range finished {
-		if state == store.SessionCompleted {
-			s.cfg.Metrics.Funnel(metrics.StepCompleted)
-		}
-		s.cfg.Logger.InfoContext(ctx, "session finished", slog.Int64("session", id), slog.String("state", state),
-			slog.Int64("via_session", sess.ID))
-	}
-	return nil
-}
-
-// eventTx inserts a reauth.* event job in tx when events are on.
-func (s *server) eventTx(ctx context.Context, tx pgx.Tx, typ string, sess store.Session, detail string) error {
-	if !s.cfg.Events {
-		return nil
-	}
-	ev := reauth.NewEvent(typ, reauth.EventSubject{SessionID: sess.ID, OrgID: sess.OrgID, UserID: sess.UserID, DeviceKind: sess.DeviceKind, DeviceID: sess.DeviceID}, detail)
-	ev.OccurredAt = s.now().UTC()
-	_, err := s.cfg.River.InsertTx(ctx, tx, ev, nil)
-	return err
-}
-
-// event is eventTx on its own. A failure is logged: the user's click has
-// been served, and the event is not worth failing it for.
-func (s *server) event(ctx context.Context, typ string, sess store.Session, detail string) {
-	if err := pgx.BeginFunc(ctx, s.cfg.Pool, func(tx pgx.Tx) error { return s.eventTx(ctx, tx, typ, sess, detail) }); err != nil {
-		s.cfg.Logger.ErrorContext(ctx, "insert event", slog.String("type", typ), slog.Int64("session", sess.ID), slog.Any("error", err))
-	}
-}
-
 // session finds the session of the request's link token, or answers with a
 // page that reveals nothing about whether the token ever existed.
 func (s *server) session(w http.ResponseWriter, r *http.Request) (store.Session, bool) {
-	token := r.PathValue("token")
-	if link.WellFormed(token) {
-		sess, err := store.SessionByLinkHash(r.Context(), s.cfg.Pool, link.Hash(token))
-		if err == nil {
-			return sess, true
-		}
-		if !errors.Is(err, store.ErrNotFound) {
-			s.internalError(w, r, err)
-			return store.Session{}, false
-		}
+	sess, err := s.sessions.ByToken(r.Context(), r.PathValue("token"))
+	switch {
+	case err == nil:
+		return sess, true
+	case !errors.Is(err, store.ErrNotFound):
+		s.internalError(w, r, err)
+	default:
+		writePage(w, r, http.StatusNotFound, pageNotFound, "")
 	}
-	writePage(w, r, http.StatusNotFound, pageNotFound, "")
 	return store.Session{}, false
 }
 

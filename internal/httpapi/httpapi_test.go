@@ -20,7 +20,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/reauth/reauth"
-	"github.com/reauth/reauth/internal/config"
 	"github.com/reauth/reauth/internal/hostlist"
 	"github.com/reauth/reauth/internal/httpapi"
 	"github.com/reauth/reauth/internal/link"
@@ -57,9 +56,9 @@ func setup(t *testing.T, cfg httpapi.Config) *testBundle {
 	require.NoError(t, err)
 	cfg.Pool, cfg.River = b.pool, rc
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg.Tokens = []config.APIToken{
-		{Name: "t", Scopes: []string{config.ScopeEnqueue, config.ScopeRead}, Hash: sha256.Sum256([]byte(apiToken))},
-		{Name: "l", Scopes: []string{config.ScopeRead, config.ScopeLinks}, Hash: sha256.Sum256([]byte(linksToken))},
+	cfg.Tokens = []httpapi.APIToken{
+		{Name: "t", Scopes: []string{httpapi.ScopeEnqueue, httpapi.ScopeRead}, Hash: sha256.Sum256([]byte(apiToken))},
+		{Name: "l", Scopes: []string{httpapi.ScopeRead, httpapi.ScopeLinks}, Hash: sha256.Sum256([]byte(linksToken))},
 	}
 	b.river = rc
 	b.handler = httpapi.New(cfg)

@@ -26,7 +26,6 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/reauth/reauth"
-	"github.com/reauth/reauth/internal/config"
 	"github.com/reauth/reauth/internal/podero"
 	"github.com/reauth/reauth/internal/store"
 )
@@ -100,14 +99,14 @@ type opsActions struct {
 }
 
 // opsHandler is an ops handler; tok is the signed-in API token.
-type opsHandler func(w http.ResponseWriter, r *http.Request, tok config.APIToken)
+type opsHandler func(w http.ResponseWriter, r *http.Request, tok APIToken)
 
 type opsPage struct{ s *server }
 
 // mountOps adds the /ops routes when some API token has the ops scope; without
 // one they do not exist (404).
 func (s *server) mountOps(mux *http.ServeMux) {
-	if !slices.ContainsFunc(s.cfg.Tokens, func(t config.APIToken) bool { return t.Allows(config.ScopeOps) }) {
+	if !slices.ContainsFunc(s.cfg.Tokens, func(t APIToken) bool { return t.Allows(ScopeOps) }) {
 		return
 	}
 	o := &opsPage{s: s}
@@ -119,7 +118,7 @@ func (s *server) mountOps(mux *http.ServeMux) {
 	mux.Handle("POST /ops/jobs/{id}/cancel", o.auth(o.form(o.cancel)))
 	mux.Handle("GET /ops/devices", o.auth(o.findDevice))
 	mux.Handle("GET /ops/devices/{kind}/{id}", o.auth(o.device))
-	mux.Handle("/ops/", o.auth(func(w http.ResponseWriter, r *http.Request, tok config.APIToken) {
+	mux.Handle("/ops/", o.auth(func(w http.ResponseWriter, r *http.Request, tok APIToken) {
 		o.message(w, r, tok, http.StatusNotFound, "Not found", "There is no such ops page.")
 	}))
 }
@@ -133,7 +132,7 @@ func (o *opsPage) auth(next opsHandler) http.Handler {
 		_, password, ok := r.BasicAuth()
 		if !ok {
 			w.Header().Set("WWW-Authenticate", opsRealm)
-			o.message(w, r, config.APIToken{}, http.StatusUnauthorized, "Sign in",
+			o.message(w, r, APIToken{}, http.StatusUnauthorized, "Sign in",
 				"Sign in with an API token that has the ops scope as the password; the user name is ignored.")
 			return
 		}
@@ -143,22 +142,22 @@ func (o *opsPage) auth(next opsHandler) http.Handler {
 			// Only failures count, and only failures are turned away.
 			if !o.s.failures.limiter(clientAddr(r)).Allow() {
 				w.Header().Set("Retry-After", "60")
-				o.message(w, r, config.APIToken{}, http.StatusTooManyRequests, "Too many failed attempts",
+				o.message(w, r, APIToken{}, http.StatusTooManyRequests, "Too many failed attempts",
 					"Too many failed sign-ins from this address. Try again in a minute.")
 				return
 			}
 			w.Header().Set("WWW-Authenticate", opsRealm)
-			o.message(w, r, config.APIToken{}, http.StatusUnauthorized, "Sign in",
+			o.message(w, r, APIToken{}, http.StatusUnauthorized, "Sign in",
 				"That is not a valid API token. Sign in with an API token that has the ops scope as the password.")
 			return
 		}
 		if p, ok := r.Context().Value(tokenNameKey{}).(*string); ok {
 			*p = tok.Name
 		}
-		if !tok.Allows(config.ScopeOps) {
+		if !tok.Allows(ScopeOps) {
 			w.Header().Set("WWW-Authenticate", opsRealm)
-			o.message(w, r, config.APIToken{}, http.StatusUnauthorized, "Sign in",
-				"This token lacks the "+config.ScopeOps+" scope. Sign in with an API token that has it.")
+			o.message(w, r, APIToken{}, http.StatusUnauthorized, "Sign in",
+				"This token lacks the "+ScopeOps+" scope. Sign in with an API token that has it.")
 			return
 		}
 		next(w, r, tok)
@@ -168,7 +167,7 @@ func (o *opsPage) auth(next opsHandler) http.Handler {
 // form guards a POST: same origin, a form token of the signed-in API token,
 // a small url-encoded body.
 func (o *opsPage) form(next opsHandler) opsHandler {
-	return func(w http.ResponseWriter, r *http.Request, tok config.APIToken) {
+	return func(w http.ResponseWriter, r *http.Request, tok APIToken) {
 		if !sameOrigin(r) {
 			o.message(w, r, tok, http.StatusForbidden, "Request refused",
 				"This form must be sent from the ops page itself (the Origin or Referer header names another site or is missing).")
@@ -211,7 +210,7 @@ func sameOrigin(r *http.Request) bool {
 // keyed by the token's hash, which only the server and the token's holder can
 // compute. It reveals nothing about the token and is the same on every
 // replica and across restarts.
-func opsFormToken(tok config.APIToken) string {
+func opsFormToken(tok APIToken) string {
 	mac := hmac.New(sha256.New, tok.Hash[:])
 	mac.Write([]byte("reauth ops form v1"))
 	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
@@ -231,7 +230,7 @@ type opsView struct {
 // allows no script at all, inline styles, and forms posting to this origin
 // only; the Referrer-Policy is same-origin (not no-referrer) because with
 // no-referrer browsers send "Origin: null" even on same-origin form posts.
-func (o *opsPage) render(w http.ResponseWriter, r *http.Request, tok config.APIToken, status int, name string, v opsView) {
+func (o *opsPage) render(w http.ResponseWriter, r *http.Request, tok APIToken, status int, name string, v opsView) {
 	if tok.Name != "" || tok.Hash != [sha256.Size]byte{} {
 		v.CSRF = opsFormToken(tok)
 	}
@@ -255,12 +254,12 @@ func (o *opsPage) render(w http.ResponseWriter, r *http.Request, tok config.APIT
 }
 
 // message answers with a page holding one paragraph.
-func (o *opsPage) message(w http.ResponseWriter, r *http.Request, tok config.APIToken, status int, title, text string) {
+func (o *opsPage) message(w http.ResponseWriter, r *http.Request, tok APIToken, status int, title, text string) {
 	o.render(w, r, tok, status, "message", opsView{Title: title, Data: text})
 }
 
 // failed logs err and answers with a 500 page.
-func (o *opsPage) failed(w http.ResponseWriter, r *http.Request, tok config.APIToken, err error) {
+func (o *opsPage) failed(w http.ResponseWriter, r *http.Request, tok APIToken, err error) {
 	o.s.cfg.Logger.ErrorContext(r.Context(), "ops page failed", slog.String("route", r.Pattern), slog.Any("error", err))
 	o.message(w, r, tok, http.StatusInternalServerError, "Something went wrong", "The page could not be built; the service log has the details.")
 }
@@ -274,7 +273,7 @@ type opsOverview struct {
 	Kinds  []reauth.DeviceKind
 }
 
-func (o *opsPage) overview(w http.ResponseWriter, r *http.Request, tok config.APIToken) {
+func (o *opsPage) overview(w http.ResponseWriter, r *http.Request, tok APIToken) {
 	ctx, cancel := context.WithTimeout(r.Context(), opsQueryTimeout)
 	defer cancel()
 	v := opsOverview{Window: OpsFunnelWindow, Since: time.Now().Add(-OpsFunnelWindow), Kinds: reauth.DeviceKinds}
@@ -394,7 +393,7 @@ type opsJobList struct {
 	Limit              int
 }
 
-func (o *opsPage) jobs(w http.ResponseWriter, r *http.Request, tok config.APIToken) {
+func (o *opsPage) jobs(w http.ResponseWriter, r *http.Request, tok APIToken) {
 	q := r.URL.Query()
 	v := opsJobList{State: q.Get("state"), Kind: strings.TrimSpace(q.Get("kind")), Queue: strings.TrimSpace(q.Get("queue")),
 		States: rivertype.JobStates(), Limit: OpsJobsLimit}
@@ -448,7 +447,7 @@ func joinStates(states []rivertype.JobState) string {
 	return strings.Join(s, ", ")
 }
 
-func (o *opsPage) job(w http.ResponseWriter, r *http.Request, tok config.APIToken) {
+func (o *opsPage) job(w http.ResponseWriter, r *http.Request, tok APIToken) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id <= 0 {
 		o.message(w, r, tok, http.StatusNotFound, "Not found", "A job ID is a positive number.")
@@ -478,18 +477,18 @@ func prettyJSON(b []byte) string {
 	return buf.String()
 }
 
-func (o *opsPage) retry(w http.ResponseWriter, r *http.Request, tok config.APIToken) {
+func (o *opsPage) retry(w http.ResponseWriter, r *http.Request, tok APIToken) {
 	o.act(w, r, tok, "retry")
 }
 
-func (o *opsPage) cancel(w http.ResponseWriter, r *http.Request, tok config.APIToken) {
+func (o *opsPage) cancel(w http.ResponseWriter, r *http.Request, tok APIToken) {
 	o.act(w, r, tok, "cancel")
 }
 
 // act retries or cancels a job through River, exactly as `reauth jobs retry`
 // and `reauth jobs cancel` do, and sends the browser back to the page the
 // form was on (303), which then says what happened.
-func (o *opsPage) act(w http.ResponseWriter, r *http.Request, tok config.APIToken, action string) {
+func (o *opsPage) act(w http.ResponseWriter, r *http.Request, tok APIToken, action string) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id <= 0 {
 		o.message(w, r, tok, http.StatusNotFound, "Not found", "A job ID is a positive number.")
@@ -579,7 +578,7 @@ func actionNotice(q url.Values) string {
 }
 
 // findDevice sends the overview's device form on to the device's page.
-func (o *opsPage) findDevice(w http.ResponseWriter, r *http.Request, tok config.APIToken) {
+func (o *opsPage) findDevice(w http.ResponseWriter, r *http.Request, tok APIToken) {
 	kind, id := reauth.DeviceKind(r.URL.Query().Get("kind")), strings.TrimSpace(r.URL.Query().Get("id"))
 	if !kind.Valid() || !reauth.IsUUID(id) {
 		o.message(w, r, tok, http.StatusBadRequest, "Bad request", "Give a device kind (inverter, electric_vehicle, wallbox) and a device ID (a UUID).")
@@ -588,7 +587,7 @@ func (o *opsPage) findDevice(w http.ResponseWriter, r *http.Request, tok config.
 	http.Redirect(w, r, "/ops/devices/"+string(kind)+"/"+strings.ToLower(id), http.StatusSeeOther)
 }
 
-func (o *opsPage) device(w http.ResponseWriter, r *http.Request, tok config.APIToken) {
+func (o *opsPage) device(w http.ResponseWriter, r *http.Request, tok APIToken) {
 	kind, id := reauth.DeviceKind(r.PathValue("kind")), r.PathValue("id")
 	if !kind.Valid() || !reauth.IsUUID(id) {
 		o.message(w, r, tok, http.StatusBadRequest, "Bad request", "A device is named by its kind (inverter, electric_vehicle, wallbox) and its ID (a UUID).")

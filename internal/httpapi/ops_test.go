@@ -22,7 +22,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/reauth/reauth"
-	"github.com/reauth/reauth/internal/config"
 	"github.com/reauth/reauth/internal/httpapi"
 	"github.com/reauth/reauth/internal/store"
 	"github.com/reauth/reauth/internal/testdb"
@@ -44,10 +43,10 @@ type opsTestArgs struct {
 
 func (opsTestArgs) Kind() string { return "ops_test_flaky" }
 
-func opsTokens() []config.APIToken {
-	return []config.APIToken{
-		{Name: "reader", Scopes: []string{config.ScopeEnqueue, config.ScopeRead}, Hash: sha256.Sum256([]byte(opsReadToken))},
-		{Name: "operator", Scopes: []string{config.ScopeOps}, Hash: sha256.Sum256([]byte(opsToken))},
+func opsTokens() []httpapi.APIToken {
+	return []httpapi.APIToken{
+		{Name: "reader", Scopes: []string{httpapi.ScopeEnqueue, httpapi.ScopeRead}, Hash: sha256.Sum256([]byte(opsReadToken))},
+		{Name: "operator", Scopes: []string{httpapi.ScopeOps}, Hash: sha256.Sum256([]byte(opsToken))},
 	}
 }
 
@@ -60,7 +59,7 @@ type opsBundle struct {
 
 // opsSetup serves the API with tokens on pool, with a River client made from
 // riverCfg (an insert-only one when nil).
-func opsSetup(t *testing.T, pool *pgxpool.Pool, riverCfg *river.Config, tokens []config.APIToken) *opsBundle {
+func opsSetup(t *testing.T, pool *pgxpool.Pool, riverCfg *river.Config, tokens []httpapi.APIToken) *opsBundle {
 	t.Helper()
 	if riverCfg == nil {
 		riverCfg = &river.Config{}

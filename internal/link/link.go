@@ -24,9 +24,12 @@ const tokenLen = 43
 // Signer derives tokens from nonces with one secret key.
 type Signer struct{ key []byte }
 
-// NewSigner returns a Signer for key, which must be at least 32 bytes.
+// MinKeyLen is the shortest key NewSigner accepts (LINK_SECRET), in bytes.
+const MinKeyLen = 32
+
+// NewSigner returns a Signer for key, which must be at least MinKeyLen bytes.
 func NewSigner(key []byte) (*Signer, error) {
-	if len(key) < 32 {
+	if len(key) < MinKeyLen {
 		return nil, errors.New("link secret must be at least 32 bytes")
 	}
 	return &Signer{key: append([]byte(nil), key...)}, nil

@@ -24,9 +24,9 @@ import (
 
 // Sweep defaults.
 const (
-	SweepCooldownDefault = 72 * time.Hour
-	MaxPerWeekDefault    = 3
-	SweepBatchDefault    = 1000
+	ReauthCooldownDefault = 72 * time.Hour // REAUTH_COOLDOWN
+	MaxPerWeekDefault     = 3              // REAUTH_MAX_PER_WEEK
+	SweepBatchDefault     = 1000           // SWEEP_BATCH
 )
 
 // Sync defaults.
@@ -328,7 +328,7 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[reauth.SyncUse
 			// The user (or org) is gone at Podero: so are its devices.
 			if pe.Kind == podero.KindNotFound {
 				for _, k := range reauth.DeviceKinds {
-					if _, gerr := store.MarkMissingGone(ctx, w.cfg.Pool, a.OrgID, a.UserID, k, nil); gerr != nil {
+					if _, gerr := w.cfg.sessions().MissingGone(ctx, w.cfg.Pool, a.OrgID, a.UserID, k, nil); gerr != nil {
 						return gerr
 					}
 				}
@@ -371,14 +371,14 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[reauth.SyncUse
 				}
 				if c != 0 {
 					closed++
-					ev := reauth.NewEvent(reauth.EventCompleted, reauth.EventSubject{SessionID: c, OrgID: a.OrgID, UserID: a.UserID, DeviceKind: kind, DeviceID: d.ID}, "elsewhere")
-					if err := w.cfg.event(ctx, tx, ev); err != nil {
+					subject := reauth.EventSubject{SessionID: c, OrgID: a.OrgID, UserID: a.UserID, DeviceKind: kind, DeviceID: d.ID}
+					if err := w.cfg.sessions().Emit(ctx, nil, tx, reauth.EventCompleted, subject, "elsewhere"); err != nil {
 						return err
 					}
 				}
 				ids = append(ids, d.ID)
 			}
-			n, err := store.MarkMissingGone(ctx, tx, a.OrgID, a.UserID, kind, ids)
+			n, err := w.cfg.sessions().MissingGone(ctx, tx, a.OrgID, a.UserID, kind, ids)
 			if err != nil {
 				return err
 			}
@@ -452,7 +452,7 @@ func (w *SweepWorker) Work(ctx context.Context, job *river.Job[reauth.SweepArgs]
 		next := after
 		err := pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
 			var err error
-			page, next, err = store.SweepPage(ctx, tx, after, cmp.Or(w.cfg.SweepCooldown, SweepCooldownDefault),
+			page, next, err = store.SweepPage(ctx, tx, after, cmp.Or(w.cfg.ReauthCooldown, ReauthCooldownDefault),
 				cmp.Or(w.cfg.MaxPerWeek, MaxPerWeekDefault), batch)
 			if err != nil || len(page) == 0 {
 				return err

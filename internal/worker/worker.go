@@ -27,6 +27,7 @@ import (
 	"github.com/reauth/reauth/internal/metrics"
 	"github.com/reauth/reauth/internal/notify"
 	"github.com/reauth/reauth/internal/podero"
+	"github.com/reauth/reauth/internal/session"
 	"github.com/reauth/reauth/internal/store"
 )
 
@@ -73,7 +74,7 @@ type Config struct {
 	Links         *link.Signer
 	PublicBaseURL string        // links and callbacks point here
 	RedirectHosts hostlist.List // hosts a request's success_url/cancel_url may name
-	LinkTTL       time.Duration // how long a session's link is offered
+	LinkTTL       time.Duration // how long a session's link is offered; default LinkTTLDefault
 	// RenewWait is how long opening an expired link waits for the fresh
 	// session (LINK_RENEW_WAIT); that session's first message waits as long,
 	// and is skipped when the user was sent straight to it.
@@ -108,9 +109,11 @@ type Config struct {
 	PoderoRate    float64
 	SyncShare     float64
 	SweepSchedule river.PeriodicSchedule
-	SweepCooldown time.Duration // no new request for a device messaged this recently; default SweepCooldownDefault
-	MaxPerWeek    int           // messages per device in seven days at most; default MaxPerWeekDefault
-	SweepBatch    int           // devices per sweep page; default SweepBatchDefault
+	// ReauthCooldown (REAUTH_COOLDOWN): the sweep makes no new request for
+	// a device messaged this recently; default ReauthCooldownDefault.
+	ReauthCooldown time.Duration
+	MaxPerWeek     int // messages per device in seven days at most; default MaxPerWeekDefault
+	SweepBatch     int // devices per sweep page; default SweepBatchDefault
 	// MaintenanceWorkers is concurrent sync and sweep jobs per process;
 	// default MaintenanceWorkersDefault.
 	MaintenanceWorkers int
@@ -266,13 +269,13 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 		}
 		a.UserID, extEmail = u.ID, u.Email
 	}
-	// The request's own email and locale win; then the user's contact;
-	// Podero's user email is the last fallback.
-	contact, suppressed, err := store.Recipient(ctx, w.cfg.Pool, a.OrgID, a.UserID, a.Email)
+	// The request's or the contact's address and language (their order is
+	// session.Recipient's); Podero's answers are the address's fallback.
+	rcpt, err := w.cfg.sessions().Recipient(ctx, w.cfg.Pool, a)
 	if err != nil {
 		return err
 	}
-	email := cmp.Or(a.Email, contact.Email)
+	contact, email, suppressed := rcpt.Contact, rcpt.Email, rcpt.Suppressed
 	if email == "" && extEmail != "" && reauth.ValidateEmail(extEmail) == nil {
 		email = extEmail // the by-ext-id answer named it: no list needed
 		if suppressed, err = store.EmailSuppressed(ctx, w.cfg.Pool, email); err != nil {
@@ -322,9 +325,8 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 	if err := store.UpsertDevice(ctx, tx, a.DeviceKind, a.DeviceID, a.OrgID, a.UserID); err != nil {
 		return fmt.Errorf("store device: %w", err)
 	}
-	locale := cmp.Or(a.Locale, contact.Locale, "en")
 	now := w.cfg.now()
-	id, err := store.CreateSession(ctx, tx, store.NewSession{
+	id, err := w.cfg.sessions().Create(ctx, nil, tx, session.New{Request: a, NewSession: store.NewSession{
 		DeviceKind:        a.DeviceKind,
 		DeviceID:          a.DeviceID,
 		PoderoSessionID:   sess.SessionID,
@@ -332,15 +334,15 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 		LinkNonce:         nonce,
 		LinkHash:          link.Hash(token),
 		Email:             email,
-		Locale:            locale,
+		Locale:            rcpt.Locale,
 		SuccessURL:        a.SuccessURL,
 		CancelURL:         a.CancelURL,
 		JobID:             job.ID,
 		CreatedAt:         now,
-		ExpiresAt:         now.Add(w.cfg.LinkTTL),
-	})
+		ExpiresAt:         now.Add(w.cfg.linkTTL()),
+	}})
 	if err != nil {
-		return fmt.Errorf("store session: %w", err)
+		return err
 	}
 	renewal := a.Reason == reauth.ReasonLinkExpired
 	if renewal {
@@ -349,9 +351,6 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 		if _, err := client.InsertTx(ctx, tx, reauth.NotifyArgs{SessionID: id, Step: 0}, first); err != nil {
 			return fmt.Errorf("insert notify job: %w", err)
 		}
-	}
-	if err := w.cfg.event(ctx, tx, reauth.NewEvent(reauth.EventLinkCreated, reauth.EventSubject{SessionID: id, JobID: job.ID, OrgID: a.OrgID, UserID: a.UserID, DeviceKind: a.DeviceKind, DeviceID: a.DeviceID}, a.Reason)); err != nil {
-		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit session: %w", err)
@@ -402,7 +401,7 @@ func (w *DeviceWorker) poderoError(ctx context.Context, jobID int64, a reauth.De
 			if pe.Op != podero.OpAuthSession {
 				return river.JobCancel(pe) // an unknown org or user, not a gone device
 			}
-			if err := store.MarkDeviceGone(ctx, w.cfg.Pool, a.DeviceKind, a.DeviceID, a.OrgID, a.UserID); err != nil {
+			if err := w.cfg.sessions().DeviceGone(ctx, w.cfg.Pool, session.Device{Kind: a.DeviceKind, ID: a.DeviceID, OrgID: a.OrgID, UserID: a.UserID}); err != nil {
 				return fmt.Errorf("mark device gone: %w (after %w)", err, pe)
 			}
 		}
@@ -418,7 +417,7 @@ func (w *DeviceWorker) poderoError(ctx context.Context, jobID int64, a reauth.De
 // without a session, for reason. An error means the job must be retried, so
 // the event is not lost.
 func (w *DeviceWorker) reportFailed(ctx context.Context, jobID int64, a reauth.DeviceArgs, reason string) error {
-	return w.cfg.event(ctx, nil, reauth.NewEvent(reauth.EventFailed, reauth.EventSubject{JobID: jobID, OrgID: a.OrgID, UserID: a.UserID, DeviceKind: a.DeviceKind, DeviceID: a.DeviceID}, reason))
+	return w.cfg.sessions().Emit(ctx, nil, nil, reauth.EventFailed, session.RequestSubject(a, jobID, 0), reason)
 }
 
 // failure says why Podero refused, for the partner: the operation, the kind
@@ -627,7 +626,7 @@ func (cfg Config) deliver(ctx context.Context, d delivery) error {
 	if len(failures) > 0 {
 		reason = reasonEveryChannelFailed + ": " + strings.Join(failures, "; ")
 	}
-	if err := w.cfg.event(ctx, nil, reauth.NewEvent(reauth.EventFailed, reauth.EventSubject{SessionID: s.ID, JobID: d.jobID, OrgID: s.OrgID, UserID: s.UserID, DeviceKind: s.DeviceKind, DeviceID: s.DeviceID}, reason)); err != nil {
+	if err := w.cfg.sessions().Emit(ctx, nil, nil, reauth.EventFailed, session.Subject(s), reason); err != nil {
 		return err
 	}
 	return river.JobCancel(errors.New(reason))
@@ -795,23 +794,10 @@ func (cfg Config) now() time.Time {
 	return time.Now()
 }
 
-// event inserts an event job, in tx when it is not nil, when events are on.
-func (cfg Config) event(ctx context.Context, tx pgx.Tx, ev reauth.EventArgs) error {
-	if cfg.PostEvent == nil {
-		return nil
-	}
-	ev.OccurredAt = cfg.now().UTC()
-	client := river.ClientFromContext[pgx.Tx](ctx)
-	var err error
-	if tx != nil {
-		_, err = client.InsertTx(ctx, tx, ev, nil)
-	} else {
-		_, err = client.Insert(ctx, ev, nil)
-	}
-	if err != nil {
-		return fmt.Errorf("insert %s event: %w", ev.Type, err)
-	}
-	return nil
+// sessions makes the session transitions and inserts the events
+// (session.Sessions), with this configuration.
+func (cfg Config) sessions() session.Sessions {
+	return session.Sessions{Pool: cfg.Pool, Events: cfg.PostEvent != nil, Now: cfg.Now, Logger: cfg.Logger, Metrics: cfg.Metrics}
 }
 
 // jobLogger logs to the process log and, inside a job, to the attempt's log
