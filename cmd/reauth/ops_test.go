@@ -82,6 +82,11 @@ func newOpsFixture(t *testing.T) *opsFixture {
 		require.NoError(t, err)
 		return res.Job.ID
 	}
+	// job creates a job in the state j says (see testdb.InsertJob).
+	job := func(args river.JobArgs, j testdb.Job) int64 {
+		t.Helper()
+		return testdb.InsertJob(t, pool, args, nil, j).ID
+	}
 	exec := func(sql string, args ...any) {
 		t.Helper()
 		_, err := pool.Exec(ctx, sql, args...)
@@ -103,18 +108,17 @@ func newOpsFixture(t *testing.T) *opsFixture {
 
 	// A request three days ago, outside a 24h window, that made a session
 	// later superseded.
-	f.old = ins(devArgs(reauth.Inverter, opsDev1, opsOrgA))
-	exec(`UPDATE river_job SET state = 'completed', attempt = 1, attempted_at = now() - interval '3 days',
-		finalized_at = now() - interval '3 days', created_at = now() - interval '3 days' WHERE id = $1`, f.old)
+	now := time.Now()
+	threeDaysAgo := now.Add(-72 * time.Hour)
+	f.old = job(devArgs(reauth.Inverter, opsDev1, opsOrgA), testdb.Job{State: rivertype.JobStateCompleted, Attempt: 1,
+		AttemptedAt: &threeDaysAgo, FinalizedAt: &threeDaysAgo, CreatedAt: &threeDaysAgo})
 	f.ses0 = newSession(reauth.Inverter, opsDev1, f.old, 1)
 	exec(`UPDATE auth_session SET created_at = now() - interval '3 days' WHERE id = $1`, f.ses0)
 
 	// d1: request done, session sent, opened and completed.
-	f.req1 = ins(devArgs(reauth.Inverter, opsDev1, opsOrgA))
-	exec(`UPDATE river_job SET state = 'completed', attempt = 1, attempted_at = now(), finalized_at = now() WHERE id = $1`, f.req1)
+	f.req1 = job(devArgs(reauth.Inverter, opsDev1, opsOrgA), testdb.Job{State: rivertype.JobStateCompleted, Attempt: 1})
 	f.ses1 = newSession(reauth.Inverter, opsDev1, f.req1, 2)
-	f.notify1 = ins(reauth.NotifyArgs{SessionID: f.ses1, Step: 0})
-	exec(`UPDATE river_job SET state = 'completed', attempt = 1, attempted_at = now(), finalized_at = now() WHERE id = $1`, f.notify1)
+	f.notify1 = job(reauth.NotifyArgs{SessionID: f.ses1, Step: 0}, testdb.Job{State: rivertype.JobStateCompleted, Attempt: 1})
 	n, err := store.BeginNotification(ctx, pool, f.ses1, 0, "email", "user@example.com", fmt.Sprintf("reauth-%d-0", f.ses1))
 	require.NoError(t, err)
 	require.NoError(t, store.FinishNotification(ctx, pool, n.ID, store.NotificationSent, ""))
@@ -125,19 +129,19 @@ func newOpsFixture(t *testing.T) *opsFixture {
 	require.True(t, ok)
 
 	// d2: request discarded after two attempts, with riverlog's logs.
-	f.req2 = ins(devArgs(reauth.ElectricVehicle, opsDev2, opsOrgA))
-	exec(`UPDATE river_job SET state = 'discarded', attempt = 2, max_attempts = 2, attempted_at = now(), finalized_at = now(),
-		attempted_by = '{worker-a,worker-b}',
-		errors = ARRAY[
-			jsonb_build_object('at', now() - interval '1 minute', 'attempt', 1, 'error', 'podero: 503 Service Unavailable', 'trace', 'goroutine 1'),
-			jsonb_build_object('at', now(), 'attempt', 2, 'error', E'podero: timeout\nafter 15s', 'trace', '')],
-		metadata = '{"river:log": [{"attempt": 1, "log": "calling podero\n"}, {"attempt": 2, "log": "calling podero again\n"}], "note": "x"}'
-		WHERE id = $1`, f.req2)
+	f.req2 = job(devArgs(reauth.ElectricVehicle, opsDev2, opsOrgA), testdb.Job{
+		State: rivertype.JobStateDiscarded, Attempt: 2, MaxAttempts: 2, AttemptedBy: []string{"worker-a", "worker-b"},
+		Errors: []rivertype.AttemptError{
+			{At: now.Add(-time.Minute), Attempt: 1, Error: "podero: 503 Service Unavailable", Trace: "goroutine 1"},
+			{At: now, Attempt: 2, Error: "podero: timeout\nafter 15s"},
+		},
+		Metadata: map[string]any{"river:log": []map[string]any{{"attempt": 1, "log": "calling podero\n"}, {"attempt": 2, "log": "calling podero again\n"}}, "note": "x"},
+	})
 
 	// d3: request waiting for its retry; a session completed elsewhere.
-	f.req3 = ins(devArgs(reauth.Wallbox, opsDev3, opsOrgB))
-	exec(`UPDATE river_job SET state = 'retryable', attempt = 1, attempted_at = now(), scheduled_at = now() + interval '1 hour',
-		errors = ARRAY[jsonb_build_object('at', now(), 'attempt', 1, 'error', 'podero: 500', 'trace', '')] WHERE id = $1`, f.req3)
+	inAnHour := now.Add(time.Hour)
+	f.req3 = job(devArgs(reauth.Wallbox, opsDev3, opsOrgB), testdb.Job{State: rivertype.JobStateRetryable, Attempt: 1, ScheduledAt: &inAnHour,
+		Errors: []rivertype.AttemptError{{At: now, Attempt: 1, Error: "podero: 500"}}})
 	f.ses3 = newSession(reauth.Wallbox, opsDev3, 0, 3)
 	exec(`UPDATE auth_session SET state = 'completed_elsewhere', finished_at = now() WHERE id = $1`, f.ses3)
 
@@ -352,12 +356,10 @@ func TestOpsJobsRetryCancelByID(t *testing.T) {
 
 	// Retrying an old request of a device that has another pending is
 	// skipped, not an error: River's unique rule refuses it.
-	_, err = f.pool.Exec(context.Background(), `UPDATE river_job SET state = 'available', finalized_at = NULL WHERE id = $1`, f.req2)
-	require.NoError(t, err)
+	testdb.SetJobState(t, f.pool, f.req2, rivertype.JobStateAvailable)
 	dup := opsInsertJob(t, f.pool, reauth.DeviceArgs{OrgID: opsOrgA, UserID: opsUser, DeviceKind: reauth.ElectricVehicle, DeviceID: opsDev2})
 	require.Equal(t, f.req2, dup, "the pending request is the duplicate")
-	_, err = f.pool.Exec(context.Background(), `UPDATE river_job SET state = 'discarded', finalized_at = now() WHERE id = $1`, f.req2)
-	require.NoError(t, err)
+	testdb.SetJobState(t, f.pool, f.req2, rivertype.JobStateDiscarded)
 	newer := opsInsertJob(t, f.pool, reauth.DeviceArgs{OrgID: opsOrgA, UserID: opsUser, DeviceKind: reauth.ElectricVehicle, DeviceID: opsDev2})
 	require.NotEqual(t, f.req2, newer)
 	out, _, err = opsRun(t, f.url, "jobs", "retry", s(f.req2))
