@@ -2,229 +2,379 @@ package store
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
+	"math"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/reauth/reauth"
 )
 
-// SyncedDevice is what Podero's device list says about one device.
-type SyncedDevice struct {
-	Kind             reauth.DeviceKind
-	ID, OrgID        string
-	UserID           string
-	IsAuthenticated  *bool
-	ActionNeeded     *bool
-	Actions          json.RawMessage // as Podero sent it; nil for none
-	ConnectionStatus string
-	Deleted          bool // Podero lists it with deleted_at set
-	// Manufacturer, Model, LifecycleState, ExternalDeviceID and OwnerEmail
-	// are "" when Podero sent null (stored as NULL); LifecycleError is nil
-	// then.
-	Manufacturer     string
-	Model            string
-	LifecycleState   string
-	LifecycleError   json.RawMessage
-	ExternalDeviceID string
-	OwnerEmail       string
+// This file holds the queries of sync_user and sync_org: the users lists
+// the sync records, which users are due a sync, and how far it is behind.
+
+// ListedUser is one user of an organization's users list, as the sync
+// records it.
+type ListedUser struct {
+	UserID         string // a UUID, lower case
+	Email          string // "" for none (stored as NULL)
+	ExternalUserID string // "" for none
+	// The user's devices of each kind; nil: unknown, so the sync lists it.
+	NumInverters, NumElectricVehicles, NumWallboxes *int
 }
 
-// RecordSyncedDevice upserts a listed device. When it is authenticated
-// again, its open session is closed as completed elsewhere (the user fixed it
-// without our link), and its reminders cancelled. It returns the closed
-// session's id, 0 when none was.
-func RecordSyncedDevice(ctx context.Context, db DB, d SyncedDevice) (closed int64, err error) {
-	actions := d.Actions
-	if len(actions) == 0 || string(actions) == "null" {
-		actions = json.RawMessage("[]")
+// UserListing records one organization's users list into sync_user as it
+// streams in, batch by batch, writing only the rows that changed, and at
+// the end marks the users it did not list gone. It keeps the ids it saw in
+// a temporary table of its connection: give it one connection (a
+// *pgxpool.Conn, a *pgx.Conn), not a pool, and Close it.
+type UserListing struct {
+	db      DB
+	org     string
+	started time.Time // the database's clock when the listing began
+	users   int
+	changed int64 // rows written: new users, changed ones, returning ones
+	gone    int64 // devices marked gone because their kind's count became 0
+}
+
+// BeginUserListing starts recording organization orgID's users list on the
+// connection conn.
+func BeginUserListing(ctx context.Context, conn DB, orgID string) (*UserListing, error) {
+	l := &UserListing{db: conn, org: orgID}
+	if _, err := conn.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS reauth_sync_listed (user_id uuid NOT NULL)`); err != nil {
+		return nil, mapErr(err)
 	}
-	var lifecycleErr []byte // nil: NULL
-	if len(d.LifecycleError) > 0 && string(d.LifecycleError) != "null" {
-		lifecycleErr = d.LifecycleError
+	if _, err := conn.Exec(ctx, `TRUNCATE pg_temp.reauth_sync_listed`); err != nil {
+		return nil, mapErr(err)
 	}
-	var needs bool
-	err = db.QueryRow(ctx, `
-		INSERT INTO device (kind, id, org_id, user_id, is_authenticated, action_needed, actions,
-			connection_status, synced_at, gone_at,
-			manufacturer, model, lifecycle_state, lifecycle_error, external_device_id, owner_email)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, nullif($8, ''), now(), CASE WHEN $9 THEN now() END,
-			nullif($10, ''), nullif($11, ''), nullif($12, ''), $13::jsonb, nullif($14, ''), nullif($15, ''))
-		ON CONFLICT (kind, id) DO UPDATE SET
-			org_id = excluded.org_id, user_id = excluded.user_id,
-			is_authenticated = excluded.is_authenticated, action_needed = excluded.action_needed,
-			actions = excluded.actions, connection_status = excluded.connection_status,
-			manufacturer = excluded.manufacturer, model = excluded.model,
-			lifecycle_state = excluded.lifecycle_state, lifecycle_error = excluded.lifecycle_error,
-			external_device_id = excluded.external_device_id, owner_email = excluded.owner_email,
-			synced_at = now(), updated_at = now(),
-			gone_at = CASE WHEN $9 THEN coalesce(device.gone_at, now()) END
-		RETURNING needs_reauth`,
-		d.Kind, d.ID, d.OrgID, d.UserID, d.IsAuthenticated, d.ActionNeeded, actions, d.ConnectionStatus, d.Deleted,
-		d.Manufacturer, d.Model, d.LifecycleState, lifecycleErr, d.ExternalDeviceID, d.OwnerEmail).Scan(&needs)
+	if err := conn.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&l.started); err != nil {
+		return nil, mapErr(err)
+	}
+	return l, nil
+}
+
+// Started is when the listing began, on the database's clock.
+func (l *UserListing) Started() time.Time { return l.started }
+
+// Add records a batch of listed users: new and changed ones are written
+// (a user listed again after it had gone is back), unchanged ones only
+// noted as seen. A user whose count of a kind became 0 has its devices of
+// that kind marked gone, unless they were seen after the listing began (a
+// request's device, newer than the count).
+func (l *UserListing) Add(ctx context.Context, users []ListedUser) error {
+	if len(users) == 0 {
+		return nil
+	}
+	n := len(users)
+	ids, emails, exts := make([]string, n), make([]string, n), make([]string, n)
+	inv, ev, wb := make([]*int, n), make([]*int, n), make([]*int, n)
+	for i, u := range users {
+		ids[i], emails[i], exts[i] = u.UserID, u.Email, u.ExternalUserID
+		inv[i], ev[i], wb[i] = u.NumInverters, u.NumElectricVehicles, u.NumWallboxes
+	}
+	var changed, gone int64
+	err := l.db.QueryRow(ctx, addListedSQL, l.org, ids, emails, exts, inv, ev, wb, l.started).Scan(&changed, &gone)
 	if err != nil {
-		return 0, mapErr(err)
+		return mapErr(err)
 	}
-	if needs || d.IsAuthenticated == nil || !*d.IsAuthenticated {
-		return 0, nil
+	l.users += n
+	l.changed += changed
+	l.gone += gone
+	return nil
+}
+
+const addListedSQL = `
+	WITH b AS (
+		SELECT DISTINCT ON (user_id) user_id, nullif(email, '') AS email, nullif(external_user_id, '') AS external_user_id,
+			num_inverters, num_electric_vehicles, num_wallboxes
+		FROM unnest($2::uuid[], $3::text[], $4::text[], $5::int[], $6::int[], $7::int[])
+			AS b (user_id, email, external_user_id, num_inverters, num_electric_vehicles, num_wallboxes)
+		ORDER BY user_id
+	), seen AS (
+		INSERT INTO pg_temp.reauth_sync_listed (user_id) SELECT user_id FROM b
+	), changed AS (
+		SELECT b.* FROM b LEFT JOIN sync_user s ON s.org_id = $1 AND s.user_id = b.user_id
+		WHERE s.user_id IS NULL OR s.gone_at IS NOT NULL
+		   OR (s.email, s.external_user_id, s.num_inverters, s.num_electric_vehicles, s.num_wallboxes)
+		      IS DISTINCT FROM (b.email, b.external_user_id, b.num_inverters, b.num_electric_vehicles, b.num_wallboxes)
+	), up AS (
+		INSERT INTO sync_user (org_id, user_id, email, external_user_id, num_inverters, num_electric_vehicles,
+			num_wallboxes, created_at, changed_at)
+		SELECT $1, user_id, email, external_user_id, num_inverters, num_electric_vehicles, num_wallboxes, $8, $8
+		FROM changed
+		ON CONFLICT (org_id, user_id) DO UPDATE SET
+			email = excluded.email, external_user_id = excluded.external_user_id,
+			num_inverters = excluded.num_inverters, num_electric_vehicles = excluded.num_electric_vehicles,
+			num_wallboxes = excluded.num_wallboxes, changed_at = excluded.changed_at, gone_at = NULL
+		RETURNING user_id, num_inverters, num_electric_vehicles, num_wallboxes
+	), gone AS (
+		UPDATE device d SET gone_at = now(), updated_at = now()
+		FROM up
+		WHERE d.org_id = $1 AND d.user_id = up.user_id AND d.gone_at IS NULL AND d.updated_at < $8
+		  AND ((d.kind = 'inverter' AND up.num_inverters = 0)
+		    OR (d.kind = 'electric_vehicle' AND up.num_electric_vehicles = 0)
+		    OR (d.kind = 'wallbox' AND up.num_wallboxes = 0))
+		RETURNING 1
+	)
+	SELECT (SELECT count(*) FROM up), (SELECT count(*) FROM gone)`
+
+// ListingResult is what a complete users list changed.
+type ListingResult struct {
+	Users        int   // users listed
+	Changed      int64 // sync_user rows written (new, changed or back)
+	UsersGone    int64 // users no longer listed, marked gone
+	DevicesGone  int64 // their devices, and devices of kinds whose count became 0
+	Took         time.Duration
+	EmptyIgnored bool // the list was empty: not taken to mean every user left
+}
+
+// Finish ends a complete listing: the organization's users it did not list
+// are gone, and so are their devices (unless seen after the listing began);
+// sync_org records the listing. An empty list marks nothing gone: it is not
+// trusted to mean that every user left.
+func (l *UserListing) Finish(ctx context.Context) (ListingResult, error) {
+	res := ListingResult{Users: l.users, Changed: l.changed, DevicesGone: l.gone}
+	if l.users == 0 {
+		res.EmptyIgnored = true
+		return res, nil
 	}
-	err = db.QueryRow(ctx, `UPDATE auth_session SET state = 'completed_elsewhere', finished_at = now()
-		WHERE device_kind = $1 AND device_id = $2 AND state = 'open' RETURNING id`, d.Kind, d.ID).Scan(&closed)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, nil
+	if _, err := l.db.Exec(ctx, `ANALYZE pg_temp.reauth_sync_listed`); err != nil {
+		return res, mapErr(err)
 	}
+	var took float64
+	var devices int64
+	err := l.db.QueryRow(ctx, `
+		WITH users AS (
+			UPDATE sync_user s SET gone_at = now(), queued_job = NULL
+			WHERE s.org_id = $1 AND s.gone_at IS NULL
+			  AND NOT EXISTS (SELECT FROM pg_temp.reauth_sync_listed l WHERE l.user_id = s.user_id)
+			RETURNING 1
+		), devices AS (
+			UPDATE device d SET gone_at = now(), updated_at = now()
+			WHERE d.org_id = $1 AND d.gone_at IS NULL AND d.updated_at < $2
+			  AND NOT EXISTS (SELECT FROM pg_temp.reauth_sync_listed l WHERE l.user_id = d.user_id)
+			RETURNING 1
+		), org AS (
+			INSERT INTO sync_org (org_id, listed_at, users, took) VALUES ($1, $2, $3, clock_timestamp() - $2)
+			ON CONFLICT (org_id) DO UPDATE SET listed_at = excluded.listed_at, users = excluded.users, took = excluded.took
+		)
+		SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM devices), extract(epoch FROM clock_timestamp() - $2)::float8`,
+		l.org, l.started, l.users).Scan(&res.UsersGone, &devices, &took)
 	if err != nil {
-		return 0, mapErr(err)
+		return res, mapErr(err)
 	}
-	_, err = CancelReminders(ctx, db, closed)
-	return closed, err
+	res.DevicesGone += devices
+	res.Took = time.Duration(took * float64(time.Second))
+	return res, nil
 }
 
-// MarkMissingGone marks the user's devices of kind that Podero no longer
-// lists as gone, and returns how many.
-func MarkMissingGone(ctx context.Context, db DB, orgID, userID string, kind reauth.DeviceKind, listed []string) (int64, error) {
-	tag, err := db.Exec(ctx, `
-		UPDATE device SET gone_at = now(), updated_at = now()
-		WHERE org_id = $1 AND user_id = $2 AND kind = $3 AND gone_at IS NULL
-		  AND NOT (id = ANY (coalesce($4::uuid[], '{}')))`,
-		orgID, userID, kind, listed)
-	if err != nil {
-		return 0, mapErr(err)
+// Close drops the listing's temporary table. It runs even when ctx is done.
+func (l *UserListing) Close(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_, _ = l.db.Exec(ctx, `DROP TABLE IF EXISTS pg_temp.reauth_sync_listed`)
+}
+
+// SyncKinds are the device kinds a user's sync lists: the ones whose count
+// is unknown or above 0, in reauth.DeviceKinds order.
+func SyncKinds(inverters, electricVehicles, wallboxes *int) []reauth.DeviceKind {
+	var kinds []reauth.DeviceKind
+	for i, n := range []*int{inverters, electricVehicles, wallboxes} {
+		if n == nil || *n > 0 {
+			kinds = append(kinds, []reauth.DeviceKind{reauth.Inverter, reauth.ElectricVehicle, reauth.Wallbox}[i])
+		}
 	}
-	return tag.RowsAffected(), nil
+	return kinds
 }
 
-// DeviceOwnerEmail returns the email the last sync recorded for the owner of
-// device kind/id, when that device belongs to user userID of organization
-// orgID; "" when there is none (or no such device).
-func DeviceOwnerEmail(ctx context.Context, db DB, kind reauth.DeviceKind, id, orgID, userID string) (string, error) {
-	var email string
-	err := db.QueryRow(ctx, `SELECT coalesce(owner_email, '') FROM device
-		WHERE kind = $1 AND id = $2 AND org_id = $3 AND user_id = $4`, kind, id, orgID, userID).Scan(&email)
-	if err = mapErr(err); errors.Is(err, ErrNotFound) {
-		return "", nil
-	}
-	return email, err
-}
-
-// SessionForJob returns the ID of the session the reauth_device job jobID
-// stored, ErrNotFound when it stored none (yet).
-func SessionForJob(ctx context.Context, db DB, jobID int64) (int64, error) {
-	var id int64
-	err := db.QueryRow(ctx, `SELECT id FROM auth_session WHERE job_id = $1`, jobID).Scan(&id)
-	return id, mapErr(err)
-}
-
-// SweepStillNeeded reports whether a device the sweep queued still needs a
-// session: it still needs reauthentication (by the last sync) and has no
-// open, unexpired session.
-func SweepStillNeeded(ctx context.Context, db DB, kind reauth.DeviceKind, id string) (bool, error) {
-	var needed bool
-	err := db.QueryRow(ctx, `
-		SELECT d.needs_reauth AND NOT EXISTS (SELECT FROM auth_session s WHERE s.device_kind = d.kind
-			AND s.device_id = d.id AND s.state = 'open' AND s.expires_at > now())
-		FROM device d WHERE d.kind = $1 AND d.id = $2`, kind, id).Scan(&needed)
-	if err = mapErr(err); errors.Is(err, ErrNotFound) {
-		return false, nil
-	}
-	return needed, err
-}
-
-// DeviceKey orders devices for keyset paging; the zero key is before all.
-type DeviceKey struct {
-	Kind reauth.DeviceKind
-	ID   string
-}
-
-// SweepCandidate is a device the sweep should request a session for.
-type SweepCandidate struct {
-	DeviceKey
+// DueSyncUser is a user whose devices are due to be listed.
+type DueSyncUser struct {
 	OrgID, UserID string
+	Kinds         []reauth.DeviceKind // what to list; never empty
 }
 
-// SweepPage returns up to limit devices after key, in key order, that need
-// reauthentication, have no open unexpired session, no request finished and
-// no message sent within cooldown, and fewer than maxPerWeek messages in the
-// last seven days. It walks the partial index
-// device_needs_reauth, so a page costs the same wherever it starts.
+// PickDueSyncUsers locks the users of orgs due a sync (never synced, or
+// last synced at least interval ago, with a kind to list and no job
+// pending), oldest sync first, as many as calls device-list calls serve
+// after the calls of the jobs still pending; at least one when none is
+// pending, however many kinds it has. Queue them in the same transaction
+// (tx) and MarkSyncQueued. Rows other transactions lock are skipped.
 //
-// The rows stay share-locked until db's transaction ends: enqueue the page in
-// that transaction. A worker storing a session for one of them (which
-// updates the device row) then either committed before the page was read,
-// and the device is left out, or waits until the page's jobs are in, while
-// its own job still counts for River's uniqueness.
-func SweepPage(ctx context.Context, db DB, after DeviceKey, cooldown time.Duration, maxPerWeek, limit int) (page []SweepCandidate, last DeviceKey, err error) {
-	if after.ID == "" {
-		after.ID = "00000000-0000-0000-0000-000000000000"
-	}
-	rows, err := db.Query(ctx, SweepPageSQL, after.Kind, after.ID, cooldown.Seconds(), maxPerWeek, limit)
+// A pending job is one still in river_job unfinished: a user whose job was
+// cancelled or discarded without clearing queued_job is due again.
+func PickDueSyncUsers(ctx context.Context, tx DB, orgs []string, interval time.Duration, calls int) (due []DueSyncUser, pending int, err error) {
+	err = tx.QueryRow(ctx, `
+		WITH cleared AS (
+			UPDATE sync_user s SET queued_job = NULL
+			WHERE s.queued_job IS NOT NULL AND s.org_id = ANY ($1::uuid[])
+			  AND NOT EXISTS (`+syncJobPendingSQL+`)
+			RETURNING sync_kinds
+		)
+		SELECT (SELECT coalesce(sum(sync_kinds), 0) FROM sync_user WHERE queued_job IS NOT NULL AND org_id = ANY ($1::uuid[]))
+		     - (SELECT coalesce(sum(sync_kinds), 0) FROM cleared)`, orgs).Scan(&pending)
 	if err != nil {
-		return nil, after, mapErr(err)
+		return nil, 0, mapErr(err)
 	}
-	page = make([]SweepCandidate, 0, limit)
-	kinds, ids := make([]string, 0, limit), make([]string, 0, limit)
-	for rows.Next() {
-		var c SweepCandidate
-		if err := rows.Scan(&c.Kind, &c.ID, &c.OrgID, &c.UserID); err != nil {
-			rows.Close()
-			return nil, after, mapErr(err)
-		}
-		page = append(page, c)
-		kinds, ids = append(kinds, string(c.Kind)), append(ids, c.ID)
+	budget := calls - pending
+	if pending == 0 {
+		budget = max(budget, len(reauth.DeviceKinds)) // never starve a user of three kinds
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil || len(page) == 0 {
-		return nil, after, mapErr(err)
+	if budget <= 0 {
+		return nil, pending, nil
 	}
-	last = page[len(page)-1].DeviceKey
-
-	// A row the query waited for (a session being stored) was re-checked
-	// with the statement's old snapshot; now that the rows are locked, a new
-	// statement sees any session committed meanwhile.
-	rows, err = db.Query(ctx, `SELECT c.kind, c.id::text FROM unnest($1::text[], $2::uuid[]) AS c (kind, id)
-		WHERE EXISTS (SELECT FROM auth_session s WHERE s.device_kind = c.kind AND s.device_id = c.id
-		              AND s.state = 'open' AND s.expires_at > now())`,
-		kinds, ids)
+	rows, err := tx.Query(ctx, `
+		WITH due AS (
+			SELECT org_id, user_id, sync_kinds, num_inverters, num_electric_vehicles, num_wallboxes, synced_at, created_at
+			FROM sync_user
+			WHERE gone_at IS NULL AND queued_job IS NULL AND sync_kinds > 0 AND org_id = ANY ($1::uuid[])
+			  AND (synced_at IS NULL OR synced_at <= now() - make_interval(secs => $2::float8))
+			ORDER BY synced_at NULLS FIRST, created_at, user_id
+			LIMIT $3
+			FOR UPDATE SKIP LOCKED
+		)
+		SELECT org_id::text, user_id::text, num_inverters, num_electric_vehicles, num_wallboxes
+		FROM (SELECT *, sum(sync_kinds) OVER (ORDER BY synced_at NULLS FIRST, created_at, user_id) AS running FROM due) d
+		WHERE running <= $3
+		ORDER BY synced_at NULLS FIRST, created_at, user_id`, orgs, interval.Seconds(), budget)
 	if err != nil {
-		return nil, after, mapErr(err)
+		return nil, pending, mapErr(err)
 	}
-	open := map[DeviceKey]bool{}
+	defer rows.Close()
 	for rows.Next() {
-		var k DeviceKey
-		if err := rows.Scan(&k.Kind, &k.ID); err != nil {
-			rows.Close()
-			return nil, after, mapErr(err)
+		var u DueSyncUser
+		var inv, ev, wb *int
+		if err := rows.Scan(&u.OrgID, &u.UserID, &inv, &ev, &wb); err != nil {
+			return nil, pending, mapErr(err)
 		}
-		open[k] = true
+		u.Kinds = SyncKinds(inv, ev, wb)
+		due = append(due, u)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, after, mapErr(err)
-	}
-	kept := page[:0]
-	for _, c := range page {
-		if !open[c.DeviceKey] {
-			kept = append(kept, c)
-		}
-	}
-	return kept, last, nil
+	return due, pending, mapErr(rows.Err())
 }
 
-// SweepPageSQL is SweepPage's query (exported for EXPLAIN in tests).
-const SweepPageSQL = `
-	SELECT d.kind, d.id, d.org_id, d.user_id
-	FROM device d
-	WHERE d.needs_reauth AND (d.kind, d.id) > ($1, $2::uuid)
-	  AND NOT EXISTS (SELECT FROM auth_session s
-	                  WHERE s.device_kind = d.kind AND s.device_id = d.id AND s.state = 'open' AND s.expires_at > now())
-	  AND NOT EXISTS (` + requestFinishedWithinSQL + `)
-	  AND NOT EXISTS (SELECT FROM auth_session s JOIN notification n ON n.session_id = s.id
-	                  WHERE s.device_kind = d.kind AND s.device_id = d.id
-	                    AND n.sent_at > now() - make_interval(secs => $3::float8))
-	  AND (SELECT count(*) FROM auth_session s JOIN notification n ON n.session_id = s.id
-	       WHERE s.device_kind = d.kind AND s.device_id = d.id AND n.sent_at > now() - interval '7 days') < $4
-	ORDER BY d.kind, d.id
-	LIMIT $5
-	FOR SHARE OF d`
+// MarkSyncQueued records the job queued for each user (jobs[i] for
+// users[i]).
+func MarkSyncQueued(ctx context.Context, tx DB, users []DueSyncUser, jobs []int64) error {
+	orgs, ids := make([]string, len(users)), make([]string, len(users))
+	for i, u := range users {
+		orgs[i], ids[i] = u.OrgID, u.UserID
+	}
+	_, err := tx.Exec(ctx, `
+		UPDATE sync_user s SET queued_job = q.job
+		FROM unnest($1::uuid[], $2::uuid[], $3::bigint[]) AS q (org_id, user_id, job)
+		WHERE s.org_id = q.org_id AND s.user_id = q.user_id`, orgs, ids, jobs)
+	return mapErr(err)
+}
+
+// SyncUsersDue reports whether any user of orgs is due a sync and not
+// queued.
+func SyncUsersDue(ctx context.Context, db DB, orgs []string, interval time.Duration) (bool, error) {
+	var due bool
+	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT FROM sync_user
+		WHERE gone_at IS NULL AND queued_job IS NULL AND sync_kinds > 0 AND org_id = ANY ($1::uuid[])
+		  AND (synced_at IS NULL OR synced_at <= now() - make_interval(secs => $2::float8)))`,
+		orgs, interval.Seconds()).Scan(&due)
+	return due, mapErr(err)
+}
+
+// MarkUserSynced records that the user's devices were just listed; its job
+// is no longer pending.
+func MarkUserSynced(ctx context.Context, db DB, orgID, userID string) error {
+	_, err := db.Exec(ctx, `UPDATE sync_user SET synced_at = now(), queued_job = NULL
+		WHERE org_id = $1 AND user_id = $2`, orgID, userID)
+	return mapErr(err)
+}
+
+// MarkSyncUserGone records that Podero no longer knows the user (a 404 on
+// its devices); the next users list that has it brings it back.
+func MarkSyncUserGone(ctx context.Context, db DB, orgID, userID string) error {
+	_, err := db.Exec(ctx, `UPDATE sync_user SET gone_at = coalesce(gone_at, now()), synced_at = now(), queued_job = NULL
+		WHERE org_id = $1 AND user_id = $2`, orgID, userID)
+	return mapErr(err)
+}
+
+// SyncRateWindow is the window over which SyncStatus.RecentCalls counts the
+// sync's device-list calls.
+const SyncRateWindow = 10 * time.Minute
+
+// SyncStatus is how far the device sync is behind, and how long a pass
+// takes, for `reauth stats`, /ops and /metrics.
+type SyncStatus struct {
+	// Users are the users the latest lists show (not gone);
+	// UsersWithDevices those with a kind to list (the others cost nothing).
+	Users            int64 `json:"users"`
+	UsersWithDevices int64 `json:"users_with_devices"`
+	// PassCalls is the device-list calls a full pass takes: one per kind
+	// each user has or may have (an unknown count is listed).
+	PassCalls int64 `json:"pass_calls"`
+	// Queued is the users with a sync job pending; Due the users due a
+	// sync (never synced, or at least the interval ago) not yet queued.
+	Queued int64 `json:"queued"`
+	Due    int64 `json:"due"`
+	// OldestSync is the oldest last sync of a listed user with devices
+	// (when it was first listed, if never synced); zero when there is none.
+	// Lag is now minus OldestSync, the sync lag; 0 when there is none.
+	OldestSync time.Time     `json:"oldest_sync,omitzero"`
+	Lag        time.Duration `json:"lag_ns"`
+	// RecentCalls is the device-list calls of the syncs that finished
+	// within the last SyncRateWindow.
+	RecentCalls int64 `json:"recent_calls"`
+	// ListedAt is when the least recent of the organizations' latest
+	// complete users lists began; zero when one was never listed.
+	ListedAt time.Time `json:"listed_at,omitzero"`
+}
+
+// CallsPerSecond is the sync's device-list calls a second over the last
+// SyncRateWindow.
+func (s SyncStatus) CallsPerSecond() float64 {
+	return float64(s.RecentCalls) / SyncRateWindow.Seconds()
+}
+
+// PassTime is how long a full pass takes at callsPerSecond device-list
+// calls a second (e.g. SYNC_RATE_SHARE × PODERO_RATE_LIMIT, the configured
+// rate, or CallsPerSecond, the current one); ok is false at a rate of 0
+// with calls to make.
+func (s SyncStatus) PassTime(callsPerSecond float64) (d time.Duration, ok bool) {
+	if s.PassCalls == 0 {
+		return 0, true
+	}
+	if callsPerSecond <= 0 {
+		return 0, false
+	}
+	secs := math.Min(float64(s.PassCalls)/callsPerSecond, float64(math.MaxInt64/int64(time.Second)))
+	return time.Duration(secs * float64(time.Second)), true
+}
+
+// GetSyncStatus reads the sync's status for the organizations orgs (nil:
+// every organization listed), counting as due the users not synced within
+// interval. It reads every listed user once.
+func GetSyncStatus(ctx context.Context, db DB, orgs []string, interval time.Duration) (SyncStatus, error) {
+	var s SyncStatus
+	var oldest, listed *time.Time
+	var lag float64
+	var listedOrgs, wanted int
+	err := db.QueryRow(ctx, `
+		SELECT count(*), count(*) FILTER (WHERE sync_kinds > 0), coalesce(sum(sync_kinds), 0),
+			count(*) FILTER (WHERE queued_job IS NOT NULL),
+			count(*) FILTER (WHERE sync_kinds > 0 AND queued_job IS NULL
+			                 AND (synced_at IS NULL OR synced_at <= now() - make_interval(secs => $2::float8))),
+			min(coalesce(synced_at, created_at)) FILTER (WHERE sync_kinds > 0),
+			coalesce(extract(epoch FROM now() - min(coalesce(synced_at, created_at)) FILTER (WHERE sync_kinds > 0)), 0)::float8,
+			coalesce(sum(sync_kinds) FILTER (WHERE synced_at > now() - make_interval(secs => $3::float8)), 0),
+			(SELECT min(listed_at) FROM sync_org WHERE $1::uuid[] IS NULL OR org_id = ANY ($1::uuid[])),
+			(SELECT count(*) FROM sync_org WHERE $1::uuid[] IS NULL OR org_id = ANY ($1::uuid[])),
+			coalesce(cardinality($1::uuid[]), 0)
+		FROM sync_user
+		WHERE gone_at IS NULL AND ($1::uuid[] IS NULL OR org_id = ANY ($1::uuid[]))`,
+		orgs, interval.Seconds(), SyncRateWindow.Seconds()).Scan(
+		&s.Users, &s.UsersWithDevices, &s.PassCalls, &s.Queued, &s.Due, &oldest, &lag, &s.RecentCalls,
+		&listed, &listedOrgs, &wanted)
+	if err != nil {
+		return s, mapErr(err)
+	}
+	if oldest != nil {
+		s.OldestSync, s.Lag = *oldest, time.Duration(lag*float64(time.Second))
+	}
+	if listed != nil && listedOrgs >= wanted {
+		s.ListedAt = *listed
+	}
+	return s, nil
+}

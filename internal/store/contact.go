@@ -3,11 +3,10 @@ package store
 import (
 	"context"
 	"time"
-
-	"github.com/jackc/pgx/v5"
-
-	"github.com/reauth/reauth"
 )
+
+// This file holds the queries of contact (how a user is reached) and
+// email_suppression (addresses refused permanently).
 
 // Contact is how a user is reached: an address, a locale, FCM tokens, the
 // channels to use in order of preference and the channels opted out of.
@@ -72,6 +71,20 @@ func RemoveFCMTokens(ctx context.Context, db DB, orgID, userID string, tokens []
 	return mapErr(err)
 }
 
+// Recipient is the user's contact (the zero Contact when there is none)
+// and whether email (or, when email is "", the contact's email) was refused
+// before, in one query.
+func Recipient(ctx context.Context, db DB, orgID, userID, email string) (c Contact, suppressed bool, err error) {
+	err = db.QueryRow(ctx, `
+		SELECT coalesce(c.email, ''), coalesce(c.locale, ''), coalesce(c.fcm_tokens, '{}'),
+			coalesce(c.channels, '{}'), coalesce(c.opted_out, '{}'),
+			EXISTS (SELECT FROM email_suppression WHERE address = lower(coalesce(nullif($3, ''), c.email)))
+		FROM (SELECT) AS one LEFT JOIN contact c ON c.org_id = $1 AND c.user_id = $2`,
+		orgID, userID, email).Scan(&c.Email, &c.Locale, &c.FCMTokens, &c.Channels, &c.OptedOut, &suppressed)
+	c.OrgID, c.UserID = orgID, userID
+	return c, suppressed, mapErr(err)
+}
+
 // SuppressEmail records that an SMTP server refused address permanently:
 // no email goes to it again.
 func SuppressEmail(ctx context.Context, db DB, address, reason string) error {
@@ -119,85 +132,4 @@ func EmailSuppressed(ctx context.Context, db DB, address string) (bool, error) {
 	var yes bool
 	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT FROM email_suppression WHERE address = lower($1))`, address).Scan(&yes)
 	return yes, mapErr(err)
-}
-
-// DeviceStillNeedsLink reports whether a device may still need a fresh
-// link: it is not gone, and the last sync (if any) did not see it
-// authenticated or saw it asking to reauthenticate anyway.
-func DeviceStillNeedsLink(ctx context.Context, db DB, kind reauth.DeviceKind, id string) (bool, error) {
-	var needs bool
-	err := db.QueryRow(ctx, `SELECT gone_at IS NULL AND (is_authenticated IS NOT TRUE OR needs_reauth)
-		FROM device WHERE kind = $1 AND id = $2`, kind, id).Scan(&needs)
-	return needs, mapErr(err)
-}
-
-// Recipient is the user's contact (the zero Contact when there is none)
-// and whether email (or, when email is "", the contact's email) was refused
-// before, in one query.
-func Recipient(ctx context.Context, db DB, orgID, userID, email string) (c Contact, suppressed bool, err error) {
-	err = db.QueryRow(ctx, `
-		SELECT coalesce(c.email, ''), coalesce(c.locale, ''), coalesce(c.fcm_tokens, '{}'),
-			coalesce(c.channels, '{}'), coalesce(c.opted_out, '{}'),
-			EXISTS (SELECT FROM email_suppression WHERE address = lower(coalesce(nullif($3, ''), c.email)))
-		FROM (SELECT) AS one LEFT JOIN contact c ON c.org_id = $1 AND c.user_id = $2`,
-		orgID, userID, email).Scan(&c.Email, &c.Locale, &c.FCMTokens, &c.Channels, &c.OptedOut, &suppressed)
-	c.OrgID, c.UserID = orgID, userID
-	return c, suppressed, mapErr(err)
-}
-
-// NotifyView is what delivering one step needs, read in one query: the
-// session, its user's contact (zero when none), whether the session's email
-// was refused before, and what earlier attempts at the step did, per
-// channel ("channel:state", oldest first).
-type NotifyView struct {
-	Session
-	Contact    Contact
-	Suppressed bool
-	Tried      []string
-	// The device's make and model as the last sync saw them; "" when
-	// unknown. Messages name the device by them.
-	Manufacturer, Model string
-}
-
-// GetNotifyView reads the NotifyView of a session's step.
-func GetNotifyView(ctx context.Context, db DB, sessionID int64, step int) (NotifyView, error) {
-	var v NotifyView
-	c := &v.Contact
-	err := db.QueryRow(ctx, `SELECT `+sessionColumns+`,
-			coalesce(c.email, ''), coalesce(c.locale, ''), coalesce(c.fcm_tokens, '{}'),
-			coalesce(c.channels, '{}'), coalesce(c.opted_out, '{}'),
-			EXISTS (SELECT FROM email_suppression WHERE address = lower(s.email)),
-			ARRAY(SELECT n.channel || ':' || n.state FROM notification n WHERE n.session_id = s.id AND n.step = $2 ORDER BY n.id),
-			coalesce(d.manufacturer, ''), coalesce(d.model, '')
-		FROM auth_session s JOIN device d ON d.kind = s.device_kind AND d.id = s.device_id
-		LEFT JOIN contact c ON c.org_id = d.org_id AND c.user_id = d.user_id
-		WHERE s.id = $1`, sessionID, step).Scan(append(v.Session.dest(),
-		&c.Email, &c.Locale, &c.FCMTokens, &c.Channels, &c.OptedOut, &v.Suppressed, &v.Tried,
-		&v.Manufacturer, &v.Model)...)
-	c.OrgID, c.UserID = v.OrgID, v.UserID
-	return v, mapErr(err)
-}
-
-// ReopenFailedNotifications sets a step's failed notification rows on
-// channels back to sending (their last error kept), so that delivery tries
-// those channels again, and returns the channels reopened: an operator
-// retried a step whose every channel had failed.
-func ReopenFailedNotifications(ctx context.Context, db DB, sessionID int64, step int, channels []string) ([]string, error) {
-	rows, err := db.Query(ctx, `UPDATE notification SET state = 'sending'
-		WHERE session_id = $1 AND step = $2 AND state = 'failed' AND channel = ANY($3)
-		RETURNING channel`, sessionID, step, channels)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	return out, mapErr(err)
-}
-
-// SessionOpenForUpdate reports whether the session is still open, locking
-// it against finishing until tx ends (so a reminder is never scheduled
-// after completion cancelled the others).
-func SessionOpenForUpdate(ctx context.Context, tx DB, id int64) (bool, error) {
-	var open bool
-	err := tx.QueryRow(ctx, `SELECT state = 'open' FROM auth_session WHERE id = $1 FOR SHARE`, id).Scan(&open)
-	return open, mapErr(err)
 }

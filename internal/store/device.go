@@ -1,0 +1,398 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/reauth/reauth"
+)
+
+// This file holds the queries of the device table: what the service was
+// asked about and what the last sync saw, the device views operators read,
+// and the sweep's pages.
+
+// Device is a device the service has been asked about.
+type Device struct {
+	Kind      reauth.DeviceKind `json:"device_kind"`
+	ID        string            `json:"device_id"`
+	OrgID     string            `json:"org_id"`
+	UserID    string            `json:"user_id"`
+	CreatedAt time.Time         `json:"created_at"`
+	UpdatedAt time.Time         `json:"updated_at"`
+	GoneAt    *time.Time        `json:"gone_at,omitempty"`
+	// What the last sync saw at Podero; null when Podero sent null or the
+	// device was never synced. OwnerEmail is the device owner's email.
+	Manufacturer     *string         `json:"manufacturer"`
+	Model            *string         `json:"model"`
+	LifecycleState   *string         `json:"lifecycle_state"`
+	LifecycleError   json.RawMessage `json:"lifecycle_error"`
+	ExternalDeviceID *string         `json:"external_device_id"`
+	OwnerEmail       *string         `json:"owner_email"`
+}
+
+// UpsertDevice records a device, refreshing its owner; a device Podero
+// answers for again is no longer gone.
+func UpsertDevice(ctx context.Context, db DB, kind reauth.DeviceKind, id, orgID, userID string) error {
+	_, err := db.Exec(ctx, `
+		INSERT INTO device (kind, id, org_id, user_id) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (kind, id) DO UPDATE
+		SET org_id = excluded.org_id, user_id = excluded.user_id, updated_at = now(), gone_at = NULL`,
+		kind, id, orgID, userID)
+	return mapErr(err)
+}
+
+// MarkDeviceGone records that Podero does not know the device (any more).
+func MarkDeviceGone(ctx context.Context, db DB, kind reauth.DeviceKind, id, orgID, userID string) error {
+	_, err := db.Exec(ctx, `
+		INSERT INTO device (kind, id, org_id, user_id, gone_at) VALUES ($1, $2, $3, $4, now())
+		ON CONFLICT (kind, id) DO UPDATE SET gone_at = now(), updated_at = now()`,
+		kind, id, orgID, userID)
+	return mapErr(err)
+}
+
+// DeviceStillNeedsLink reports whether a device may still need a fresh
+// link: it is not gone, and the last sync (if any) did not see it
+// authenticated or saw it asking to reauthenticate anyway.
+func DeviceStillNeedsLink(ctx context.Context, db DB, kind reauth.DeviceKind, id string) (bool, error) {
+	var needs bool
+	err := db.QueryRow(ctx, `SELECT gone_at IS NULL AND (is_authenticated IS NOT TRUE OR needs_reauth)
+		FROM device WHERE kind = $1 AND id = $2`, kind, id).Scan(&needs)
+	return needs, mapErr(err)
+}
+
+// DeviceOwnerEmail returns the email the last sync recorded for the owner of
+// device kind/id, when that device belongs to user userID of organization
+// orgID; "" when there is none (or no such device).
+func DeviceOwnerEmail(ctx context.Context, db DB, kind reauth.DeviceKind, id, orgID, userID string) (string, error) {
+	var email string
+	err := db.QueryRow(ctx, `SELECT coalesce(owner_email, '') FROM device
+		WHERE kind = $1 AND id = $2 AND org_id = $3 AND user_id = $4`, kind, id, orgID, userID).Scan(&email)
+	if err = mapErr(err); errors.Is(err, ErrNotFound) {
+		return "", nil
+	}
+	return email, err
+}
+
+// DeviceView is a device with its sessions, notifications and jobs, newest first.
+type DeviceView struct {
+	Device
+	Sessions      []Session      `json:"sessions"`
+	Notifications []Notification `json:"notifications"`
+	Jobs          []Job          `json:"jobs"`
+}
+
+// GetDeviceView returns everything known about one device. A device that
+// has only requests waiting (no row yet) is returned with just its jobs.
+func GetDeviceView(ctx context.Context, db DB, kind reauth.DeviceKind, id string) (DeviceView, error) {
+	var v DeviceView
+	var lifecycleErr []byte
+	err := db.QueryRow(ctx, `SELECT kind, id, org_id, user_id, created_at, updated_at, gone_at,
+			manufacturer, model, lifecycle_state, lifecycle_error, external_device_id, owner_email
+		FROM device WHERE kind = $1 AND id = $2`, kind, id).Scan(
+		&v.Kind, &v.ID, &v.OrgID, &v.UserID, &v.CreatedAt, &v.UpdatedAt, &v.GoneAt,
+		&v.Manufacturer, &v.Model, &v.LifecycleState, &lifecycleErr, &v.ExternalDeviceID, &v.OwnerEmail)
+	if lifecycleErr != nil {
+		v.LifecycleError = lifecycleErr
+	}
+	if err = mapErr(err); err != nil && !errors.Is(err, ErrNotFound) {
+		return v, err
+	}
+	found := err == nil
+
+	v.Jobs, err = requestJobs(ctx, db, kind, id)
+	if err != nil {
+		return v, err
+	}
+	if !found {
+		if len(v.Jobs) == 0 {
+			return v, ErrNotFound
+		}
+		v.Kind, v.ID = kind, id
+	}
+
+	rows, err := db.Query(ctx, `SELECT `+sessionColumns+`
+		FROM auth_session s JOIN device d ON d.kind = s.device_kind AND d.id = s.device_id
+		WHERE s.device_kind = $1 AND s.device_id = $2
+		ORDER BY s.created_at DESC, s.id DESC LIMIT 50`, kind, id)
+	if err != nil {
+		return v, mapErr(err)
+	}
+	v.Sessions, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Session, error) { return scanSession(r) })
+	if err != nil {
+		return v, mapErr(err)
+	}
+
+	rows, err = db.Query(ctx, `SELECT n.id, n.session_id, n.step, n.channel, n.recipient, n.idempotency_key,
+			n.state, n.attempts, coalesce(n.last_error, ''), n.created_at, n.sent_at
+		FROM notification n JOIN auth_session s ON s.id = n.session_id
+		WHERE s.device_kind = $1 AND s.device_id = $2
+		ORDER BY n.created_at DESC, n.id DESC LIMIT 100`, kind, id)
+	if err != nil {
+		return v, mapErr(err)
+	}
+	v.Notifications, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Notification, error) {
+		var n Notification
+		return n, r.Scan(&n.ID, &n.SessionID, &n.Step, &n.Channel, &n.Recipient, &n.IdempotencyKey,
+			&n.State, &n.Attempts, &n.LastError, &n.CreatedAt, &n.SentAt)
+	})
+	return v, mapErr(err)
+}
+
+// DeviceDetail is everything known about one device: what the last sync saw,
+// its sessions, their notifications, and the jobs that requested and
+// delivered them, newest first.
+type DeviceDetail struct {
+	Device
+	IsAuthenticated  *bool           `json:"is_authenticated"`
+	ActionNeeded     *bool           `json:"action_needed"`
+	Actions          json.RawMessage `json:"actions"`
+	ConnectionStatus *string         `json:"connection_status"`
+	SyncedAt         *time.Time      `json:"synced_at"`
+	NeedsReauth      bool            `json:"needs_reauth"`
+	// Known is false for a device that has only requests waiting (no row yet).
+	Known         bool           `json:"known"`
+	Sessions      []Session      `json:"sessions"`
+	Notifications []Notification `json:"notifications"`
+	Jobs          []DeviceJob    `json:"jobs"`
+}
+
+// GetDeviceDetail returns the device kind/id with its sessions, notifications
+// and jobs: its reauth_device jobs and the reauth_notify jobs of its
+// sessions (at most 100). ErrNotFound when there is neither a device row
+// nor a job for it.
+func GetDeviceDetail(ctx context.Context, db DB, kind reauth.DeviceKind, id string) (DeviceDetail, error) {
+	v, err := GetDeviceView(ctx, db, kind, id)
+	if err != nil {
+		return DeviceDetail{}, err
+	}
+	d := DeviceDetail{Device: v.Device, Sessions: v.Sessions, Notifications: v.Notifications, Actions: json.RawMessage("[]")}
+	var actions []byte
+	err = db.QueryRow(ctx, `SELECT is_authenticated, action_needed, actions, connection_status, synced_at, needs_reauth
+		FROM device WHERE kind = $1 AND id = $2`, kind, id).Scan(
+		&d.IsAuthenticated, &d.ActionNeeded, &actions, &d.ConnectionStatus, &d.SyncedAt, &d.NeedsReauth)
+	switch err = mapErr(err); {
+	case err == nil:
+		d.Known = true
+		d.Actions = actions
+	case !errors.Is(err, ErrNotFound):
+		return d, err
+	}
+	ids, err := deviceJobIDs(ctx, db, []string{string(kind)}, id, 100)
+	if err != nil {
+		return d, err
+	}
+	if d.Jobs, err = jobsByID(ctx, db, ids); err != nil {
+		return d, err
+	}
+	if d.Sessions == nil {
+		d.Sessions = []Session{}
+	}
+	if d.Notifications == nil {
+		d.Notifications = []Notification{}
+	}
+	if d.Jobs == nil {
+		d.Jobs = []DeviceJob{}
+	}
+	return d, nil
+}
+
+// SyncedDevice is what Podero's device list says about one device.
+type SyncedDevice struct {
+	Kind             reauth.DeviceKind
+	ID, OrgID        string
+	UserID           string
+	IsAuthenticated  *bool
+	ActionNeeded     *bool
+	Actions          json.RawMessage // as Podero sent it; nil for none
+	ConnectionStatus string
+	Deleted          bool // Podero lists it with deleted_at set
+	// Manufacturer, Model, LifecycleState, ExternalDeviceID and OwnerEmail
+	// are "" when Podero sent null (stored as NULL); LifecycleError is nil
+	// then.
+	Manufacturer     string
+	Model            string
+	LifecycleState   string
+	LifecycleError   json.RawMessage
+	ExternalDeviceID string
+	OwnerEmail       string
+}
+
+// RecordSyncedDevice upserts a listed device. When it is authenticated
+// again, its open session is closed as completed elsewhere (the user fixed it
+// without our link), and its reminders cancelled. It returns the closed
+// session's id, 0 when none was.
+func RecordSyncedDevice(ctx context.Context, db DB, d SyncedDevice) (closed int64, err error) {
+	actions := d.Actions
+	if len(actions) == 0 || string(actions) == "null" {
+		actions = json.RawMessage("[]")
+	}
+	var lifecycleErr []byte // nil: NULL
+	if len(d.LifecycleError) > 0 && string(d.LifecycleError) != "null" {
+		lifecycleErr = d.LifecycleError
+	}
+	var needs bool
+	err = db.QueryRow(ctx, `
+		INSERT INTO device (kind, id, org_id, user_id, is_authenticated, action_needed, actions,
+			connection_status, synced_at, gone_at,
+			manufacturer, model, lifecycle_state, lifecycle_error, external_device_id, owner_email)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, nullif($8, ''), now(), CASE WHEN $9 THEN now() END,
+			nullif($10, ''), nullif($11, ''), nullif($12, ''), $13::jsonb, nullif($14, ''), nullif($15, ''))
+		ON CONFLICT (kind, id) DO UPDATE SET
+			org_id = excluded.org_id, user_id = excluded.user_id,
+			is_authenticated = excluded.is_authenticated, action_needed = excluded.action_needed,
+			actions = excluded.actions, connection_status = excluded.connection_status,
+			manufacturer = excluded.manufacturer, model = excluded.model,
+			lifecycle_state = excluded.lifecycle_state, lifecycle_error = excluded.lifecycle_error,
+			external_device_id = excluded.external_device_id, owner_email = excluded.owner_email,
+			synced_at = now(), updated_at = now(),
+			gone_at = CASE WHEN $9 THEN coalesce(device.gone_at, now()) END
+		RETURNING needs_reauth`,
+		d.Kind, d.ID, d.OrgID, d.UserID, d.IsAuthenticated, d.ActionNeeded, actions, d.ConnectionStatus, d.Deleted,
+		d.Manufacturer, d.Model, d.LifecycleState, lifecycleErr, d.ExternalDeviceID, d.OwnerEmail).Scan(&needs)
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	if needs || d.IsAuthenticated == nil || !*d.IsAuthenticated {
+		return 0, nil
+	}
+	err = db.QueryRow(ctx, `UPDATE auth_session SET state = 'completed_elsewhere', finished_at = now()
+		WHERE device_kind = $1 AND device_id = $2 AND state = 'open' RETURNING id`, d.Kind, d.ID).Scan(&closed)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	_, err = CancelReminders(ctx, db, closed)
+	return closed, err
+}
+
+// MarkMissingGone marks the user's devices of kind that Podero no longer
+// lists as gone, and returns how many.
+func MarkMissingGone(ctx context.Context, db DB, orgID, userID string, kind reauth.DeviceKind, listed []string) (int64, error) {
+	tag, err := db.Exec(ctx, `
+		UPDATE device SET gone_at = now(), updated_at = now()
+		WHERE org_id = $1 AND user_id = $2 AND kind = $3 AND gone_at IS NULL
+		  AND NOT (id = ANY (coalesce($4::uuid[], '{}')))`,
+		orgID, userID, kind, listed)
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// SweepStillNeeded reports whether a device the sweep queued still needs a
+// session: it still needs reauthentication (by the last sync) and has no
+// open, unexpired session.
+func SweepStillNeeded(ctx context.Context, db DB, kind reauth.DeviceKind, id string) (bool, error) {
+	var needed bool
+	err := db.QueryRow(ctx, `
+		SELECT d.needs_reauth AND NOT EXISTS (SELECT FROM auth_session s WHERE s.device_kind = d.kind
+			AND s.device_id = d.id AND s.state = 'open' AND s.expires_at > now())
+		FROM device d WHERE d.kind = $1 AND d.id = $2`, kind, id).Scan(&needed)
+	if err = mapErr(err); errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return needed, err
+}
+
+// DeviceKey orders devices for keyset paging; the zero key is before all.
+type DeviceKey struct {
+	Kind reauth.DeviceKind
+	ID   string
+}
+
+// SweepCandidate is a device the sweep should request a session for.
+type SweepCandidate struct {
+	DeviceKey
+	OrgID, UserID string
+}
+
+// SweepPage returns up to limit devices after key, in key order, that need
+// reauthentication, have no open unexpired session, no request finished and
+// no message sent within cooldown, and fewer than maxPerWeek messages in the
+// last seven days. It walks the partial index
+// device_needs_reauth, so a page costs the same wherever it starts.
+//
+// The rows stay share-locked until db's transaction ends: enqueue the page in
+// that transaction. A worker storing a session for one of them (which
+// updates the device row) then either committed before the page was read,
+// and the device is left out, or waits until the page's jobs are in, while
+// its own job still counts for River's uniqueness.
+func SweepPage(ctx context.Context, db DB, after DeviceKey, cooldown time.Duration, maxPerWeek, limit int) (page []SweepCandidate, last DeviceKey, err error) {
+	if after.ID == "" {
+		after.ID = "00000000-0000-0000-0000-000000000000"
+	}
+	rows, err := db.Query(ctx, SweepPageSQL, after.Kind, after.ID, cooldown.Seconds(), maxPerWeek, limit)
+	if err != nil {
+		return nil, after, mapErr(err)
+	}
+	page = make([]SweepCandidate, 0, limit)
+	kinds, ids := make([]string, 0, limit), make([]string, 0, limit)
+	for rows.Next() {
+		var c SweepCandidate
+		if err := rows.Scan(&c.Kind, &c.ID, &c.OrgID, &c.UserID); err != nil {
+			rows.Close()
+			return nil, after, mapErr(err)
+		}
+		page = append(page, c)
+		kinds, ids = append(kinds, string(c.Kind)), append(ids, c.ID)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || len(page) == 0 {
+		return nil, after, mapErr(err)
+	}
+	last = page[len(page)-1].DeviceKey
+
+	// A row the query waited for (a session being stored) was re-checked
+	// with the statement's old snapshot; now that the rows are locked, a new
+	// statement sees any session committed meanwhile.
+	rows, err = db.Query(ctx, `SELECT c.kind, c.id::text FROM unnest($1::text[], $2::uuid[]) AS c (kind, id)
+		WHERE EXISTS (SELECT FROM auth_session s WHERE s.device_kind = c.kind AND s.device_id = c.id
+		              AND s.state = 'open' AND s.expires_at > now())`,
+		kinds, ids)
+	if err != nil {
+		return nil, after, mapErr(err)
+	}
+	open := map[DeviceKey]bool{}
+	for rows.Next() {
+		var k DeviceKey
+		if err := rows.Scan(&k.Kind, &k.ID); err != nil {
+			rows.Close()
+			return nil, after, mapErr(err)
+		}
+		open[k] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, after, mapErr(err)
+	}
+	kept := page[:0]
+	for _, c := range page {
+		if !open[c.DeviceKey] {
+			kept = append(kept, c)
+		}
+	}
+	return kept, last, nil
+}
+
+// SweepPageSQL is SweepPage's query (exported for EXPLAIN in tests).
+const SweepPageSQL = `
+	SELECT d.kind, d.id, d.org_id, d.user_id
+	FROM device d
+	WHERE d.needs_reauth AND (d.kind, d.id) > ($1, $2::uuid)
+	  AND NOT EXISTS (SELECT FROM auth_session s
+	                  WHERE s.device_kind = d.kind AND s.device_id = d.id AND s.state = 'open' AND s.expires_at > now())
+	  AND NOT EXISTS (` + requestFinishedWithinSQL + `)
+	  AND NOT EXISTS (SELECT FROM auth_session s JOIN notification n ON n.session_id = s.id
+	                  WHERE s.device_kind = d.kind AND s.device_id = d.id
+	                    AND n.sent_at > now() - make_interval(secs => $3::float8))
+	  AND (SELECT count(*) FROM auth_session s JOIN notification n ON n.session_id = s.id
+	       WHERE s.device_kind = d.kind AND s.device_id = d.id AND n.sent_at > now() - interval '7 days') < $4
+	ORDER BY d.kind, d.id
+	LIMIT $5
+	FOR SHARE OF d`

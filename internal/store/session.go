@@ -1,0 +1,356 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/reauth/reauth"
+)
+
+// This file holds the queries of auth_session: a session's states and their
+// changes, the session lists and the funnels that follow sessions.
+
+// Session states.
+const (
+	SessionOpen       = "open"
+	SessionCompleted  = "completed"
+	SessionCancelled  = "cancelled"
+	SessionSuperseded = "superseded"
+	// SessionCompletedElsewhere: a sync saw the device authenticated again.
+	SessionCompletedElsewhere = "completed_elsewhere"
+	// SessionDeviceGone: Podero no longer knows the device.
+	SessionDeviceGone = "device_gone"
+)
+
+// Session is an authentication session Podero returned.
+type Session struct {
+	ID                int64             `json:"id"`
+	DeviceKind        reauth.DeviceKind `json:"device_kind"`
+	DeviceID          string            `json:"device_id"`
+	OrgID             string            `json:"org_id"`
+	UserID            string            `json:"user_id"`
+	PoderoSessionID   string            `json:"session_id"`
+	AuthenticationURL string            `json:"authentication_url"`
+	State             string            `json:"state"`
+	LinkNonce         []byte            `json:"-"`
+	Email             string            `json:"-"`
+	Locale            string            `json:"locale"`
+	SuccessURL        string            `json:"-"`
+	CancelURL         string            `json:"-"`
+	JobID             *int64            `json:"job_id,omitempty"`
+	CreatedAt         time.Time         `json:"created_at"`
+	ExpiresAt         time.Time         `json:"expires_at"`
+	OpenedAt          *time.Time        `json:"opened_at,omitempty"`
+	FinishedAt        *time.Time        `json:"finished_at,omitempty"`
+	CancelledAt       *time.Time        `json:"cancelled_at,omitempty"` // the user's last cancel, kept if completed later
+	Clicks            int               `json:"clicks"`
+	LastOpenedAt      *time.Time        `json:"last_opened_at,omitempty"`
+}
+
+// NewSession is what CreateSession stores.
+type NewSession struct {
+	DeviceKind        reauth.DeviceKind
+	DeviceID          string
+	PoderoSessionID   string
+	AuthenticationURL string
+	LinkNonce         []byte
+	LinkHash          []byte
+	Email             string
+	Locale            string
+	SuccessURL        string
+	CancelURL         string
+	JobID             int64     // 0: not made by a job
+	CreatedAt         time.Time // zero: the database's now()
+	ExpiresAt         time.Time
+}
+
+// CreateSession supersedes the device's open session, if any (cancelling
+// its pending reminders), and stores s as the open one. Run it in the
+// transaction that completes the job.
+func CreateSession(ctx context.Context, db DB, s NewSession) (int64, error) {
+	// The old session's pending reminders go with it.
+	var old int64
+	err := db.QueryRow(ctx, `
+		UPDATE auth_session SET state = 'superseded', finished_at = now()
+		WHERE device_kind = $1 AND device_id = $2 AND state = 'open'
+		RETURNING id`, s.DeviceKind, s.DeviceID).Scan(&old)
+	switch {
+	case err == nil:
+		if _, err := CancelReminders(ctx, db, old); err != nil {
+			return 0, err
+		}
+	case !errors.Is(err, pgx.ErrNoRows):
+		return 0, mapErr(err)
+	}
+	var id int64
+	err = db.QueryRow(ctx, `
+		INSERT INTO auth_session (device_kind, device_id, podero_session_id, authentication_url,
+			link_nonce, link_hash, email, locale, success_url, cancel_url, job_id, expires_at, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, nullif($7, ''), $8, nullif($9, ''), nullif($10, ''), nullif($11, 0), $12,
+			coalesce($13, now()))
+		RETURNING id`,
+		s.DeviceKind, s.DeviceID, s.PoderoSessionID, s.AuthenticationURL, s.LinkNonce, s.LinkHash,
+		s.Email, s.Locale, s.SuccessURL, s.CancelURL, s.JobID, s.ExpiresAt, nullTime(s.CreatedAt)).Scan(&id)
+	return id, mapErr(err)
+}
+
+const sessionColumns = `s.id, s.device_kind, s.device_id, d.org_id, d.user_id, s.podero_session_id,
+	s.authentication_url, s.state, s.link_nonce, coalesce(s.email, ''), s.locale,
+	coalesce(s.success_url, ''), coalesce(s.cancel_url, ''), s.job_id, s.created_at, s.expires_at,
+	s.opened_at, s.finished_at, s.cancelled_at, s.clicks, s.last_opened_at`
+
+// dest is where a row of sessionColumns scans to.
+func (s *Session) dest() []any {
+	return []any{&s.ID, &s.DeviceKind, &s.DeviceID, &s.OrgID, &s.UserID, &s.PoderoSessionID,
+		&s.AuthenticationURL, &s.State, &s.LinkNonce, &s.Email, &s.Locale,
+		&s.SuccessURL, &s.CancelURL, &s.JobID, &s.CreatedAt, &s.ExpiresAt, &s.OpenedAt, &s.FinishedAt,
+		&s.CancelledAt, &s.Clicks, &s.LastOpenedAt}
+}
+
+func scanSession(row pgx.Row) (Session, error) {
+	var s Session
+	err := row.Scan(s.dest()...)
+	return s, mapErr(err)
+}
+
+// GetSession returns the session with our id.
+func GetSession(ctx context.Context, db DB, id int64) (Session, error) {
+	return scanSession(db.QueryRow(ctx, `SELECT `+sessionColumns+`
+		FROM auth_session s JOIN device d ON d.kind = s.device_kind AND d.id = s.device_id
+		WHERE s.id = $1`, id))
+}
+
+// SessionByLinkHash returns the session whose link token hashes to hash.
+func SessionByLinkHash(ctx context.Context, db DB, hash []byte) (Session, error) {
+	return scanSession(db.QueryRow(ctx, `SELECT `+sessionColumns+`
+		FROM auth_session s JOIN device d ON d.kind = s.device_kind AND d.id = s.device_id
+		WHERE s.link_hash = $1`, hash))
+}
+
+// OpenSession returns the device's open session.
+func OpenSession(ctx context.Context, db DB, kind reauth.DeviceKind, deviceID string) (Session, error) {
+	return scanSession(db.QueryRow(ctx, `SELECT `+sessionColumns+`
+		FROM auth_session s JOIN device d ON d.kind = s.device_kind AND d.id = s.device_id
+		WHERE s.device_kind = $1 AND s.device_id = $2 AND s.state = 'open'`, kind, deviceID))
+}
+
+// LatestSession returns the device's newest session: its open one when it
+// has one (a newer session supersedes the open one), else the last to finish.
+func LatestSession(ctx context.Context, db DB, kind reauth.DeviceKind, deviceID string) (Session, error) {
+	return scanSession(db.QueryRow(ctx, `SELECT `+sessionColumns+`
+		FROM auth_session s JOIN device d ON d.kind = s.device_kind AND d.id = s.device_id
+		WHERE s.device_kind = $1 AND s.device_id = $2
+		ORDER BY s.created_at DESC, s.id DESC LIMIT 1`, kind, deviceID))
+}
+
+// RecentCompletion returns the device's session completed (through its link
+// or, as the sync saw, elsewhere) most recently since since, and the job
+// that made it; ErrNotFound when there is none. A repeat request for such a
+// device is a duplicate: Podero takes minutes to show it authenticated.
+func RecentCompletion(ctx context.Context, db DB, kind reauth.DeviceKind, deviceID string, since time.Time) (sessionID, jobID int64, err error) {
+	var job *int64
+	err = db.QueryRow(ctx, `
+		SELECT id, job_id FROM auth_session
+		WHERE device_kind = $1 AND device_id = $2 AND state IN ('completed', 'completed_elsewhere') AND finished_at >= $3
+		ORDER BY finished_at DESC LIMIT 1`, kind, deviceID, since).Scan(&sessionID, &job)
+	if job != nil {
+		jobID = *job
+	}
+	return sessionID, jobID, mapErr(err)
+}
+
+// SessionForJob returns the ID of the session the reauth_device job jobID
+// stored, ErrNotFound when it stored none (yet).
+func SessionForJob(ctx context.Context, db DB, jobID int64) (int64, error) {
+	var id int64
+	err := db.QueryRow(ctx, `SELECT id FROM auth_session WHERE job_id = $1`, jobID).Scan(&id)
+	return id, mapErr(err)
+}
+
+// MarkOpened records a click on the session's link (the first one's time
+// in opened_at, every one's in clicks and last_opened_at) and reports
+// whether it was the first.
+func MarkOpened(ctx context.Context, db DB, id int64) (first bool, err error) {
+	err = db.QueryRow(ctx, `
+		UPDATE auth_session SET clicks = clicks + 1, last_opened_at = now(), opened_at = coalesce(opened_at, now())
+		WHERE id = $1 RETURNING clicks = 1`, id).Scan(&first)
+	return first, mapErr(err)
+}
+
+// FinishSession moves an open session to state (completed or cancelled); a
+// cancelled one may still be completed, since its link keeps working. It
+// reports false when nothing changed.
+func FinishSession(ctx context.Context, db DB, id int64, state string) (bool, error) {
+	tag, err := db.Exec(ctx, `
+		UPDATE auth_session SET state = $2, finished_at = now(), opened_at = coalesce(opened_at, now()),
+			cancelled_at = CASE WHEN $2 = 'cancelled' THEN now() ELSE cancelled_at END
+		WHERE id = $1 AND (state = 'open' OR (state = 'cancelled' AND $2 = 'completed'))`, id, state)
+	if err != nil {
+		return false, mapErr(err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// CompleteOpenSession completes the device's open session, if it is not
+// except: a success through any of the device's links (an older one, or one
+// opened before it was superseded) is the device's, and its current session
+// must not stay open and keep reminding. It returns the session it
+// completed, or 0 when there was none.
+func CompleteOpenSession(ctx context.Context, db DB, kind reauth.DeviceKind, deviceID string, except int64) (int64, error) {
+	var id int64
+	err := db.QueryRow(ctx, `
+		UPDATE auth_session SET state = 'completed', finished_at = now()
+		WHERE device_kind = $1 AND device_id = $2 AND state = 'open' AND id <> $3
+		RETURNING id`, kind, deviceID, except).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	return id, mapErr(err)
+}
+
+// SessionOpenForUpdate reports whether the session is still open, locking
+// it against finishing until tx ends (so a reminder is never scheduled
+// after completion cancelled the others).
+func SessionOpenForUpdate(ctx context.Context, tx DB, id int64) (bool, error) {
+	var open bool
+	err := tx.QueryRow(ctx, `SELECT state = 'open' FROM auth_session WHERE id = $1 FOR SHARE`, id).Scan(&open)
+	return open, mapErr(err)
+}
+
+// SessionListItem is a session with its device's owner and its latest message.
+type SessionListItem struct {
+	Session
+	MessageState  string     `json:"message_state,omitempty"`
+	MessageSentAt *time.Time `json:"message_sent_at,omitempty"`
+}
+
+// SessionListFilter selects sessions for ListSessions.
+type SessionListFilter struct {
+	State    string // "" for any
+	BeforeID int64  // 0 for the newest; else only sessions with a smaller id
+	Limit    int
+}
+
+// ListSessions returns sessions newest first.
+func ListSessions(ctx context.Context, db DB, f SessionListFilter) ([]SessionListItem, error) {
+	rows, err := db.Query(ctx, `SELECT `+sessionColumns+`, coalesce(n.state, ''), n.sent_at
+		FROM auth_session s JOIN device d ON d.kind = s.device_kind AND d.id = s.device_id
+		LEFT JOIN LATERAL (SELECT n.state, n.sent_at FROM notification n WHERE n.session_id = s.id
+			ORDER BY n.id DESC LIMIT 1) n ON true
+		WHERE ($1 = '' OR s.state = $1) AND ($2 = 0 OR s.id < $2)
+		ORDER BY s.id DESC LIMIT $3`, f.State, f.BeforeID, f.Limit)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SessionListItem, error) {
+		var o SessionListItem
+		s := &o.Session
+		err := r.Scan(append(s.dest(), &o.MessageState, &o.MessageSentAt)...)
+		return o, err
+	})
+	return list, mapErr(err)
+}
+
+// OrgFunnel is the reauthentication funnel of one org and device kind.
+type OrgFunnel struct {
+	OrgID      string `json:"org_id"`
+	DeviceKind string `json:"device_kind"`
+	// Requested counts reauth_device jobs created in the window.
+	Requested int64 `json:"requested"`
+	// LinkCreated counts sessions created in the window; the counts after it
+	// are of those sessions.
+	LinkCreated int64 `json:"link_created"`
+	// Sent: at least one message was sent.
+	Sent int64 `json:"sent"`
+	// Opened: the link was clicked.
+	Opened int64 `json:"opened"`
+	// Completed: the login was completed, through the link or elsewhere.
+	Completed int64 `json:"completed"`
+}
+
+// FunnelByOrg returns the funnel per org and device kind since since, ordered
+// by org and kind.
+func FunnelByOrg(ctx context.Context, db DB, since time.Time) ([]OrgFunnel, error) {
+	rows, err := db.Query(ctx, `
+		WITH req AS (`+requestsSinceSQL+`), ses AS (
+			SELECT d.org_id::text AS org_id, s.device_kind AS kind, count(*) AS created,
+				count(*) FILTER (WHERE m.sent) AS sent,
+				count(*) FILTER (WHERE s.opened_at IS NOT NULL) AS opened,
+				count(*) FILTER (WHERE s.state IN ('completed', 'completed_elsewhere')) AS completed
+			FROM auth_session s
+			JOIN device d ON d.kind = s.device_kind AND d.id = s.device_id
+			CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM notification n
+				WHERE n.session_id = s.id AND n.state = 'sent') AS sent) m
+			WHERE s.created_at >= $1
+			GROUP BY 1, 2
+		)
+		SELECT coalesce(req.org_id, ses.org_id), coalesce(req.kind, ses.kind), coalesce(req.n, 0),
+			coalesce(ses.created, 0), coalesce(ses.sent, 0), coalesce(ses.opened, 0), coalesce(ses.completed, 0)
+		FROM req FULL JOIN ses ON ses.org_id = req.org_id AND ses.kind = req.kind
+		ORDER BY 1, 2`, since)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (OrgFunnel, error) {
+		var f OrgFunnel
+		return f, r.Scan(&f.OrgID, &f.DeviceKind, &f.Requested, &f.LinkCreated, &f.Sent, &f.Opened, &f.Completed)
+	})
+	return list, mapErr(err)
+}
+
+// OpsFunnel is the way from request to completed login for one device kind
+// over a window. Requested counts reauth_device jobs created in the window;
+// the other steps follow the sessions created in the window: how many had a
+// message sent, had their link opened, and ended completed (Completed
+// includes CompletedElsewhere, a login the user renewed without our link).
+type OpsFunnel struct {
+	DeviceKind         reauth.DeviceKind `json:"device_kind"`
+	Requested          int64             `json:"requested"`
+	SessionsCreated    int64             `json:"sessions_created"`
+	Sent               int64             `json:"sent"`
+	Opened             int64             `json:"opened"`
+	Completed          int64             `json:"completed"`
+	CompletedElsewhere int64             `json:"completed_elsewhere"`
+}
+
+const opsFunnelSQL = `
+WITH requested AS (
+	SELECT kind, sum(n)::bigint AS n FROM (` + requestsSinceSQL + `) r GROUP BY 1
+), sessions AS (
+	SELECT s.device_kind AS kind,
+		count(*) AS created,
+		count(*) FILTER (WHERE EXISTS (SELECT 1 FROM notification n WHERE n.session_id = s.id AND n.state = 'sent')) AS sent,
+		count(*) FILTER (WHERE s.opened_at IS NOT NULL) AS opened,
+		count(*) FILTER (WHERE s.state IN ('completed', 'completed_elsewhere')) AS completed,
+		count(*) FILTER (WHERE s.state = 'completed_elsewhere') AS completed_elsewhere
+	FROM auth_session s
+	WHERE s.created_at >= $1
+	GROUP BY 1
+)
+SELECT k.kind, coalesce(r.n, 0), coalesce(s.created, 0), coalesce(s.sent, 0),
+	coalesce(s.opened, 0), coalesce(s.completed, 0), coalesce(s.completed_elsewhere, 0)
+FROM unnest($2::text[]) WITH ORDINALITY AS k(kind, ord)
+LEFT JOIN requested r ON r.kind = k.kind
+LEFT JOIN sessions s ON s.kind = k.kind
+ORDER BY k.ord`
+
+// OpsFunnelSince returns the funnel of every device kind, in the order of
+// reauth.DeviceKinds, for requests and sessions created at or after since.
+func OpsFunnelSince(ctx context.Context, db DB, since time.Time) ([]OpsFunnel, error) {
+	kinds := make([]string, len(reauth.DeviceKinds))
+	for i, k := range reauth.DeviceKinds {
+		kinds[i] = string(k)
+	}
+	rows, err := db.Query(ctx, opsFunnelSQL, since, kinds)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	fs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (OpsFunnel, error) {
+		var f OpsFunnel
+		return f, r.Scan(&f.DeviceKind, &f.Requested, &f.SessionsCreated, &f.Sent, &f.Opened, &f.Completed, &f.CompletedElsewhere)
+	})
+	return fs, mapErr(err)
+}
