@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/reauth/reauth"
@@ -129,14 +130,14 @@ func (b *opsBundle) insert(t *testing.T, args river.JobArgs, opts *river.InsertO
 	return res.Job.ID
 }
 
-// discard leaves job id as River does when its last attempt failed with msg.
-func (b *opsBundle) discard(t *testing.T, id int64, msg string) {
+// discarded creates a job as River leaves it when its last attempt (of
+// River's default max attempts) failed with msg, and returns its id.
+func (b *opsBundle) discarded(t *testing.T, args river.JobArgs, opts *river.InsertOpts, msg string) int64 {
 	t.Helper()
-	_, err := b.pool.Exec(context.Background(), `
-		UPDATE river_job SET state = 'discarded', attempt = max_attempts, attempted_at = now(), finalized_at = now(),
-			errors = ARRAY[jsonb_build_object('at', now(), 'attempt', max_attempts, 'error', $2::text)]
-		WHERE id = $1`, id, msg)
-	require.NoError(t, err)
+	return testdb.InsertJob(t, b.pool, args, opts, testdb.Job{
+		State: rivertype.JobStateDiscarded, Attempt: river.MaxAttemptsDefault,
+		Errors: []rivertype.AttemptError{{At: time.Now(), Attempt: river.MaxAttemptsDefault, Error: msg}},
+	}).ID
 }
 
 func (b *opsBundle) jobState(t *testing.T, id int64) string {
@@ -254,7 +255,7 @@ func TestOpsPage(t *testing.T) {
 		_, err := b.pool.Exec(ctx, `INSERT INTO river_queue (name, paused_at) VALUES ('podero', NULL), ('maintenance', now())`)
 		require.NoError(t, err)
 		b.insert(t, deviceArgs(), nil)
-		b.discard(t, b.insert(t, opsTestArgs{}, &river.InsertOpts{Queue: "podero"}), "boom")
+		b.discarded(t, opsTestArgs{}, &river.InsertOpts{Queue: "podero"}, "boom")
 		require.NoError(t, store.UpsertDevice(ctx, b.pool, reauth.Inverter, opsDeviceID, opsOrgID, opsUserID))
 		_, err = store.CreateSession(ctx, b.pool, store.NewSession{
 			DeviceKind: reauth.Inverter, DeviceID: opsDeviceID, PoderoSessionID: "5f1e2a7e-1d2b-4c3d-8e9f-0a1b2c3d4e5f",
@@ -293,8 +294,7 @@ func TestOpsPage(t *testing.T) {
 	t.Run("JobsAndJobDetail", func(t *testing.T) {
 		t.Parallel()
 		b := opsSetup(t, testdb.New(t), nil, opsTokens())
-		failed := b.insert(t, deviceArgs(), nil)
-		b.discard(t, failed, `podero: 500 <script>alert(1)</script>`)
+		failed := b.discarded(t, deviceArgs(), nil, `podero: 500 <script>alert(1)</script>`)
 		waiting := b.insert(t, opsTestArgs{Note: "x"}, nil)
 
 		resp, body := b.get(t, "/ops/jobs")
@@ -338,8 +338,7 @@ func TestOpsPage(t *testing.T) {
 	t.Run("RetryAndCancel", func(t *testing.T) {
 		t.Parallel()
 		b := opsSetup(t, testdb.New(t), nil, opsTokens())
-		failed := b.insert(t, deviceArgs(), nil)
-		b.discard(t, failed, "podero: 500")
+		failed := b.discarded(t, deviceArgs(), nil, "podero: 500")
 		waiting := b.insert(t, opsTestArgs{}, nil)
 		id := strconv.FormatInt(failed, 10)
 
@@ -364,9 +363,7 @@ func TestOpsPage(t *testing.T) {
 		require.Contains(t, body, "Job "+strconv.FormatInt(waiting, 10)+" is cancelled.")
 
 		// Cancelling a finished job changes nothing and says so.
-		done := b.insert(t, opsTestArgs{}, nil)
-		_, err = b.pool.Exec(context.Background(), `UPDATE river_job SET state = 'completed', finalized_at = now() WHERE id = $1`, done)
-		require.NoError(t, err)
+		done := testdb.InsertJob(t, b.pool, opsTestArgs{}, nil, testdb.Job{State: rivertype.JobStateCompleted}).ID
 		resp, _ = b.post(t, "/ops/jobs", "/ops/jobs/"+strconv.FormatInt(done, 10)+"/cancel")
 		require.Equal(t, http.StatusSeeOther, resp.StatusCode)
 		require.Equal(t, "completed", b.jobState(t, done))
@@ -380,8 +377,7 @@ func TestOpsPage(t *testing.T) {
 	t.Run("RetryOfADuplicateIsRefused", func(t *testing.T) {
 		t.Parallel()
 		b := opsSetup(t, testdb.New(t), nil, opsTokens())
-		failed := b.insert(t, deviceArgs(), nil)
-		b.discard(t, failed, "podero: 500")
+		failed := b.discarded(t, deviceArgs(), nil, "podero: 500")
 		pending := b.insert(t, deviceArgs(), nil) // the device's new request
 		require.NotEqual(t, failed, pending)
 		resp, body := b.post(t, "/ops/jobs", "/ops/jobs/"+strconv.FormatInt(failed, 10)+"/retry")
