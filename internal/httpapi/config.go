@@ -1,6 +1,16 @@
 package httpapi
 
-import "crypto/sha256"
+import (
+	"cmp"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/reauth/reauth"
+)
 
 // AddrDefault is where the API listens when HTTP_ADDR is empty.
 const AddrDefault = ":8080"
@@ -33,4 +43,47 @@ func (t APIToken) Allows(scope string) bool {
 		}
 	}
 	return false
+}
+
+// RenewWaitMax is the longest Config.RenewWait: the response to opening an
+// expired link waits that long, on top of the server's write timeout.
+const RenewWaitMax = time.Minute
+
+// withDefaults returns cfg with its zero fields' defaults: MaxAttempts
+// reauth.MaxAttemptsDefault, Logger one that discards, Now time.Now. A zero
+// RenewWait does not wait and a zero RepeatCooldown is off.
+func (cfg Config) withDefaults() Config {
+	cfg.MaxAttempts = cmp.Or(cfg.MaxAttempts, reauth.MaxAttemptsDefault)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return cfg
+}
+
+// validate rejects what withDefaults cannot mend.
+func (cfg Config) validate() error {
+	var errs []error
+	if cfg.RenewWait < 0 || cfg.RenewWait > RenewWaitMax {
+		errs = append(errs, fmt.Errorf("httpapi: RenewWait must be between 0 and %s", RenewWaitMax))
+	}
+	if cfg.RepeatCooldown < 0 || cfg.SyncInterval < 0 {
+		errs = append(errs, errors.New("httpapi: RepeatCooldown and SyncInterval must not be negative"))
+	}
+	if cfg.MaxAttempts < 1 {
+		errs = append(errs, errors.New("httpapi: MaxAttempts must be at least 1"))
+	}
+	if cfg.RateLimit < 0 || cfg.SyncShare < 0 || cfg.SyncShare > 1 {
+		errs = append(errs, errors.New("httpapi: RateLimit must not be negative and SyncShare must be between 0 and 1"))
+	}
+	for _, t := range cfg.Tokens {
+		for _, sc := range t.Scopes {
+			if !slices.Contains(Scopes, sc) {
+				errs = append(errs, fmt.Errorf("httpapi: token %q has unknown scope %q", t.Name, sc))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }

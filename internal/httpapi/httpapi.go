@@ -94,8 +94,14 @@ func (s *server) now() time.Time {
 	return time.Now()
 }
 
-// New returns the service's HTTP handler.
+// New returns the service's HTTP handler. It gives cfg's zero fields their
+// defaults and panics on the rest out of range: a programmer's error, as
+// internal/config checks what an operator sets.
 func New(cfg Config) http.Handler {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		panic(err)
+	}
 	s := &server{cfg: cfg, sessions: session.Sessions{
 		Pool: cfg.Pool, Events: cfg.Events, Now: cfg.Now, Logger: cfg.Logger, Metrics: cfg.Metrics,
 	}}

@@ -51,7 +51,9 @@ type Sender interface {
 	Send(ctx context.Context, m notify.Message) error
 }
 
-// Config wires the workers. Zero durations and counts get the defaults.
+// Config wires the workers. Zero durations and counts get the defaults
+// (defaults.go), except where zero means off (noted); NewClient rejects
+// negative ones.
 type Config struct {
 	Pool    *pgxpool.Pool
 	Podero  Podero
@@ -127,8 +129,13 @@ type Config struct {
 }
 
 // NewClient returns a River client that works the podero, notify and
-// maintenance queues.
+// maintenance queues. It gives cfg's zero fields their defaults and
+// returns an error for the rest that is out of range.
 func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &DeviceWorker{cfg: cfg, users: userCache{refetchAfter: cfg.UserRefetchAfter}})
 	river.AddWorker(workers, &NotifyWorker{cfg: cfg})
@@ -144,8 +151,10 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 
 // ClientConfig is the River configuration the service runs with, without
 // workers: the queues, timeouts, retry policy, middleware and periodic jobs.
-// The benchmark runs its no-op jobs through the same configuration.
+// The benchmark runs its no-op jobs through the same configuration. Zero
+// fields get their defaults, as in NewClient.
 func ClientConfig(cfg Config) *river.Config {
+	cfg = cfg.withDefaults()
 	var periodic []*river.PeriodicJob
 	for _, p := range []struct {
 		schedule river.PeriodicSchedule
