@@ -214,12 +214,7 @@ func TestCrashBetweenSendAndMark(t *testing.T) {
 	// dozens of kills. The retried attempt is the real one.
 	rescued := 0
 	rescue := func() {
-		tag, err := conn.Exec(ctx, `UPDATE river_job SET state = 'available', scheduled_at = now(),
-			errors = array_append(errors, jsonb_build_object('at', now(), 'attempt', attempt, 'trace', '',
-				'error', 'crash test: serve was SIGKILLed; job rescued at once'))
-			WHERE state = 'running'`)
-		require.NoError(t, err)
-		rescued += int(tag.RowsAffected())
+		rescued += testdb.RescueRunning(t, conn, "crash test: serve was SIGKILLed; job rescued at once")
 	}
 	launch()
 

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/reauth/reauth"
@@ -189,8 +191,11 @@ func TestPickDueSyncUsers(t *testing.T) {
 	// again, first; 8 and 9 still pending (3 calls).
 	require.NoError(t, MarkUserSynced(ctx, pool, listOrg, listedUserID(5)))
 	require.NoError(t, MarkUserSynced(ctx, pool, listOrg, listedUserID(6)))
-	_, err := pool.Exec(ctx, `UPDATE river_job SET state = 'cancelled', finalized_at = now()
-		WHERE id = (SELECT queued_job FROM sync_user WHERE user_id = $1)`, listedUserID(7))
+	var queued int64
+	require.NoError(t, pool.QueryRow(ctx, `SELECT queued_job FROM sync_user WHERE user_id = $1`, listedUserID(7)).Scan(&queued))
+	rc, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
+	require.NoError(t, err)
+	_, err = rc.JobCancel(ctx, queued)
 	require.NoError(t, err)
 	ids, pending = pick(7)
 	require.Equal(t, 3, pending)

@@ -110,31 +110,31 @@ func (b *syncBundle) jobs(t *testing.T) int {
 	return n
 }
 
-// runQueued works every pending reauth_sync_user job, as River would, and
-// returns how many.
+// queued lists the pending reauth_sync_user jobs, oldest first, at most n.
+func (b *syncBundle) queued(t *testing.T, n int) []*rivertype.JobRow {
+	t.Helper()
+	rc, err := river.NewClient(riverpgxv5.New(b.pool), &river.Config{})
+	require.NoError(t, err)
+	res, err := rc.JobList(context.Background(), river.NewJobListParams().Kinds(reauth.SyncUserArgs{}.Kind()).
+		States(rivertype.JobStateAvailable).OrderBy(river.JobListOrderByID, river.SortOrderAsc).First(n))
+	require.NoError(t, err)
+	return res.Jobs
+}
+
+// runQueued works every pending reauth_sync_user job through River's test
+// worker, as River would, and returns how many.
 func (b *syncBundle) runQueued(t *testing.T) int {
 	t.Helper()
-	ctx := context.Background()
-	rows, err := b.pool.Query(ctx, `SELECT id, args FROM river_job WHERE kind = 'reauth_sync_user' AND state = 'available' ORDER BY id`)
-	require.NoError(t, err)
-	type queued struct {
-		id   int64
-		args []byte
-	}
-	var jobs []queued
-	for rows.Next() {
-		var q queued
-		require.NoError(t, rows.Scan(&q.id, &q.args))
-		jobs = append(jobs, q)
-	}
-	require.NoError(t, rows.Err())
-	w := &SyncUserWorker{cfg: b.cfg}
-	for _, q := range jobs {
-		job := &river.Job[reauth.SyncUserArgs]{JobRow: &rivertype.JobRow{ID: q.id}}
-		require.NoError(t, job.Args.UnmarshalJSON(q.args))
-		require.NoError(t, w.Work(podero.WithClass(ctx, podero.ClassSync), job))
-		_, err := b.pool.Exec(ctx, `UPDATE river_job SET state = 'completed', finalized_at = now() WHERE id = $1`, q.id)
+	ctx := podero.WithClass(context.Background(), podero.ClassSync)
+	jobs := b.queued(t, 10000)
+	tw := rivertest.NewWorker(t, riverpgxv5.New(b.pool), &river.Config{}, &SyncUserWorker{cfg: b.cfg})
+	for _, job := range jobs {
+		tx, err := b.pool.Begin(ctx)
 		require.NoError(t, err)
+		res, err := tw.WorkJob(ctx, t, tx, job)
+		require.NoError(t, err)
+		require.Equal(t, river.EventKindJobCompleted, res.EventKind)
+		require.NoError(t, tx.Commit(ctx))
 	}
 	return len(jobs)
 }
@@ -143,14 +143,12 @@ func (b *syncBundle) runQueued(t *testing.T) int {
 // worker would, without calling Podero: the user synced, the job completed.
 func (b *syncBundle) finish(t *testing.T, n int) {
 	t.Helper()
-	_, err := b.pool.Exec(context.Background(), `
-		WITH j AS (
-			UPDATE river_job SET state = 'completed', finalized_at = now()
-			WHERE id IN (SELECT id FROM river_job WHERE kind = 'reauth_sync_user' AND state = 'available' ORDER BY id LIMIT $1)
-			RETURNING (args ->> 'org_id')::uuid AS org_id, (args ->> 'user_id')::uuid AS user_id
-		)
-		UPDATE sync_user s SET synced_at = now(), queued_job = NULL FROM j WHERE (s.org_id, s.user_id) = (j.org_id, j.user_id)`, n)
-	require.NoError(t, err)
+	for _, job := range b.queued(t, n) {
+		var a reauth.SyncUserArgs
+		require.NoError(t, a.UnmarshalJSON(job.EncodedArgs))
+		testdb.SetJobState(t, b.pool, job.ID, rivertype.JobStateCompleted)
+		require.NoError(t, store.MarkUserSynced(context.Background(), b.pool, a.OrgID, a.UserID))
+	}
 }
 
 // kinds is the device kinds user u has at the simulator, as collections.
@@ -278,9 +276,8 @@ func TestSyncDispatchBudget(t *testing.T) {
 
 	// A request waits: 0.5 × 10 calls/s × 15 s = 75 calls, 75 users, the
 	// oldest.
-	var request int64
-	require.NoError(t, b.pool.QueryRow(ctx, `INSERT INTO river_job (args, kind, queue) VALUES ('{}', 'reauth_device', 'podero')
-		RETURNING id`).Scan(&request))
+	request := testdb.InsertJob(t, b.pool, reauth.DeviceArgs{OrgID: b.org, UserID: b.users[0].ID, DeviceKind: reauth.Inverter,
+		DeviceID: "a2314723-06cc-4c2e-8819-118905579c7a"}, nil, testdb.Job{}).ID
 	require.Equal(t, 75, b.tick(t))
 	rows, err := b.pool.Query(ctx, `SELECT args ->> 'user_id' FROM river_job WHERE kind = 'reauth_sync_user' ORDER BY args ->> 'user_id'`)
 	require.NoError(t, err)
@@ -310,8 +307,7 @@ func TestSyncDispatchBudget(t *testing.T) {
 	// No request waits: the whole rate, 150 calls a tick, of the 170 users
 	// left.
 	b.finish(t, 1000)
-	_, err = b.pool.Exec(ctx, `UPDATE river_job SET state = 'completed', finalized_at = now() WHERE id = $1`, request)
-	require.NoError(t, err)
+	testdb.SetJobState(t, b.pool, request, rivertype.JobStateCompleted)
 	require.Equal(t, 150, b.tick(t))
 	b.finish(t, 1000)
 	require.Equal(t, 20, b.tick(t))
