@@ -11,15 +11,15 @@ import (
 // Contact is how a user is reached: an address, a locale, FCM tokens, the
 // channels to use in order of preference and the channels opted out of.
 type Contact struct {
-	OrgID     string    `json:"org_id"`
-	UserID    string    `json:"user_id"`
-	Email     string    `json:"email,omitempty"`
-	Locale    string    `json:"locale,omitempty"`
-	FCMTokens []string  `json:"fcm_tokens"`
-	Channels  []string  `json:"channels"`
-	OptedOut  []string  `json:"opted_out"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	OrgID     string    `json:"org_id" db:"org_id"`
+	UserID    string    `json:"user_id" db:"user_id"`
+	Email     string    `json:"email,omitempty" db:"email"`
+	Locale    string    `json:"locale,omitempty" db:"locale"`
+	FCMTokens []string  `json:"fcm_tokens" db:"fcm_tokens"`
+	Channels  []string  `json:"channels" db:"channels"`
+	OptedOut  []string  `json:"opted_out" db:"opted_out"`
+	CreatedAt time.Time `json:"created_at" db:"created_at"`
+	UpdatedAt time.Time `json:"updated_at" db:"updated_at"`
 }
 
 // ContactUpdate changes a contact; nil fields keep what is stored (or the
@@ -33,17 +33,37 @@ type ContactUpdate struct {
 	OptedOut  *[]string
 }
 
-const contactColumns = `org_id, user_id, coalesce(email, ''), coalesce(locale, ''), fcm_tokens, channels, opted_out, created_at, updated_at`
+// contactColumns are a Contact's columns (by its db tags).
+const contactColumns = `org_id, user_id, coalesce(email, '') AS email, coalesce(locale, '') AS locale,
+	fcm_tokens, channels, opted_out, created_at, updated_at`
 
-func scanContact(row interface{ Scan(...any) error }) (Contact, error) {
-	var c Contact
-	err := row.Scan(&c.OrgID, &c.UserID, &c.Email, &c.Locale, &c.FCMTokens, &c.Channels, &c.OptedOut, &c.CreatedAt, &c.UpdatedAt)
-	return c, mapErr(err)
+// recipientColumns are how a user is reached, from a contact c LEFT JOINed
+// (empty when there is none), as recipientRow scans them; they are named so
+// that they do not collide with a session's email and locale.
+const recipientColumns = `coalesce(c.email, '') AS contact_email, coalesce(c.locale, '') AS contact_locale,
+	coalesce(c.fcm_tokens, '{}') AS fcm_tokens, coalesce(c.channels, '{}') AS channels,
+	coalesce(c.opted_out, '{}') AS opted_out`
+
+// recipientRow is a row of recipientColumns and whether the address was
+// refused before (suppressed).
+type recipientRow struct {
+	Email      string   `db:"contact_email"`
+	Locale     string   `db:"contact_locale"`
+	FCMTokens  []string `db:"fcm_tokens"`
+	Channels   []string `db:"channels"`
+	OptedOut   []string `db:"opted_out"`
+	Suppressed bool     `db:"suppressed"`
+}
+
+// contact is the Contact of user (orgID, userID) the row holds.
+func (r recipientRow) contact(orgID, userID string) Contact {
+	return Contact{OrgID: orgID, UserID: userID, Email: r.Email, Locale: r.Locale,
+		FCMTokens: r.FCMTokens, Channels: r.Channels, OptedOut: r.OptedOut}
 }
 
 // UpsertContact creates or changes the contact of (orgID, userID).
 func UpsertContact(ctx context.Context, db DB, orgID, userID string, u ContactUpdate) (Contact, error) {
-	return scanContact(db.QueryRow(ctx, `
+	return queryOne[Contact](ctx, db, `
 		INSERT INTO contact (org_id, user_id, email, locale, fcm_tokens, channels, opted_out)
 		VALUES ($1, $2, nullif($3::text, ''), nullif($4::text, ''), coalesce($5::text[], '{}'),
 			coalesce($6::text[], '{email}'), coalesce($7::text[], '{}'))
@@ -55,12 +75,12 @@ func UpsertContact(ctx context.Context, db DB, orgID, userID string, u ContactUp
 			opted_out = coalesce($7, contact.opted_out),
 			updated_at = now()
 		RETURNING `+contactColumns,
-		orgID, userID, u.Email, u.Locale, u.FCMTokens, u.Channels, u.OptedOut))
+		orgID, userID, u.Email, u.Locale, u.FCMTokens, u.Channels, u.OptedOut)
 }
 
 // GetContact returns the contact of (orgID, userID), ErrNotFound if none.
 func GetContact(ctx context.Context, db DB, orgID, userID string) (Contact, error) {
-	return scanContact(db.QueryRow(ctx, `SELECT `+contactColumns+` FROM contact WHERE org_id = $1 AND user_id = $2`, orgID, userID))
+	return queryOne[Contact](ctx, db, `SELECT `+contactColumns+` FROM contact WHERE org_id = $1 AND user_id = $2`, orgID, userID)
 }
 
 // RemoveFCMTokens drops tokens FCM reported unregistered from the contact.
@@ -75,14 +95,12 @@ func RemoveFCMTokens(ctx context.Context, db DB, orgID, userID string, tokens []
 // and whether email (or, when email is "", the contact's email) was refused
 // before, in one query.
 func Recipient(ctx context.Context, db DB, orgID, userID, email string) (c Contact, suppressed bool, err error) {
-	err = db.QueryRow(ctx, `
-		SELECT coalesce(c.email, ''), coalesce(c.locale, ''), coalesce(c.fcm_tokens, '{}'),
-			coalesce(c.channels, '{}'), coalesce(c.opted_out, '{}'),
-			EXISTS (SELECT FROM email_suppression WHERE address = lower(coalesce(nullif($3, ''), c.email)))
+	r, err := queryOne[recipientRow](ctx, db, `
+		SELECT `+recipientColumns+`,
+			EXISTS (SELECT FROM email_suppression WHERE address = lower(coalesce(nullif($3, ''), c.email))) AS suppressed
 		FROM (SELECT) AS one LEFT JOIN contact c ON c.org_id = $1 AND c.user_id = $2`,
-		orgID, userID, email).Scan(&c.Email, &c.Locale, &c.FCMTokens, &c.Channels, &c.OptedOut, &suppressed)
-	c.OrgID, c.UserID = orgID, userID
-	return c, suppressed, mapErr(err)
+		orgID, userID, email)
+	return r.contact(orgID, userID), r.Suppressed, err
 }
 
 // SuppressEmail records that an SMTP server refused address permanently:
@@ -95,27 +113,23 @@ func SuppressEmail(ctx context.Context, db DB, address, reason string) error {
 
 // Suppression is an address on the suppression list.
 type Suppression struct {
-	Address   string    `json:"email"`
-	Reason    string    `json:"reason"`
-	CreatedAt time.Time `json:"created_at"`
+	Address   string    `json:"email" db:"address"`
+	Reason    string    `json:"reason" db:"reason"`
+	CreatedAt time.Time `json:"created_at" db:"created_at"`
 }
 
 // GetSuppression returns address's suppression, ErrNotFound when it is not
 // suppressed.
 func GetSuppression(ctx context.Context, db DB, address string) (Suppression, error) {
-	var s Suppression
-	err := db.QueryRow(ctx, `SELECT address, reason, created_at FROM email_suppression WHERE address = lower($1)`,
-		address).Scan(&s.Address, &s.Reason, &s.CreatedAt)
-	return s, mapErr(err)
+	return queryOne[Suppression](ctx, db, `SELECT address, reason, created_at FROM email_suppression WHERE address = lower($1)`,
+		address)
 }
 
 // LiftSuppression takes address off the suppression list, so email goes to
 // it again; ErrNotFound when it was not on it.
 func LiftSuppression(ctx context.Context, db DB, address string) (Suppression, error) {
-	var s Suppression
-	err := db.QueryRow(ctx, `DELETE FROM email_suppression WHERE address = lower($1) RETURNING address, reason, created_at`,
-		address).Scan(&s.Address, &s.Reason, &s.CreatedAt)
-	return s, mapErr(err)
+	return queryOne[Suppression](ctx, db, `DELETE FROM email_suppression WHERE address = lower($1) RETURNING address, reason, created_at`,
+		address)
 }
 
 // LiftSuppressionsSince takes every address suppressed at or after since

@@ -17,22 +17,26 @@ import (
 
 // Device is a device the service has been asked about.
 type Device struct {
-	Kind      reauth.DeviceKind `json:"device_kind"`
-	ID        string            `json:"device_id"`
-	OrgID     string            `json:"org_id"`
-	UserID    string            `json:"user_id"`
-	CreatedAt time.Time         `json:"created_at"`
-	UpdatedAt time.Time         `json:"updated_at"`
-	GoneAt    *time.Time        `json:"gone_at,omitempty"`
+	Kind      reauth.DeviceKind `json:"device_kind" db:"kind"`
+	ID        string            `json:"device_id" db:"id"`
+	OrgID     string            `json:"org_id" db:"org_id"`
+	UserID    string            `json:"user_id" db:"user_id"`
+	CreatedAt time.Time         `json:"created_at" db:"created_at"`
+	UpdatedAt time.Time         `json:"updated_at" db:"updated_at"`
+	GoneAt    *time.Time        `json:"gone_at,omitempty" db:"gone_at"`
 	// What the last sync saw at Podero; null when Podero sent null or the
 	// device was never synced. OwnerEmail is the device owner's email.
-	Manufacturer     *string         `json:"manufacturer"`
-	Model            *string         `json:"model"`
-	LifecycleState   *string         `json:"lifecycle_state"`
-	LifecycleError   json.RawMessage `json:"lifecycle_error"`
-	ExternalDeviceID *string         `json:"external_device_id"`
-	OwnerEmail       *string         `json:"owner_email"`
+	Manufacturer     *string         `json:"manufacturer" db:"manufacturer"`
+	Model            *string         `json:"model" db:"model"`
+	LifecycleState   *string         `json:"lifecycle_state" db:"lifecycle_state"`
+	LifecycleError   json.RawMessage `json:"lifecycle_error" db:"lifecycle_error"`
+	ExternalDeviceID *string         `json:"external_device_id" db:"external_device_id"`
+	OwnerEmail       *string         `json:"owner_email" db:"owner_email"`
 }
+
+// deviceColumns are a Device's columns (by its db tags).
+const deviceColumns = `kind, id, org_id, user_id, created_at, updated_at, gone_at,
+	manufacturer, model, lifecycle_state, lifecycle_error, external_device_id, owner_email`
 
 // UpsertDevice records a device, refreshing its owner; a device Podero
 // answers for again is no longer gone.
@@ -89,16 +93,9 @@ type DeviceView struct {
 // has only requests waiting (no row yet) is returned with just its jobs.
 func GetDeviceView(ctx context.Context, db DB, kind reauth.DeviceKind, id string) (DeviceView, error) {
 	var v DeviceView
-	var lifecycleErr []byte
-	err := db.QueryRow(ctx, `SELECT kind, id, org_id, user_id, created_at, updated_at, gone_at,
-			manufacturer, model, lifecycle_state, lifecycle_error, external_device_id, owner_email
-		FROM device WHERE kind = $1 AND id = $2`, kind, id).Scan(
-		&v.Kind, &v.ID, &v.OrgID, &v.UserID, &v.CreatedAt, &v.UpdatedAt, &v.GoneAt,
-		&v.Manufacturer, &v.Model, &v.LifecycleState, &lifecycleErr, &v.ExternalDeviceID, &v.OwnerEmail)
-	if lifecycleErr != nil {
-		v.LifecycleError = lifecycleErr
-	}
-	if err = mapErr(err); err != nil && !errors.Is(err, ErrNotFound) {
+	var err error
+	v.Device, err = queryOne[Device](ctx, db, `SELECT `+deviceColumns+` FROM device WHERE kind = $1 AND id = $2`, kind, id)
+	if err != nil && !errors.Is(err, ErrNotFound) {
 		return v, err
 	}
 	found := err == nil
@@ -114,32 +111,17 @@ func GetDeviceView(ctx context.Context, db DB, kind reauth.DeviceKind, id string
 		v.Kind, v.ID = kind, id
 	}
 
-	rows, err := db.Query(ctx, `SELECT `+sessionColumns+`
-		FROM auth_session s JOIN device d ON d.kind = s.device_kind AND d.id = s.device_id
+	v.Sessions, err = queryAll[Session](ctx, db, `SELECT `+sessionColumns+sessionFrom+`
 		WHERE s.device_kind = $1 AND s.device_id = $2
 		ORDER BY s.created_at DESC, s.id DESC LIMIT 50`, kind, id)
 	if err != nil {
-		return v, mapErr(err)
+		return v, err
 	}
-	v.Sessions, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Session, error) { return scanSession(r) })
-	if err != nil {
-		return v, mapErr(err)
-	}
-
-	rows, err = db.Query(ctx, `SELECT n.id, n.session_id, n.step, n.channel, n.recipient, n.idempotency_key,
-			n.state, n.attempts, coalesce(n.last_error, ''), n.created_at, n.sent_at
+	v.Notifications, err = queryAll[Notification](ctx, db, `SELECT `+notificationColumns+`
 		FROM notification n JOIN auth_session s ON s.id = n.session_id
 		WHERE s.device_kind = $1 AND s.device_id = $2
 		ORDER BY n.created_at DESC, n.id DESC LIMIT 100`, kind, id)
-	if err != nil {
-		return v, mapErr(err)
-	}
-	v.Notifications, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Notification, error) {
-		var n Notification
-		return n, r.Scan(&n.ID, &n.SessionID, &n.Step, &n.Channel, &n.Recipient, &n.IdempotencyKey,
-			&n.State, &n.Attempts, &n.LastError, &n.CreatedAt, &n.SentAt)
-	})
-	return v, mapErr(err)
+	return v, err
 }
 
 // DeviceDetail is everything known about one device: what the last sync saw,
@@ -147,17 +129,23 @@ func GetDeviceView(ctx context.Context, db DB, kind reauth.DeviceKind, id string
 // delivered them, newest first.
 type DeviceDetail struct {
 	Device
-	IsAuthenticated  *bool           `json:"is_authenticated"`
-	ActionNeeded     *bool           `json:"action_needed"`
-	Actions          json.RawMessage `json:"actions"`
-	ConnectionStatus *string         `json:"connection_status"`
-	SyncedAt         *time.Time      `json:"synced_at"`
-	NeedsReauth      bool            `json:"needs_reauth"`
+	DeviceSync
 	// Known is false for a device that has only requests waiting (no row yet).
 	Known         bool           `json:"known"`
 	Sessions      []Session      `json:"sessions"`
 	Notifications []Notification `json:"notifications"`
 	Jobs          []DeviceJob    `json:"jobs"`
+}
+
+// DeviceSync is what the last sync saw of a device, beyond its Device
+// fields; NeedsReauth is the database's reading of it.
+type DeviceSync struct {
+	IsAuthenticated  *bool           `json:"is_authenticated" db:"is_authenticated"`
+	ActionNeeded     *bool           `json:"action_needed" db:"action_needed"`
+	Actions          json.RawMessage `json:"actions" db:"actions"`
+	ConnectionStatus *string         `json:"connection_status" db:"connection_status"`
+	SyncedAt         *time.Time      `json:"synced_at" db:"synced_at"`
+	NeedsReauth      bool            `json:"needs_reauth" db:"needs_reauth"`
 }
 
 // GetDeviceDetail returns the device kind/id with its sessions, notifications
@@ -169,16 +157,16 @@ func GetDeviceDetail(ctx context.Context, db DB, kind reauth.DeviceKind, id stri
 	if err != nil {
 		return DeviceDetail{}, err
 	}
-	d := DeviceDetail{Device: v.Device, Sessions: v.Sessions, Notifications: v.Notifications, Actions: json.RawMessage("[]")}
-	var actions []byte
-	err = db.QueryRow(ctx, `SELECT is_authenticated, action_needed, actions, connection_status, synced_at, needs_reauth
-		FROM device WHERE kind = $1 AND id = $2`, kind, id).Scan(
-		&d.IsAuthenticated, &d.ActionNeeded, &actions, &d.ConnectionStatus, &d.SyncedAt, &d.NeedsReauth)
-	switch err = mapErr(err); {
+	d := DeviceDetail{Device: v.Device, Sessions: v.Sessions, Notifications: v.Notifications}
+	d.DeviceSync, err = queryOne[DeviceSync](ctx, db, `SELECT is_authenticated, action_needed, actions,
+			connection_status, synced_at, needs_reauth
+		FROM device WHERE kind = $1 AND id = $2`, kind, id)
+	switch {
 	case err == nil:
 		d.Known = true
-		d.Actions = actions
-	case !errors.Is(err, ErrNotFound):
+	case errors.Is(err, ErrNotFound):
+		d.Actions = json.RawMessage("[]")
+	default:
 		return d, err
 	}
 	ids, err := deviceJobIDs(ctx, db, []string{string(kind)}, id, 100)

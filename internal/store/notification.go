@@ -19,35 +19,36 @@ const (
 
 // Notification is one message about one session step.
 type Notification struct {
-	ID             int64      `json:"-"`
-	SessionID      int64      `json:"session_id"`
-	Step           int        `json:"step"`
-	Channel        string     `json:"channel"`
-	Recipient      string     `json:"recipient"`
-	IdempotencyKey string     `json:"idempotency_key"`
-	State          string     `json:"state"`
-	Attempts       int        `json:"attempts"`
-	LastError      string     `json:"last_error,omitempty"`
-	CreatedAt      time.Time  `json:"created_at"`
-	SentAt         *time.Time `json:"sent_at"`
+	ID             int64      `json:"-" db:"id"`
+	SessionID      int64      `json:"session_id" db:"session_id"`
+	Step           int        `json:"step" db:"step"`
+	Channel        string     `json:"channel" db:"channel"`
+	Recipient      string     `json:"recipient" db:"recipient"`
+	IdempotencyKey string     `json:"idempotency_key" db:"idempotency_key"`
+	State          string     `json:"state" db:"state"`
+	Attempts       int        `json:"attempts" db:"attempts"`
+	LastError      string     `json:"last_error,omitempty" db:"last_error"`
+	CreatedAt      time.Time  `json:"created_at" db:"created_at"`
+	SentAt         *time.Time `json:"sent_at" db:"sent_at"`
 }
+
+// notificationColumns are a Notification's columns (by its db tags) of
+// notification n.
+const notificationColumns = `n.id, n.session_id, n.step, n.channel, n.recipient, n.idempotency_key,
+	n.state, n.attempts, coalesce(n.last_error, '') AS last_error, n.created_at, n.sent_at`
 
 // BeginNotification records an attempt to send a message before it is sent:
 // it inserts the row, or, when one exists for (session, step, channel),
 // counts another attempt on it. The returned row tells whether the message
 // was already sent.
 func BeginNotification(ctx context.Context, db DB, sessionID int64, step int, channel, recipient, key string) (Notification, error) {
-	var n Notification
-	err := db.QueryRow(ctx, `
-		INSERT INTO notification (session_id, step, channel, recipient, idempotency_key, attempts)
+	return queryOne[Notification](ctx, db, `
+		INSERT INTO notification AS n (session_id, step, channel, recipient, idempotency_key, attempts)
 		VALUES ($1, $2, $3, $4, $5, 1)
 		ON CONFLICT (session_id, step, channel) DO UPDATE
-		SET attempts = notification.attempts + CASE WHEN notification.state = 'sent' THEN 0 ELSE 1 END
-		RETURNING id, session_id, step, channel, recipient, idempotency_key, state, attempts,
-			coalesce(last_error, ''), created_at, sent_at`,
-		sessionID, step, channel, recipient, key).Scan(&n.ID, &n.SessionID, &n.Step, &n.Channel,
-		&n.Recipient, &n.IdempotencyKey, &n.State, &n.Attempts, &n.LastError, &n.CreatedAt, &n.SentAt)
-	return n, mapErr(err)
+		SET attempts = n.attempts + CASE WHEN n.state = 'sent' THEN 0 ELSE 1 END
+		RETURNING `+notificationColumns,
+		sessionID, step, channel, recipient, key)
 }
 
 // FinishNotification records the outcome of a send: state sent (errText
@@ -93,19 +94,21 @@ type NotifyView struct {
 
 // GetNotifyView reads the NotifyView of a session's step.
 func GetNotifyView(ctx context.Context, db DB, sessionID int64, step int) (NotifyView, error) {
-	var v NotifyView
-	c := &v.Contact
-	err := db.QueryRow(ctx, `SELECT `+sessionColumns+`,
-			coalesce(c.email, ''), coalesce(c.locale, ''), coalesce(c.fcm_tokens, '{}'),
-			coalesce(c.channels, '{}'), coalesce(c.opted_out, '{}'),
-			EXISTS (SELECT FROM email_suppression WHERE address = lower(s.email)),
-			ARRAY(SELECT n.channel || ':' || n.state FROM notification n WHERE n.session_id = s.id AND n.step = $2 ORDER BY n.id),
-			coalesce(d.manufacturer, ''), coalesce(d.model, '')
-		FROM auth_session s JOIN device d ON d.kind = s.device_kind AND d.id = s.device_id
+	r, err := queryOne[notifyRow](ctx, db, `SELECT `+sessionColumns+`, `+recipientColumns+`,
+			EXISTS (SELECT FROM email_suppression WHERE address = lower(s.email)) AS suppressed,
+			ARRAY(SELECT n.channel || ':' || n.state FROM notification n WHERE n.session_id = s.id AND n.step = $2 ORDER BY n.id) AS tried,
+			coalesce(d.manufacturer, '') AS manufacturer, coalesce(d.model, '') AS model`+sessionFrom+`
 		LEFT JOIN contact c ON c.org_id = d.org_id AND c.user_id = d.user_id
-		WHERE s.id = $1`, sessionID, step).Scan(append(v.Session.dest(),
-		&c.Email, &c.Locale, &c.FCMTokens, &c.Channels, &c.OptedOut, &v.Suppressed, &v.Tried,
-		&v.Manufacturer, &v.Model)...)
-	c.OrgID, c.UserID = v.OrgID, v.UserID
-	return v, mapErr(err)
+		WHERE s.id = $1`, sessionID, step)
+	return NotifyView{Session: r.Session, Contact: r.contact(r.OrgID, r.UserID), Suppressed: r.Suppressed,
+		Tried: r.Tried, Manufacturer: r.Manufacturer, Model: r.Model}, err
+}
+
+// notifyRow is a row of GetNotifyView's query.
+type notifyRow struct {
+	Session
+	recipientRow
+	Tried        []string `db:"tried"`
+	Manufacturer string   `db:"manufacturer"`
+	Model        string   `db:"model"`
 }

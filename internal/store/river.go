@@ -101,67 +101,49 @@ func OverlappingRequest(ctx context.Context, db DB, kind reauth.DeviceKind, devi
 
 // Job is the part of a river_job row operators see next to a device.
 type Job struct {
-	ID          int64      `json:"id"`
-	State       string     `json:"state"`
-	Attempt     int        `json:"attempt"`
-	CreatedAt   time.Time  `json:"created_at"`
-	FinalizedAt *time.Time `json:"finalized_at,omitempty"`
-	LastError   string     `json:"last_error,omitempty"`
+	ID          int64      `json:"id" db:"id"`
+	State       string     `json:"state" db:"state"`
+	Attempt     int        `json:"attempt" db:"attempt"`
+	CreatedAt   time.Time  `json:"created_at" db:"created_at"`
+	FinalizedAt *time.Time `json:"finalized_at,omitempty" db:"finalized_at"`
+	LastError   string     `json:"last_error,omitempty" db:"last_error"`
 }
+
+// lastErrorSQL is the error of a river_job j's last failed attempt, "" for
+// none.
+const lastErrorSQL = `coalesce(j.errors[array_upper(j.errors, 1)] ->> 'error', '') AS last_error`
 
 // requestJobs returns the device's newest reauth_device jobs (at most 50).
 func requestJobs(ctx context.Context, db DB, kind reauth.DeviceKind, id string) ([]Job, error) {
-	rows, err := db.Query(ctx, `SELECT id, state, attempt, created_at, finalized_at,
-			coalesce(errors[array_upper(errors, 1)] ->> 'error', '')
-		FROM river_job
-		WHERE kind = 'reauth_device' AND args ->> 'device_id' = $1 AND args ->> 'device_kind' = $2
-		ORDER BY id DESC LIMIT 50`, id, string(kind))
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	jobs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Job, error) {
-		var j Job
-		return j, r.Scan(&j.ID, &j.State, &j.Attempt, &j.CreatedAt, &j.FinalizedAt, &j.LastError)
-	})
-	return jobs, mapErr(err)
+	return queryAll[Job](ctx, db, `SELECT j.id, j.state, j.attempt, j.created_at, j.finalized_at, `+lastErrorSQL+`
+		FROM river_job j
+		WHERE j.kind = 'reauth_device' AND j.args ->> 'device_id' = $1 AND j.args ->> 'device_kind' = $2
+		ORDER BY j.id DESC LIMIT 50`, id, string(kind))
 }
 
 // DeviceJob is a river_job row as operators list it.
 type DeviceJob struct {
-	ID          int64           `json:"id"`
-	Kind        string          `json:"kind"`
-	Queue       string          `json:"queue"`
-	State       string          `json:"state"`
-	Attempt     int             `json:"attempt"`
-	MaxAttempts int             `json:"max_attempts"`
-	CreatedAt   time.Time       `json:"created_at"`
-	ScheduledAt time.Time       `json:"scheduled_at"`
-	FinalizedAt *time.Time      `json:"finalized_at"`
-	LastError   string          `json:"last_error,omitempty"`
-	Args        json.RawMessage `json:"args"`
+	ID          int64           `json:"id" db:"id"`
+	Kind        string          `json:"kind" db:"kind"`
+	Queue       string          `json:"queue" db:"queue"`
+	State       string          `json:"state" db:"state"`
+	Attempt     int             `json:"attempt" db:"attempt"`
+	MaxAttempts int             `json:"max_attempts" db:"max_attempts"`
+	CreatedAt   time.Time       `json:"created_at" db:"created_at"`
+	ScheduledAt time.Time       `json:"scheduled_at" db:"scheduled_at"`
+	FinalizedAt *time.Time      `json:"finalized_at" db:"finalized_at"`
+	LastError   string          `json:"last_error,omitempty" db:"last_error"`
+	Args        json.RawMessage `json:"args" db:"args"`
 }
 
-const deviceJobColumns = `j.id, j.kind, j.queue, j.state::text, j.attempt, j.max_attempts, j.created_at,
-	j.scheduled_at, j.finalized_at, coalesce(j.errors[array_upper(j.errors, 1)] ->> 'error', ''), j.args`
-
-func scanDeviceJob(r pgx.CollectableRow) (DeviceJob, error) {
-	var j DeviceJob
-	var args []byte
-	err := r.Scan(&j.ID, &j.Kind, &j.Queue, &j.State, &j.Attempt, &j.MaxAttempts, &j.CreatedAt,
-		&j.ScheduledAt, &j.FinalizedAt, &j.LastError, &args)
-	j.Args = args
-	return j, err
-}
+// deviceJobColumns are a DeviceJob's columns (by its db tags) of river_job j.
+const deviceJobColumns = `j.id, j.kind, j.queue, j.state::text AS state, j.attempt, j.max_attempts, j.created_at,
+	j.scheduled_at, j.finalized_at, ` + lastErrorSQL + `, j.args`
 
 // jobsByID returns the jobs ids, newest first.
 func jobsByID(ctx context.Context, db DB, ids []int64) ([]DeviceJob, error) {
-	rows, err := db.Query(ctx, `SELECT `+deviceJobColumns+` FROM river_job j
+	return queryAll[DeviceJob](ctx, db, `SELECT `+deviceJobColumns+` FROM river_job j
 		WHERE j.id = ANY ($1) ORDER BY j.id DESC`, ids)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	jobs, err := pgx.CollectRows(rows, scanDeviceJob)
-	return jobs, mapErr(err)
 }
 
 // DeviceJobIDs returns the IDs of the newest jobs (at most limit) of the

@@ -27,27 +27,27 @@ const (
 
 // Session is an authentication session Podero returned.
 type Session struct {
-	ID                int64             `json:"id"`
-	DeviceKind        reauth.DeviceKind `json:"device_kind"`
-	DeviceID          string            `json:"device_id"`
-	OrgID             string            `json:"org_id"`
-	UserID            string            `json:"user_id"`
-	PoderoSessionID   string            `json:"session_id"`
-	AuthenticationURL string            `json:"authentication_url"`
-	State             string            `json:"state"`
-	LinkNonce         []byte            `json:"-"`
-	Email             string            `json:"-"`
-	Locale            string            `json:"locale"`
-	SuccessURL        string            `json:"-"`
-	CancelURL         string            `json:"-"`
-	JobID             *int64            `json:"job_id,omitempty"`
-	CreatedAt         time.Time         `json:"created_at"`
-	ExpiresAt         time.Time         `json:"expires_at"`
-	OpenedAt          *time.Time        `json:"opened_at,omitempty"`
-	FinishedAt        *time.Time        `json:"finished_at,omitempty"`
-	CancelledAt       *time.Time        `json:"cancelled_at,omitempty"` // the user's last cancel, kept if completed later
-	Clicks            int               `json:"clicks"`
-	LastOpenedAt      *time.Time        `json:"last_opened_at,omitempty"`
+	ID                int64             `json:"id" db:"id"`
+	DeviceKind        reauth.DeviceKind `json:"device_kind" db:"device_kind"`
+	DeviceID          string            `json:"device_id" db:"device_id"`
+	OrgID             string            `json:"org_id" db:"org_id"`
+	UserID            string            `json:"user_id" db:"user_id"`
+	PoderoSessionID   string            `json:"session_id" db:"podero_session_id"`
+	AuthenticationURL string            `json:"authentication_url" db:"authentication_url"`
+	State             string            `json:"state" db:"state"`
+	LinkNonce         []byte            `json:"-" db:"link_nonce"`
+	Email             string            `json:"-" db:"email"`
+	Locale            string            `json:"locale" db:"locale"`
+	SuccessURL        string            `json:"-" db:"success_url"`
+	CancelURL         string            `json:"-" db:"cancel_url"`
+	JobID             *int64            `json:"job_id,omitempty" db:"job_id"`
+	CreatedAt         time.Time         `json:"created_at" db:"created_at"`
+	ExpiresAt         time.Time         `json:"expires_at" db:"expires_at"`
+	OpenedAt          *time.Time        `json:"opened_at,omitempty" db:"opened_at"`
+	FinishedAt        *time.Time        `json:"finished_at,omitempty" db:"finished_at"`
+	CancelledAt       *time.Time        `json:"cancelled_at,omitempty" db:"cancelled_at"` // the user's last cancel, kept if completed later
+	Clicks            int               `json:"clicks" db:"clicks"`
+	LastOpenedAt      *time.Time        `json:"last_opened_at,omitempty" db:"last_opened_at"`
 }
 
 // NewSession is what CreateSession stores.
@@ -97,53 +97,42 @@ func CreateSession(ctx context.Context, db DB, s NewSession) (int64, error) {
 	return id, mapErr(err)
 }
 
+// sessionColumns are a Session's columns (by its db tags), selected
+// FROM sessionFrom.
 const sessionColumns = `s.id, s.device_kind, s.device_id, d.org_id, d.user_id, s.podero_session_id,
-	s.authentication_url, s.state, s.link_nonce, coalesce(s.email, ''), s.locale,
-	coalesce(s.success_url, ''), coalesce(s.cancel_url, ''), s.job_id, s.created_at, s.expires_at,
-	s.opened_at, s.finished_at, s.cancelled_at, s.clicks, s.last_opened_at`
+	s.authentication_url, s.state, s.link_nonce, coalesce(s.email, '') AS email, s.locale,
+	coalesce(s.success_url, '') AS success_url, coalesce(s.cancel_url, '') AS cancel_url, s.job_id,
+	s.created_at, s.expires_at, s.opened_at, s.finished_at, s.cancelled_at, s.clicks, s.last_opened_at`
 
-// dest is where a row of sessionColumns scans to.
-func (s *Session) dest() []any {
-	return []any{&s.ID, &s.DeviceKind, &s.DeviceID, &s.OrgID, &s.UserID, &s.PoderoSessionID,
-		&s.AuthenticationURL, &s.State, &s.LinkNonce, &s.Email, &s.Locale,
-		&s.SuccessURL, &s.CancelURL, &s.JobID, &s.CreatedAt, &s.ExpiresAt, &s.OpenedAt, &s.FinishedAt,
-		&s.CancelledAt, &s.Clicks, &s.LastOpenedAt}
-}
-
-func scanSession(row pgx.Row) (Session, error) {
-	var s Session
-	err := row.Scan(s.dest()...)
-	return s, mapErr(err)
-}
+// sessionFrom is what sessionColumns are selected from: auth_session s with
+// its device d (for the owner).
+const sessionFrom = `
+	FROM auth_session s JOIN device d ON d.kind = s.device_kind AND d.id = s.device_id`
 
 // GetSession returns the session with our id.
 func GetSession(ctx context.Context, db DB, id int64) (Session, error) {
-	return scanSession(db.QueryRow(ctx, `SELECT `+sessionColumns+`
-		FROM auth_session s JOIN device d ON d.kind = s.device_kind AND d.id = s.device_id
-		WHERE s.id = $1`, id))
+	return queryOne[Session](ctx, db, `SELECT `+sessionColumns+sessionFrom+`
+		WHERE s.id = $1`, id)
 }
 
 // SessionByLinkHash returns the session whose link token hashes to hash.
 func SessionByLinkHash(ctx context.Context, db DB, hash []byte) (Session, error) {
-	return scanSession(db.QueryRow(ctx, `SELECT `+sessionColumns+`
-		FROM auth_session s JOIN device d ON d.kind = s.device_kind AND d.id = s.device_id
-		WHERE s.link_hash = $1`, hash))
+	return queryOne[Session](ctx, db, `SELECT `+sessionColumns+sessionFrom+`
+		WHERE s.link_hash = $1`, hash)
 }
 
 // OpenSession returns the device's open session.
 func OpenSession(ctx context.Context, db DB, kind reauth.DeviceKind, deviceID string) (Session, error) {
-	return scanSession(db.QueryRow(ctx, `SELECT `+sessionColumns+`
-		FROM auth_session s JOIN device d ON d.kind = s.device_kind AND d.id = s.device_id
-		WHERE s.device_kind = $1 AND s.device_id = $2 AND s.state = 'open'`, kind, deviceID))
+	return queryOne[Session](ctx, db, `SELECT `+sessionColumns+sessionFrom+`
+		WHERE s.device_kind = $1 AND s.device_id = $2 AND s.state = 'open'`, kind, deviceID)
 }
 
 // LatestSession returns the device's newest session: its open one when it
 // has one (a newer session supersedes the open one), else the last to finish.
 func LatestSession(ctx context.Context, db DB, kind reauth.DeviceKind, deviceID string) (Session, error) {
-	return scanSession(db.QueryRow(ctx, `SELECT `+sessionColumns+`
-		FROM auth_session s JOIN device d ON d.kind = s.device_kind AND d.id = s.device_id
+	return queryOne[Session](ctx, db, `SELECT `+sessionColumns+sessionFrom+`
 		WHERE s.device_kind = $1 AND s.device_id = $2
-		ORDER BY s.created_at DESC, s.id DESC LIMIT 1`, kind, deviceID))
+		ORDER BY s.created_at DESC, s.id DESC LIMIT 1`, kind, deviceID)
 }
 
 // RecentCompletion returns the device's session completed (through its link
@@ -223,8 +212,8 @@ func SessionOpenForUpdate(ctx context.Context, tx DB, id int64) (bool, error) {
 // SessionListItem is a session with its device's owner and its latest message.
 type SessionListItem struct {
 	Session
-	MessageState  string     `json:"message_state,omitempty"`
-	MessageSentAt *time.Time `json:"message_sent_at,omitempty"`
+	MessageState  string     `json:"message_state,omitempty" db:"message_state"`
+	MessageSentAt *time.Time `json:"message_sent_at,omitempty" db:"message_sent_at"`
 }
 
 // SessionListFilter selects sessions for ListSessions.
@@ -236,22 +225,12 @@ type SessionListFilter struct {
 
 // ListSessions returns sessions newest first.
 func ListSessions(ctx context.Context, db DB, f SessionListFilter) ([]SessionListItem, error) {
-	rows, err := db.Query(ctx, `SELECT `+sessionColumns+`, coalesce(n.state, ''), n.sent_at
-		FROM auth_session s JOIN device d ON d.kind = s.device_kind AND d.id = s.device_id
+	return queryAll[SessionListItem](ctx, db, `SELECT `+sessionColumns+`,
+			coalesce(n.state, '') AS message_state, n.sent_at AS message_sent_at`+sessionFrom+`
 		LEFT JOIN LATERAL (SELECT n.state, n.sent_at FROM notification n WHERE n.session_id = s.id
 			ORDER BY n.id DESC LIMIT 1) n ON true
 		WHERE ($1 = '' OR s.state = $1) AND ($2 = 0 OR s.id < $2)
 		ORDER BY s.id DESC LIMIT $3`, f.State, f.BeforeID, f.Limit)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SessionListItem, error) {
-		var o SessionListItem
-		s := &o.Session
-		err := r.Scan(append(s.dest(), &o.MessageState, &o.MessageSentAt)...)
-		return o, err
-	})
-	return list, mapErr(err)
 }
 
 // OrgFunnel is the reauthentication funnel of one org and device kind.

@@ -61,3 +61,26 @@ func nullTime(t time.Time) *time.Time {
 	}
 	return &t
 }
+
+// queryOne runs sql and scans its one row into a T by column name (each
+// column to the field whose db tag names it); ErrNotFound when there is no
+// row.
+func queryOne[T any](ctx context.Context, db DB, sql string, args ...any) (T, error) {
+	rows, err := db.Query(ctx, sql, args...)
+	if err != nil {
+		var zero T
+		return zero, mapErr(err)
+	}
+	v, err := pgx.CollectOneRow(rows, pgx.RowToStructByName[T])
+	return v, mapErr(err)
+}
+
+// queryAll runs sql and scans its rows into Ts by column name.
+func queryAll[T any](ctx context.Context, db DB, sql string, args ...any) ([]T, error) {
+	rows, err := db.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	vs, err := pgx.CollectRows(rows, pgx.RowToStructByName[T])
+	return vs, mapErr(err)
+}
