@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -122,18 +123,39 @@ func TestLoad(t *testing.T) {
 	})
 }
 
-// TestVarsDocumentedAndDeployed checks that docs/configuration.md documents every
-// variable and that the deploy files name only variables Load reads.
+// TestVarsDocumentedAndDeployed checks that the table in
+// docs/configuration.md and settings name the same variables, with the
+// same default and the same commands needing them, and that the deploy
+// files name only variables Load reads.
 func TestVarsDocumentedAndDeployed(t *testing.T) {
 	t.Parallel()
 	known := map[string]bool{}
 	for _, v := range Vars {
 		known[v] = true
 	}
-	readme, err := os.ReadFile("../../docs/configuration.md")
+	doc, err := os.ReadFile("../../docs/configuration.md")
 	require.NoError(t, err)
+	documented := map[string]bool{}
+	for _, line := range strings.Split(string(doc), "\n") {
+		if !strings.HasPrefix(line, "| `") {
+			continue
+		}
+		cells := strings.SplitN(line, "|", 5) // "", variables, needed by, default, meaning
+		require.Len(t, cells, 5, "docs/configuration.md: a row without variable, needed by, default and meaning: %s", line)
+		needs := strings.TrimSpace(cells[2])
+		def := strings.ReplaceAll(strings.TrimSpace(cells[3]), "`", "")
+		for _, m := range regexp.MustCompile("`([A-Z_]+)`").FindAllStringSubmatch(cells[1], -1) {
+			name := m[1]
+			require.False(t, documented[name], "docs/configuration.md lists %s twice", name)
+			documented[name] = true
+			s, ok := lookup(name)
+			require.True(t, ok, "docs/configuration.md documents %s, which Load does not read", name)
+			require.Equal(t, cmp.Or(s.def, "—"), def, "the default of %s in docs/configuration.md", name)
+			require.Equal(t, s.needs, needs, "who needs %s in docs/configuration.md", name)
+		}
+	}
 	for _, v := range Vars {
-		require.True(t, strings.Contains(string(readme), "`"+v+"`"), "docs/configuration.md does not document %s", v)
+		require.True(t, documented[v], "docs/configuration.md does not document %s", v)
 	}
 
 	var used []string
