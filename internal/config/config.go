@@ -4,6 +4,11 @@
 // Every variable may instead be read from a file named by the same variable
 // with a _FILE suffix (for example PODERO_CLIENT_SECRET_FILE), the usual way to
 // pass Kubernetes and Docker secrets.
+//
+// Each variable is declared once, in settings: its name, default, parser,
+// whether the startup log masks it, and a one-line doc. Load, LogValue,
+// Vars, ServeVars and Require all read that table, and a test holds it and
+// docs/configuration.md to the same variables and defaults.
 package config
 
 import (
@@ -263,6 +268,7 @@ func (c *Config) validate() []error {
 	}
 	if c.SMTPURL != "" {
 		if u, err := url.Parse(c.SMTPURL.Reveal()); err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Host == "" {
+			//lint:ignore ST1005 the ... is part of the URL's form
 			errs = append(errs, errors.New("SMTP_URL must look like smtp://user:pass@host:port or smtps://..."))
 		}
 	}
