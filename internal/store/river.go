@@ -245,14 +245,14 @@ const syncJobPendingSQL = `SELECT FROM river_job j WHERE j.id = s.queued_job AND
 // OpsQueue is one River queue as the ops page shows it: whether it is paused
 // and how many of its jobs are in each unfinished or failed state.
 type OpsQueue struct {
-	Name      string     `json:"name"`
-	PausedAt  *time.Time `json:"paused_at,omitempty"`
-	Available int64      `json:"available"`
-	Scheduled int64      `json:"scheduled"`
-	Running   int64      `json:"running"`
-	Retryable int64      `json:"retryable"`
-	Discarded int64      `json:"discarded"`
-	Cancelled int64      `json:"cancelled"`
+	Name      string     `json:"name" db:"name"`
+	PausedAt  *time.Time `json:"paused_at,omitempty" db:"paused_at"`
+	Available int64      `json:"available" db:"available"`
+	Scheduled int64      `json:"scheduled" db:"scheduled"`
+	Running   int64      `json:"running" db:"running"`
+	Retryable int64      `json:"retryable" db:"retryable"`
+	Discarded int64      `json:"discarded" db:"discarded"`
+	Cancelled int64      `json:"cancelled" db:"cancelled"`
 }
 
 // opsQueuesSQL lists every queue River knows (river_queue has a row once a
@@ -260,9 +260,10 @@ type OpsQueue struct {
 // table, are left out by the state filter, which the leading state column of
 // River's fetching index serves.
 const opsQueuesSQL = `
-SELECT coalesce(q.name, c.queue), q.paused_at,
-	coalesce(c.available, 0), coalesce(c.scheduled, 0), coalesce(c.running, 0),
-	coalesce(c.retryable, 0), coalesce(c.discarded, 0), coalesce(c.cancelled, 0)
+SELECT coalesce(q.name, c.queue) AS name, q.paused_at,
+	coalesce(c.available, 0) AS available, coalesce(c.scheduled, 0) AS scheduled,
+	coalesce(c.running, 0) AS running, coalesce(c.retryable, 0) AS retryable,
+	coalesce(c.discarded, 0) AS discarded, coalesce(c.cancelled, 0) AS cancelled
 FROM river_queue q
 FULL JOIN (
 	SELECT queue,
@@ -280,33 +281,18 @@ ORDER BY 1`
 
 // OpsQueues returns every queue with its job counts by state, by name.
 func OpsQueues(ctx context.Context, db DB) ([]OpsQueue, error) {
-	rows, err := db.Query(ctx, opsQueuesSQL)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	qs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (OpsQueue, error) {
-		var q OpsQueue
-		return q, r.Scan(&q.Name, &q.PausedAt, &q.Available, &q.Scheduled, &q.Running, &q.Retryable, &q.Discarded, &q.Cancelled)
-	})
-	return qs, mapErr(err)
+	return queryAll[OpsQueue](ctx, db, opsQueuesSQL)
 }
 
 // QueueDepth is how many of a queue's jobs are in one unfinished state.
 type QueueDepth struct {
-	Queue, State string
-	Jobs         int64
+	Queue string `db:"queue"`
+	State string `db:"state"`
+	Jobs  int64  `db:"jobs"`
 }
 
 // QueueDepths counts the unfinished jobs by queue and state (for /metrics).
 func QueueDepths(ctx context.Context, db DB) ([]QueueDepth, error) {
-	rows, err := db.Query(ctx, `SELECT queue, state::text, count(*) FROM river_job
+	return queryAll[QueueDepth](ctx, db, `SELECT queue, state::text AS state, count(*) AS jobs FROM river_job
 		WHERE state IN ('available', 'scheduled', 'running', 'retryable', 'pending') GROUP BY 1, 2`)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	ds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (QueueDepth, error) {
-		var d QueueDepth
-		return d, r.Scan(&d.Queue, &d.State, &d.Jobs)
-	})
-	return ds, mapErr(err)
 }
