@@ -1,4 +1,4 @@
-package worker
+package e2e_test
 
 import (
 	"bytes"
@@ -21,6 +21,7 @@ import (
 	"github.com/reauth/reauth/internal/podero"
 	"github.com/reauth/reauth/internal/podero/sim"
 	"github.com/reauth/reauth/internal/testdb"
+	"github.com/reauth/reauth/internal/worker"
 )
 
 // waitJobs polls until no job of kind is unfinished and at least min exist.
@@ -77,7 +78,7 @@ func TestSyncAndSweep(t *testing.T) {
 	require.NoError(t, err)
 	signer, err := link.NewSigner(bytes.Repeat([]byte("k"), 32))
 	require.NoError(t, err)
-	rc, err := NewClient(Config{
+	rc, err := worker.NewClient(worker.Config{
 		Pool: pool, Podero: pc, Email: email, Links: signer, PublicBaseURL: "http://reauth.test",
 		LinkTTL: time.Hour, PoderoWorkers: 20, NotifyWorkers: 20, JobTimeout: time.Minute, RescueAfter: 5 * time.Minute,
 		OrgIDs: []string{org}, MaintenanceWorkers: 30, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
