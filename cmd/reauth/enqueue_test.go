@@ -79,7 +79,7 @@ func TestEnqueueCommandOptions(t *testing.T) {
 			JobID: 4711, ExpiresAt: time.Now().Add(time.Hour),
 		})
 		require.NoError(t, err)
-		_, err = store.FinishSession(ctx, pool, sid, store.SessionCompleted)
+		_, err = store.FinishSession(ctx, pool, sid, store.SessionCompleted, []string{store.SessionOpen})
 		require.NoError(t, err)
 
 		args := []string{"-org", org, "-user", user, "-kind", "inverter", "-device", dev}

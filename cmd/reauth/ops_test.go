@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -21,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/reauth/reauth"
+	"github.com/reauth/reauth/internal/session"
 	"github.com/reauth/reauth/internal/store"
 	"github.com/reauth/reauth/internal/testdb"
 )
@@ -96,11 +98,15 @@ func newOpsFixture(t *testing.T) *opsFixture {
 		return reauth.DeviceArgs{OrgID: org, UserID: opsUser, DeviceKind: kind, DeviceID: id, Reason: "test"}
 	}
 	newSession := func(kind reauth.DeviceKind, dev string, job int64, n byte) int64 {
-		id, err := store.CreateSession(ctx, pool, store.NewSession{
-			DeviceKind: kind, DeviceID: dev, PoderoSessionID: fmt.Sprintf("5e000000-0000-4000-8000-0000000000%02x", n),
-			AuthenticationURL: "https://app.podero.com/connect/" + strconv.Itoa(int(n)),
-			LinkNonce:         []byte{n}, LinkHash: []byte{n, n}, Locale: "en", JobID: job,
-			ExpiresAt: time.Now().Add(24 * time.Hour),
+		var id int64
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) (err error) {
+			id, err = session.Sessions{}.Create(ctx, nil, tx, session.New{NewSession: store.NewSession{
+				DeviceKind: kind, DeviceID: dev, PoderoSessionID: fmt.Sprintf("5e000000-0000-4000-8000-0000000000%02x", n),
+				AuthenticationURL: "https://app.podero.com/connect/" + strconv.Itoa(int(n)),
+				LinkNonce:         []byte{n}, LinkHash: []byte{n, n}, Locale: "en", JobID: job,
+				ExpiresAt: time.Now().Add(24 * time.Hour),
+			}})
+			return err
 		})
 		require.NoError(t, err)
 		return id
@@ -124,7 +130,7 @@ func newOpsFixture(t *testing.T) *opsFixture {
 	require.NoError(t, store.FinishNotification(ctx, pool, n.ID, store.NotificationSent, ""))
 	_, err = store.MarkOpened(ctx, pool, f.ses1)
 	require.NoError(t, err)
-	ok, err := store.FinishSession(ctx, pool, f.ses1, store.SessionCompleted)
+	ok, err := store.FinishSession(ctx, pool, f.ses1, store.SessionCompleted, []string{store.SessionOpen})
 	require.NoError(t, err)
 	require.True(t, ok)
 

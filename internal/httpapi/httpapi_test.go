@@ -24,6 +24,7 @@ import (
 	"github.com/reauth/reauth/internal/httpapi"
 	"github.com/reauth/reauth/internal/link"
 	"github.com/reauth/reauth/internal/podero"
+	"github.com/reauth/reauth/internal/session"
 	"github.com/reauth/reauth/internal/store"
 	"github.com/reauth/reauth/internal/testdb"
 )
@@ -80,11 +81,11 @@ func (b *testBundle) session(t *testing.T, authURL, successURL, cancelURL string
 			return err
 		}
 		var err error
-		id, err = store.CreateSession(ctx, tx, store.NewSession{
+		id, err = session.Sessions{}.Create(ctx, nil, tx, session.New{NewSession: store.NewSession{
 			DeviceKind: reauth.Inverter, DeviceID: deviceID, PoderoSessionID: "5f1e2a7e-1d2b-4c3d-8e9f-0a1b2c3d4e5f",
 			AuthenticationURL: authURL, LinkNonce: nonce, LinkHash: link.Hash(token), Locale: "en",
 			SuccessURL: successURL, CancelURL: cancelURL, ExpiresAt: time.Now().Add(time.Hour),
-		})
+		}})
 		return err
 	})
 	require.NoError(t, err)

@@ -146,6 +146,15 @@ type New struct {
 // reauth.link_created (detail: the request's reason). The caller commits.
 // client inserts the jobs, as for Emit; so for every function here.
 func (s Sessions) Create(ctx context.Context, client *river.Client[pgx.Tx], tx pgx.Tx, n New) (int64, error) {
+	old, err := store.CloseOpenSession(ctx, tx, n.DeviceKind, n.DeviceID, store.SessionSuperseded, 0)
+	if err != nil {
+		return 0, fmt.Errorf("supersede the open session: %w", err)
+	}
+	if old != 0 {
+		if _, err := store.CancelReminders(ctx, tx, old); err != nil {
+			return 0, err
+		}
+	}
 	id, err := store.CreateSession(ctx, tx, n.NewSession)
 	if err != nil {
 		return 0, fmt.Errorf("store session: %w", err)
@@ -333,7 +342,7 @@ func (s Sessions) Finish(ctx context.Context, client *river.Client[pgx.Tx], sess
 	var finished []int64
 	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
 		finished = finished[:0]
-		ok, err := store.FinishSession(ctx, tx, sess.ID, state)
+		ok, err := store.FinishSession(ctx, tx, sess.ID, state, finishableFrom(state))
 		if err != nil {
 			return err
 		}
@@ -341,7 +350,7 @@ func (s Sessions) Finish(ctx context.Context, client *river.Client[pgx.Tx], sess
 			finished = append(finished, sess.ID)
 		}
 		if state == store.SessionCompleted {
-			cur, err := store.CompleteOpenSession(ctx, tx, sess.DeviceKind, sess.DeviceID, sess.ID)
+			cur, err := store.CloseOpenSession(ctx, tx, sess.DeviceKind, sess.DeviceID, store.SessionCompleted, sess.ID)
 			if err != nil {
 				return err
 			}
@@ -372,6 +381,37 @@ func (s Sessions) Finish(ctx context.Context, client *river.Client[pgx.Tx], sess
 			slog.Int64("via_session", sess.ID))
 	}
 	return nil
+}
+
+// finishableFrom are the states from which the user's outcome may move a
+// session to state: open; and for completed also cancelled, since a
+// cancelled session's link keeps working and the user may try again. A
+// completed session is never cancelled afterwards.
+func finishableFrom(state string) []string {
+	if state == store.SessionCompleted {
+		return []string{store.SessionOpen, store.SessionCancelled}
+	}
+	return []string{store.SessionOpen}
+}
+
+// CompletedElsewhere closes the open session of d, which the sync saw
+// authenticated again without our link, as completed_elsewhere in tx: its
+// reminders are cancelled and reauth.completed (detail elsewhere) sent. It
+// returns the session closed, 0 when there was none; the caller counts it
+// once tx commits.
+func (s Sessions) CompletedElsewhere(ctx context.Context, client *river.Client[pgx.Tx], tx pgx.Tx, d Device) (int64, error) {
+	id, err := store.CloseOpenSession(ctx, tx, d.Kind, d.ID, store.SessionCompletedElsewhere, 0)
+	if err != nil || id == 0 {
+		return 0, err
+	}
+	if _, err := store.CancelReminders(ctx, tx, id); err != nil {
+		return 0, err
+	}
+	subject := reauth.EventSubject{SessionID: id, OrgID: d.OrgID, UserID: d.UserID, DeviceKind: d.Kind, DeviceID: d.ID}
+	if err := s.Emit(ctx, client, tx, reauth.EventCompleted, subject, "elsewhere"); err != nil {
+		return 0, err
+	}
+	return id, nil
 }
 
 // Device names a device and its owner.

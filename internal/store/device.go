@@ -6,8 +6,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/reauth/reauth"
 )
 
@@ -58,13 +56,36 @@ func MarkDeviceGone(ctx context.Context, db DB, kind reauth.DeviceKind, id, orgI
 	return mapErr(err)
 }
 
+// The "needs a link" rule, written once, for a device row d. The sync's
+// reading of Podero is the generated column needs_reauth
+// (migrations/003_sync_sweep.sql): the device is not gone, and Podero said
+// it is not authenticated or asks it to reauthenticate. A request may name a
+// device no sync has seen authenticated yet, so a link is needed by
+// needsLinkSQL, which adds those; the sweep asks only about the devices the
+// sync saw lapsed (sweepLapsedSQL, which implies needsLinkSQL), through the
+// partial index device_needs_reauth.
+const (
+	// loginLapsedSQL: the last sync (if any) did not see d authenticated,
+	// or saw it asking to reauthenticate anyway. Its negation is "the
+	// device is authenticated again".
+	loginLapsedSQL = `(d.is_authenticated IS NOT TRUE OR d.needs_reauth)`
+	// needsLinkSQL: d is not gone and its login lapsed.
+	needsLinkSQL = `(d.gone_at IS NULL AND ` + loginLapsedSQL + `)`
+	// sweepLapsedSQL: the sync saw d's login lapse (d is not gone).
+	sweepLapsedSQL = `d.needs_reauth`
+	// openSessionSQL selects d's open, unexpired session: a device with one
+	// needs no other.
+	openSessionSQL = `SELECT FROM auth_session s
+	                  WHERE s.device_kind = d.kind AND s.device_id = d.id AND s.state = 'open' AND s.expires_at > now()`
+)
+
 // DeviceStillNeedsLink reports whether a device may still need a fresh
-// link: it is not gone, and the last sync (if any) did not see it
-// authenticated or saw it asking to reauthenticate anyway.
+// link (needsLinkSQL): it is not gone, and the last sync (if any) did not
+// see it authenticated or saw it asking to reauthenticate anyway.
 func DeviceStillNeedsLink(ctx context.Context, db DB, kind reauth.DeviceKind, id string) (bool, error) {
 	var needs bool
-	err := db.QueryRow(ctx, `SELECT gone_at IS NULL AND (is_authenticated IS NOT TRUE OR needs_reauth)
-		FROM device WHERE kind = $1 AND id = $2`, kind, id).Scan(&needs)
+	err := db.QueryRow(ctx, `SELECT `+needsLinkSQL+`
+		FROM device d WHERE d.kind = $1 AND d.id = $2`, kind, id).Scan(&needs)
 	return needs, mapErr(err)
 }
 
@@ -209,11 +230,12 @@ type SyncedDevice struct {
 	OwnerEmail       string
 }
 
-// RecordSyncedDevice upserts a listed device. When it is authenticated
-// again, its open session is closed as completed elsewhere (the user fixed it
-// without our link), and its reminders cancelled. It returns the closed
-// session's id, 0 when none was.
-func RecordSyncedDevice(ctx context.Context, db DB, d SyncedDevice) (closed int64, err error) {
+// RecordSyncedDevice upserts a listed device and reports whether it is
+// authenticated again (and needs no reauthentication): the user fixed it
+// without our link, and its open session is completed elsewhere
+// (session.CompletedElsewhere). A deleted device is marked gone, which
+// closes its open session (see MarkDeviceGone).
+func RecordSyncedDevice(ctx context.Context, db DB, d SyncedDevice) (authenticated bool, err error) {
 	actions := d.Actions
 	if len(actions) == 0 || string(actions) == "null" {
 		actions = json.RawMessage("[]")
@@ -222,9 +244,8 @@ func RecordSyncedDevice(ctx context.Context, db DB, d SyncedDevice) (closed int6
 	if len(d.LifecycleError) > 0 && string(d.LifecycleError) != "null" {
 		lifecycleErr = d.LifecycleError
 	}
-	var needs bool
 	err = db.QueryRow(ctx, `
-		INSERT INTO device (kind, id, org_id, user_id, is_authenticated, action_needed, actions,
+		INSERT INTO device AS d (kind, id, org_id, user_id, is_authenticated, action_needed, actions,
 			connection_status, synced_at, gone_at,
 			manufacturer, model, lifecycle_state, lifecycle_error, external_device_id, owner_email)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, nullif($8, ''), now(), CASE WHEN $9 THEN now() END,
@@ -237,26 +258,11 @@ func RecordSyncedDevice(ctx context.Context, db DB, d SyncedDevice) (closed int6
 			lifecycle_state = excluded.lifecycle_state, lifecycle_error = excluded.lifecycle_error,
 			external_device_id = excluded.external_device_id, owner_email = excluded.owner_email,
 			synced_at = now(), updated_at = now(),
-			gone_at = CASE WHEN $9 THEN coalesce(device.gone_at, now()) END
-		RETURNING needs_reauth`,
+			gone_at = CASE WHEN $9 THEN coalesce(d.gone_at, now()) END
+		RETURNING NOT `+loginLapsedSQL,
 		d.Kind, d.ID, d.OrgID, d.UserID, d.IsAuthenticated, d.ActionNeeded, actions, d.ConnectionStatus, d.Deleted,
-		d.Manufacturer, d.Model, d.LifecycleState, lifecycleErr, d.ExternalDeviceID, d.OwnerEmail).Scan(&needs)
-	if err != nil {
-		return 0, mapErr(err)
-	}
-	if needs || d.IsAuthenticated == nil || !*d.IsAuthenticated {
-		return 0, nil
-	}
-	err = db.QueryRow(ctx, `UPDATE auth_session SET state = 'completed_elsewhere', finished_at = now()
-		WHERE device_kind = $1 AND device_id = $2 AND state = 'open' RETURNING id`, d.Kind, d.ID).Scan(&closed)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, mapErr(err)
-	}
-	_, err = CancelReminders(ctx, db, closed)
-	return closed, err
+		d.Manufacturer, d.Model, d.LifecycleState, lifecycleErr, d.ExternalDeviceID, d.OwnerEmail).Scan(&authenticated)
+	return authenticated, mapErr(err)
 }
 
 // MarkMissingGone marks the user's devices of kind that Podero no longer
@@ -279,8 +285,7 @@ func MarkMissingGone(ctx context.Context, db DB, orgID, userID string, kind reau
 func SweepStillNeeded(ctx context.Context, db DB, kind reauth.DeviceKind, id string) (bool, error) {
 	var needed bool
 	err := db.QueryRow(ctx, `
-		SELECT d.needs_reauth AND NOT EXISTS (SELECT FROM auth_session s WHERE s.device_kind = d.kind
-			AND s.device_id = d.id AND s.state = 'open' AND s.expires_at > now())
+		SELECT `+sweepLapsedSQL+` AND NOT EXISTS (`+openSessionSQL+`)
 		FROM device d WHERE d.kind = $1 AND d.id = $2`, kind, id).Scan(&needed)
 	if err = mapErr(err); errors.Is(err, ErrNotFound) {
 		return false, nil
@@ -339,9 +344,8 @@ func SweepPage(ctx context.Context, db DB, after DeviceKey, cooldown time.Durati
 	// A row the query waited for (a session being stored) was re-checked
 	// with the statement's old snapshot; now that the rows are locked, a new
 	// statement sees any session committed meanwhile.
-	rows, err = db.Query(ctx, `SELECT c.kind, c.id::text FROM unnest($1::text[], $2::uuid[]) AS c (kind, id)
-		WHERE EXISTS (SELECT FROM auth_session s WHERE s.device_kind = c.kind AND s.device_id = c.id
-		              AND s.state = 'open' AND s.expires_at > now())`,
+	rows, err = db.Query(ctx, `SELECT d.kind, d.id::text FROM unnest($1::text[], $2::uuid[]) AS d (kind, id)
+		WHERE EXISTS (`+openSessionSQL+`)`,
 		kinds, ids)
 	if err != nil {
 		return nil, after, mapErr(err)
@@ -372,9 +376,8 @@ func SweepPage(ctx context.Context, db DB, after DeviceKey, cooldown time.Durati
 const SweepPageSQL = `
 	SELECT d.kind, d.id, d.org_id, d.user_id
 	FROM device d
-	WHERE d.needs_reauth AND (d.kind, d.id) > ($1, $2::uuid)
-	  AND NOT EXISTS (SELECT FROM auth_session s
-	                  WHERE s.device_kind = d.kind AND s.device_id = d.id AND s.state = 'open' AND s.expires_at > now())
+	WHERE ` + sweepLapsedSQL + ` AND (d.kind, d.id) > ($1, $2::uuid)
+	  AND NOT EXISTS (` + openSessionSQL + `)
 	  AND NOT EXISTS (` + requestFinishedWithinSQL + `)
 	  AND NOT EXISTS (SELECT FROM auth_session s JOIN notification n ON n.session_id = s.id
 	                  WHERE s.device_kind = d.kind AND s.device_id = d.id

@@ -102,7 +102,7 @@ func TestOpsPageQueries(t *testing.T) {
 		require.NoError(t, store.FinishNotification(ctx, pool, n.ID, store.NotificationSent, ""))
 		_, err = store.MarkOpened(ctx, pool, a)
 		require.NoError(t, err)
-		_, err = store.FinishSession(ctx, pool, a, store.SessionCompleted)
+		_, err = store.FinishSession(ctx, pool, a, store.SessionCompleted, []string{store.SessionOpen})
 		require.NoError(t, err)
 		b := opsSession(t, pool, reauth.Inverter, "00000000-0000-4000-8000-00000000000b")
 		_, err = store.BeginNotification(ctx, pool, b, 0, "email", "u@example.com", "k-b-0")

@@ -67,26 +67,12 @@ type NewSession struct {
 	ExpiresAt         time.Time
 }
 
-// CreateSession supersedes the device's open session, if any (cancelling
-// its pending reminders), and stores s as the open one. Run it in the
-// transaction that completes the job.
+// CreateSession stores s as the device's open session. The device has
+// none by then: session.Create closes it first (superseded); a second
+// open one is ErrConflict.
 func CreateSession(ctx context.Context, db DB, s NewSession) (int64, error) {
-	// The old session's pending reminders go with it.
-	var old int64
-	err := db.QueryRow(ctx, `
-		UPDATE auth_session SET state = 'superseded', finished_at = now()
-		WHERE device_kind = $1 AND device_id = $2 AND state = 'open'
-		RETURNING id`, s.DeviceKind, s.DeviceID).Scan(&old)
-	switch {
-	case err == nil:
-		if _, err := CancelReminders(ctx, db, old); err != nil {
-			return 0, err
-		}
-	case !errors.Is(err, pgx.ErrNoRows):
-		return 0, mapErr(err)
-	}
 	var id int64
-	err = db.QueryRow(ctx, `
+	err := db.QueryRow(ctx, `
 		INSERT INTO auth_session (device_kind, device_id, podero_session_id, authentication_url,
 			link_nonce, link_hash, email, locale, success_url, cancel_url, job_id, expires_at, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, nullif($7, ''), $8, nullif($9, ''), nullif($10, ''), nullif($11, 0), $12,
@@ -169,31 +155,29 @@ func MarkOpened(ctx context.Context, db DB, id int64) (first bool, err error) {
 	return first, mapErr(err)
 }
 
-// FinishSession moves an open session to state (completed or cancelled); a
-// cancelled one may still be completed, since its link keeps working. It
-// reports false when nothing changed.
-func FinishSession(ctx context.Context, db DB, id int64, state string) (bool, error) {
+// FinishSession moves the session to state (completed or cancelled, the
+// user's outcome: it counts as opened), when it is in one of the states
+// from (which session.Finish decides), and reports whether it did.
+func FinishSession(ctx context.Context, db DB, id int64, state string, from []string) (bool, error) {
 	tag, err := db.Exec(ctx, `
 		UPDATE auth_session SET state = $2, finished_at = now(), opened_at = coalesce(opened_at, now()),
 			cancelled_at = CASE WHEN $2 = 'cancelled' THEN now() ELSE cancelled_at END
-		WHERE id = $1 AND (state = 'open' OR (state = 'cancelled' AND $2 = 'completed'))`, id, state)
+		WHERE id = $1 AND state = ANY ($3::text[])`, id, state, from)
 	if err != nil {
 		return false, mapErr(err)
 	}
 	return tag.RowsAffected() == 1, nil
 }
 
-// CompleteOpenSession completes the device's open session, if it is not
-// except: a success through any of the device's links (an older one, or one
-// opened before it was superseded) is the device's, and its current session
-// must not stay open and keep reminding. It returns the session it
-// completed, or 0 when there was none.
-func CompleteOpenSession(ctx context.Context, db DB, kind reauth.DeviceKind, deviceID string, except int64) (int64, error) {
+// CloseOpenSession moves the device's open session, unless it is except
+// (0: none), to state (superseded, completed, completed_elsewhere; which
+// one is session's to decide) and returns it, or 0 when there was none.
+func CloseOpenSession(ctx context.Context, db DB, kind reauth.DeviceKind, deviceID, state string, except int64) (int64, error) {
 	var id int64
 	err := db.QueryRow(ctx, `
-		UPDATE auth_session SET state = 'completed', finished_at = now()
-		WHERE device_kind = $1 AND device_id = $2 AND state = 'open' AND id <> $3
-		RETURNING id`, kind, deviceID, except).Scan(&id)
+		UPDATE auth_session SET state = $3, finished_at = now()
+		WHERE device_kind = $1 AND device_id = $2 AND state = 'open' AND id <> $4
+		RETURNING id`, kind, deviceID, state, except).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, nil
 	}
@@ -235,25 +219,25 @@ func ListSessions(ctx context.Context, db DB, f SessionListFilter) ([]SessionLis
 
 // OrgFunnel is the reauthentication funnel of one org and device kind.
 type OrgFunnel struct {
-	OrgID      string `json:"org_id"`
-	DeviceKind string `json:"device_kind"`
+	OrgID      string `json:"org_id" db:"org_id"`
+	DeviceKind string `json:"device_kind" db:"kind"`
 	// Requested counts reauth_device jobs created in the window.
-	Requested int64 `json:"requested"`
+	Requested int64 `json:"requested" db:"requested"`
 	// LinkCreated counts sessions created in the window; the counts after it
 	// are of those sessions.
-	LinkCreated int64 `json:"link_created"`
+	LinkCreated int64 `json:"link_created" db:"created"`
 	// Sent: at least one message was sent.
-	Sent int64 `json:"sent"`
+	Sent int64 `json:"sent" db:"sent"`
 	// Opened: the link was clicked.
-	Opened int64 `json:"opened"`
+	Opened int64 `json:"opened" db:"opened"`
 	// Completed: the login was completed, through the link or elsewhere.
-	Completed int64 `json:"completed"`
+	Completed int64 `json:"completed" db:"completed"`
 }
 
 // FunnelByOrg returns the funnel per org and device kind since since, ordered
 // by org and kind.
 func FunnelByOrg(ctx context.Context, db DB, since time.Time) ([]OrgFunnel, error) {
-	rows, err := db.Query(ctx, `
+	return queryAll[OrgFunnel](ctx, db, `
 		WITH req AS (`+requestsSinceSQL+`), ses AS (
 			SELECT d.org_id::text AS org_id, s.device_kind AS kind, count(*) AS created,
 				count(*) FILTER (WHERE m.sent) AS sent,
@@ -266,18 +250,11 @@ func FunnelByOrg(ctx context.Context, db DB, since time.Time) ([]OrgFunnel, erro
 			WHERE s.created_at >= $1
 			GROUP BY 1, 2
 		)
-		SELECT coalesce(req.org_id, ses.org_id), coalesce(req.kind, ses.kind), coalesce(req.n, 0),
-			coalesce(ses.created, 0), coalesce(ses.sent, 0), coalesce(ses.opened, 0), coalesce(ses.completed, 0)
+		SELECT coalesce(req.org_id, ses.org_id) AS org_id, coalesce(req.kind, ses.kind) AS kind,
+			coalesce(req.n, 0) AS requested, coalesce(ses.created, 0) AS created, coalesce(ses.sent, 0) AS sent,
+			coalesce(ses.opened, 0) AS opened, coalesce(ses.completed, 0) AS completed
 		FROM req FULL JOIN ses ON ses.org_id = req.org_id AND ses.kind = req.kind
 		ORDER BY 1, 2`, since)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (OrgFunnel, error) {
-		var f OrgFunnel
-		return f, r.Scan(&f.OrgID, &f.DeviceKind, &f.Requested, &f.LinkCreated, &f.Sent, &f.Opened, &f.Completed)
-	})
-	return list, mapErr(err)
 }
 
 // OpsFunnel is the way from request to completed login for one device kind
@@ -286,13 +263,13 @@ func FunnelByOrg(ctx context.Context, db DB, since time.Time) ([]OrgFunnel, erro
 // message sent, had their link opened, and ended completed (Completed
 // includes CompletedElsewhere, a login the user renewed without our link).
 type OpsFunnel struct {
-	DeviceKind         reauth.DeviceKind `json:"device_kind"`
-	Requested          int64             `json:"requested"`
-	SessionsCreated    int64             `json:"sessions_created"`
-	Sent               int64             `json:"sent"`
-	Opened             int64             `json:"opened"`
-	Completed          int64             `json:"completed"`
-	CompletedElsewhere int64             `json:"completed_elsewhere"`
+	DeviceKind         reauth.DeviceKind `json:"device_kind" db:"kind"`
+	Requested          int64             `json:"requested" db:"requested"`
+	SessionsCreated    int64             `json:"sessions_created" db:"created"`
+	Sent               int64             `json:"sent" db:"sent"`
+	Opened             int64             `json:"opened" db:"opened"`
+	Completed          int64             `json:"completed" db:"completed"`
+	CompletedElsewhere int64             `json:"completed_elsewhere" db:"completed_elsewhere"`
 }
 
 const opsFunnelSQL = `
@@ -309,8 +286,9 @@ WITH requested AS (
 	WHERE s.created_at >= $1
 	GROUP BY 1
 )
-SELECT k.kind, coalesce(r.n, 0), coalesce(s.created, 0), coalesce(s.sent, 0),
-	coalesce(s.opened, 0), coalesce(s.completed, 0), coalesce(s.completed_elsewhere, 0)
+SELECT k.kind, coalesce(r.n, 0) AS requested, coalesce(s.created, 0) AS created, coalesce(s.sent, 0) AS sent,
+	coalesce(s.opened, 0) AS opened, coalesce(s.completed, 0) AS completed,
+	coalesce(s.completed_elsewhere, 0) AS completed_elsewhere
 FROM unnest($2::text[]) WITH ORDINALITY AS k(kind, ord)
 LEFT JOIN requested r ON r.kind = k.kind
 LEFT JOIN sessions s ON s.kind = k.kind
@@ -323,13 +301,5 @@ func OpsFunnelSince(ctx context.Context, db DB, since time.Time) ([]OpsFunnel, e
 	for i, k := range reauth.DeviceKinds {
 		kinds[i] = string(k)
 	}
-	rows, err := db.Query(ctx, opsFunnelSQL, since, kinds)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	fs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (OpsFunnel, error) {
-		var f OpsFunnel
-		return f, r.Scan(&f.DeviceKind, &f.Requested, &f.SessionsCreated, &f.Sent, &f.Opened, &f.Completed, &f.CompletedElsewhere)
-	})
-	return fs, mapErr(err)
+	return queryAll[OpsFunnel](ctx, db, opsFunnelSQL, since, kinds)
 }

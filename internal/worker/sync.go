@@ -19,6 +19,7 @@ import (
 	"github.com/reauth/reauth"
 	"github.com/reauth/reauth/internal/metrics"
 	"github.com/reauth/reauth/internal/podero"
+	"github.com/reauth/reauth/internal/session"
 	"github.com/reauth/reauth/internal/store"
 )
 
@@ -358,7 +359,7 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[reauth.SyncUse
 					continue
 				}
 				actions, _ := json.Marshal(d.Actions)
-				c, err := store.RecordSyncedDevice(ctx, tx, store.SyncedDevice{
+				authenticated, err := store.RecordSyncedDevice(ctx, tx, store.SyncedDevice{
 					Kind: kind, ID: d.ID, OrgID: a.OrgID, UserID: a.UserID,
 					IsAuthenticated: d.IsAuthenticated, ActionNeeded: d.ActionNeeded, Actions: actions,
 					ConnectionStatus: d.ConnectionStatus, Deleted: d.DeletedAt != nil,
@@ -369,11 +370,13 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[reauth.SyncUse
 				if err != nil {
 					return err
 				}
-				if c != 0 {
-					closed++
-					subject := reauth.EventSubject{SessionID: c, OrgID: a.OrgID, UserID: a.UserID, DeviceKind: kind, DeviceID: d.ID}
-					if err := w.cfg.sessions().Emit(ctx, nil, tx, reauth.EventCompleted, subject, "elsewhere"); err != nil {
+				if authenticated {
+					c, err := w.cfg.sessions().CompletedElsewhere(ctx, nil, tx, session.Device{Kind: kind, ID: d.ID, OrgID: a.OrgID, UserID: a.UserID})
+					if err != nil {
 						return err
+					}
+					if c != 0 {
+						closed++
 					}
 				}
 				ids = append(ids, d.ID)
