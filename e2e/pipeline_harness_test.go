@@ -32,6 +32,13 @@ import (
 	"github.com/reauth/reauth/internal/worker"
 )
 
+// The pipeline tests (pipeline_*_test.go) run the whole service in this
+// process rather than as built binaries: the workers' River client, the
+// HTTP API, the Podero simulator and the mail catcher, on a real database,
+// so that a test can move the clock, script Podero and swap a channel. The
+// workers' own unit tests, with fakes, are in internal/worker.
+
+// pipelineToken is the API token the pipeline tests' HTTP API accepts.
 const pipelineToken = "test-api-token-0123456789"
 
 type testBundle struct {
