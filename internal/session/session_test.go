@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/reauth/reauth"
@@ -128,4 +131,49 @@ func TestFinish(t *testing.T) {
 	_, landing, err := s.Follow(ctx, old)
 	require.NoError(t, err)
 	require.Equal(t, Connected, landing)
+}
+
+// TestEvents: each transition's event is inserted with the transition,
+// once per session (the event ID is the type and session), and none when
+// events are off.
+func TestEvents(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testdb.New(t)
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
+	require.NoError(t, err)
+	s := Sessions{Pool: pool, Events: true, Logger: slog.New(slog.DiscardHandler)}
+	require.NoError(t, store.UpsertDevice(ctx, pool, reauth.Inverter, dev, org, user))
+	var id int64
+	require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) (err error) {
+		nonce := link.NewNonce()
+		id, err = s.Create(ctx, client, tx, New{Request: reauth.DeviceArgs{OrgID: org, UserID: user, DeviceKind: reauth.Inverter, DeviceID: dev, Reason: "api:test"},
+			NewSession: store.NewSession{DeviceKind: reauth.Inverter, DeviceID: dev, PoderoSessionID: "5e550000-0000-4000-8000-000000000001",
+				AuthenticationURL: "https://connect.example/x", LinkNonce: nonce, LinkHash: nonce, Locale: "en", JobID: 42, ExpiresAt: time.Now().Add(time.Hour)}})
+		return err
+	}))
+	sess, err := store.GetSession(ctx, pool, id)
+	require.NoError(t, err)
+	require.NoError(t, s.Open(ctx, client, sess))
+	require.NoError(t, s.Open(ctx, client, sess))
+	require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		c, err := s.CompletedElsewhere(ctx, client, tx, Device{Kind: reauth.Inverter, ID: dev, OrgID: org, UserID: user})
+		require.Equal(t, id, c)
+		return err
+	}))
+	require.NoError(t, s.Finish(ctx, client, sess, ResultSuccess), "nothing left to finish")
+
+	rows, err := pool.Query(ctx, `SELECT args ->> 'id', coalesce(args ->> 'detail', '') FROM river_job WHERE kind = 'reauth_event' ORDER BY id`)
+	require.NoError(t, err)
+	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
+		var id, detail string
+		err := r.Scan(&id, &detail)
+		return id + " " + detail, err
+	})
+	require.NoError(t, err)
+	sid := fmt.Sprint(id)
+	require.Equal(t, []string{"evt_link_created_s" + sid + " api:test", "evt_link_opened_s" + sid + " ", "evt_completed_s" + sid + " elsewhere"}, got)
+
+	off := Sessions{Pool: pool}
+	require.NoError(t, off.Emit(ctx, nil, nil, reauth.EventFailed, Subject(sess), "x"), "events off: no client needed")
 }
