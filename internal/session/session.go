@@ -44,6 +44,10 @@
 //     device_gone in the database (trigger device_gone_closes_sessions,
 //     migration 004), whichever way it is set, so a sync that sees a
 //     deleted device (store.RecordSyncedDevice) closes it too. No event.
+//   - Recipient: the reauth_device worker, for the address and language
+//     of the session it is about to create (their precedence lives there).
+//   - Emit: the transitions above, and the workers' reauth.failed events
+//     (a request that ends without a session, a step every channel failed).
 //
 // Every session but an open one is finished; only a cancelled one may move
 // on (to completed). A reminder job that runs after its session finished
