@@ -35,9 +35,9 @@ func FuzzDecodeReauthRequest(f *testing.F) {
 		if err := strictjson.ExactKeys(body, &reauthRequest{}); err != nil {
 			t.Fatalf("accepted keys job args would refuse: %v", err)
 		}
-		a := reauth.DeviceArgs{OrgID: req.OrgID, UserID: req.UserID, DeviceKind: reauth.DeviceKind(req.DeviceKind),
-			DeviceID: req.DeviceID, Email: req.Email, Locale: req.Locale, SuccessURL: req.SuccessURL, CancelURL: req.CancelURL}.Normalized()
-		if a.Validate() != nil || hosts.Check("success_url", a.SuccessURL) != nil || hosts.Check("cancel_url", a.CancelURL) != nil {
+		a, err := reauth.DeviceArgs{OrgID: req.OrgID, UserID: req.UserID, DeviceKind: reauth.DeviceKind(req.DeviceKind),
+			DeviceID: req.DeviceID, Email: req.Email, Locale: req.Locale, SuccessURL: req.SuccessURL, CancelURL: req.CancelURL}.Check(hosts)
+		if err != nil {
 			return
 		}
 		if !reauth.IsUUID(a.OrgID) || !reauth.IsUUID(a.DeviceID) || !a.DeviceKind.Valid() {
