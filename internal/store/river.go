@@ -93,7 +93,7 @@ func OverlappingRequest(ctx context.Context, db DB, kind reauth.DeviceKind, devi
 	err := db.QueryRow(ctx, `
 		SELECT id FROM river_job
 		WHERE kind = 'reauth_device' AND args ->> 'device_id' = $2 AND args ->> 'device_kind' = $1 AND id <> $3
-			AND (state IN ('available', 'pending', 'retryable', 'running', 'scheduled')
+			AND (state IN `+unfinishedSQL+`
 				OR state = 'completed' AND finalized_at >= $4)
 		ORDER BY id DESC LIMIT 1`, string(kind), deviceID, except, since).Scan(&id)
 	return id, mapErr(err)
