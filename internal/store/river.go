@@ -16,8 +16,10 @@ import (
 )
 
 // This file holds every read of River's tables (river_job, river_queue) in
-// the service. River's tables are written only through River's API: jobs are
-// cancelled with JobCancelTx, never by an UPDATE here.
+// the service (but reauth.go's waitingBulkSQL, which the root package cannot
+// import): whole queries, and the fragments (…SQL consts) that queries of
+// other tables embed. River's tables are written only through River's API:
+// jobs are cancelled with JobCancelTx, never by an UPDATE here.
 
 // riverClient is an insert-only River client, for the calls that change
 // River's rows (JobCancelTx) inside the caller's transaction; it holds no
