@@ -17,7 +17,7 @@ import (
 
 // This file holds every read of River's tables (river_job, river_queue) in
 // the service (but reauth.go's waitingBulkSQL, which the root package cannot
-// import): whole queries, and the fragments (…SQL consts) that queries of
+// import): whole queries, and the fragments (the ...SQL consts) that queries of
 // other tables embed. River's tables are written only through River's API:
 // jobs are cancelled with JobCancelTx, never by an UPDATE here.
 
