@@ -95,14 +95,8 @@ func New(pool *pgxpool.Pool, breakerOpen func() bool) *Metrics {
 		m.funnel.WithLabelValues(step)
 	}
 	if breakerOpen != nil {
-		m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "reauth_podero_breaker_open", Help: "1 while the Podero circuit breaker is open or probing, else 0.",
-		}, func() float64 {
-			if breakerOpen() {
-				return 1
-			}
-			return 0
-		}))
+		m.Registry.MustRegister(flagGauge("reauth_podero_breaker_open",
+			"1 while the Podero circuit breaker is open or probing, else 0.", breakerOpen))
 	}
 	if pool != nil {
 		m.Registry.MustRegister(&queueDepth{pool: pool, desc: prometheus.NewDesc("reauth_queue_jobs",
@@ -197,14 +191,18 @@ func (m *Metrics) WatchEmail(broken func() bool) {
 	if m == nil || broken == nil {
 		return
 	}
-	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "reauth_email_channel_broken", Help: "1 while the email channel counts as broken (many distinct addresses refused within minutes), else 0.",
-	}, func() float64 {
-		if broken() {
+	m.Registry.MustRegister(flagGauge("reauth_email_channel_broken",
+		"1 while the email channel counts as broken (many distinct addresses refused within minutes), else 0.", broken))
+}
+
+// flagGauge is a gauge named name that reads 1 while on() is true, else 0.
+func flagGauge(name, help string, on func() bool) prometheus.GaugeFunc {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
+		if on() {
 			return 1
 		}
 		return 0
-	}))
+	})
 }
 
 // Funnel counts a reauthentication reaching step.
