@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -78,47 +79,41 @@ func redactTokens(c store.Contact) store.Contact {
 // getSuppression is GET /v1/suppressions/{email}: whether email is on the
 // suppression list, and why.
 func (s *server) getSuppression(w http.ResponseWriter, r *http.Request) {
-	email, ok := suppressionEmail(w, r)
-	if !ok {
-		return
+	if sup, ok := s.suppression(w, r, store.GetSuppression); ok {
+		writeJSON(w, http.StatusOK, sup)
 	}
-	sup, err := store.GetSuppression(r.Context(), s.cfg.Pool, email)
-	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "the address is not suppressed")
-		return
-	}
-	if err != nil {
-		s.internalError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, sup)
 }
 
 // liftSuppression is DELETE /v1/suppressions/{email}: take email off the
 // suppression list, so messages go to it again; 404 when it was not on it.
 func (s *server) liftSuppression(w http.ResponseWriter, r *http.Request) {
-	email, ok := suppressionEmail(w, r)
+	sup, ok := s.suppression(w, r, store.LiftSuppression)
 	if !ok {
-		return
-	}
-	sup, err := store.LiftSuppression(r.Context(), s.cfg.Pool, email)
-	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "the address is not suppressed")
-		return
-	}
-	if err != nil {
-		s.internalError(w, r, err)
 		return
 	}
 	s.cfg.Logger.InfoContext(r.Context(), "suppression lifted", slog.String("reason", sup.Reason))
 	writeJSON(w, http.StatusOK, map[string]any{"email": sup.Address, "lifted": true, "reason": sup.Reason, "suppressed_at": sup.CreatedAt})
 }
 
-func suppressionEmail(w http.ResponseWriter, r *http.Request) (string, bool) {
+// suppression runs op (store.GetSuppression or store.LiftSuppression) on the
+// address the path names and answers 400, 404 or 500 itself; ok is false
+// when it has answered.
+func (s *server) suppression(w http.ResponseWriter, r *http.Request,
+	op func(context.Context, store.DB, string) (store.Suppression, error),
+) (sup store.Suppression, ok bool) {
 	email := strings.ToLower(strings.TrimSpace(r.PathValue("email")))
 	if err := reauth.ValidateEmail(email); err != nil {
 		writeError(w, http.StatusBadRequest, "the path must name an email address")
-		return "", false
+		return sup, false
 	}
-	return email, true
+	sup, err := op(r.Context(), s.cfg.Pool, email)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "the address is not suppressed")
+		return sup, false
+	}
+	if err != nil {
+		s.internalError(w, r, err)
+		return sup, false
+	}
+	return sup, true
 }

@@ -448,9 +448,8 @@ func joinStates(states []rivertype.JobState) string {
 }
 
 func (o *opsPage) job(w http.ResponseWriter, r *http.Request, tok APIToken) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil || id <= 0 {
-		o.message(w, r, tok, http.StatusNotFound, "Not found", "A job ID is a positive number.")
+	id, ok := o.jobID(w, r, tok)
+	if !ok {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), opsQueryTimeout)
@@ -467,6 +466,17 @@ func (o *opsPage) job(w http.ResponseWriter, r *http.Request, tok APIToken) {
 	oj := newOpsJob(j)
 	oj.ArgsJSON, oj.MetaJSON = prettyJSON(j.EncodedArgs), prettyJSON(j.Metadata)
 	o.render(w, r, tok, http.StatusOK, "job", opsView{Title: fmt.Sprintf("Job %d", id), Nav: "jobs:", Notice: actionNotice(r.URL.Query()), Data: oj})
+}
+
+// jobID is the job ID the path names; a path that names none is answered
+// 404 here, and ok is false.
+func (o *opsPage) jobID(w http.ResponseWriter, r *http.Request, tok APIToken) (id int64, ok bool) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		o.message(w, r, tok, http.StatusNotFound, "Not found", "A job ID is a positive number.")
+		return 0, false
+	}
+	return id, true
 }
 
 func prettyJSON(b []byte) string {
@@ -489,14 +499,16 @@ func (o *opsPage) cancel(w http.ResponseWriter, r *http.Request, tok APIToken) {
 // and `reauth jobs cancel` do, and sends the browser back to the page the
 // form was on (303), which then says what happened.
 func (o *opsPage) act(w http.ResponseWriter, r *http.Request, tok APIToken, action string) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil || id <= 0 {
-		o.message(w, r, tok, http.StatusNotFound, "Not found", "A job ID is a positive number.")
+	id, ok := o.jobID(w, r, tok)
+	if !ok {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), opsQueryTimeout)
 	defer cancel()
-	var j *rivertype.JobRow
+	var (
+		j   *rivertype.JobRow
+		err error
+	)
 	if action == "retry" {
 		j, err = o.s.cfg.River.JobRetry(ctx, id)
 	} else {
