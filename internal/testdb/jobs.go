@@ -142,12 +142,6 @@ func InsertJob(t testing.TB, db Beginner, args river.JobArgs, insert *river.Inse
 // given, replace the job's errors.
 func SetJobState(t testing.TB, db Beginner, id int64, state rivertype.JobState, errs ...rivertype.AttemptError) *rivertype.JobRow {
 	t.Helper()
-	ctx := context.Background()
-	tx, err := db.Begin(ctx)
-	if err != nil {
-		t.Fatalf("testdb: %v", err)
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
 	p := &riverdriver.JobUpdateFullParams{ID: id, StateDoUpdate: true, State: state, FinalizedAtDoUpdate: true}
 	if finalized(state) {
 		now := time.Now()
@@ -159,13 +153,13 @@ func SetJobState(t testing.TB, db Beginner, id int64, state rivertype.JobState, 
 			p.Errors = append(p.Errors, mustJSON(t, e))
 		}
 	}
-	job, err := riverpgxv5.New(nil).UnwrapExecutor(tx).JobUpdateFull(ctx, p)
-	if err != nil {
-		t.Fatalf("testdb: set job %d %s: %v", id, state, err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		t.Fatalf("testdb: %v", err)
-	}
+	var job *rivertype.JobRow
+	inTx(t, db, func(ctx context.Context, exec riverdriver.ExecutorTx) {
+		var err error
+		if job, err = exec.JobUpdateFull(ctx, p); err != nil {
+			t.Fatalf("testdb: set job %d %s: %v", id, state, err)
+		}
+	})
 	return job
 }
 
@@ -175,13 +169,15 @@ func SetJobState(t testing.TB, db Beginner, id int64, state rivertype.JobState, 
 // through the driver's JobGetStuck and JobRescueMany. It returns how many.
 func RescueRunning(t testing.TB, db Beginner, reason string) int {
 	t.Helper()
-	ctx := context.Background()
-	tx, err := db.Begin(ctx)
-	if err != nil {
-		t.Fatalf("testdb: %v", err)
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
-	exec := riverpgxv5.New(nil).UnwrapExecutor(tx)
+	n := 0
+	inTx(t, db, func(ctx context.Context, exec riverdriver.ExecutorTx) {
+		n = rescueRunning(ctx, t, exec, reason)
+	})
+	return n
+}
+
+// rescueRunning is RescueRunning inside a transaction.
+func rescueRunning(ctx context.Context, t testing.TB, exec riverdriver.ExecutorTx, reason string) int {
 	// A horizon ahead of the clock: every running job counts as stuck.
 	horizon := time.Now().Add(time.Hour)
 	var stuck []*rivertype.JobRow
@@ -211,10 +207,23 @@ func RescueRunning(t testing.TB, db Beginner, reason string) int {
 	if _, err := exec.JobRescueMany(ctx, p); err != nil {
 		t.Fatalf("testdb: rescue: %v", err)
 	}
+	return len(stuck)
+}
+
+// inTx runs f in a transaction of db, through River's driver, and commits
+// it; any failure fails t.
+func inTx(t testing.TB, db Beginner, f func(ctx context.Context, exec riverdriver.ExecutorTx)) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		t.Fatalf("testdb: %v", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
+	f(ctx, riverpgxv5.New(nil).UnwrapExecutor(tx))
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatalf("testdb: %v", err)
 	}
-	return len(stuck)
 }
 
 // uniqueKeyText is key as the driver's JobInsertFull takes it: it casts
