@@ -28,7 +28,6 @@ import (
 	"github.com/reauth/reauth/internal/pgtemp"
 	"github.com/reauth/reauth/internal/podero/sim"
 	"github.com/reauth/reauth/internal/store"
-	"github.com/reauth/reauth/migrations"
 )
 
 // demoLocalURL is the Postgres the demo tries when DATABASE_URL is not set.
@@ -62,14 +61,11 @@ a throwaway cluster started from the installed Postgres binaries.`); err != nil 
 	}
 	defer cleanup()
 	cfg.DatabaseURL = config.Secret(dbURL)
-	pool, err := openPool(ctx, cfg)
+	pool, err := migratePool(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := migrations.Apply(ctx, pool, log); err != nil {
-		return err
-	}
 	out("✓ schema migrated")
 
 	// 2. The Podero simulator and the mail catcher.
