@@ -38,6 +38,40 @@ func pathUUIDs(r *http.Request, names ...string) ([]string, []fieldError) {
 	return ids, errs
 }
 
+// authorizedPath answers 401 to a request without a valid token, then 422
+// to one whose named path parameters are not UUIDs (Django Ninja's order),
+// and returns the parameters lower-cased; ok is false when it has answered.
+func (s *Server) authorizedPath(w http.ResponseWriter, r *http.Request, names ...string) (ids []string, ok bool) {
+	if !s.authorized(w, r) {
+		return nil, false
+	}
+	ids, errs := pathUUIDs(r, names...)
+	if len(errs) > 0 {
+		validationFailed(w, errs)
+		return nil, false
+	}
+	return ids, true
+}
+
+// collectionKind is the device kind the path's {collection} names; an
+// unknown collection is no route, answered 404 here (before auth, as in
+// Podero), and ok is false.
+func collectionKind(w http.ResponseWriter, r *http.Request) (reauth.DeviceKind, bool) {
+	kind, ok := kindOf(r.PathValue("collection"))
+	if !ok {
+		notFound(w)
+	}
+	return kind, ok
+}
+
+// deviceIDParams names a device request's path parameters: org_id, user_id
+// and the device's, which it sets from {device_id}, so that errors name it
+// as Podero's OpenAPI does.
+func deviceIDParams(r *http.Request, kind reauth.DeviceKind) []string {
+	r.SetPathValue(deviceParam(kind), r.PathValue("device_id"))
+	return []string{"org_id", "user_id", deviceParam(kind)}
+}
+
 // deviceParam is the name of a kind's device id path parameter in Podero's
 // OpenAPI: inverter_id, electric_vehicle_id, wallbox_id.
 func deviceParam(k reauth.DeviceKind) string { return string(k) + "_id" }
@@ -183,12 +217,8 @@ func (d *device) view(base string) apiDevice {
 
 // handleListUsers is GET /org/{org_id}/users: a plain array of the org's users.
 func (s *Server) handleListUsers(w http.ResponseWriter, r *http.Request) {
-	if !s.authorized(w, r) {
-		return
-	}
-	ids, errs := pathUUIDs(r, "org_id")
-	if len(errs) > 0 {
-		validationFailed(w, errs)
+	ids, ok := s.authorizedPath(w, r, "org_id")
+	if !ok {
 		return
 	}
 	s.mu.Lock()
@@ -239,12 +269,8 @@ func (u *user) view() apiUser {
 // handleUserByExtID is GET /org/{org_id}/users/by-ext-id/{external_id}: the
 // org's user with that external_user_id, or 404.
 func (s *Server) handleUserByExtID(w http.ResponseWriter, r *http.Request) {
-	if !s.authorized(w, r) {
-		return
-	}
-	ids, errs := pathUUIDs(r, "org_id")
-	if len(errs) > 0 {
-		validationFailed(w, errs)
+	ids, ok := s.authorizedPath(w, r, "org_id")
+	if !ok {
 		return
 	}
 	ext := r.PathValue("external_id")
@@ -270,17 +296,12 @@ func (s *Server) handleUserByExtID(w http.ResponseWriter, r *http.Request) {
 // handleListDevices is GET /org/{org_id}/users/{user_id}/{collection}: a plain
 // array of the user's devices of that kind.
 func (s *Server) handleListDevices(w http.ResponseWriter, r *http.Request) {
-	kind, ok := kindOf(r.PathValue("collection"))
+	kind, ok := collectionKind(w, r)
 	if !ok {
-		notFound(w) // no such route
 		return
 	}
-	if !s.authorized(w, r) {
-		return
-	}
-	ids, errs := pathUUIDs(r, "org_id", "user_id")
-	if len(errs) > 0 {
-		validationFailed(w, errs)
+	ids, ok := s.authorizedPath(w, r, "org_id", "user_id")
+	if !ok {
 		return
 	}
 	base := s.baseURL(r)
@@ -305,19 +326,12 @@ func (s *Server) handleListDevices(w http.ResponseWriter, r *http.Request) {
 
 // handleGetDevice is GET /org/{org_id}/users/{user_id}/{collection}/{id}.
 func (s *Server) handleGetDevice(w http.ResponseWriter, r *http.Request) {
-	kind, ok := kindOf(r.PathValue("collection"))
+	kind, ok := collectionKind(w, r)
 	if !ok {
-		notFound(w)
 		return
 	}
-	if !s.authorized(w, r) {
-		return
-	}
-	// Errors name the device parameter as Podero's OpenAPI does.
-	r.SetPathValue(deviceParam(kind), r.PathValue("device_id"))
-	ids, errs := pathUUIDs(r, "org_id", "user_id", deviceParam(kind))
-	if len(errs) > 0 {
-		validationFailed(w, errs)
+	ids, ok := s.authorizedPath(w, r, deviceIDParams(r, kind)...)
+	if !ok {
 		return
 	}
 	base := s.baseURL(r)
@@ -347,17 +361,11 @@ type authSessionOutput struct {
 // (422, or 400 for a body that is not JSON), then the device (404). A
 // scripted answer, if one is queued for the device, replaces the normal one.
 func (s *Server) handleAuthSession(w http.ResponseWriter, r *http.Request) {
-	kind, ok := kindOf(r.PathValue("collection"))
-	if !ok {
-		notFound(w)
+	kind, ok := collectionKind(w, r)
+	if !ok || !s.authorized(w, r) {
 		return
 	}
-	if !s.authorized(w, r) {
-		return
-	}
-	// Errors name the device parameter as Podero's OpenAPI does.
-	r.SetPathValue(deviceParam(kind), r.PathValue("device_id"))
-	ids, errs := pathUUIDs(r, "org_id", "user_id", deviceParam(kind))
+	ids, errs := pathUUIDs(r, deviceIDParams(r, kind)...)
 	in, bodyErrs, parsed := readAuthSessionInput(r)
 	if !parsed {
 		writeJSON(w, http.StatusBadRequest, detail{"Cannot parse request body"})
