@@ -99,7 +99,8 @@ func New(pool *pgxpool.Pool, breakerOpen func() bool) *Metrics {
 			"1 while the Podero circuit breaker is open or probing, else 0.", breakerOpen))
 	}
 	if pool != nil {
-		m.Registry.MustRegister(&queueDepth{pool: pool, desc: prometheus.NewDesc("reauth_queue_jobs",
+		depths := func(ctx context.Context) ([]store.QueueDepth, error) { return store.QueueDepths(ctx, pool) }
+		m.Registry.MustRegister(&queueDepth{rows: scrapeCache[[]store.QueueDepth]{read: depths}, desc: prometheus.NewDesc("reauth_queue_jobs",
 			"Jobs waiting or running, by queue and state (refreshed at most every 15 s).", []string{"queue", "state"}, nil)})
 	}
 	return m
@@ -215,27 +216,15 @@ func (m *Metrics) Funnel(step string) {
 // queueDepth reports River's unfinished jobs by queue and state from one
 // grouped query, cached so scrapes stay cheap.
 type queueDepth struct {
-	pool *pgxpool.Pool
+	rows scrapeCache[[]store.QueueDepth]
 	desc *prometheus.Desc
-
-	mu      sync.Mutex
-	fetched time.Time
-	rows    []store.QueueDepth
 }
 
 func (q *queueDepth) Describe(ch chan<- *prometheus.Desc) { ch <- q.desc }
 
 func (q *queueDepth) Collect(ch chan<- prometheus.Metric) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if time.Since(q.fetched) > 15*time.Second {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if fresh, err := store.QueueDepths(ctx, q.pool); err == nil {
-			q.rows, q.fetched = fresh, time.Now()
-		}
-	}
-	for _, r := range q.rows {
+	rows, _ := q.rows.get()
+	for _, r := range rows {
 		ch <- prometheus.MustNewConstMetric(q.desc, prometheus.GaugeValue, float64(r.Jobs), r.Queue, r.State)
 	}
 }
@@ -260,7 +249,7 @@ func (m *Metrics) WatchBudget(read func(context.Context) (BudgetReading, error))
 	if m == nil {
 		return
 	}
-	m.Registry.MustRegister(&budgetCollector{read: read,
+	m.Registry.MustRegister(&budgetCollector{reading: scrapeCache[BudgetReading]{read: read},
 		rates: prometheus.NewDesc("reauth_podero_calls_per_second",
 			"Calls to Podero a second by purpose (auth_session, sweep, renewal, user_lookup, sync, token), every process together, over about the last minute.", []string{"purpose"}, nil),
 		waiting: prometheus.NewDesc("reauth_requests_waiting", "Reauthentication requests (reauth_device jobs) not yet worked.", nil, nil),
@@ -273,12 +262,8 @@ func (m *Metrics) WatchBudget(read func(context.Context) (BudgetReading, error))
 }
 
 type budgetCollector struct {
-	read                                     func(context.Context) (BudgetReading, error)
+	reading                                  scrapeCache[BudgetReading]
 	rates, waiting, drain, syncLag, syncPass *prometheus.Desc
-
-	mu      sync.Mutex
-	last    BudgetReading
-	fetched time.Time
 }
 
 func (b *budgetCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -288,23 +273,40 @@ func (b *budgetCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (b *budgetCollector) Collect(ch chan<- prometheus.Metric) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if time.Since(b.fetched) > 15*time.Second {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if r, err := b.read(ctx); err == nil {
-			b.last, b.fetched = r, time.Now()
-		}
-	}
-	if b.fetched.IsZero() {
+	last, ok := b.reading.get()
+	if !ok {
 		return
 	}
-	for p, r := range b.last.Rates {
+	for p, r := range last.Rates {
 		ch <- prometheus.MustNewConstMetric(b.rates, prometheus.GaugeValue, r, p)
 	}
-	ch <- prometheus.MustNewConstMetric(b.waiting, prometheus.GaugeValue, float64(b.last.Waiting))
-	ch <- prometheus.MustNewConstMetric(b.drain, prometheus.GaugeValue, b.last.DrainSeconds)
-	ch <- prometheus.MustNewConstMetric(b.syncLag, prometheus.GaugeValue, b.last.SyncLagSeconds)
-	ch <- prometheus.MustNewConstMetric(b.syncPass, prometheus.GaugeValue, b.last.SyncPassSeconds)
+	ch <- prometheus.MustNewConstMetric(b.waiting, prometheus.GaugeValue, float64(last.Waiting))
+	ch <- prometheus.MustNewConstMetric(b.drain, prometheus.GaugeValue, last.DrainSeconds)
+	ch <- prometheus.MustNewConstMetric(b.syncLag, prometheus.GaugeValue, last.SyncLagSeconds)
+	ch <- prometheus.MustNewConstMetric(b.syncPass, prometheus.GaugeValue, last.SyncPassSeconds)
+}
+
+// scrapeCache keeps what read returns for 15 s, so that scrapes stay
+// cheap; a failed read keeps the last value.
+type scrapeCache[T any] struct {
+	read func(context.Context) (T, error)
+
+	mu      sync.Mutex
+	last    T
+	fetched time.Time
+}
+
+// get returns the value, reading it again when it is older than 15 s (within
+// 5 s), and whether any read has succeeded yet.
+func (c *scrapeCache[T]) get() (T, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if time.Since(c.fetched) > 15*time.Second {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if v, err := c.read(ctx); err == nil {
+			c.last, c.fetched = v, time.Now()
+		}
+	}
+	return c.last, !c.fetched.IsZero()
 }
