@@ -163,7 +163,7 @@ func NewEmail(cfg EmailConfig, r *Renderer) (*Email, error) {
 		}
 	}
 	policy := mail.TLSMandatory
-	if isLocal(host) {
+	if IsLocalHost(host) {
 		policy = mail.TLSOpportunistic
 	}
 	if e.implicit {
@@ -577,9 +577,11 @@ func matching(err error) []error {
 	return out
 }
 
-// isLocal reports whether host is this machine: there, mail may go without
-// TLS when the server offers none (a local relay or a test catcher).
-func isLocal(host string) bool {
+// IsLocalHost reports whether host (a name or an IP, without port) is this
+// machine: localhost or a loopback address. There a sender may go without
+// TLS: mail when the server offers none (a local relay or a test catcher),
+// a webhook over plain http.
+func IsLocalHost(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -149,7 +148,7 @@ func CheckURL(endpoint string) (*url.URL, error) {
 	}
 	switch {
 	case u.Scheme == "https":
-	case u.Scheme == "http" && isLoopback(u.Hostname()):
+	case u.Scheme == "http" && notify.IsLocalHost(u.Hostname()):
 	default:
 		return nil, fmt.Errorf("webhook: endpoint %s must use https", u.Host)
 	}
@@ -168,14 +167,6 @@ func checkID(id string) error {
 		}
 	}
 	return nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // excerpt is the start of a response body as one line of valid UTF-8.
