@@ -38,6 +38,15 @@ func pathUUIDs(r *http.Request, names ...string) ([]string, []fieldError) {
 	return ids, errs
 }
 
+// writeFound answers v, or Not Found when found is false.
+func writeFound(w http.ResponseWriter, found bool, v any) {
+	if !found {
+		notFound(w)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
 // authorizedPath answers 401 to a request without a valid token, then 422
 // to one whose named path parameters are not UUIDs (Django Ninja's order),
 // and returns the parameters lower-cased; ok is false when it has answered.
@@ -231,11 +240,7 @@ func (s *Server) handleListUsers(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mu.Unlock()
-	if o == nil {
-		notFound(w)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeFound(w, o != nil, out)
 }
 
 // view is u as the API shows it; the caller holds s.mu.
@@ -286,11 +291,7 @@ func (s *Server) handleUserByExtID(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mu.Unlock()
-	if out == nil {
-		notFound(w)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeFound(w, out != nil, out)
 }
 
 // handleListDevices is GET /org/{org_id}/users/{user_id}/{collection}: a plain
@@ -317,11 +318,7 @@ func (s *Server) handleListDevices(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mu.Unlock()
-	if out == nil {
-		notFound(w)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeFound(w, out != nil, out)
 }
 
 // handleGetDevice is GET /org/{org_id}/users/{user_id}/{collection}/{id}.
@@ -342,11 +339,7 @@ func (s *Server) handleGetDevice(w http.ResponseWriter, r *http.Request) {
 		out = d.view(base)
 	}
 	s.mu.Unlock()
-	if d == nil {
-		notFound(w)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeFound(w, d != nil, out)
 }
 
 // authSessionOutput is AuthSessionOutput; every field is nullable.
