@@ -62,6 +62,22 @@ func (s *Server) authorizedPath(w http.ResponseWriter, r *http.Request, names ..
 	return ids, true
 }
 
+// collectionPath is authorizedPath for a route below a device collection:
+// first an unknown {collection} is answered 404 (see collectionKind). The
+// path names org_id and user_id and, with device, the device too (see
+// deviceIDParams).
+func (s *Server) collectionPath(w http.ResponseWriter, r *http.Request, device bool) (kind reauth.DeviceKind, ids []string, ok bool) {
+	if kind, ok = collectionKind(w, r); !ok {
+		return "", nil, false
+	}
+	names := []string{"org_id", "user_id"}
+	if device {
+		names = deviceIDParams(r, kind)
+	}
+	ids, ok = s.authorizedPath(w, r, names...)
+	return kind, ids, ok
+}
+
 // collectionKind is the device kind the path's {collection} names; an
 // unknown collection is no route, answered 404 here (before auth, as in
 // Podero), and ok is false.
@@ -297,11 +313,7 @@ func (s *Server) handleUserByExtID(w http.ResponseWriter, r *http.Request) {
 // handleListDevices is GET /org/{org_id}/users/{user_id}/{collection}: a plain
 // array of the user's devices of that kind.
 func (s *Server) handleListDevices(w http.ResponseWriter, r *http.Request) {
-	kind, ok := collectionKind(w, r)
-	if !ok {
-		return
-	}
-	ids, ok := s.authorizedPath(w, r, "org_id", "user_id")
+	kind, ids, ok := s.collectionPath(w, r, false)
 	if !ok {
 		return
 	}
@@ -323,11 +335,7 @@ func (s *Server) handleListDevices(w http.ResponseWriter, r *http.Request) {
 
 // handleGetDevice is GET /org/{org_id}/users/{user_id}/{collection}/{id}.
 func (s *Server) handleGetDevice(w http.ResponseWriter, r *http.Request) {
-	kind, ok := collectionKind(w, r)
-	if !ok {
-		return
-	}
-	ids, ok := s.authorizedPath(w, r, deviceIDParams(r, kind)...)
+	kind, ids, ok := s.collectionPath(w, r, true)
 	if !ok {
 		return
 	}
