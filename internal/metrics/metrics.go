@@ -5,6 +5,7 @@ package metrics
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -13,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/reauth/reauth"
+	"github.com/reauth/reauth/internal/podero"
 	"github.com/reauth/reauth/internal/store"
 )
 
@@ -99,9 +102,7 @@ func New(pool *pgxpool.Pool, breakerOpen func() bool) *Metrics {
 			"1 while the Podero circuit breaker is open or probing, else 0.", breakerOpen))
 	}
 	if pool != nil {
-		depths := func(ctx context.Context) ([]store.QueueDepth, error) { return store.QueueDepths(ctx, pool) }
-		m.Registry.MustRegister(&queueDepth{rows: scrapeCache[[]store.QueueDepth]{read: depths}, desc: prometheus.NewDesc("reauth_queue_jobs",
-			"Jobs waiting or running, by queue and state (refreshed at most every 15 s).", []string{"queue", "state"}, nil)})
+		m.Registry.MustRegister(newJobsCollector(pool))
 	}
 	return m
 }
@@ -213,20 +214,71 @@ func (m *Metrics) Funnel(step string) {
 	}
 }
 
-// queueDepth reports River's unfinished jobs by queue and state from one
-// grouped query, cached so scrapes stay cheap.
-type queueDepth struct {
-	rows scrapeCache[[]store.QueueDepth]
-	desc *prometheus.Desc
+// UndeliveredAfter is how long a message may be due and not sent before
+// reauth_messages_undelivered counts it.
+const UndeliveredAfter = 15 * time.Minute
+
+// queues are the service's queues: each has a reauth_queue_oldest_job_seconds
+// series from the start, 0 while nothing waits.
+var queues = []string{reauth.QueuePodero, reauth.QueueNotify, reauth.QueueMaintenance, reauth.QueueEvents}
+
+// jobsReading is what jobsCollector reads in one go.
+type jobsReading struct {
+	depths      []store.QueueDepth
+	oldest      []store.QueueWait
+	undelivered int64
 }
 
-func (q *queueDepth) Describe(ch chan<- *prometheus.Desc) { ch <- q.desc }
+// jobsCollector reports River's jobs: the unfinished ones by queue and
+// state, the age of each queue's oldest waiting job, and the messages
+// undelivered for longer than UndeliveredAfter; read in three queries,
+// cached so that scrapes stay cheap.
+type jobsCollector struct {
+	reading                    scrapeCache[jobsReading]
+	depth, oldest, undelivered *prometheus.Desc
+}
 
-func (q *queueDepth) Collect(ch chan<- prometheus.Metric) {
-	rows, _ := q.rows.get()
-	for _, r := range rows {
-		ch <- prometheus.MustNewConstMetric(q.desc, prometheus.GaugeValue, float64(r.Jobs), r.Queue, r.State)
+func newJobsCollector(pool *pgxpool.Pool) *jobsCollector {
+	read := func(ctx context.Context) (r jobsReading, err error) {
+		if r.depths, err = store.QueueDepths(ctx, pool); err != nil {
+			return r, err
+		}
+		if r.oldest, err = store.OldestWaitingJobs(ctx, pool, queues); err != nil {
+			return r, err
+		}
+		r.undelivered, err = store.UndeliveredMessages(ctx, pool, UndeliveredAfter)
+		return r, err
 	}
+	return &jobsCollector{reading: scrapeCache[jobsReading]{read: read},
+		depth: prometheus.NewDesc("reauth_queue_jobs",
+			"Jobs waiting or running, by queue and state (refreshed at most every 15 s).", []string{"queue", "state"}, nil),
+		oldest: prometheus.NewDesc("reauth_queue_oldest_job_seconds",
+			"Age of the queue's oldest job waiting to run (available, or retryable or scheduled and due), since it became due; 0 when none waits (refreshed at most every 15 s).",
+			[]string{"queue"}, nil),
+		undelivered: prometheus.NewDesc("reauth_messages_undelivered",
+			"Messages of open sessions due more than 15 minutes ago and not sent on any channel, their job still waiting, running or retrying (refreshed at most every 15 s).",
+			nil, nil),
+	}
+}
+
+func (c *jobsCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.depth
+	ch <- c.oldest
+	ch <- c.undelivered
+}
+
+func (c *jobsCollector) Collect(ch chan<- prometheus.Metric) {
+	r, ok := c.reading.get()
+	if !ok {
+		return
+	}
+	for _, d := range r.depths {
+		ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(d.Jobs), d.Queue, d.State)
+	}
+	for _, q := range r.oldest {
+		ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, q.Seconds, q.Queue)
+	}
+	ch <- prometheus.MustNewConstMetric(c.undelivered, prometheus.GaugeValue, float64(r.undelivered))
 }
 
 // BudgetReading is how Podero's rate limit is being spent, every process
@@ -251,7 +303,7 @@ func (m *Metrics) WatchBudget(read func(context.Context) (BudgetReading, error))
 	}
 	m.Registry.MustRegister(&budgetCollector{reading: scrapeCache[BudgetReading]{read: read},
 		rates: prometheus.NewDesc("reauth_podero_calls_per_second",
-			"Calls to Podero a second by purpose (auth_session, sweep, renewal, user_lookup, sync, token), every process together, over about the last minute.", []string{"purpose"}, nil),
+			"Calls to Podero a second by purpose (auth_session, renewal, sweep, user_lookup, sync, token, other; 0 for one without calls), every process together, over about the last minute.", []string{"purpose"}, nil),
 		waiting: prometheus.NewDesc("reauth_requests_waiting", "Reauthentication requests (reauth_device jobs) not yet worked.", nil, nil),
 		drain: prometheus.NewDesc("reauth_backlog_drain_seconds",
 			"How long the waiting requests take at the rate of calls they get now (+Inf: they get none).", nil, nil),
@@ -259,6 +311,21 @@ func (m *Metrics) WatchBudget(read func(context.Context) (BudgetReading, error))
 		syncPass: prometheus.NewDesc("reauth_sync_pass_seconds",
 			"How long a full device sync pass takes at the sync's current rate (+Inf: it makes no calls).", nil, nil),
 	})
+}
+
+// purposeRate is rates' calls a second for purpose p, 0 when absent; a
+// purpose not in podero.Purposes counts as podero.PurposeOther, so the
+// label set stays that list.
+func purposeRate(rates map[string]float64, p string) float64 {
+	r := rates[p]
+	if p == podero.PurposeOther {
+		for k, v := range rates {
+			if !slices.Contains(podero.Purposes, k) {
+				r += v
+			}
+		}
+	}
+	return r
 }
 
 type budgetCollector struct {
@@ -277,8 +344,8 @@ func (b *budgetCollector) Collect(ch chan<- prometheus.Metric) {
 	if !ok {
 		return
 	}
-	for p, r := range last.Rates {
-		ch <- prometheus.MustNewConstMetric(b.rates, prometheus.GaugeValue, r, p)
+	for _, p := range podero.Purposes {
+		ch <- prometheus.MustNewConstMetric(b.rates, prometheus.GaugeValue, purposeRate(last.Rates, p), p)
 	}
 	ch <- prometheus.MustNewConstMetric(b.waiting, prometheus.GaugeValue, float64(last.Waiting))
 	ch <- prometheus.MustNewConstMetric(b.drain, prometheus.GaugeValue, last.DrainSeconds)

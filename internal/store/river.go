@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -123,31 +122,6 @@ func requestJobs(ctx context.Context, db DB, kind reauth.DeviceKind, id string) 
 		ORDER BY j.id DESC LIMIT 50`, id, string(kind))
 }
 
-// DeviceJob is a river_job row as operators list it.
-type DeviceJob struct {
-	ID          int64           `json:"id" db:"id"`
-	Kind        string          `json:"kind" db:"kind"`
-	Queue       string          `json:"queue" db:"queue"`
-	State       string          `json:"state" db:"state"`
-	Attempt     int             `json:"attempt" db:"attempt"`
-	MaxAttempts int             `json:"max_attempts" db:"max_attempts"`
-	CreatedAt   time.Time       `json:"created_at" db:"created_at"`
-	ScheduledAt time.Time       `json:"scheduled_at" db:"scheduled_at"`
-	FinalizedAt *time.Time      `json:"finalized_at" db:"finalized_at"`
-	LastError   string          `json:"last_error,omitempty" db:"last_error"`
-	Args        json.RawMessage `json:"args" db:"args"`
-}
-
-// deviceJobColumns are a DeviceJob's columns (by its db tags) of river_job j.
-const deviceJobColumns = `j.id, j.kind, j.queue, j.state::text AS state, j.attempt, j.max_attempts, j.created_at,
-	j.scheduled_at, j.finalized_at, ` + lastErrorSQL + `, j.args`
-
-// jobsByID returns the jobs ids, newest first.
-func jobsByID(ctx context.Context, db DB, ids []int64) ([]DeviceJob, error) {
-	return queryAll[DeviceJob](ctx, db, `SELECT `+deviceJobColumns+` FROM river_job j
-		WHERE j.id = ANY ($1) ORDER BY j.id DESC`, ids)
-}
-
 // DeviceJobIDs returns the IDs of the newest jobs (at most limit) of the
 // device with Podero ID deviceID, whatever its kind: its reauth_device jobs
 // and the reauth_notify jobs of its newest 1000 sessions.
@@ -157,6 +131,11 @@ func DeviceJobIDs(ctx context.Context, db DB, deviceID string, limit int) ([]int
 		kinds[i] = string(k)
 	}
 	return deviceJobIDs(ctx, db, kinds, deviceID, limit)
+}
+
+// DeviceKindJobIDs is DeviceJobIDs for the device of one kind.
+func DeviceKindJobIDs(ctx context.Context, db DB, kind reauth.DeviceKind, deviceID string, limit int) ([]int64, error) {
+	return deviceJobIDs(ctx, db, []string{string(kind)}, deviceID, limit)
 }
 
 func deviceJobIDs(ctx context.Context, db DB, kinds []string, deviceID string, limit int) ([]int64, error) {
@@ -225,14 +204,16 @@ func requestsWaiting(ctx context.Context, db DB) (int64, error) {
 }
 
 // requestsSinceSQL counts the reauth_device jobs created at or after $1 by
-// org (org_id, lower case, "" for none) and device kind (kind): the first
-// step of the funnels (FunnelByOrg, OpsFunnelSince).
+// day (the UTC day when $2, else $1 for the whole window), org (org_id,
+// lower case, "" for none) and device kind (kind): the first step of
+// Funnel.
 const requestsSinceSQL = `
-	SELECT lower(coalesce(args ->> 'org_id', '')) AS org_id, coalesce(args ->> 'device_kind', '') AS kind,
+	SELECT CASE WHEN $2::boolean THEN date_trunc('day', created_at, 'UTC') ELSE $1::timestamptz END AS day,
+		lower(coalesce(args ->> 'org_id', '')) AS org_id, coalesce(args ->> 'device_kind', '') AS kind,
 		count(*) AS n
 	FROM river_job
-	WHERE kind = 'reauth_device' AND created_at >= $1
-	GROUP BY 1, 2`
+	WHERE kind = 'reauth_device' AND created_at >= $1::timestamptz
+	GROUP BY 1, 2, 3`
 
 // requestFinishedWithinSQL selects the reauth_device jobs of device d that
 // finished within $3 seconds (the sweep's cooldown), for SweepPageSQL.
@@ -297,4 +278,64 @@ type QueueDepth struct {
 func QueueDepths(ctx context.Context, db DB) ([]QueueDepth, error) {
 	return queryAll[QueueDepth](ctx, db, `SELECT queue, state::text AS state, count(*) AS jobs FROM river_job
 		WHERE state IN ('available', 'scheduled', 'running', 'retryable', 'pending') GROUP BY 1, 2`)
+}
+
+// QueueWait is how long the oldest job waiting to run on a queue has
+// waited.
+type QueueWait struct {
+	Queue   string  `db:"queue"`
+	Seconds float64 `db:"seconds"` // 0: none waits
+}
+
+// waitingSinceSQL is when each queue's oldest job that could run now
+// became due: an available job, or a retryable or scheduled one whose
+// scheduled_at has passed (River's scheduler makes it available within
+// seconds). A retry or a snooze moves scheduled_at, so the age counts from
+// the last time the job became due.
+const waitingSinceSQL = `SELECT queue, min(scheduled_at) AS since FROM river_job
+	WHERE state IN ('available', 'retryable', 'scheduled') AND scheduled_at <= now()
+	GROUP BY queue`
+
+// OldestWaitingJobs returns how long each queue's oldest waiting job has
+// waited (see waitingSinceSQL), for every queue named in queues, known to
+// River (river_queue) or with a job waiting, by name; 0 when none waits.
+func OldestWaitingJobs(ctx context.Context, db DB, queues []string) ([]QueueWait, error) {
+	return queryAll[QueueWait](ctx, db, `WITH waiting AS (`+waitingSinceSQL+`),
+		names AS (SELECT unnest($1::text[]) AS queue UNION SELECT name FROM river_queue UNION SELECT queue FROM waiting)
+		SELECT n.queue, coalesce(extract(epoch FROM now() - w.since), 0)::float8 AS seconds
+		FROM names n LEFT JOIN waiting w ON w.queue = n.queue
+		ORDER BY 1`, queues)
+}
+
+// UndeliveredMessages counts the messages undelivered for longer than
+// after: steps of open sessions, not sent on any channel, that fell due
+// more than after ago and whose job still has to send them (waiting,
+// running or retrying). A step's job is its reauth_notify job, due at its
+// first scheduled_at (River moves scheduled_at on a retry; the first
+// error's time stands for it then), or for a request's first message the
+// reauth_device job that made the session, due when the session was made.
+// A step that gave up (every channel failed, its job cancelled) is no
+// longer counted: reauth_notifications_total{result="failed"} counts it.
+func UndeliveredMessages(ctx context.Context, db DB, after time.Duration) (int64, error) {
+	var n int64
+	err := db.QueryRow(ctx, `
+		WITH due AS (
+			SELECT (j.args ->> 'session_id')::bigint AS session_id, coalesce((j.args ->> 'step')::int, 0) AS step,
+				least(j.scheduled_at, (j.errors[1] ->> 'at')::timestamptz) AS due_at
+			FROM river_job j
+			WHERE j.kind = 'reauth_notify' AND j.state IN ('available', 'retryable', 'running', 'scheduled')
+				-- args a worker would cancel must not fail the casts
+				AND j.args ->> 'session_id' ~ '^[0-9]{1,18}$' AND coalesce(j.args ->> 'step', '0') ~ '^[0-9]{1,9}$'
+			UNION ALL
+			SELECT s.id, 0, s.created_at
+			FROM river_job j JOIN auth_session s ON s.job_id = j.id
+			WHERE j.kind = 'reauth_device' AND j.state IN ('available', 'retryable', 'running', 'scheduled')
+		)
+		SELECT count(*) FROM due
+		JOIN auth_session s ON s.id = due.session_id
+		WHERE s.state = 'open' AND due.due_at < now() - make_interval(secs => $1::float8)
+			AND NOT EXISTS (SELECT FROM notification n
+				WHERE n.session_id = due.session_id AND n.step = due.step AND n.state = 'sent')`,
+		after.Seconds()).Scan(&n)
+	return n, mapErr(err)
 }
