@@ -222,34 +222,39 @@ const UndeliveredAfter = 15 * time.Minute
 // series from the start, 0 while nothing waits.
 var queues = []string{reauth.QueuePodero, reauth.QueueNotify, reauth.QueueMaintenance, reauth.QueueEvents}
 
-// jobsReading is what jobsCollector reads in one go.
-type jobsReading struct {
+// dbReading is what dbCollector reads in one go.
+type dbReading struct {
 	depths      []store.QueueDepth
 	oldest      []store.QueueWait
 	undelivered int64
+	hold        time.Duration
 }
 
-// jobsCollector reports River's jobs: the unfinished ones by queue and
-// state, the age of each queue's oldest waiting job, and the messages
-// undelivered for longer than UndeliveredAfter; read in three queries,
+// dbCollector reports what every process shares in Postgres: River's
+// unfinished jobs by queue and state, the age of each queue's oldest
+// waiting job, the messages undelivered for longer than UndeliveredAfter,
+// and the Retry-After hold on calls to Podero; read in four small queries,
 // cached so that scrapes stay cheap.
-type jobsCollector struct {
-	reading                    scrapeCache[jobsReading]
-	depth, oldest, undelivered *prometheus.Desc
+type dbCollector struct {
+	reading                          scrapeCache[dbReading]
+	depth, oldest, undelivered, hold *prometheus.Desc
 }
 
-func newJobsCollector(pool *pgxpool.Pool) *jobsCollector {
-	read := func(ctx context.Context) (r jobsReading, err error) {
+func newJobsCollector(pool *pgxpool.Pool) *dbCollector {
+	read := func(ctx context.Context) (r dbReading, err error) {
 		if r.depths, err = store.QueueDepths(ctx, pool); err != nil {
 			return r, err
 		}
 		if r.oldest, err = store.OldestWaitingJobs(ctx, pool, queues); err != nil {
 			return r, err
 		}
-		r.undelivered, err = store.UndeliveredMessages(ctx, pool, UndeliveredAfter)
+		if r.undelivered, err = store.UndeliveredMessages(ctx, pool, UndeliveredAfter); err != nil {
+			return r, err
+		}
+		r.hold, err = store.PoderoHoldLeft(ctx, pool)
 		return r, err
 	}
-	return &jobsCollector{reading: scrapeCache[jobsReading]{read: read},
+	return &dbCollector{reading: scrapeCache[dbReading]{read: read},
 		depth: prometheus.NewDesc("reauth_queue_jobs",
 			"Jobs waiting or running, by queue and state (refreshed at most every 15 s).", []string{"queue", "state"}, nil),
 		oldest: prometheus.NewDesc("reauth_queue_oldest_job_seconds",
@@ -258,16 +263,20 @@ func newJobsCollector(pool *pgxpool.Pool) *jobsCollector {
 		undelivered: prometheus.NewDesc("reauth_messages_undelivered",
 			"Messages of open sessions due more than 15 minutes ago and not sent on any channel, their job still waiting, running or retrying (refreshed at most every 15 s).",
 			nil, nil),
+		hold: prometheus.NewDesc("reauth_podero_hold_seconds",
+			"How long every process still sends nothing to Podero because of a Retry-After (429 or 503), 0 when not held (refreshed at most every 15 s).",
+			nil, nil),
 	}
 }
 
-func (c *jobsCollector) Describe(ch chan<- *prometheus.Desc) {
+func (c *dbCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.depth
 	ch <- c.oldest
 	ch <- c.undelivered
+	ch <- c.hold
 }
 
-func (c *jobsCollector) Collect(ch chan<- prometheus.Metric) {
+func (c *dbCollector) Collect(ch chan<- prometheus.Metric) {
 	r, ok := c.reading.get()
 	if !ok {
 		return
@@ -279,6 +288,7 @@ func (c *jobsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, q.Seconds, q.Queue)
 	}
 	ch <- prometheus.MustNewConstMetric(c.undelivered, prometheus.GaugeValue, float64(r.undelivered))
+	ch <- prometheus.MustNewConstMetric(c.hold, prometheus.GaugeValue, r.hold.Seconds())
 }
 
 // BudgetReading is how Podero's rate limit is being spent, every process

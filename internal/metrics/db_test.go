@@ -51,10 +51,10 @@ func ago(d time.Duration) *time.Time {
 	return &t
 }
 
-// TestJobsCollector: the oldest waiting job's age by queue and the messages
-// undelivered for longer than UndeliveredAfter, read from River's and the
-// store's tables.
-func TestJobsCollector(t *testing.T) {
+// TestDBCollector: the oldest waiting job's age by queue, the messages
+// undelivered for longer than UndeliveredAfter and the Retry-After hold,
+// read from River's and the store's tables.
+func TestDBCollector(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 
@@ -68,6 +68,15 @@ func TestJobsCollector(t *testing.T) {
 		}
 		require.Contains(t, g, "reauth_messages_undelivered")
 		require.Zero(t, g["reauth_messages_undelivered"])
+		require.Contains(t, g, "reauth_podero_hold_seconds")
+		require.Zero(t, g["reauth_podero_hold_seconds"])
+	})
+
+	t.Run("PoderoHold", func(t *testing.T) {
+		t.Parallel()
+		pool := testdb.New(t)
+		require.NoError(t, store.HoldPoderoCalls(ctx, pool, 10*time.Minute))
+		require.InDelta(t, 600, gauges(t, New(pool, nil))["reauth_podero_hold_seconds"], 5)
 	})
 
 	t.Run("OldestWaitingJob", func(t *testing.T) {
