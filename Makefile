@@ -3,7 +3,7 @@ GO        ?= go
 BIN       := bin
 GOFILES    = $(shell git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './bin/*')
 
-.PHONY: help build demo test deps chaos bench lint fmt clean
+.PHONY: help build demo test deps rules chaos bench lint fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -14,11 +14,16 @@ build: ## build bin/reauth and bin/podero-sim
 demo: ## run the whole pipeline against the simulator and a mail catcher
 	$(GO) run ./cmd/reauth demo
 
-test: lint deps ## gofmt, vet and staticcheck, then every test with the race detector
+test: lint deps rules ## gofmt, vet and staticcheck, the alert rules' promtool tests, then every test with the race detector
 	$(GO) test -race -count=1 ./...
 
-deps: ## install what the tests need besides Go and Postgres: Debian's chromium, when missing
+deps: ## install what the tests need besides Go and Postgres: Debian's chromium and prometheus (promtool), when missing
 	@sh .ci/ensure-chromium
+	@sh .ci/ensure-prometheus
+
+rules: deps ## check deploy/prometheus/alerts.yaml and run its unit tests (alerts_test.yaml) with promtool
+	promtool check rules deploy/prometheus/alerts.yaml
+	cd deploy/prometheus && promtool test rules alerts_test.yaml
 
 CHAOS_REQUESTS       ?= 2000
 RATE_CHECK_SECONDS   ?= 60
