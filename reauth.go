@@ -572,6 +572,12 @@ func EnqueueMany(ctx context.Context, tx pgx.Tx, args []DeviceArgs) ([]Result, e
 
 // EnqueueManyWith is EnqueueMany with settings.
 func EnqueueManyWith(ctx context.Context, tx pgx.Tx, args []DeviceArgs, opts EnqueueOpts) ([]Result, error) {
+	ctx, span, md, err := traceEnqueue(ctx, len(args), opts.Metadata)
+	if err != nil {
+		return nil, err
+	}
+	defer span.End()
+	opts.Metadata = md
 	type device struct {
 		kind DeviceKind
 		id   string

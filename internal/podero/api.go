@@ -409,6 +409,7 @@ func (c *Client) send(ctx context.Context, op, method, path string, reqBody []by
 		return nil, 0, e
 	}
 	c.cfg.Observe(op, resp.StatusCode, time.Since(sent))
+	traceStatus(ctx, resp.StatusCode)
 	// Closed without draining what is left: a body not read to its end is
 	// one that was rejected, and its connection is not worth reusing.
 	defer func() { _ = resp.Body.Close() }()

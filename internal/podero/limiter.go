@@ -98,14 +98,14 @@ type Limiter interface {
 	HoldUntil(ctx context.Context, t time.Time) error
 }
 
-// guard sends one request of operation op with send, which returns the
+// guarded sends one request of operation op with send, which returns the
 // request's classified error (nil on success). Before, the request must pass
 // the circuit breaker and then the limiter; after, its outcome goes to the
 // breaker, and a Retry-After to the limiter.
 //
 // A caller cancelling ctx says nothing about Podero: such a failure does not
 // count for the breaker. Running out of time does.
-func (c *Client) guard(ctx context.Context, op string, send func(context.Context) *Error) *Error {
+func (c *Client) guarded(ctx context.Context, op string, send func(context.Context) *Error) *Error {
 	t, e := c.breaker.allow(op)
 	if e != nil {
 		return e

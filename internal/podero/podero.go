@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
@@ -200,6 +201,10 @@ type Config struct {
 	// Now is the clock for token expiry, Retry-After dates and the breaker.
 	// Default time.Now.
 	Now func() time.Time
+
+	// TracerProvider, when set, traces every call in a span podero.<op>
+	// (see guard). Default nil: tracing off.
+	TracerProvider trace.TracerProvider
 }
 
 // withDefaults returns a copy of c with defaults filled in.
@@ -273,6 +278,7 @@ type Client struct {
 	pw *oauth2.Config
 
 	breaker *breaker
+	tracer  trace.Tracer // nil: tracing off
 
 	tokenMu   sync.Mutex
 	token     *cachedToken // nil when there is none
@@ -334,6 +340,7 @@ func New(cfg Config) (*Client, error) {
 		linkHosts: hosts,
 		breaker:   &breaker{threshold: cfg.BreakerFailures, coolOff: cfg.BreakerCoolOff, now: cfg.Now, log: cfg.Logger},
 		tokenBody: cfg.TokenBody,
+		tracer:    tracerFor(cfg),
 	}
 	if c.tokenBody == TokenBodyAuto {
 		c.tokenBody = TokenBodyForm

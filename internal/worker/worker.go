@@ -20,6 +20,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverlog"
 	"github.com/riverqueue/river/rivertype"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/reauth/reauth"
 	"github.com/reauth/reauth/internal/hostlist"
@@ -126,6 +127,9 @@ type Config struct {
 
 	Metrics *metrics.Metrics // nil: none
 	Logger  *slog.Logger
+	// TracerProvider traces the jobs and each channel's send (see
+	// tracingMiddleware); nil: tracing off.
+	TracerProvider trace.TracerProvider
 }
 
 // NewClient returns a River client that works the podero, notify and
@@ -179,13 +183,13 @@ func ClientConfig(cfg Config) *river.Config {
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		RetryPolicy:          &RetryPolicy{Base: cfg.RetryBase, Cap: cfg.RetryCap},
 		MaxAttempts:          cmp.Or(cfg.MaxAttempts, MaxAttemptsDefault),
-		Middleware: []rivertype.Middleware{
+		Middleware: append(tracingMiddleware(cfg.TracerProvider),
 			&shutdownMiddleware{},
 			// Each attempt's log lines are kept in the job's metadata, for
 			// `reauth jobs show` (bounded: metadata is a jsonb column).
 			riverlog.NewMiddleware(func(w io.Writer) slog.Handler { return slog.NewJSONHandler(w, nil) },
 				&riverlog.MiddlewareConfig{MaxSizeBytes: 8 << 10, MaxTotalBytes: 64 << 10}),
-		},
+		),
 		Logger: cfg.Logger,
 	}
 }
@@ -592,7 +596,7 @@ func (cfg Config) deliver(ctx context.Context, d delivery) error {
 			continue
 		}
 
-		err = w.cfg.sender(ch).Send(ctx, msg)
+		err = w.cfg.send(ctx, ch, msg)
 		if rej, ok := notify.AsRejected(err); ok {
 			if rerr := w.forget(ctx, s, rej); rerr != nil {
 				return fmt.Errorf("record rejection: %w (after %w)", rerr, err)
