@@ -487,9 +487,10 @@ func urlHost(s string) string {
 }
 
 // tokens parses API_TOKENS: comma-separated entries "name:scopes:token"
-// (scopes joined by +, from enqueue, read, ops, links), "name:token" or a bare
-// token (both with scopes enqueue+read; a bare one is named token1, token2,
-// ... by position). Tokens hold no ':' or ','. Only hashes are kept.
+// (scopes joined by +, from enqueue, read, ops, ops-read, links),
+// "name:token" or a bare token (both with scopes enqueue+read; a bare one is
+// named token1, token2, ... by position). Tokens hold no ':' or ','. Only
+// hashes are kept.
 func parseTokens(name, v string) ([]httpapi.APIToken, error) {
 	var out []httpapi.APIToken
 	var errs []error

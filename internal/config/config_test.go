@@ -68,7 +68,7 @@ func TestLoad(t *testing.T) {
 		require.True(t, c.APITokens[0].Allows(httpapi.ScopeLinks))
 		env["API_TOKENS"] = "support:read+link:APITOKEN-x8-0123456789"
 		_, err = Load(envOf(env))
-		require.ErrorContains(t, err, `unknown scope "link" (enqueue, read, ops, links)`)
+		require.ErrorContains(t, err, `unknown scope "link" (enqueue, read, ops, ops-read, links)`)
 	})
 
 	t.Run("SecretsMaskedWhenPrinted", func(t *testing.T) {

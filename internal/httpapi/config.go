@@ -19,14 +19,17 @@ const AddrDefault = ":8080"
 const (
 	ScopeEnqueue = "enqueue" // POST /v1/reauth
 	ScopeRead    = "read"    // GET /v1/devices/... (sessions' authentication_url shortened to its origin)
-	ScopeOps     = "ops"     // the ops page and API
+	ScopeOps     = "ops"     // the ops page and River UI, changes included
+	// ScopeOpsRead sees what ScopeOps sees, /ops and River UI, and changes
+	// nothing: every state-changing request gets 403.
+	ScopeOpsRead = "ops-read"
 	// ScopeLinks shows, with read, sessions' authentication_url whole: a
 	// live one is the user's login link.
 	ScopeLinks = "links"
 )
 
 // Scopes are every scope a token may have.
-var Scopes = []string{ScopeEnqueue, ScopeRead, ScopeOps, ScopeLinks}
+var Scopes = []string{ScopeEnqueue, ScopeRead, ScopeOps, ScopeOpsRead, ScopeLinks}
 
 // APIToken is one bearer token accepted by /v1, kept only as its SHA-256.
 type APIToken struct {

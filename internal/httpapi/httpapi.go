@@ -127,6 +127,7 @@ func New(cfg Config) http.Handler {
 		writeError(w, http.StatusNotFound, "no such endpoint: see the README for the API")
 	})
 	s.mountOps(mux)
+	s.mountRiverUI(mux)
 	return s.logRequests(mux)
 }
 

@@ -103,10 +103,10 @@ type opsHandler func(w http.ResponseWriter, r *http.Request, tok APIToken)
 
 type opsPage struct{ s *server }
 
-// mountOps adds the /ops routes when some API token has the ops scope; without
-// one they do not exist (404).
+// mountOps adds the /ops routes when some API token has the ops or ops-read
+// scope; without one they do not exist (404).
 func (s *server) mountOps(mux *http.ServeMux) {
-	if !slices.ContainsFunc(s.cfg.Tokens, func(t APIToken) bool { return t.Allows(ScopeOps) }) {
+	if !slices.ContainsFunc(s.cfg.Tokens, opsMayView) {
 		return
 	}
 	o := &opsPage{s: s}
@@ -124,50 +124,95 @@ func (s *server) mountOps(mux *http.ServeMux) {
 }
 
 // auth admits requests whose Basic auth password is an API token with the ops
-// scope. A wrong password counts toward the client address's failure limit,
-// as on /v1; a token without the scope is asked again (401, not 403, so the
-// browser lets the operator enter another one).
+// or ops-read scope (opsSignIn). A token without either is asked again (401,
+// not 403, so the browser lets the operator enter another one).
 func (o *opsPage) auth(next opsHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, password, ok := r.BasicAuth()
-		if !ok {
-			w.Header().Set("WWW-Authenticate", opsRealm)
-			o.message(w, r, APIToken{}, http.StatusUnauthorized, "Sign in",
-				"Sign in with an API token that has the ops scope as the password; the user name is ignored.")
+		tok, res := o.s.opsSignIn(r)
+		switch res {
+		case opsSignedIn:
+			next(w, r, tok)
+			return
+		case opsTooManyFailures:
+			w.Header().Set("Retry-After", "60")
+			o.message(w, r, APIToken{}, http.StatusTooManyRequests, "Too many failed attempts",
+				"Too many failed sign-ins from this address. Try again in a minute.")
 			return
 		}
-		// The password is checked exactly as a bearer token on /v1 is.
-		tok, ok := o.s.token(&http.Request{Header: http.Header{"Authorization": {"Bearer " + password}}})
-		if !ok {
-			// Only failures count, and only failures are turned away.
-			if !o.s.failures.limiter(clientAddr(r)).Allow() {
-				w.Header().Set("Retry-After", "60")
-				o.message(w, r, APIToken{}, http.StatusTooManyRequests, "Too many failed attempts",
-					"Too many failed sign-ins from this address. Try again in a minute.")
-				return
-			}
-			w.Header().Set("WWW-Authenticate", opsRealm)
-			o.message(w, r, APIToken{}, http.StatusUnauthorized, "Sign in",
-				"That is not a valid API token. Sign in with an API token that has the ops scope as the password.")
-			return
-		}
-		if p, ok := r.Context().Value(tokenNameKey{}).(*string); ok {
-			*p = tok.Name
-		}
-		if !tok.Allows(ScopeOps) {
-			w.Header().Set("WWW-Authenticate", opsRealm)
-			o.message(w, r, APIToken{}, http.StatusUnauthorized, "Sign in",
-				"This token lacks the "+ScopeOps+" scope. Sign in with an API token that has it.")
-			return
-		}
-		next(w, r, tok)
+		w.Header().Set("WWW-Authenticate", opsRealm)
+		o.message(w, r, APIToken{}, http.StatusUnauthorized, "Sign in", opsSignInText[res])
 	})
 }
 
-// form guards a POST: same origin, a form token of the signed-in API token,
-// a small url-encoded body.
+// opsSignInResult is what opsSignIn found.
+type opsSignInResult int
+
+const (
+	opsSignedIn        opsSignInResult = iota
+	opsNoCredentials                   // no Basic auth: how every browser starts
+	opsWrongToken                      // the password is no API token
+	opsLacksScope                      // a token with neither ops nor ops-read
+	opsTooManyFailures                 // the address is over the failed-auth limit
+)
+
+// opsSignInText asks for credentials again, saying why.
+var opsSignInText = map[opsSignInResult]string{
+	opsNoCredentials: "Sign in with an API token that has the ops scope as the password; the user name is ignored.",
+	opsWrongToken:    "That is not a valid API token. Sign in with an API token that has the ops scope as the password.",
+	opsLacksScope: "This token lacks the " + ScopeOps + " scope (or " + ScopeOpsRead + ", to look only). " +
+		"Sign in with an API token that has it.",
+}
+
+// opsSignIn authenticates a request to /ops or /riverui: its Basic auth
+// password, checked exactly as a bearer token on /v1 is, must be an API
+// token that opsMayView. A wrong password counts toward the client
+// address's failure limit shared with /v1; only failures are turned away
+// (opsTooManyFailures), a valid token never is. Asking without credentials
+// is not a failure.
+func (s *server) opsSignIn(r *http.Request) (APIToken, opsSignInResult) {
+	_, password, ok := r.BasicAuth()
+	if !ok {
+		return APIToken{}, opsNoCredentials
+	}
+	tok, ok := s.token(&http.Request{Header: http.Header{"Authorization": {"Bearer " + password}}})
+	if !ok {
+		if !s.failures.limiter(clientAddr(r)).Allow() {
+			return APIToken{}, opsTooManyFailures
+		}
+		return APIToken{}, opsWrongToken
+	}
+	if p, ok := r.Context().Value(tokenNameKey{}).(*string); ok {
+		*p = tok.Name
+	}
+	if !opsMayView(tok) {
+		return APIToken{}, opsLacksScope
+	}
+	return tok, opsSignedIn
+}
+
+// opsMayView reports whether tok may see /ops and River UI: the ops and
+// ops-read scopes may.
+func opsMayView(tok APIToken) bool { return tok.Allows(ScopeOps) || tok.Allows(ScopeOpsRead) }
+
+// opsMayChange reports whether tok may change anything through /ops or River
+// UI (retry, cancel, delete, pause, resume...): only the ops scope may;
+// ops-read looks only. Every state-changing ops handler checks it: o.form
+// does for /ops's forms, riverUIGuard for River UI's API.
+func opsMayChange(tok APIToken) bool { return tok.Allows(ScopeOps) }
+
+// opsReadOnlyText is the 403 answer to a change asked with ops-read.
+const opsReadOnlyText = "This token has the " + ScopeOpsRead + " scope: it may look but not change anything. " +
+	"Sign in with a token that has the " + ScopeOps + " scope to do this."
+
+// form guards a POST: a token that opsMayChange, same origin, a form token
+// of the signed-in API token, a small url-encoded body. Every /ops action
+// goes through it.
 func (o *opsPage) form(next opsHandler) opsHandler {
 	return func(w http.ResponseWriter, r *http.Request, tok APIToken) {
+		if !opsMayChange(tok) {
+			o.message(w, r, tok, http.StatusForbidden, "Read-only", opsReadOnlyText)
+			return
+		}
 		if !sameOrigin(r) {
 			o.message(w, r, tok, http.StatusForbidden, "Request refused",
 				"This form must be sent from the ops page itself (the Origin or Referer header names another site or is missing).")
@@ -224,6 +269,9 @@ type opsView struct {
 	CSRF   string // the form token; empty when not signed in
 	Back   string // this page's URL, where an action returns to
 	Data   any
+	// ReadOnly: the signed-in token may look but not change (ops-read, see
+	// opsMayChange); pages leave out the buttons that would get 403.
+	ReadOnly bool
 }
 
 // render writes page name with the ops page's security headers. The CSP
@@ -233,6 +281,7 @@ type opsView struct {
 func (o *opsPage) render(w http.ResponseWriter, r *http.Request, tok APIToken, status int, name string, v opsView) {
 	if tok.Name != "" || tok.Hash != [sha256.Size]byte{} {
 		v.CSRF = opsFormToken(tok)
+		v.ReadOnly = !opsMayChange(tok)
 	}
 	v.Back = r.URL.RequestURI()
 	var buf bytes.Buffer
