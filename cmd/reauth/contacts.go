@@ -39,7 +39,7 @@ func (f *stringsFlag) Set(v string) error {
 	return nil
 }
 
-func (o *ops) contactsSet(ctx context.Context, args []string) error {
+func (o *opsCLI) contactsSet(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("contacts set", flag.ContinueOnError)
 	email := fs.String("email", "", "the user's email address (\"\" clears)")
 	locale := fs.String("locale", "", "the user's language: "+strings.Join(reauth.Locales, ", ")+" (\"\" clears)")
@@ -93,7 +93,7 @@ the others keep it. A request's own email and locale still win over these.`)
 	return o.printContact(saved)
 }
 
-func (o *ops) contactsShow(ctx context.Context, args []string) error {
+func (o *opsCLI) contactsShow(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("contacts show", flag.ContinueOnError)
 	pos, err := o.parseArgs(fs, args, "contacts show ORG_ID USER_ID", "Shows the user's contact.")
 	if err != nil {
@@ -117,7 +117,7 @@ func (o *ops) contactsShow(ctx context.Context, args []string) error {
 	return o.printContact(c)
 }
 
-func (o *ops) printContact(c store.Contact) error {
+func (o *opsCLI) printContact(c store.Contact) error {
 	tw := opsTable(o.stdout)
 	opsRow(tw, "org", c.OrgID)
 	opsRow(tw, "user", c.UserID)
@@ -126,20 +126,20 @@ func (o *ops) printContact(c store.Contact) error {
 	opsRow(tw, "fcm tokens", fmt.Sprint(len(c.FCMTokens)))
 	opsRow(tw, "channels", strings.Join(c.Channels, ", "))
 	opsRow(tw, "opted out", opsDash(strings.Join(c.OptedOut, ", ")))
-	opsRow(tw, "updated", opsTime(c.UpdatedAt))
+	opsRow(tw, "updated", ts(c.UpdatedAt))
 	return tw.Flush()
 }
 
-func (o *ops) contactsSuppressed(ctx context.Context, args []string) error {
+func (o *opsCLI) contactsSuppressed(ctx context.Context, args []string) error {
 	return o.suppression(ctx, "contacts suppressed", args, false)
 }
 
-func (o *ops) contactsUnsuppress(ctx context.Context, args []string) error {
+func (o *opsCLI) contactsUnsuppress(ctx context.Context, args []string) error {
 	return o.suppression(ctx, "contacts unsuppress", args, true)
 }
 
 // suppression shows email's suppression, or lifts it.
-func (o *ops) suppression(ctx context.Context, cmd string, args []string, lift bool) error {
+func (o *opsCLI) suppression(ctx context.Context, cmd string, args []string, lift bool) error {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	summary := "Shows whether EMAIL is on the suppression list (no email goes to it), and why."
 	if lift {
@@ -175,6 +175,6 @@ cancelled because it was refused can be retried (reauth jobs retry).`
 		opsRow(tw, "suppression", "lifted")
 	}
 	opsRow(tw, "reason", sup.Reason)
-	opsRow(tw, "suppressed", opsTime(sup.CreatedAt))
+	opsRow(tw, "suppressed", ts(sup.CreatedAt))
 	return tw.Flush()
 }

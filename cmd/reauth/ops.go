@@ -17,22 +17,22 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/reauth/reauth"
 	"github.com/reauth/reauth/internal/config"
+	"github.com/reauth/reauth/internal/ops"
 )
 
 // opsStdin is where confirmations are read; tests replace it.
 var opsStdin io.Reader = os.Stdin
 
-// ops is what every operator command gets.
-type ops struct {
+// opsCLI is what every operator command gets: it parses the command line,
+// asks internal/ops and renders the typed result.
+type opsCLI struct {
 	cfg            config.Config
 	stdout, stderr io.Writer
 }
@@ -40,7 +40,7 @@ type ops struct {
 // opsCmd runs operator command cmd (jobs, devices, sessions, queues, stats,
 // sync, sweep) with its arguments.
 func opsCmd(ctx context.Context, cmd string, args []string, cfg config.Config, stdout, stderr io.Writer) error {
-	o := &ops{cfg: cfg, stdout: stdout, stderr: stderr}
+	o := &opsCLI{cfg: cfg, stdout: stdout, stderr: stderr}
 	switch cmd {
 	case "jobs":
 		return o.group(ctx, "jobs", args, jobsUsage, map[string]func(context.Context, []string) error{
@@ -104,7 +104,7 @@ const queuesUsage = `Usage: reauth queues <list|pause|resume> [flags]
 `
 
 // group dispatches a command with subcommands.
-func (o *ops) group(ctx context.Context, name string, args []string, usage string, subs map[string]func(context.Context, []string) error) error {
+func (o *opsCLI) group(ctx context.Context, name string, args []string, usage string, subs map[string]func(context.Context, []string) error) error {
 	if len(args) == 0 {
 		fmt.Fprint(o.stderr, usage)
 		return errUsage
@@ -125,7 +125,7 @@ func (o *ops) group(ctx context.Context, name string, args []string, usage strin
 // parseArgs parses flags that may come before, between or after the
 // positional arguments, which it returns. -h prints the usage and returns
 // flag.ErrHelp.
-func (o *ops) parseArgs(fs *flag.FlagSet, args []string, synopsis, summary string) ([]string, error) {
+func (o *opsCLI) parseArgs(fs *flag.FlagSet, args []string, synopsis, summary string) ([]string, error) {
 	fs.SetOutput(o.stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(o.stderr, "Usage: reauth %s\n\n%s\n", synopsis, summary)
@@ -152,33 +152,36 @@ func (o *ops) parseArgs(fs *flag.FlagSet, args []string, synopsis, summary strin
 }
 
 // usageErr prints a command line mistake and returns errUsage (exit 2).
-func (o *ops) usageErr(cmd, format string, a ...any) error {
+func (o *opsCLI) usageErr(cmd, format string, a ...any) error {
 	fmt.Fprintf(o.stderr, "reauth %s: %s\nRun 'reauth %s -h' for help.\n", cmd, fmt.Sprintf(format, a...), cmd)
 	return errUsage
 }
 
 // pool connects to DATABASE_URL, refusing an unmigrated database.
-func (o *ops) pool(ctx context.Context) (*pgxpool.Pool, error) { return openMigratedPool(ctx, o.cfg) }
+func (o *opsCLI) pool(ctx context.Context) (*pgxpool.Pool, error) {
+	return openMigratedPool(ctx, o.cfg)
+}
 
-// river connects to DATABASE_URL and returns an insert-only River client on
-// that pool: it works no jobs but lists, retries, cancels and inserts them and
-// pauses queues. The caller closes the pool.
-func (o *ops) river(ctx context.Context) (*pgxpool.Pool, *river.Client[pgx.Tx], error) {
+// core connects to DATABASE_URL and returns the operators' core on it, with
+// an insert-only River client: it works no jobs but lists, retries, cancels
+// and inserts them and pauses queues. Close the pool when done.
+func (o *opsCLI) core(ctx context.Context) (*ops.Ops, error) {
 	pool, err := o.pool(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	// Jobs it inserts (sync --now, sweep --now) get MAX_ATTEMPTS like the service's.
-	c, err := river.NewClient(riverpgxv5.New(pool), &river.Config{MaxAttempts: o.cfg.MaxAttempts, FetchCooldown: reauth.FetchCooldown})
+	rc, err := river.NewClient(riverpgxv5.New(pool), &river.Config{MaxAttempts: o.cfg.MaxAttempts, FetchCooldown: reauth.FetchCooldown})
 	if err != nil {
 		pool.Close()
-		return nil, nil, fmt.Errorf("river client: %w", err)
+		return nil, fmt.Errorf("river client: %w", err)
 	}
-	return pool, c, nil
+	return &ops.Ops{Pool: pool, River: rc, RateLimit: o.cfg.PoderoRateLimit, SyncShare: o.cfg.SyncRateShare,
+		SyncInterval: o.cfg.SyncInterval}, nil
 }
 
 // printJSON writes v as indented JSON.
-func (o *ops) printJSON(v any) error {
+func (o *opsCLI) printJSON(v any) error {
 	enc := json.NewEncoder(o.stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
@@ -194,21 +197,8 @@ func opsRow(w io.Writer, cols ...string) {
 	fmt.Fprintln(w, strings.Join(cols, "\t"))
 }
 
-// opsTime formats a time for tables: UTC, to the second.
-func opsTime(t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	return t.UTC().Format("2006-01-02 15:04:05Z")
-}
-
-// opsTimePtr is opsTime for an optional time.
-func opsTimePtr(t *time.Time) string {
-	if t == nil {
-		return "-"
-	}
-	return opsTime(*t)
-}
+// ts is ops.FormatTime: a time.Time or *time.Time, "-" when unset.
+var ts = ops.FormatTime
 
 func opsDash(s string) string {
 	if s == "" {
@@ -236,32 +226,7 @@ func opsOneLine(s string, n int) string {
 	return s
 }
 
-// opsParseDuration accepts Go durations (90m, 24h) and whole days (7d).
-func opsParseDuration(s string) (time.Duration, error) {
-	if d, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.Atoi(d)
-		if err == nil && n >= 0 {
-			return time.Duration(n) * 24 * time.Hour, nil
-		}
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return 0, fmt.Errorf("%q is not a duration like 90m, 24h or 7d", s)
-	}
-	return d, nil
-}
-
-// opsParseSince accepts a duration back from now or an RFC 3339 time.
-func opsParseSince(s string, now time.Time) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	d, err := opsParseDuration(s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("%q is neither a duration (90m, 24h, 7d) nor an RFC 3339 time", s)
-	}
-	return now.Add(-d), nil
-}
+func opsItoa[T int | int64](n T) string { return strconv.FormatInt(int64(n), 10) }
 
 // errNoConfirmation: asked to confirm with nothing on stdin (exit 2).
 var errNoConfirmation = errors.New("no confirmation")
@@ -269,7 +234,7 @@ var errNoConfirmation = errors.New("no confirmation")
 // confirm asks question on stderr and reads the answer from opsStdin: true
 // for y or yes. With no input at all (stdin closed or /dev/null) it returns
 // errNoConfirmation.
-func (o *ops) confirm(question string) (bool, error) {
+func (o *opsCLI) confirm(question string) (bool, error) {
 	fmt.Fprintf(o.stderr, "%s [y/N] ", question)
 	line, err := bufio.NewReader(opsStdin).ReadString('\n')
 	if err != nil && (!errors.Is(err, io.EOF) || line == "") {

@@ -5,21 +5,15 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"slices"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/reauth/reauth"
-	"github.com/reauth/reauth/internal/podero"
-	"github.com/reauth/reauth/internal/store"
+	"github.com/reauth/reauth/internal/ops"
 )
 
-func (o *ops) devicesShow(ctx context.Context, args []string) error {
+func (o *opsCLI) devicesShow(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("devices show", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print the device as JSON")
 	pos, err := o.parseArgs(fs, args, "devices show KIND ID [--json]", `Shows one device: what the last sync saw (authenticated, needs reauth, synced,
@@ -31,20 +25,17 @@ newest first. KIND is inverter, electric_vehicle or wallbox; ID is Podero's.`)
 	if len(pos) != 2 {
 		return o.usageErr("devices show", "give the device's KIND and ID")
 	}
-	kind, id := reauth.DeviceKind(pos[0]), strings.ToLower(pos[1])
-	if !kind.Valid() {
-		return o.usageErr("devices show", "KIND must be inverter, electric_vehicle or wallbox, not %q", pos[0])
+	kind, id, err := ops.ParseDevice(pos[0], pos[1])
+	if err != nil {
+		return o.usageErr("devices show", "%v", err)
 	}
-	if !reauth.IsUUID(id) {
-		return o.usageErr("devices show", "ID must be a UUID, not %q", pos[1])
-	}
-	pool, err := o.pool(ctx)
+	c, err := o.core(ctx)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	d, err := store.GetDeviceDetail(ctx, pool, kind, id)
-	if errors.Is(err, store.ErrNotFound) {
+	defer c.Pool.Close()
+	d, err := c.Device(ctx, kind, id)
+	if errors.Is(err, ops.ErrNotFound) {
 		return fmt.Errorf("device %s %s not found (no device row and no request for it)", kind, id)
 	}
 	if err != nil {
@@ -76,10 +67,10 @@ newest first. KIND is inverter, electric_vehicle or wallbox; ID is Podero's.`)
 		}
 		opsRow(w, "external ID", opsDash(opsDeref(d.ExternalDeviceID)))
 		opsRow(w, "owner email", opsDash(opsDeref(d.OwnerEmail)))
-		opsRow(w, "synced", opsTimePtr(d.SyncedAt))
-		opsRow(w, "gone", opsTimePtr(d.GoneAt))
-		opsRow(w, "created", opsTime(d.CreatedAt))
-		opsRow(w, "updated", opsTime(d.UpdatedAt))
+		opsRow(w, "synced", ts(d.SyncedAt))
+		opsRow(w, "gone", ts(d.GoneAt))
+		opsRow(w, "created", ts(d.CreatedAt))
+		opsRow(w, "updated", ts(d.UpdatedAt))
 	}
 	if err := w.Flush(); err != nil {
 		return err
@@ -92,10 +83,10 @@ newest first. KIND is inverter, electric_vehicle or wallbox; ID is Podero's.`)
 		for _, s := range d.Sessions {
 			job := "-"
 			if s.JobID != nil {
-				job = strconv.FormatInt(*s.JobID, 10)
+				job = opsItoa(*s.JobID)
 			}
-			opsRow(w, "  "+strconv.FormatInt(s.ID, 10), s.State, opsTime(s.CreatedAt), opsTime(s.ExpiresAt),
-				opsTimePtr(s.OpenedAt), strconv.Itoa(s.Clicks), opsTimePtr(s.CancelledAt), opsTimePtr(s.FinishedAt), job, s.PoderoSessionID)
+			opsRow(w, "  "+opsItoa(s.ID), s.State, ts(s.CreatedAt), ts(s.ExpiresAt),
+				ts(s.OpenedAt), opsItoa(s.Clicks), ts(s.CancelledAt), ts(s.FinishedAt), job, s.PoderoSessionID)
 		}
 		if err := w.Flush(); err != nil {
 			return err
@@ -107,8 +98,8 @@ newest first. KIND is inverter, electric_vehicle or wallbox; ID is Podero's.`)
 		w = opsTable(out)
 		opsRow(w, "  SESSION", "STEP", "CHANNEL", "STATE", "ATTEMPTS", "CREATED", "SENT", "RECIPIENT", "LAST ERROR")
 		for _, n := range d.Notifications {
-			opsRow(w, "  "+strconv.FormatInt(n.SessionID, 10), strconv.Itoa(n.Step), n.Channel, n.State,
-				strconv.Itoa(n.Attempts), opsTime(n.CreatedAt), opsTimePtr(n.SentAt), n.Recipient,
+			opsRow(w, "  "+opsItoa(n.SessionID), opsItoa(n.Step), n.Channel, n.State,
+				opsItoa(n.Attempts), ts(n.CreatedAt), ts(n.SentAt), n.Recipient,
 				opsDash(opsOneLine(n.LastError, 60)))
 		}
 		if err := w.Flush(); err != nil {
@@ -121,8 +112,8 @@ newest first. KIND is inverter, electric_vehicle or wallbox; ID is Podero's.`)
 		w = opsTable(out)
 		opsRow(w, "  ID", "KIND", "STATE", "ATTEMPT", "CREATED", "FINALIZED", "LAST ERROR")
 		for _, j := range d.Jobs {
-			opsRow(w, "  "+strconv.FormatInt(j.ID, 10), j.Kind, j.State, fmt.Sprintf("%d/%d", j.Attempt, j.MaxAttempts),
-				opsTime(j.CreatedAt), opsTimePtr(j.FinalizedAt), opsDash(opsOneLine(j.LastError, 60)))
+			opsRow(w, "  "+opsItoa(j.ID), j.Kind, j.State, fmt.Sprintf("%d/%d", j.Attempt, j.MaxAttempts),
+				ts(j.CreatedAt), ts(j.FinalizedAt), opsDash(opsOneLine(j.LastError, 60)))
 		}
 		if err := w.Flush(); err != nil {
 			return err
@@ -138,14 +129,12 @@ func opsDeref(s *string) string {
 	return *s
 }
 
-// sessionStates are the states an auth_session can be in.
-var sessionStates = []string{"open", "completed", "cancelled", "superseded", "completed_elsewhere", "device_gone"}
-
-func (o *ops) sessionsList(ctx context.Context, args []string) error {
+func (o *opsCLI) sessionsList(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("sessions list", flag.ContinueOnError)
-	state := fs.String("state", "", "only sessions in this `state`: "+strings.Join(sessionStates, ", "))
-	limit := fs.Int("limit", 50, "at most `N` sessions (1 to 10000)")
-	after := fs.Int64("after", 0, "only sessions older than the one with this `ID` (for the next page)")
+	var f ops.SessionFilter
+	fs.StringVar(&f.State, "state", "", "only sessions in this `state`: "+strings.Join(ops.SessionStates, ", "))
+	fs.IntVar(&f.Limit, "limit", 50, "at most `N` sessions (1 to 10000)")
+	fs.Int64Var(&f.After, "after", 0, "only sessions older than the one with this `ID` (for the next page)")
 	asJSON := fs.Bool("json", false, "print JSON: {\"sessions\": [...], \"next_after\": ...}")
 	pos, err := o.parseArgs(fs, args, "sessions list [flags]", `Lists authentication sessions, newest first, with their device and their
 latest message. When there are more than --limit, the last line says how to
@@ -156,73 +145,45 @@ get the next page.`)
 	if len(pos) > 0 {
 		return o.usageErr("sessions list", "unexpected argument %q", pos[0])
 	}
-	if *state != "" && !slices.Contains(sessionStates, *state) {
-		return o.usageErr("sessions list", "--state must be one of %s", strings.Join(sessionStates, ", "))
+	if err := f.Check(); err != nil {
+		return o.usageErr("sessions list", "%v", err)
 	}
-	if *limit < 1 || *limit > 10000 {
-		return o.usageErr("sessions list", "--limit must be between 1 and 10000")
-	}
-	if *after < 0 {
-		return o.usageErr("sessions list", "--after must be a session ID")
-	}
-	pool, err := o.pool(ctx)
+	c, err := o.core(ctx)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	// One more than asked tells whether there is a next page.
-	list, err := store.ListSessions(ctx, pool, store.SessionListFilter{State: *state, BeforeID: *after, Limit: *limit + 1})
+	defer c.Pool.Close()
+	page, err := c.Sessions(ctx, f)
 	if err != nil {
-		return fmt.Errorf("list sessions: %w", err)
-	}
-	var next int64
-	if len(list) > *limit {
-		list = list[:*limit]
-		next = list[len(list)-1].ID
+		return err
 	}
 	if *asJSON {
-		out := struct {
-			Sessions  []store.SessionListItem `json:"sessions"`
-			NextAfter *int64                  `json:"next_after"`
-		}{Sessions: list}
-		if out.Sessions == nil {
-			out.Sessions = []store.SessionListItem{}
-		}
-		if next > 0 {
-			out.NextAfter = &next
-		}
-		return o.printJSON(out)
+		return o.printJSON(page)
 	}
-	if len(list) == 0 {
+	if len(page.Sessions) == 0 {
 		fmt.Fprintln(o.stdout, "no sessions match")
 		return nil
 	}
 	w := opsTable(o.stdout)
 	opsRow(w, "ID", "STATE", "DEVICE", "ORG", "CREATED", "EXPIRES", "OPENED", "FINISHED", "MESSAGE")
-	for _, s := range list {
+	for _, s := range page.Sessions {
 		msg := opsDash(s.MessageState)
 		if s.MessageSentAt != nil {
-			msg += " " + opsTime(*s.MessageSentAt)
+			msg += " " + ts(s.MessageSentAt)
 		}
-		opsRow(w, strconv.FormatInt(s.ID, 10), s.State, string(s.DeviceKind)+" "+s.DeviceID, s.OrgID,
-			opsTime(s.CreatedAt), opsTime(s.ExpiresAt), opsTimePtr(s.OpenedAt), opsTimePtr(s.FinishedAt), msg)
+		opsRow(w, opsItoa(s.ID), s.State, string(s.DeviceKind)+" "+s.DeviceID, s.OrgID,
+			ts(s.CreatedAt), ts(s.ExpiresAt), ts(s.OpenedAt), ts(s.FinishedAt), msg)
 	}
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	if next > 0 {
-		fmt.Fprintf(o.stdout, "next page: --after %d\n", next)
+	if page.NextAfter != nil {
+		fmt.Fprintf(o.stdout, "next page: --after %d\n", *page.NextAfter)
 	}
 	return nil
 }
 
-// queueJSON is a queue in --json output.
-type queueJSON struct {
-	store.OpsQueue
-	Paused bool `json:"paused"`
-}
-
-func (o *ops) queuesList(ctx context.Context, args []string) error {
+func (o *opsCLI) queuesList(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("queues list", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON: {\"queues\": [...]}")
 	pos, err := o.parseArgs(fs, args, "queues list [--json]", `Lists River's queues: whether each is paused, its unfinished jobs by state, and
@@ -233,23 +194,19 @@ its discarded and cancelled jobs.`)
 	if len(pos) > 0 {
 		return o.usageErr("queues list", "unexpected argument %q", pos[0])
 	}
-	pool, err := o.pool(ctx)
+	c, err := o.core(ctx)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	qs, err := store.OpsQueues(ctx, pool)
+	defer c.Pool.Close()
+	qs, err := c.Queues(ctx)
 	if err != nil {
-		return fmt.Errorf("list queues: %w", err)
+		return err
 	}
 	if *asJSON {
-		out := struct {
-			Queues []queueJSON `json:"queues"`
-		}{Queues: []queueJSON{}}
-		for _, q := range qs {
-			out.Queues = append(out.Queues, queueJSON{OpsQueue: q, Paused: q.PausedAt != nil})
-		}
-		return o.printJSON(out)
+		return o.printJSON(struct {
+			Queues []ops.Queue `json:"queues"`
+		}{qs})
 	}
 	if len(qs) == 0 {
 		fmt.Fprintln(o.stdout, "no queues yet: a queue appears once a worker has started on it or a job was inserted into it")
@@ -259,8 +216,8 @@ its discarded and cancelled jobs.`)
 	opsRow(w, "NAME", "PAUSED", "AVAILABLE", "SCHEDULED", "RUNNING", "RETRYABLE", "DISCARDED", "CANCELLED")
 	for _, q := range qs {
 		paused := "no"
-		if q.PausedAt != nil {
-			paused = "since " + opsTime(*q.PausedAt)
+		if q.Paused {
+			paused = "since " + ts(q.PausedAt)
 		}
 		opsRow(w, q.Name, paused, opsItoa(q.Available), opsItoa(q.Scheduled), opsItoa(q.Running), opsItoa(q.Retryable),
 			opsItoa(q.Discarded), opsItoa(q.Cancelled))
@@ -268,20 +225,18 @@ its discarded and cancelled jobs.`)
 	return w.Flush()
 }
 
-func opsItoa(n int64) string { return strconv.FormatInt(n, 10) }
-
-func (o *ops) queuesPause(ctx context.Context, args []string) error {
+func (o *opsCLI) queuesPause(ctx context.Context, args []string) error {
 	return o.queuePauseResume(ctx, args, true)
 }
 
-func (o *ops) queuesResume(ctx context.Context, args []string) error {
+func (o *opsCLI) queuesResume(ctx context.Context, args []string) error {
 	return o.queuePauseResume(ctx, args, false)
 }
 
-func (o *ops) queuePauseResume(ctx context.Context, args []string, pause bool) error {
-	verb, summary := "resume", `Lets every worker fetch jobs from queue NAME again ("*": every queue).`
+func (o *opsCLI) queuePauseResume(ctx context.Context, args []string, pause bool) error {
+	verb, past, summary := "resume", "resumed", `Lets every worker fetch jobs from queue NAME again ("*": every queue).`
 	if pause {
-		verb, summary = "pause", `Stops every worker, in every process, from fetching new jobs from queue NAME
+		verb, past, summary = "pause", "paused", `Stops every worker, in every process, from fetching new jobs from queue NAME
 ("*": every queue). Jobs already running finish; new ones wait in the queue
 until 'reauth queues resume NAME'.`
 	}
@@ -296,21 +251,21 @@ until 'reauth queues resume NAME'.`
 		return o.usageErr(name, "give exactly one queue NAME (or \"*\" for all)")
 	}
 	queue := pos[0]
-	pool, rc, err := o.river(ctx)
+	c, err := o.core(ctx)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
+	defer c.Pool.Close()
 	if pause {
-		err = rc.QueuePause(ctx, queue, nil)
+		err = c.PauseQueue(ctx, queue)
 	} else {
-		err = rc.QueueResume(ctx, queue, nil)
+		err = c.ResumeQueue(ctx, queue)
 	}
-	if errors.Is(err, rivertype.ErrNotFound) {
+	if errors.Is(err, ops.ErrNotFound) {
 		return fmt.Errorf("queue %q not found: River knows a queue once a worker has started on it (see 'reauth queues list')", queue)
 	}
 	if err != nil {
-		return fmt.Errorf("%s queue %q: %w", verb, queue, err)
+		return err
 	}
 	if *asJSON {
 		return o.printJSON(struct {
@@ -323,123 +278,11 @@ until 'reauth queues resume NAME'.`
 	} else {
 		queue = "queue " + queue
 	}
-	fmt.Fprintf(o.stdout, "%s %s\n", pastTenseQueue(verb), queue)
+	fmt.Fprintf(o.stdout, "%s %s\n", past, queue)
 	return nil
 }
 
-func pastTenseQueue(verb string) string {
-	if verb == "pause" {
-		return "paused"
-	}
-	return "resumed"
-}
-
-// statsJSON is `reauth stats --json`.
-type statsJSON struct {
-	Window string            `json:"window"`
-	Since  time.Time         `json:"since"`
-	Queues []store.OpsQueue  `json:"queues"`
-	Funnel []store.OrgFunnel `json:"funnel"`
-	Total  store.OrgFunnel   `json:"total"`
-	Budget budgetJSON        `json:"budget"`
-	Sync   syncJSON          `json:"sync"`
-}
-
-// syncJSON is the device sync's status as `reauth stats --json` prints it.
-type syncJSON struct {
-	store.SyncStatus
-	LagSeconds float64 `json:"lag_s"`
-	// PassSeconds is a full pass at SYNC_RATE_SHARE × PODERO_RATE_LIMIT
-	// (null: no limit), CurrentPassSeconds at the sync's calls a second
-	// over the last 10 minutes (null: none).
-	PassSeconds        *float64 `json:"pass_s"`
-	CallsPerSecond     float64  `json:"calls_per_second"`
-	CurrentPassSeconds *float64 `json:"current_pass_s"`
-	Interval           string   `json:"interval"` // SYNC_INTERVAL
-}
-
-func newSyncJSON(s store.SyncStatus, rate, share float64, interval time.Duration) syncJSON {
-	out := syncJSON{SyncStatus: s, LagSeconds: s.Lag.Seconds(), CallsPerSecond: s.CallsPerSecond(), Interval: interval.String()}
-	if d, ok := s.PassTime(rate * share); ok && rate > 0 {
-		secs := d.Seconds()
-		out.PassSeconds = &secs
-	}
-	if d, ok := s.PassTime(s.CallsPerSecond()); ok {
-		secs := d.Seconds()
-		out.CurrentPassSeconds = &secs
-	}
-	return out
-}
-
-// printSync writes the device sync's status as `reauth stats` shows it.
-func printSync(out io.Writer, j syncJSON) {
-	fmt.Fprintf(out, "\ndevice sync (SYNC_INTERVAL %s):\n", j.Interval)
-	fmt.Fprintf(out, "  users listed: %d (%d with devices), %d device calls a pass; %d due, %d queued\n",
-		j.Users, j.UsersWithDevices, j.PassCalls, j.Due, j.Queued)
-	lag := "-"
-	if !j.OldestSync.IsZero() {
-		lag = fmt.Sprintf("%s (oldest sync %s)", j.Lag.Round(time.Second), opsTime(j.OldestSync))
-	}
-	fmt.Fprintf(out, "  lag: %s\n", lag)
-	pass := "no limit"
-	if j.PassSeconds != nil {
-		pass = fmt.Sprintf("%s at SYNC_RATE_SHARE of PODERO_RATE_LIMIT", secondsText(*j.PassSeconds))
-	}
-	current := "no sync calls in the last 10 minutes"
-	if j.CurrentPassSeconds != nil && j.CallsPerSecond > 0 {
-		current = fmt.Sprintf("%s at the current %.2f calls/s", secondsText(*j.CurrentPassSeconds), j.CallsPerSecond)
-	}
-	fmt.Fprintf(out, "  a full pass: %s; %s\n", pass, current)
-}
-
-// secondsText is secs as a duration rounded to the second.
-func secondsText(secs float64) string {
-	return (time.Duration(secs * float64(time.Second))).Round(time.Second).String()
-}
-
-// budgetJSON is the Podero budget as `reauth stats --json` prints it.
-type budgetJSON struct {
-	store.Budget
-	RateLimit float64 `json:"rate_limit"` // PODERO_RATE_LIMIT; 0: none
-	// DrainSeconds is how long the waiting requests take at the rate they
-	// get; null when they get none.
-	DrainSeconds *float64 `json:"drain_seconds"`
-}
-
-func newBudgetJSON(b store.Budget, limit float64) budgetJSON {
-	out := budgetJSON{Budget: b, RateLimit: limit}
-	if d, ok := b.DrainTime(); ok {
-		secs := d.Seconds()
-		out.DrainSeconds = &secs
-	}
-	return out
-}
-
-// printBudget writes the budget as `reauth stats` shows it.
-func printBudget(out io.Writer, b store.Budget, limit float64) error {
-	fmt.Fprintln(out, "\nPodero budget (calls a second over about the last minute, every process):")
-	w := opsTable(out)
-	opsRow(w, "  PURPOSE", "CALLS/S")
-	var total float64
-	for _, p := range podero.Purposes {
-		if r, ok := b.Rates[p]; ok {
-			opsRow(w, "  "+p, fmt.Sprintf("%.2f", r))
-			total += r
-		}
-	}
-	limitText := "no limit"
-	if limit > 0 {
-		limitText = fmt.Sprintf("of %.4g (PODERO_RATE_LIMIT)", limit)
-	}
-	opsRow(w, "  total", fmt.Sprintf("%.2f %s", total, limitText))
-	if err := w.Flush(); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "  requests waiting: %d, drained in %s\n", b.Waiting, b.DrainText())
-	return nil
-}
-
-func (o *ops) stats(ctx context.Context, args []string) error {
+func (o *opsCLI) stats(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("stats", flag.ContinueOnError)
 	window := fs.String("window", "24h", "the funnel covers this `duration` back from now (90m, 24h, 7d)")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -453,80 +296,62 @@ link, or elsewhere: the device was found authenticated again).`)
 	if len(pos) > 0 {
 		return o.usageErr("stats", "unexpected argument %q", pos[0])
 	}
-	d, err := opsParseDuration(*window)
+	d, err := ops.ParseDuration(*window)
 	if err != nil || d <= 0 {
 		return o.usageErr("stats", "--window must be a positive duration like 90m, 24h or 7d")
 	}
-	pool, err := o.pool(ctx)
+	c, err := o.core(ctx)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	since := time.Now().Add(-d)
-	qs, err := store.OpsQueues(ctx, pool)
+	defer c.Pool.Close()
+	s, err := c.Stats(ctx, d)
 	if err != nil {
-		return fmt.Errorf("queue depths: %w", err)
-	}
-	funnel, err := store.FunnelByOrg(ctx, pool, since)
-	if err != nil {
-		return fmt.Errorf("funnel: %w", err)
-	}
-	budget, err := store.GetBudget(ctx, pool)
-	if err != nil {
-		return fmt.Errorf("budget: %w", err)
-	}
-	syncStatus, err := store.GetSyncStatus(ctx, pool, nil, o.cfg.SyncInterval)
-	if err != nil {
-		return fmt.Errorf("sync status: %w", err)
-	}
-	syncOut := newSyncJSON(syncStatus, o.cfg.PoderoRateLimit, o.cfg.SyncRateShare, o.cfg.SyncInterval)
-	total := store.OrgFunnel{OrgID: "total", DeviceKind: "all"}
-	for _, f := range funnel {
-		total.Requested += f.Requested
-		total.LinkCreated += f.LinkCreated
-		total.Sent += f.Sent
-		total.Opened += f.Opened
-		total.Completed += f.Completed
+		return err
 	}
 	if *asJSON {
-		out := statsJSON{Window: d.String(), Since: since.UTC(), Queues: qs, Funnel: funnel, Total: total,
-			Budget: newBudgetJSON(budget, o.cfg.PoderoRateLimit), Sync: syncOut}
-		if out.Queues == nil {
-			out.Queues = []store.OpsQueue{}
-		}
-		if out.Funnel == nil {
-			out.Funnel = []store.OrgFunnel{}
-		}
-		return o.printJSON(out)
+		return o.printJSON(s)
 	}
 	out := o.stdout
 	fmt.Fprintln(out, "queues (unfinished jobs by state):")
 	w := opsTable(out)
 	opsRow(w, "  QUEUE", "PAUSED", "AVAILABLE", "SCHEDULED", "RUNNING", "RETRYABLE")
-	for _, q := range qs {
-		paused := "no"
-		if q.PausedAt != nil {
-			paused = "yes"
-		}
-		opsRow(w, "  "+q.Name, paused, opsItoa(q.Available), opsItoa(q.Scheduled), opsItoa(q.Running), opsItoa(q.Retryable))
+	for _, q := range s.Queues {
+		opsRow(w, "  "+q.Name, opsYesNo(&q.Paused), opsItoa(q.Available), opsItoa(q.Scheduled), opsItoa(q.Running), opsItoa(q.Retryable))
 	}
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "\nfunnel, last %s (since %s):\n", *window, opsTime(since))
+	fmt.Fprintf(out, "\nfunnel, last %s (since %s):\n", *window, ts(s.Since))
 	w = opsTable(out)
 	opsRow(w, "  ORG", "KIND", "REQUESTED", "LINK CREATED", "SENT", "OPENED", "COMPLETED")
-	for _, f := range append(funnel, total) {
+	for _, f := range append(s.Funnel, s.Total) {
 		opsRow(w, "  "+f.OrgID, f.DeviceKind, opsItoa(f.Requested), opsItoa(f.LinkCreated), opsItoa(f.Sent),
 			opsItoa(f.Opened), opsItoa(f.Completed)+opsPercent(f.Completed, f.LinkCreated))
 	}
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	if err := printBudget(out, budget, o.cfg.PoderoRateLimit); err != nil {
+
+	b := s.Budget
+	fmt.Fprintln(out, "\nPodero budget (calls a second over about the last minute, every process):")
+	w = opsTable(out)
+	opsRow(w, "  PURPOSE", "CALLS/S")
+	for _, p := range b.Purposes {
+		opsRow(w, "  "+p.Purpose, fmt.Sprintf("%.2f", p.Rate))
+	}
+	opsRow(w, "  total", fmt.Sprintf("%.2f %s", b.Total, b.LimitText()))
+	if err := w.Flush(); err != nil {
 		return err
 	}
-	printSync(out, syncOut)
+	fmt.Fprintf(out, "  requests waiting: %d, drained in %s\n", b.Waiting, b.DrainText())
+
+	y := s.Sync
+	fmt.Fprintf(out, "\ndevice sync (SYNC_INTERVAL %s):\n", y.Interval)
+	fmt.Fprintf(out, "  users listed: %d (%d with devices), %d device calls a pass; %d due, %d queued\n",
+		y.Users, y.UsersWithDevices, y.PassCalls, y.Due, y.Queued)
+	fmt.Fprintf(out, "  lag: %s\n", y.LagText())
+	fmt.Fprintf(out, "  a full pass: %s; %s\n", y.PassText(), y.CurrentText())
 	return nil
 }
 
@@ -539,7 +364,7 @@ func opsPercent(part, whole int64) string {
 }
 
 // runNow inserts a reauth_sync or reauth_sweep job, for `reauth sync|sweep --now`.
-func (o *ops) runNow(ctx context.Context, cmd string, args []string) error {
+func (o *opsCLI) runNow(ctx context.Context, cmd string, args []string) error {
 	what := "the device sync (list every configured org's users at Podero;\nthose not synced within SYNC_INTERVAL then have their devices listed)"
 	var jobArgs river.JobArgs = reauth.SyncArgs{}
 	if cmd == "sweep" {
@@ -563,12 +388,12 @@ queued or running, nothing is added and it prints "duplicate: already queued".`,
 		fs.Usage()
 		return errUsage
 	}
-	pool, rc, err := o.river(ctx)
+	c, err := o.core(ctx)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	res, err := rc.Insert(ctx, jobArgs, nil)
+	defer c.Pool.Close()
+	res, err := c.River.Insert(ctx, jobArgs, nil)
 	if err != nil {
 		return fmt.Errorf("enqueue %s: %w", jobArgs.Kind(), err)
 	}

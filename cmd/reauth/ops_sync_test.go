@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/reauth/reauth/internal/ops"
 )
 
 // TestOpsStatsSync: `reauth stats` shows the device sync's users, the
@@ -22,7 +24,7 @@ func TestOpsStatsSync(t *testing.T) {
 			($1, '0c000000-0000-4000-8000-000000000003', 0, 0, 0, now() - interval '3 hours', NULL)`, opsOrgA)
 	require.NoError(t, err)
 
-	var s statsJSON
+	var s ops.Stats
 	opsJSON(t, f.url, &s, "stats")
 	require.EqualValues(t, 3, s.Sync.Users)
 	require.EqualValues(t, 2, s.Sync.UsersWithDevices)

@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/reauth/reauth"
+	"github.com/reauth/reauth/internal/ops"
 	"github.com/reauth/reauth/internal/session"
 	"github.com/reauth/reauth/internal/store"
 	"github.com/reauth/reauth/internal/testdb"
@@ -185,11 +186,11 @@ func (f *opsFixture) jobState(t *testing.T, id int64) string {
 }
 
 type jobsListOut struct {
-	Jobs       []jobJSON `json:"jobs"`
+	Jobs       []ops.Job `json:"jobs"`
 	NextCursor *string   `json:"next_cursor"`
 }
 
-func opsJobIDs(jobs []jobJSON) []int64 {
+func opsJobIDs(jobs []ops.Job) []int64 {
 	ids := []int64{}
 	for _, j := range jobs {
 		ids = append(ids, j.ID)
@@ -309,7 +310,7 @@ func TestOpsJobsShow(t *testing.T) {
 		require.Regexp(t, re, out)
 	}
 
-	var j jobDetailJSON
+	var j ops.JobDetail
 	opsJSON(t, f.url, &j, "jobs", "show", id)
 	require.Equal(t, f.req2, j.ID)
 	require.Equal(t, "discarded", j.State)
@@ -317,7 +318,7 @@ func TestOpsJobsShow(t *testing.T) {
 	require.Len(t, j.Errors, 2)
 	require.Equal(t, 1, j.Errors[0].Attempt)
 	require.Equal(t, "goroutine 1", j.Errors[0].Trace)
-	require.Equal(t, []attemptLog{{1, "calling podero\n"}, {2, "calling podero again\n"}}, j.Logs)
+	require.Equal(t, []ops.AttemptLog{{Attempt: 1, Log: "calling podero\n"}, {Attempt: 2, Log: "calling podero again\n"}}, j.Logs)
 	require.NotNil(t, j.FinalizedAt)
 
 	// Flags may follow the ID.
@@ -333,7 +334,7 @@ func TestOpsJobsShow(t *testing.T) {
 }
 
 type actionOut struct {
-	Results []jobAction `json:"results"`
+	Results []ops.Action `json:"results"`
 	Done    int         `json:"done"`
 	Skipped int         `json:"skipped"`
 	Failed  int         `json:"failed"`
@@ -358,7 +359,7 @@ func TestOpsJobsRetryCancelByID(t *testing.T) {
 
 	var rep actionOut
 	opsJSON(t, f.url, &rep, "jobs", "cancel", s(f.req3))
-	require.Equal(t, actionOut{Results: []jobAction{{ID: f.req3, Outcome: "cancelled", State: "cancelled", Message: "cancelled"}}, Done: 1}, rep)
+	require.Equal(t, actionOut{Results: []ops.Action{{ID: f.req3, Outcome: "cancelled", State: "cancelled", Message: "cancelled"}}, Done: 1}, rep)
 
 	// Retrying an old request of a device that has another pending is
 	// skipped, not an error: River's unique rule refuses it.
@@ -488,7 +489,7 @@ func TestOpsJobsRetryRuns(t *testing.T) {
 	require.Contains(t, out, "job "+id+": retried, now available")
 	opsWaitEvent(t, events, river.EventKindJobCompleted)
 
-	var j jobDetailJSON
+	var j ops.JobDetail
 	opsJSON(t, url, &j, "jobs", "show", id)
 	require.Equal(t, "completed", j.State)
 	require.Equal(t, 2, j.Attempt)
@@ -539,7 +540,7 @@ func TestOpsDevicesShow(t *testing.T) {
 		require.Regexp(t, re, out)
 	}
 
-	var d store.DeviceDetail
+	var d ops.Device
 	opsJSON(t, f.url, &d, "devices", "show", "electric_vehicle", strings.ToUpper(opsDev2))
 	require.Equal(t, opsDev2, d.ID)
 	require.True(t, d.Known)
@@ -621,7 +622,7 @@ func TestOpsQueues(t *testing.T) {
 	require.NotNil(t, pausedAt)
 
 	var list struct {
-		Queues []queueJSON `json:"queues"`
+		Queues []ops.Queue `json:"queues"`
 	}
 	opsJSON(t, f.url, &list, "queues", "list")
 	paused := map[string]bool{}
@@ -657,25 +658,26 @@ func TestOpsStats(t *testing.T) {
 	t.Parallel()
 	f := newOpsFixture(t)
 
-	var s statsJSON
+	var s ops.Stats
 	opsJSON(t, f.url, &s, "stats")
 	require.Equal(t, "24h0m0s", s.Window)
-	require.Equal(t, []store.OrgFunnel{
-		{OrgID: opsOrgA, DeviceKind: "electric_vehicle", Requested: 1},
-		{OrgID: opsOrgA, DeviceKind: "inverter", Requested: 1, LinkCreated: 1, Sent: 1, Opened: 1, Completed: 1},
-		{OrgID: opsOrgB, DeviceKind: "wallbox", Requested: 1, LinkCreated: 1, Completed: 1},
+	// completed_elsewhere is new in the JSON: the /ops page showed it already.
+	require.Equal(t, []store.FunnelRow{
+		{OrgID: opsOrgA, DeviceKind: "electric_vehicle", FunnelCounts: store.FunnelCounts{Requested: 1}},
+		{OrgID: opsOrgA, DeviceKind: "inverter", FunnelCounts: store.FunnelCounts{Requested: 1, LinkCreated: 1, Sent: 1, Opened: 1, Completed: 1}},
+		{OrgID: opsOrgB, DeviceKind: "wallbox", FunnelCounts: store.FunnelCounts{Requested: 1, LinkCreated: 1, Completed: 1, CompletedElsewhere: 1}},
 	}, s.Funnel)
-	require.Equal(t, store.OrgFunnel{OrgID: "total", DeviceKind: "all", Requested: 3, LinkCreated: 2, Sent: 1, Opened: 1, Completed: 2}, s.Total)
+	require.Equal(t, store.FunnelRow{OrgID: "total", DeviceKind: "all", FunnelCounts: store.FunnelCounts{Requested: 3, LinkCreated: 2, Sent: 1, Opened: 1, Completed: 2, CompletedElsewhere: 1}}, s.Total)
 	depth := map[string]store.OpsQueue{}
 	for _, q := range s.Queues {
-		depth[q.Name] = q
+		depth[q.Name] = q.OpsQueue
 	}
 	require.EqualValues(t, 1, depth["podero"].Retryable)
 	require.EqualValues(t, 1, depth["maintenance"].Available)
 
 	// A wider window takes in the request and session of three days ago.
 	opsJSON(t, f.url, &s, "stats", "--window", "7d")
-	require.Equal(t, store.OrgFunnel{OrgID: "total", DeviceKind: "all", Requested: 4, LinkCreated: 3, Sent: 1, Opened: 1, Completed: 2}, s.Total)
+	require.Equal(t, store.FunnelRow{OrgID: "total", DeviceKind: "all", FunnelCounts: store.FunnelCounts{Requested: 4, LinkCreated: 3, Sent: 1, Opened: 1, Completed: 2, CompletedElsewhere: 1}}, s.Total)
 
 	out, _, err := opsRun(t, f.url, "stats", "--window", "96h")
 	require.NoError(t, err)

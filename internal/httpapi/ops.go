@@ -19,15 +19,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
-	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/reauth/reauth"
-	"github.com/reauth/reauth/internal/podero"
-	"github.com/reauth/reauth/internal/store"
+	"github.com/reauth/reauth/internal/ops"
 )
 
 // The ops page: a server-rendered view of queues, jobs, devices and the
@@ -57,10 +53,14 @@ const (
 var opsTemplateFS embed.FS
 
 var opsFuncs = template.FuncMap{
-	"ts":    opsTime,
-	"trunc": opsTrunc,
+	"ts":     ops.FormatTime,
+	"trunc":  opsTrunc,
+	"pretty": prettyJSON,
 	"actions": func(v opsView, id int64, state string) opsActions {
-		return opsActions{ID: id, State: state, CSRF: v.CSRF, Back: v.Back}
+		return opsActions{ID: id, State: state, CSRF: v.CSRF, Back: v.Back, ReadOnly: v.ReadOnly}
+	},
+	"queueForm": func(v opsView, name string, paused bool) opsQueueForm {
+		return opsQueueForm{Name: name, Paused: paused, CSRF: v.CSRF, Back: v.Back, ReadOnly: v.ReadOnly}
 	},
 	"canRetry": func(state string) bool {
 		switch rivertype.JobState(state) {
@@ -83,7 +83,7 @@ var opsFuncs = template.FuncMap{
 var opsPages = func() map[string]*template.Template {
 	layout := template.Must(template.New("layout.html").Funcs(opsFuncs).ParseFS(opsTemplateFS, "opstemplates/layout.html"))
 	pages := map[string]*template.Template{}
-	for _, name := range []string{"overview", "jobs", "job", "device", "message"} {
+	for _, name := range []string{"overview", "jobs", "job", "device", "sessions", "message"} {
 		t := template.Must(layout.Clone())
 		pages[name] = template.Must(t.ParseFS(opsTemplateFS, "opstemplates/"+name+".html"))
 	}
@@ -96,12 +96,16 @@ type opsActions struct {
 	ID         int64
 	State      string
 	CSRF, Back string
+	ReadOnly   bool // no buttons: the token may not change anything
 }
 
 // opsHandler is an ops handler; tok is the signed-in API token.
 type opsHandler func(w http.ResponseWriter, r *http.Request, tok APIToken)
 
-type opsPage struct{ s *server }
+type opsPage struct {
+	s    *server
+	core *ops.Ops // every read and action (internal/ops)
+}
 
 // mountOps adds the /ops routes when some API token has the ops or ops-read
 // scope; without one they do not exist (404).
@@ -109,7 +113,8 @@ func (s *server) mountOps(mux *http.ServeMux) {
 	if !slices.ContainsFunc(s.cfg.Tokens, opsMayView) {
 		return
 	}
-	o := &opsPage{s: s}
+	o := &opsPage{s: s, core: &ops.Ops{Pool: s.cfg.Pool, River: s.cfg.River, RateLimit: s.cfg.RateLimit,
+		SyncShare: s.cfg.SyncShare, SyncInterval: s.cfg.SyncInterval, Now: s.cfg.Now}}
 	mux.Handle("GET /ops", o.auth(o.overview))
 	mux.Handle("GET /ops/{$}", http.RedirectHandler("/ops", http.StatusMovedPermanently))
 	mux.Handle("GET /ops/jobs", o.auth(o.jobs))
@@ -118,6 +123,9 @@ func (s *server) mountOps(mux *http.ServeMux) {
 	mux.Handle("POST /ops/jobs/{id}/cancel", o.auth(o.form(o.cancel)))
 	mux.Handle("GET /ops/devices", o.auth(o.findDevice))
 	mux.Handle("GET /ops/devices/{kind}/{id}", o.auth(o.device))
+	mux.Handle("GET /ops/sessions", o.auth(o.sessions))
+	mux.Handle("POST /ops/queues/{name}/pause", o.auth(o.form(o.pauseQueue)))
+	mux.Handle("POST /ops/queues/{name}/resume", o.auth(o.form(o.resumeQueue)))
 	mux.Handle("/ops/", o.auth(func(w http.ResponseWriter, r *http.Request, tok APIToken) {
 		o.message(w, r, tok, http.StatusNotFound, "Not found", "There is no such ops page.")
 	}))
@@ -314,165 +322,71 @@ func (o *opsPage) failed(w http.ResponseWriter, r *http.Request, tok APIToken, e
 }
 
 type opsOverview struct {
-	Budget opsBudget
-	Queues []store.OpsQueue
-	Funnel []store.OpsFunnel
+	ops.Stats
 	Window time.Duration
-	Since  time.Time
+	Chart  funnelChart
 	Kinds  []reauth.DeviceKind
 }
 
 func (o *opsPage) overview(w http.ResponseWriter, r *http.Request, tok APIToken) {
 	ctx, cancel := context.WithTimeout(r.Context(), opsQueryTimeout)
 	defer cancel()
-	v := opsOverview{Window: OpsFunnelWindow, Since: time.Now().Add(-OpsFunnelWindow), Kinds: reauth.DeviceKinds}
-	var err error
-	if v.Queues, err = store.OpsQueues(ctx, o.s.cfg.Pool); err != nil {
-		o.failed(w, r, tok, fmt.Errorf("queues: %w", err))
-		return
-	}
-	if v.Funnel, err = store.OpsFunnelSince(ctx, o.s.cfg.Pool, v.Since); err != nil {
-		o.failed(w, r, tok, fmt.Errorf("funnel: %w", err))
-		return
-	}
-	b, err := store.GetBudget(ctx, o.s.cfg.Pool)
+	st, err := o.core.Stats(ctx, OpsFunnelWindow)
 	if err != nil {
-		o.failed(w, r, tok, fmt.Errorf("budget: %w", err))
+		o.failed(w, r, tok, err)
 		return
 	}
-	v.Budget = newOpsBudget(b, o.s.cfg.RateLimit)
-	st, err := store.GetSyncStatus(ctx, o.s.cfg.Pool, nil, o.s.cfg.SyncInterval)
+	days, err := o.core.FunnelDays(ctx, OpsChartDays)
 	if err != nil {
-		o.failed(w, r, tok, fmt.Errorf("sync status: %w", err))
+		o.failed(w, r, tok, err)
 		return
 	}
-	v.Budget.Sync = newOpsSync(st, o.s.cfg.RateLimit*o.s.cfg.SyncShare, o.s.cfg.SyncInterval)
-	o.render(w, r, tok, http.StatusOK, "overview", opsView{Title: "Overview", Nav: "overview", Data: v})
-}
-
-// opsBudget is the Podero budget as the overview shows it.
-type opsBudget struct {
-	Purposes []opsRate
-	Total    float64
-	Limit    float64 // PODERO_RATE_LIMIT; 0: none
-	Waiting  int64
-	Drain    string // how long the waiting requests take
-	Sync     opsSync
-}
-
-// opsSync is the device sync's status as the overview shows it.
-type opsSync struct {
-	store.SyncStatus
-	Interval   time.Duration
-	LagText    string // "-" when nothing was listed
-	Pass       string // at the sync's share of the rate limit
-	CurrentRun string // at the sync's current rate
-}
-
-func newOpsSync(st store.SyncStatus, shareRate float64, interval time.Duration) opsSync {
-	v := opsSync{SyncStatus: st, Interval: interval, LagText: "-", Pass: "no limit", CurrentRun: "no sync calls in the last 10 minutes"}
-	if !st.OldestSync.IsZero() {
-		v.LagText = st.Lag.Round(time.Second).String()
-	}
-	if d, ok := st.PassTime(shareRate); ok && shareRate > 0 {
-		v.Pass = d.Round(time.Second).String()
-		if d > interval {
-			v.Pass += " (longer than SYNC_INTERVAL)"
-		}
-	}
-	if r := st.CallsPerSecond(); r > 0 {
-		d, _ := st.PassTime(r)
-		v.CurrentRun = fmt.Sprintf("%s at the current %.2f calls/s", d.Round(time.Second), r)
-	}
-	return v
-}
-
-type opsRate struct {
-	Purpose string
-	Rate    float64
-}
-
-func newOpsBudget(b store.Budget, limit float64) opsBudget {
-	v := opsBudget{Limit: limit, Waiting: b.Waiting, Drain: b.DrainText()}
-	for _, p := range podero.Purposes {
-		if r, ok := b.Rates[p]; ok {
-			v.Purposes = append(v.Purposes, opsRate{p, r})
-			v.Total += r
-		}
-	}
-	return v
-}
-
-// opsJob is a job as the lists and the detail page show it.
-type opsJob struct {
-	*rivertype.JobRow
-	State      string
-	DeviceKind string // set when the args name a valid device
-	DeviceID   string
-	SessionID  int64 // set for reauth_notify jobs
-	LastError  string
-	ArgsJSON   string
-	MetaJSON   string
-}
-
-func newOpsJob(j *rivertype.JobRow) opsJob {
-	oj := opsJob{JobRow: j, State: string(j.State)}
-	var args struct {
-		DeviceKind string `json:"device_kind"`
-		DeviceID   string `json:"device_id"`
-		SessionID  int64  `json:"session_id"`
-	}
-	// Args come from other systems too: a malformed one just shows no device.
-	if json.Unmarshal(j.EncodedArgs, &args) == nil {
-		if reauth.DeviceKind(args.DeviceKind).Valid() && reauth.IsUUID(args.DeviceID) {
-			oj.DeviceKind, oj.DeviceID = args.DeviceKind, strings.ToLower(args.DeviceID)
-		}
-		oj.SessionID = args.SessionID
-	}
-	if n := len(j.Errors); n > 0 {
-		oj.LastError = j.Errors[n-1].Error
-	}
-	return oj
+	v := opsOverview{Stats: st, Window: OpsFunnelWindow, Chart: newFunnelChart(days), Kinds: reauth.DeviceKinds}
+	o.render(w, r, tok, http.StatusOK, "overview", opsView{Title: "Overview", Nav: "overview",
+		Notice: queueNotice(r.URL.Query(), st.Queues), Data: v})
 }
 
 type opsJobList struct {
-	Jobs               []opsJob
-	State, Kind, Queue string
-	States             []rivertype.JobState
-	Limit              int
+	ops.JobPage
+	ops.FilterText
+	States []rivertype.JobState
+	Limit  int
+	Next   string // the next page's URL; "" when there is none
 }
 
+// jobs lists jobs by the filters River UI lacks: a device (its requests
+// and the messages of its sessions) and a time, next to state, kind and
+// queue; each job links to its device and to River UI.
 func (o *opsPage) jobs(w http.ResponseWriter, r *http.Request, tok APIToken) {
 	q := r.URL.Query()
-	v := opsJobList{State: q.Get("state"), Kind: strings.TrimSpace(q.Get("kind")), Queue: strings.TrimSpace(q.Get("queue")),
-		States: rivertype.JobStates(), Limit: OpsJobsLimit}
-	params := river.NewJobListParams().First(OpsJobsLimit).OrderBy(river.JobListOrderByID, river.SortOrderDesc)
-	if v.State != "" {
-		if !slices.Contains(v.States, rivertype.JobState(v.State)) {
-			o.message(w, r, tok, http.StatusBadRequest, "Bad request", "state must be one of "+joinStates(v.States)+".")
-			return
-		}
-		params = params.States(rivertype.JobState(v.State))
-	}
-	if len(v.Kind) > 200 || len(v.Queue) > 200 || !opsParam(v.Kind) || !opsParam(v.Queue) {
-		o.message(w, r, tok, http.StatusBadRequest, "Bad request", "kind and queue must be at most 200 printable characters.")
+	v := opsJobList{FilterText: ops.FilterText{State: q.Get("state"), Kind: strings.TrimSpace(q.Get("kind")),
+		Queue: strings.TrimSpace(q.Get("queue")), Device: strings.TrimSpace(q.Get("device")), Since: strings.TrimSpace(q.Get("since"))},
+		States: ops.JobStates, Limit: OpsJobsLimit}
+	jf, err := v.FilterText.Parse(o.s.now())
+	if err != nil {
+		o.message(w, r, tok, http.StatusBadRequest, "Bad request", opsSentence(err))
 		return
-	}
-	if v.Kind != "" {
-		params = params.Kinds(v.Kind)
-	}
-	if v.Queue != "" {
-		params = params.Queues(v.Queue)
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), opsQueryTimeout)
 	defer cancel()
-	res, err := o.s.cfg.River.JobList(ctx, params)
-	if err != nil {
-		o.failed(w, r, tok, fmt.Errorf("list jobs: %w", err))
+	v.JobPage, err = o.core.Jobs(ctx, jf, OpsJobsLimit, q.Get("after"))
+	if errors.Is(err, ops.ErrBadCursor) {
+		o.message(w, r, tok, http.StatusBadRequest, "Bad request", "after is not a cursor of this list.")
 		return
 	}
-	for _, j := range res.Jobs {
-		v.Jobs = append(v.Jobs, newOpsJob(j))
+	if err != nil {
+		o.failed(w, r, tok, err)
+		return
+	}
+	if v.NextCursor != nil {
+		next := url.Values{}
+		for k, vs := range q {
+			if k != "after" && k != "did" && k != "job" && k != "outcome" && k != "now" {
+				next[k] = vs
+			}
+		}
+		next.Set("after", *v.NextCursor)
+		v.Next = "/ops/jobs?" + next.Encode()
 	}
 	title := "Jobs"
 	if v.State != "" {
@@ -481,19 +395,13 @@ func (o *opsPage) jobs(w http.ResponseWriter, r *http.Request, tok APIToken) {
 	o.render(w, r, tok, http.StatusOK, "jobs", opsView{Title: title, Nav: "jobs:" + v.State, Notice: actionNotice(q), Data: v})
 }
 
-// opsParam reports whether a query parameter can go to Postgres as text:
-// valid UTF-8 without control characters (a NUL is an error there, not a
-// value that matches nothing).
-func opsParam(s string) bool {
-	return utf8.ValidString(s) && strings.IndexFunc(s, unicode.IsControl) < 0
-}
-
-func joinStates(states []rivertype.JobState) string {
-	s := make([]string, len(states))
-	for i, st := range states {
-		s[i] = string(st)
+// opsSentence is err's text as a sentence.
+func opsSentence(err error) string {
+	s := err.Error()
+	if s == "" {
+		return s
 	}
-	return strings.Join(s, ", ")
+	return strings.ToUpper(s[:1]) + s[1:] + "."
 }
 
 func (o *opsPage) job(w http.ResponseWriter, r *http.Request, tok APIToken) {
@@ -503,18 +411,16 @@ func (o *opsPage) job(w http.ResponseWriter, r *http.Request, tok APIToken) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), opsQueryTimeout)
 	defer cancel()
-	j, err := o.s.cfg.River.JobGet(ctx, id)
-	if errors.Is(err, river.ErrNotFound) {
+	j, err := o.core.Job(ctx, id)
+	if errors.Is(err, ops.ErrNotFound) {
 		o.message(w, r, tok, http.StatusNotFound, "Not found", fmt.Sprintf("There is no job %d.", id))
 		return
 	}
 	if err != nil {
-		o.failed(w, r, tok, fmt.Errorf("get job: %w", err))
+		o.failed(w, r, tok, err)
 		return
 	}
-	oj := newOpsJob(j)
-	oj.ArgsJSON, oj.MetaJSON = prettyJSON(j.EncodedArgs), prettyJSON(j.Metadata)
-	o.render(w, r, tok, http.StatusOK, "job", opsView{Title: fmt.Sprintf("Job %d", id), Nav: "jobs:", Notice: actionNotice(r.URL.Query()), Data: oj})
+	o.render(w, r, tok, http.StatusOK, "job", opsView{Title: fmt.Sprintf("Job %d", id), Nav: "jobs:", Notice: actionNotice(r.URL.Query()), Data: j})
 }
 
 // jobID is the job ID the path names; a path that names none is answered
@@ -528,6 +434,7 @@ func (o *opsPage) jobID(w http.ResponseWriter, r *http.Request, tok APIToken) (i
 	return id, true
 }
 
+// prettyJSON indents JSON for a <pre>.
 func prettyJSON(b []byte) string {
 	var buf bytes.Buffer
 	if json.Indent(&buf, b, "", "  ") != nil {
@@ -544,9 +451,10 @@ func (o *opsPage) cancel(w http.ResponseWriter, r *http.Request, tok APIToken) {
 	o.act(w, r, tok, "cancel")
 }
 
-// act retries or cancels a job through River, exactly as `reauth jobs retry`
-// and `reauth jobs cancel` do, and sends the browser back to the page the
-// form was on (303), which then says what happened.
+// act retries or cancels a job through internal/ops, the rule `reauth jobs
+// retry` and `reauth jobs cancel` follow too (a finished job is not
+// cancelled, a running one not retried), and sends the browser back to the
+// page the form was on (303), which then says what happened.
 func (o *opsPage) act(w http.ResponseWriter, r *http.Request, tok APIToken, action string) {
 	id, ok := o.jobID(w, r, tok)
 	if !ok {
@@ -554,42 +462,47 @@ func (o *opsPage) act(w http.ResponseWriter, r *http.Request, tok APIToken, acti
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), opsQueryTimeout)
 	defer cancel()
-	var (
-		j   *rivertype.JobRow
-		err error
-	)
+	var a ops.Action
 	if action == "retry" {
-		j, err = o.s.cfg.River.JobRetry(ctx, id)
+		a = o.core.Retry(ctx, id)
 	} else {
-		j, err = o.s.cfg.River.JobCancel(ctx, id)
+		a = o.core.Cancel(ctx, id)
 	}
-	switch {
-	case errors.Is(err, river.ErrNotFound):
+	switch a.Outcome {
+	case ops.OutcomeNotFound:
 		o.message(w, r, tok, http.StatusNotFound, "Not found", fmt.Sprintf("There is no job %d.", id))
 		return
-	case errors.Is(store.MapDriverError(err), store.ErrConflict):
+	case ops.OutcomeDuplicate:
 		o.message(w, r, tok, http.StatusConflict, "Not retried",
 			fmt.Sprintf("Job %d was not retried: another job with the same unique key (for a reauth_device job, the same device) is still waiting or running.", id))
 		return
-	case err != nil:
-		o.failed(w, r, tok, fmt.Errorf("%s job %d: %w", action, id, err))
+	case ops.OutcomeError:
+		o.failed(w, r, tok, fmt.Errorf("%s job %d: %s", action, id, a.Message))
 		return
 	}
-	o.s.cfg.Logger.InfoContext(r.Context(), "ops: job "+action, slog.Int64("job", id), slog.String("kind", j.Kind),
-		slog.String("state", string(j.State)), slog.String("token", tok.Name))
+	o.s.cfg.Logger.InfoContext(r.Context(), "ops: job "+action, slog.Int64("job", id), slog.String("outcome", a.Outcome),
+		slog.String("state", a.State), slog.String("token", tok.Name))
+	back := opsBack(r, "/ops/jobs")
+	q := back.Query()
+	q.Set("did", action)
+	q.Set("job", strconv.FormatInt(id, 10))
+	q.Set("outcome", a.Outcome)
+	q.Set("now", a.State)
+	back.RawQuery, back.Fragment = q.Encode(), ""
+	http.Redirect(w, r, back.String(), http.StatusSeeOther)
+}
+
+// opsBack is where an action returns to: the form's back field, else the
+// Referer, when either is an ops page of this site; else fallback.
+func opsBack(r *http.Request, fallback string) *url.URL {
 	back, ok := opsLocalURL(r.PostForm.Get("back"), "")
 	if !ok {
 		back, ok = opsLocalURL(r.Header.Get("Referer"), r.Host)
 	}
 	if !ok {
-		back = &url.URL{Path: "/ops/jobs"}
+		back = &url.URL{Path: fallback}
 	}
-	q := back.Query()
-	q.Set("did", action)
-	q.Set("job", strconv.FormatInt(id, 10))
-	q.Set("now", string(j.State))
-	back.RawQuery, back.Fragment = q.Encode(), ""
-	http.Redirect(w, r, back.String(), http.StatusSeeOther)
+	return back
 }
 
 // opsLocalURL parses s as a path (and query) under /ops, the only places an
@@ -620,19 +533,22 @@ func opsLocalURL(s, host string) (*url.URL, bool) {
 func actionNotice(q url.Values) string {
 	id, err := strconv.ParseInt(q.Get("job"), 10, 64)
 	state := rivertype.JobState(q.Get("now"))
-	if err != nil || !slices.Contains(rivertype.JobStates(), state) {
+	if err != nil || !slices.Contains(ops.JobStates, state) {
 		return ""
 	}
-	switch {
-	case q.Get("did") == "retry" && state == rivertype.JobStateAvailable:
-		return fmt.Sprintf("Job %d retried: it is available to run now.", id)
-	case q.Get("did") == "retry":
-		return fmt.Sprintf("Job %d was left as it is: it is %s.", id, state)
-	case q.Get("did") == "cancel" && state == rivertype.JobStateCancelled:
+	switch q.Get("outcome") {
+	case ops.OutcomeRetried:
+		if state == rivertype.JobStateAvailable {
+			return fmt.Sprintf("Job %d retried: it is available to run now.", id)
+		}
+		return fmt.Sprintf("Job %d retried: it is %s.", id, state)
+	case ops.OutcomeRunning:
+		return fmt.Sprintf("Job %d was left as it is: it is running.", id)
+	case ops.OutcomeCancelled:
 		return fmt.Sprintf("Job %d is cancelled.", id)
-	case q.Get("did") == "cancel" && state == rivertype.JobStateRunning:
-		return fmt.Sprintf("Job %d is running: it has been asked to stop and will be cancelled if it fails.", id)
-	case q.Get("did") == "cancel":
+	case ops.OutcomeCancelRequested:
+		return fmt.Sprintf("Job %d is %s: it has been asked to stop and is cancelled when its worker returns.", id, state)
+	case ops.OutcomeAlreadyFinished:
 		return fmt.Sprintf("Job %d was left as it is: it is already %s.", id, state)
 	}
 	return ""
@@ -640,50 +556,33 @@ func actionNotice(q url.Values) string {
 
 // findDevice sends the overview's device form on to the device's page.
 func (o *opsPage) findDevice(w http.ResponseWriter, r *http.Request, tok APIToken) {
-	kind, id := reauth.DeviceKind(r.URL.Query().Get("kind")), strings.TrimSpace(r.URL.Query().Get("id"))
-	if !kind.Valid() || !reauth.IsUUID(id) {
+	kind, id, err := ops.ParseDevice(r.URL.Query().Get("kind"), r.URL.Query().Get("id"))
+	if err != nil {
 		o.message(w, r, tok, http.StatusBadRequest, "Bad request", "Give a device kind (inverter, electric_vehicle, wallbox) and a device ID (a UUID).")
 		return
 	}
-	http.Redirect(w, r, "/ops/devices/"+string(kind)+"/"+strings.ToLower(id), http.StatusSeeOther)
+	http.Redirect(w, r, "/ops/devices/"+string(kind)+"/"+id, http.StatusSeeOther)
 }
 
 func (o *opsPage) device(w http.ResponseWriter, r *http.Request, tok APIToken) {
-	kind, id := reauth.DeviceKind(r.PathValue("kind")), r.PathValue("id")
-	if !kind.Valid() || !reauth.IsUUID(id) {
+	kind, id, err := ops.ParseDevice(r.PathValue("kind"), r.PathValue("id"))
+	if err != nil {
 		o.message(w, r, tok, http.StatusBadRequest, "Bad request", "A device is named by its kind (inverter, electric_vehicle, wallbox) and its ID (a UUID).")
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), opsQueryTimeout)
 	defer cancel()
-	v, err := store.GetDeviceView(ctx, o.s.cfg.Pool, kind, strings.ToLower(id))
-	if errors.Is(err, store.ErrNotFound) {
+	v, err := o.core.Device(ctx, kind, id)
+	if errors.Is(err, ops.ErrNotFound) {
 		o.message(w, r, tok, http.StatusNotFound, "Not found", "The service knows nothing of this device: no row, no request.")
 		return
 	}
 	if err != nil {
-		o.failed(w, r, tok, fmt.Errorf("device view: %w", err))
+		o.failed(w, r, tok, fmt.Errorf("device: %w", err))
 		return
 	}
-	o.render(w, r, tok, http.StatusOK, "device", opsView{Title: "Device " + string(kind) + " " + strings.ToLower(id), Nav: "device",
+	o.render(w, r, tok, http.StatusOK, "device", opsView{Title: "Device " + string(kind) + " " + id, Nav: "device",
 		Notice: actionNotice(r.URL.Query()), Data: v})
-}
-
-// opsTime shows a time (or *time.Time) in UTC to the second, "–" when unset.
-func opsTime(v any) string {
-	var t time.Time
-	switch x := v.(type) {
-	case time.Time:
-		t = x
-	case *time.Time:
-		if x != nil {
-			t = *x
-		}
-	}
-	if t.IsZero() {
-		return "–"
-	}
-	return t.UTC().Format("2006-01-02 15:04:05Z")
 }
 
 // opsTrunc shortens s to at most n runes.

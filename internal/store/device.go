@@ -146,8 +146,8 @@ func GetDeviceView(ctx context.Context, db DB, kind reauth.DeviceKind, id string
 }
 
 // DeviceDetail is everything known about one device: what the last sync saw,
-// its sessions, their notifications, and the jobs that requested and
-// delivered them, newest first.
+// its sessions and their notifications, newest first. Its jobs are read
+// through River (internal/ops), by the IDs DeviceKindJobIDs finds.
 type DeviceDetail struct {
 	Device
 	DeviceSync
@@ -155,7 +155,6 @@ type DeviceDetail struct {
 	Known         bool           `json:"known"`
 	Sessions      []Session      `json:"sessions"`
 	Notifications []Notification `json:"notifications"`
-	Jobs          []DeviceJob    `json:"jobs"`
 }
 
 // DeviceSync is what the last sync saw of a device, beyond its Device
@@ -169,10 +168,9 @@ type DeviceSync struct {
 	NeedsReauth      bool            `json:"needs_reauth" db:"needs_reauth"`
 }
 
-// GetDeviceDetail returns the device kind/id with its sessions, notifications
-// and jobs: its reauth_device jobs and the reauth_notify jobs of its
-// sessions (at most 100). ErrNotFound when there is neither a device row
-// nor a job for it.
+// GetDeviceDetail returns the device kind/id with its sessions and
+// notifications. ErrNotFound when there is neither a device row nor a
+// request for it.
 func GetDeviceDetail(ctx context.Context, db DB, kind reauth.DeviceKind, id string) (DeviceDetail, error) {
 	v, err := GetDeviceView(ctx, db, kind, id)
 	if err != nil {
@@ -190,21 +188,11 @@ func GetDeviceDetail(ctx context.Context, db DB, kind reauth.DeviceKind, id stri
 	default:
 		return d, err
 	}
-	ids, err := deviceJobIDs(ctx, db, []string{string(kind)}, id, 100)
-	if err != nil {
-		return d, err
-	}
-	if d.Jobs, err = jobsByID(ctx, db, ids); err != nil {
-		return d, err
-	}
 	if d.Sessions == nil {
 		d.Sessions = []Session{}
 	}
 	if d.Notifications == nil {
 		d.Notifications = []Notification{}
-	}
-	if d.Jobs == nil {
-		d.Jobs = []DeviceJob{}
 	}
 	return d, nil
 }

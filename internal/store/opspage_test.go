@@ -114,12 +114,30 @@ func TestOpsPageQueries(t *testing.T) {
 		_, err = pool.Exec(ctx, `UPDATE auth_session SET state = 'completed_elsewhere', finished_at = now() WHERE id = $1`, d)
 		require.NoError(t, err)
 
-		got, err := store.OpsFunnelSince(ctx, pool, time.Now().Add(-24*time.Hour))
+		since := time.Now().Add(-24 * time.Hour)
+		got, err := store.Funnel(ctx, pool, since, false)
 		require.NoError(t, err)
-		require.Equal(t, []store.OpsFunnel{
-			{DeviceKind: reauth.Inverter, Requested: 3, SessionsCreated: 2, Sent: 1, Opened: 1, Completed: 1},
-			{DeviceKind: reauth.ElectricVehicle},
-			{DeviceKind: reauth.Wallbox, Requested: 1, SessionsCreated: 1, Completed: 1, CompletedElsewhere: 1},
+		// The requests name no org; the sessions' devices are opsOrg's.
+		require.Equal(t, []store.FunnelRow{
+			{OrgID: "", DeviceKind: "inverter", FunnelCounts: store.FunnelCounts{Requested: 3}},
+			{OrgID: "", DeviceKind: "wallbox", FunnelCounts: store.FunnelCounts{Requested: 1}},
+			{OrgID: opsOrg, DeviceKind: "inverter", FunnelCounts: store.FunnelCounts{LinkCreated: 2, Sent: 1, Opened: 1, Completed: 1}},
+			{OrgID: opsOrg, DeviceKind: "wallbox", FunnelCounts: store.FunnelCounts{LinkCreated: 1, Completed: 1, CompletedElsewhere: 1}},
 		}, got)
+
+		// By day: the same counts, split by UTC day.
+		days, err := store.Funnel(ctx, pool, since, true)
+		require.NoError(t, err)
+		var total, want store.FunnelCounts
+		for _, r := range days {
+			require.NotNil(t, r.Day)
+			require.Equal(t, r.Day.UTC().Truncate(24*time.Hour), r.Day.UTC(), "a UTC day")
+			require.False(t, r.Day.Before(since.Add(-24*time.Hour)))
+			total.Add(r.FunnelCounts)
+		}
+		for _, r := range got {
+			want.Add(r.FunnelCounts)
+		}
+		require.Equal(t, want, total)
 	})
 }

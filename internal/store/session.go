@@ -217,89 +217,68 @@ func ListSessions(ctx context.Context, db DB, f SessionListFilter) ([]SessionLis
 		ORDER BY s.id DESC LIMIT $3`, f.State, f.BeforeID, f.Limit)
 }
 
-// OrgFunnel is the reauthentication funnel of one org and device kind.
-type OrgFunnel struct {
-	OrgID      string `json:"org_id" db:"org_id"`
-	DeviceKind string `json:"device_kind" db:"kind"`
-	// Requested counts reauth_device jobs created in the window.
+// FunnelCounts are the steps from a request to a completed login.
+type FunnelCounts struct {
+	// Requested counts reauth_device jobs created in the window (or day).
 	Requested int64 `json:"requested" db:"requested"`
-	// LinkCreated counts sessions created in the window; the counts after it
-	// are of those sessions.
+	// LinkCreated counts sessions created in the window (or day); the
+	// counts after it are of those sessions.
 	LinkCreated int64 `json:"link_created" db:"created"`
 	// Sent: at least one message was sent.
 	Sent int64 `json:"sent" db:"sent"`
 	// Opened: the link was clicked.
 	Opened int64 `json:"opened" db:"opened"`
-	// Completed: the login was completed, through the link or elsewhere.
-	Completed int64 `json:"completed" db:"completed"`
+	// Completed: the login was completed, through the link or elsewhere;
+	// CompletedElsewhere counts those the user renewed without our link.
+	Completed          int64 `json:"completed" db:"completed"`
+	CompletedElsewhere int64 `json:"completed_elsewhere" db:"completed_elsewhere"`
 }
 
-// FunnelByOrg returns the funnel per org and device kind since since, ordered
-// by org and kind.
-func FunnelByOrg(ctx context.Context, db DB, since time.Time) ([]OrgFunnel, error) {
-	return queryAll[OrgFunnel](ctx, db, `
-		WITH req AS (`+requestsSinceSQL+`), ses AS (
-			SELECT d.org_id::text AS org_id, s.device_kind AS kind, count(*) AS created,
-				count(*) FILTER (WHERE m.sent) AS sent,
-				count(*) FILTER (WHERE s.opened_at IS NOT NULL) AS opened,
-				count(*) FILTER (WHERE s.state IN ('completed', 'completed_elsewhere')) AS completed
-			FROM auth_session s
-			JOIN device d ON d.kind = s.device_kind AND d.id = s.device_id
-			CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM notification n
-				WHERE n.session_id = s.id AND n.state = 'sent') AS sent) m
-			WHERE s.created_at >= $1
-			GROUP BY 1, 2
-		)
-		SELECT coalesce(req.org_id, ses.org_id) AS org_id, coalesce(req.kind, ses.kind) AS kind,
-			coalesce(req.n, 0) AS requested, coalesce(ses.created, 0) AS created, coalesce(ses.sent, 0) AS sent,
-			coalesce(ses.opened, 0) AS opened, coalesce(ses.completed, 0) AS completed
-		FROM req FULL JOIN ses ON ses.org_id = req.org_id AND ses.kind = req.kind
-		ORDER BY 1, 2`, since)
+// Add adds o's counts to c.
+func (c *FunnelCounts) Add(o FunnelCounts) {
+	c.Requested += o.Requested
+	c.LinkCreated += o.LinkCreated
+	c.Sent += o.Sent
+	c.Opened += o.Opened
+	c.Completed += o.Completed
+	c.CompletedElsewhere += o.CompletedElsewhere
 }
 
-// OpsFunnel is the way from request to completed login for one device kind
-// over a window. Requested counts reauth_device jobs created in the window;
-// the other steps follow the sessions created in the window: how many had a
-// message sent, had their link opened, and ended completed (Completed
-// includes CompletedElsewhere, a login the user renewed without our link).
-type OpsFunnel struct {
-	DeviceKind         reauth.DeviceKind `json:"device_kind" db:"kind"`
-	Requested          int64             `json:"requested" db:"requested"`
-	SessionsCreated    int64             `json:"sessions_created" db:"created"`
-	Sent               int64             `json:"sent" db:"sent"`
-	Opened             int64             `json:"opened" db:"opened"`
-	Completed          int64             `json:"completed" db:"completed"`
-	CompletedElsewhere int64             `json:"completed_elsewhere" db:"completed_elsewhere"`
+// FunnelRow is the funnel of one org and device kind, over the whole
+// window or, by day, over one UTC day of it (Day, nil for the window).
+type FunnelRow struct {
+	Day        *time.Time `json:"day,omitempty" db:"day"`
+	OrgID      string     `json:"org_id" db:"org_id"`
+	DeviceKind string     `json:"device_kind" db:"kind"`
+	FunnelCounts
 }
 
-const opsFunnelSQL = `
-WITH requested AS (
-	SELECT kind, sum(n)::bigint AS n FROM (` + requestsSinceSQL + `) r GROUP BY 1
-), sessions AS (
-	SELECT s.device_kind AS kind,
-		count(*) AS created,
+// funnelSQL is Funnel's query: $1 since, $2 by day.
+const funnelSQL = `
+WITH req AS (` + requestsSinceSQL + `), ses AS (
+	SELECT CASE WHEN $2::boolean THEN date_trunc('day', s.created_at, 'UTC') ELSE $1::timestamptz END AS day,
+		d.org_id::text AS org_id, s.device_kind AS kind, count(*) AS created,
 		count(*) FILTER (WHERE EXISTS (SELECT 1 FROM notification n WHERE n.session_id = s.id AND n.state = 'sent')) AS sent,
 		count(*) FILTER (WHERE s.opened_at IS NOT NULL) AS opened,
 		count(*) FILTER (WHERE s.state IN ('completed', 'completed_elsewhere')) AS completed,
 		count(*) FILTER (WHERE s.state = 'completed_elsewhere') AS completed_elsewhere
 	FROM auth_session s
-	WHERE s.created_at >= $1
-	GROUP BY 1
+	JOIN device d ON d.kind = s.device_kind AND d.id = s.device_id
+	WHERE s.created_at >= $1::timestamptz
+	GROUP BY 1, 2, 3
 )
-SELECT k.kind, coalesce(r.n, 0) AS requested, coalesce(s.created, 0) AS created, coalesce(s.sent, 0) AS sent,
-	coalesce(s.opened, 0) AS opened, coalesce(s.completed, 0) AS completed,
-	coalesce(s.completed_elsewhere, 0) AS completed_elsewhere
-FROM unnest($2::text[]) WITH ORDINALITY AS k(kind, ord)
-LEFT JOIN requested r ON r.kind = k.kind
-LEFT JOIN sessions s ON s.kind = k.kind
-ORDER BY k.ord`
+SELECT CASE WHEN $2::boolean THEN coalesce(req.day, ses.day) END AS day,
+	coalesce(req.org_id, ses.org_id) AS org_id, coalesce(req.kind, ses.kind) AS kind,
+	coalesce(req.n, 0) AS requested, coalesce(ses.created, 0) AS created, coalesce(ses.sent, 0) AS sent,
+	coalesce(ses.opened, 0) AS opened, coalesce(ses.completed, 0) AS completed,
+	coalesce(ses.completed_elsewhere, 0) AS completed_elsewhere
+FROM req FULL JOIN ses ON ses.day = req.day AND ses.org_id = req.org_id AND ses.kind = req.kind
+ORDER BY 1, 2, 3`
 
-// OpsFunnelSince returns the funnel of every device kind, in the order of
-// reauth.DeviceKinds, for requests and sessions created at or after since.
-func OpsFunnelSince(ctx context.Context, db DB, since time.Time) ([]OpsFunnel, error) {
-	kinds := make([]string, len(reauth.DeviceKinds))
-	for i, k := range reauth.DeviceKinds {
-		kinds[i] = string(k)
-	}
-	return queryAll[OpsFunnel](ctx, db, opsFunnelSQL, since, kinds)
+// Funnel returns the funnel per org and device kind for the requests and
+// sessions created at or after since, ordered by org and kind; byDay splits
+// it by UTC day (ordered by day first). The one query behind every funnel
+// operators see (internal/ops sums it by kind, by day or in total).
+func Funnel(ctx context.Context, db DB, since time.Time, byDay bool) ([]FunnelRow, error) {
+	return queryAll[FunnelRow](ctx, db, funnelSQL, since, byDay)
 }
