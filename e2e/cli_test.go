@@ -1,8 +1,11 @@
 package e2e_test
 
 import (
+	"net/http"
 	"os"
 	"regexp"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -32,6 +35,53 @@ func TestDemo(t *testing.T) {
 		require.Equal(t, 0, p.wait(t, 90*time.Second), p.output.String())
 		require.Contains(t, p.output.String(), "started a throwaway Postgres cluster")
 		require.Contains(t, p.output.String(), "1 link followed to completion")
+	})
+
+	// With -keep the stack stays up after the summary: /ops and River UI
+	// answer the printed ops token, the caught emails are pages, and
+	// SIGINT stops it all cleanly.
+	t.Run("Keep", func(t *testing.T) {
+		t.Parallel()
+		p := start(t, append(os.Environ(), "DATABASE_URL="+testdb.EmptyURL(t)), "reauth", "demo", "-keep")
+		printed := regexp.MustCompile(`(?m)^  caught emails:  (\S+)$`)
+		waitFor(t, 90*time.Second, "the printed URLs", func() bool { return printed.MatchString(p.output.String()) })
+		out := p.output.String()
+		require.Contains(t, out, "1 link followed to completion")
+		line := func(name string) string {
+			m := regexp.MustCompile(`(?m)^  ` + name + `:\s+(\S+)$`).FindStringSubmatch(out)
+			require.NotNil(t, m, "a %s line in:\n%s", name, out)
+			return m[1]
+		}
+		token := regexp.MustCompile(`the ops token (\S+) as the password`).FindStringSubmatch(out)
+		require.NotNil(t, token, out)
+		get := func(u, password string) (int, string) {
+			t.Helper()
+			req, err := http.NewRequest(http.MethodGet, u, nil)
+			require.NoError(t, err)
+			if password != "" {
+				req.SetBasicAuth("ops", password)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			return resp.StatusCode, readAll(t, resp)
+		}
+		for _, u := range []string{line("ops page"), line("River UI"), line("River UI") + "api/jobs?state=completed"} {
+			status, _ := get(u, "")
+			require.Equal(t, http.StatusUnauthorized, status, u)
+			status, body := get(u, token[1])
+			require.Equal(t, http.StatusOK, status, u)
+			require.NotEmpty(t, body)
+		}
+		status, body := get(line("caught emails"), "")
+		require.Equal(t, http.StatusOK, status)
+		require.Equal(t, 6, strings.Count(body, `<tr id="msg-`), "every email listed")
+		status, body = get(line("caught emails")+"1", "")
+		require.Equal(t, http.StatusOK, status)
+		require.Contains(t, body, `src="/1/html"`, "the email rendered")
+
+		p.signal(t, syscall.SIGINT)
+		require.Equal(t, 0, p.wait(t, 30*time.Second), p.output.String())
+		require.Contains(t, p.output.String(), "stopping")
 	})
 }
 

@@ -40,15 +40,18 @@ func demoCmd(ctx context.Context, args []string, cfg config.Config, log *slog.Lo
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	throwaway := fs.Bool("throwaway-postgres", false, "always start a throwaway Postgres cluster, even if one is running")
 	verbose := fs.Bool("v", false, "show the service's own logs")
+	keep := fs.Bool("keep", false, "keep everything running after the summary, until Ctrl-C, and print where to look: /ops, River UI, the caught emails")
 	if err := parseFlags(fs, args, stderr, `Runs the real pipeline end to end: a built-in Podero simulator, an in-process
 mail catcher and the service's HTTP API and workers, on DATABASE_URL, or else
 the local Postgres on 127.0.0.1:5432 (database reauth_demo, recreated), or else
-a throwaway cluster started from the installed Postgres binaries.`); err != nil {
+a throwaway cluster started from the installed Postgres binaries. With -keep
+it stays up after the summary, until Ctrl-C.`); err != nil {
 		return ignoreHelp(err)
 	}
 	if !*verbose {
 		log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
+	untilStopped := ctx // what -keep waits on, and the service runs until
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	out := func(format string, a ...any) { fmt.Fprintf(stdout, format+"\n", a...) }
@@ -91,7 +94,7 @@ a throwaway cluster started from the installed Postgres binaries.`); err != nil 
 		return err
 	}
 	base := "http://" + ln.Addr().String()
-	apiToken := randomHex(16)
+	apiToken, opsToken := randomHex(16), randomHex(16)
 	cfg.PoderoBaseURL, cfg.PoderoTokenURL = simURL, simURL+"/api/partners/v2.0/auth/token"
 	cfg.PoderoClientID, cfg.PoderoClientSecret = "sim-client", "sim-secret"
 	cfg.PoderoUsername, cfg.PoderoPassword = "", ""
@@ -100,10 +103,13 @@ a throwaway cluster started from the installed Postgres binaries.`); err != nil 
 	cfg.PoderoLinkHosts = []string{sim.DefaultConnectURL(simURL)}
 	cfg.SMTPURL, cfg.MailFrom = config.Secret(mails.URL()), "Reauth Demo <reauth@example.test>"
 	cfg.PublicBaseURL = base
-	cfg.APITokens = []httpapi.APIToken{{Name: "demo", Scopes: []string{httpapi.ScopeEnqueue, httpapi.ScopeRead}, Hash: sha256Sum(apiToken)}}
+	cfg.APITokens = []httpapi.APIToken{
+		{Name: "demo", Scopes: []string{httpapi.ScopeEnqueue, httpapi.ScopeRead}, Hash: sha256Sum(apiToken)},
+		{Name: "demo-ops", Scopes: []string{httpapi.ScopeOps}, Hash: sha256Sum(opsToken)},
+	}
 	cfg.LinkSecret = config.Secret(randomHex(32))
 	cfg.SuccessURL, cfg.CancelURL = "", ""
-	srvCtx, stopSrv := context.WithCancel(ctx)
+	srvCtx, stopSrv := context.WithCancel(untilStopped)
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- serve(srvCtx, cfg, log, ln) }()
 	defer func() { stopSrv(); <-srvDone }()
@@ -205,6 +211,33 @@ a throwaway cluster started from the installed Postgres binaries.`); err != nil 
 	}
 	out("\n✓ %d sessions created, %d emails sent, 1 link followed to completion, in %s",
 		len(targets), len(msgs), time.Since(start).Round(100*time.Millisecond))
+	if !*keep {
+		return nil
+	}
+	return demoKeep(untilStopped, out, base, apiToken, opsToken, mails)
+}
+
+// demoKeep serves the caught emails as web pages, prints where to look, and
+// waits for ctx (Ctrl-C); the caller's deferred stops then take the stack
+// down in order.
+func demoKeep(ctx context.Context, out func(string, ...any), base, apiToken, opsToken string, mails *mailcatch.Server) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	web := &http.Server{Handler: mails.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = web.Serve(ln) }()
+	defer web.Close()
+	// Not in the URLs' user info: River UI's page cannot call its API from
+	// a URL holding credentials.
+	out("\nThe demo keeps running until Ctrl-C. Sign in with any user name and the ops token %s as the password:", opsToken)
+	out("  ops page:       %s/ops", base)
+	out("  River UI:       %s%s/", base, httpapi.RiverUIPath)
+	out("  caught emails:  http://%s/", ln.Addr())
+	out("  with curl:      curl -u ops:%s %s/ops", opsToken, base)
+	out("  the API:        curl -H 'Authorization: Bearer %s' %s/v1/devices/KIND/ID", apiToken, base)
+	<-ctx.Done()
+	out("stopping")
 	return nil
 }
 
