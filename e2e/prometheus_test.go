@@ -52,15 +52,16 @@ func TestPrometheusScrapesServe(t *testing.T) {
 
 	prom := startPrometheus(t, promBin, strings.TrimPrefix(s.base, "http://"))
 
-	// A few scrapes, so that rates over a minute have samples.
-	deadline := time.Now().Add(20 * time.Second)
+	// A few good scrapes, the last one too, so that rates over a minute
+	// have samples.
+	deadline := time.Now().Add(25 * time.Second)
 	for {
-		r := promQuery(t, prom, `count_over_time(up{job="reauth"}[1m]) >= 4 and on () up{job="reauth"} == 1`)
+		r := promQuery(t, prom, `sum_over_time(up{job="reauth"}[1m]) >= 4 and on () up{job="reauth"} == 1`)
 		if len(r) > 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("prometheus did not scrape %s/metrics 4 times within 20 s; targets: %s", s.base, promGet(t, prom, "/api/v1/targets"))
+			t.Fatalf("prometheus did not scrape %s/metrics 4 times within 25 s; targets: %s", s.base, promGet(t, prom, "/api/v1/targets"))
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
