@@ -335,9 +335,9 @@ func TestOpsJobsShow(t *testing.T) {
 
 type actionOut struct {
 	Results []ops.Action `json:"results"`
-	Done    int         `json:"done"`
-	Skipped int         `json:"skipped"`
-	Failed  int         `json:"failed"`
+	Done    int          `json:"done"`
+	Skipped int          `json:"skipped"`
+	Failed  int          `json:"failed"`
 }
 
 func TestOpsJobsRetryCancelByID(t *testing.T) {
