@@ -32,6 +32,7 @@ require (
 	golang.org/x/term v0.47.0
 	golang.org/x/time v0.16.0
 	google.golang.org/api v0.315.0
+	riverqueue.com/riverui v0.22.0
 )
 
 require (
@@ -111,7 +112,6 @@ require (
 	google.golang.org/grpc v1.85.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 	honnef.co/go/tools v0.8.2 // indirect
-	riverqueue.com/riverui v0.22.0 // indirect
 )
 
 tool honnef.co/go/tools/cmd/staticcheck
