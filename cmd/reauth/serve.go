@@ -107,6 +107,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 		return err
 	}
 	defer pool.Close()
+	tr, err := startTracing(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing(log, tr)
 
 	// The metrics report the client's breaker and the client reports its
 	// requests to the metrics: the observer reads m when called.
@@ -130,6 +135,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 		BreakerFailures: cfg.BreakerFailures,
 		BreakerCoolOff:  cfg.BreakerCoolOff,
 		Logger:          log,
+		TracerProvider:  tr.Provider,
 	})
 	if err != nil {
 		return err
@@ -209,6 +215,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 		SweepBatch:        cfg.SweepBatch,
 		Metrics:           m,
 		Logger:            log,
+		TracerProvider:    tr.Provider,
 	})
 	if err != nil {
 		return err
@@ -249,6 +256,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 			RenewWait: cfg.LinkRenewWait, Events: postEvent != nil,
 			RepeatCooldown: cfg.RepeatCooldown, FindUser: pc.UserByExternalID, MaxAttempts: cfg.MaxAttempts,
 			RateLimit: cfg.PoderoRateLimit, SyncInterval: cfg.SyncInterval, SyncShare: cfg.SyncRateShare, EmailHealth: email.Health,
+			TracerProvider: tr.Provider,
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,

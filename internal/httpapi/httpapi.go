@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/riverqueue/river"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/reauth/reauth"
 	"github.com/reauth/reauth/internal/hostlist"
@@ -30,6 +31,7 @@ import (
 	"github.com/reauth/reauth/internal/session"
 	"github.com/reauth/reauth/internal/store"
 	"github.com/reauth/reauth/internal/strictjson"
+	"github.com/reauth/reauth/internal/tracing"
 	"github.com/reauth/reauth/migrations"
 )
 
@@ -85,6 +87,9 @@ type Config struct {
 	EmailHealth func() notify.EmailHealth
 	// Now is the clock; nil is time.Now. Tests move it.
 	Now func() time.Time
+	// TracerProvider traces each request in a server span (see startSpan);
+	// nil: tracing off.
+	TracerProvider trace.TracerProvider
 }
 
 func (s *server) now() time.Time {
@@ -104,7 +109,7 @@ func New(cfg Config) http.Handler {
 	}
 	s := &server{cfg: cfg, sessions: session.Sessions{
 		Pool: cfg.Pool, Events: cfg.Events, Now: cfg.Now, Logger: cfg.Logger, Metrics: cfg.Metrics,
-	}}
+	}, tracer: tracing.Tracer(cfg.TracerProvider)}
 	mux := http.NewServeMux()
 	mux.Handle("POST /v1/reauth", s.auth(ScopeEnqueue, s.enqueue))
 	mux.Handle("GET /v1/devices/{kind}/{id}", s.auth(ScopeRead, s.device))
@@ -135,6 +140,7 @@ type server struct {
 	cfg      Config
 	sessions session.Sessions // every session transition
 	failures failures
+	tracer   trace.Tracer // nil: tracing off
 }
 
 // logRequests logs each request by its route pattern, never its path (paths
@@ -145,7 +151,8 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		var name string
-		r = r.WithContext(context.WithValue(r.Context(), tokenNameKey{}, &name))
+		ctx, endSpan := s.startSpan(context.WithValue(r.Context(), tokenNameKey{}, &name), r)
+		r = r.WithContext(ctx)
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
@@ -163,6 +170,9 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 				attrs = append(attrs, slog.String("token", name))
 			}
 			s.cfg.Logger.LogAttrs(r.Context(), slog.LevelDebug, "http request", attrs...)
+			if endSpan != nil {
+				endSpan(r.Pattern, rec.status, name)
+			}
 		}()
 		next.ServeHTTP(rec, r)
 	})
