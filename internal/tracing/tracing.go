@@ -69,7 +69,9 @@ func Enabled(getenv func(string) string) bool {
 }
 
 // Setup reads the OTEL_* variables through getenv (os.Getenv in
-// production) and, when they turn tracing on, starts the exporter. version
+// production) and, when they turn tracing on, starts the exporter; the
+// exporter and the resource read the rest of them from the process
+// environment themselves, as the SDK does. version
 // is the service.version attribute ("" for none). Setup makes no
 // connection: an unreachable collector only loses spans (the exporter logs
 // through OpenTelemetry's error handler). It rejects settings it cannot

@@ -2,6 +2,10 @@ package tracing_test
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -102,4 +106,31 @@ func TestOffAllocatesNothing(t *testing.T) {
 		_ = tracing.ContinueJobTrace(ctx, md)
 	})
 	require.Zero(t, allocs)
+}
+
+// On, spans reach the OTLP/HTTP endpoint the variables name, at the latest
+// on Shutdown. Not parallel: the SDK reads the process environment.
+func TestSpansReachTheEndpoint(t *testing.T) {
+	got := make(chan *http.Request, 10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		got <- r
+	}))
+	defer srv.Close()
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", srv.URL)
+	t.Setenv("OTEL_SERVICE_NAME", "reauth-test")
+	ctx := context.Background()
+	tr, err := tracing.Setup(ctx, os.Getenv, "")
+	require.NoError(t, err)
+	_, span := tracing.Start(ctx, tracing.Tracer(tr.Provider), "one")
+	span.End()
+	require.NoError(t, tr.Shutdown(ctx))
+	select {
+	case r := <-got:
+		require.Equal(t, http.MethodPost, r.Method)
+		require.Equal(t, "/v1/traces", r.URL.Path)
+		require.Equal(t, "application/x-protobuf", r.Header.Get("Content-Type"))
+	default:
+		t.Fatal("no spans were sent")
+	}
 }
