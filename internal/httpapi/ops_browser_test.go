@@ -21,8 +21,11 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
+	"github.com/reauth/reauth"
+	"github.com/reauth/reauth/internal/store"
 	"github.com/reauth/reauth/internal/testdb"
 )
 
@@ -115,6 +118,18 @@ func TestOpsPageInBrowser(t *testing.T) {
 		_ = b.river.Stop(stopCtx)
 	})
 
+	// The funnel's seed: two requests today and a link created for one.
+	for range 2 {
+		testdb.InsertJob(t, b.pool, deviceArgs(), nil, testdb.Job{State: rivertype.JobStateCompleted, Attempt: 1})
+	}
+	require.NoError(t, store.UpsertDevice(ctx, b.pool, reauth.Inverter, opsDeviceID, opsOrgID, opsUserID))
+	_, err := store.CreateSession(ctx, b.pool, store.NewSession{
+		DeviceKind: reauth.Inverter, DeviceID: opsDeviceID, PoderoSessionID: "5f1e2a7e-1d2b-4c3d-8e9f-0a1b2c3d4e5f",
+		AuthenticationURL: "https://app.podero.com/connect/1", LinkNonce: []byte("n"), LinkHash: []byte("h"),
+		Locale: "en", ExpiresAt: time.Now().Add(time.Hour),
+	})
+	require.NoError(t, err)
+
 	id := b.insert(t, opsTestArgs{Note: "browser"}, &river.InsertOpts{Queue: "ops_test", MaxAttempts: 1})
 	waitJob(t, events, id, river.EventKindJobFailed)
 	require.Equal(t, "discarded", b.jobState(t, id))
@@ -199,6 +214,52 @@ func TestOpsPageInBrowser(t *testing.T) {
 		shot, err = chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG
 		return err
 	})
+
+	// The overview draws the last 7 days of the funnel as SVG: axes, a
+	// legend, and today's bars for the seeded requests and link.
+	var chart []byte
+	step("see the funnel chart", func(ctx context.Context) error {
+		if err := chromedp.Do(ctx, chromedp.Navigate(b.srv.URL+"/ops")); err != nil {
+			return err
+		}
+		days, err := chromedp.Run(ctx, chromedp.AttributesAll(chromedp.CSSAll("svg#funnel-chart g.day")))
+		if err != nil {
+			return err
+		}
+		require.Len(t, days, 7, "a group of bars a day")
+		today := time.Now().UTC().Format("2006-01-02")
+		require.Equal(t, today, days[6]["data-day"], "today last")
+		bars, err := chromedp.Run(ctx, chromedp.AttributesAll(chromedp.CSSAll(`svg#funnel-chart g.day[data-day="`+today+`"] rect.bar`)))
+		if err != nil {
+			return err
+		}
+		got := map[string]string{}
+		for _, bar := range bars {
+			h, err := strconv.ParseFloat(bar["height"], 64)
+			require.NoError(t, err)
+			require.Greater(t, h, 0.0, "a visible bar")
+			got[bar["class"]] = bar["data-count"]
+		}
+		require.Equal(t, map[string]string{"bar bar-requested": "2", "bar bar-link_created": "1"}, got)
+		legend, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.CSS("svg#funnel-chart g.legend")))
+		if err != nil {
+			return err
+		}
+		for _, name := range []string{"requested", "link created", "sent", "opened", "completed"} {
+			require.Contains(t, legend, name)
+		}
+		ticks, err := chromedp.Run(ctx, chromedp.AttributesAll(chromedp.CSSAll("svg#funnel-chart g.y-axis text")))
+		if err != nil {
+			return err
+		}
+		require.GreaterOrEqual(t, len(ticks), 2, "a labelled y axis")
+		chart, err = chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS("svg#funnel-chart")))
+		return err
+	})
+	chartImg, err := png.Decode(bytes.NewReader(chart))
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, chartImg.Bounds().Dx(), 700, "drawn at its size")
+	require.Greater(t, distinctColors(chartImg, 50), 5, "bars in the legend's colors")
 
 	// The screenshot is a real, non-blank PNG of the page.
 	require.True(t, bytes.HasPrefix(shot, []byte("\x89PNG\r\n\x1a\n")), "a PNG")

@@ -472,3 +472,123 @@ func TestOpsPage(t *testing.T) {
 		}
 	})
 }
+
+// TestOpsPageOperations: what /ops does beyond listing: pausing and
+// resuming queues, a job's log as readable lines, River UI links, the
+// sessions list, a device's jobs as a filter, and the funnel chart.
+func TestOpsPageOperations(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("PauseAndResumeAQueue", func(t *testing.T) {
+		t.Parallel()
+		b := opsSetup(t, testdb.New(t), nil, opsTokens())
+		_, err := b.pool.Exec(ctx, `INSERT INTO river_queue (name) VALUES ('podero')`)
+		require.NoError(t, err)
+		pausedAt := func() *time.Time {
+			var at *time.Time
+			require.NoError(t, b.pool.QueryRow(ctx, `SELECT paused_at FROM river_queue WHERE name = 'podero'`).Scan(&at))
+			return at
+		}
+		_, body := b.get(t, "/ops")
+		require.Contains(t, body, `action="/ops/queues/podero/pause"`)
+
+		resp, _ := b.post(t, "/ops", "/ops/queues/podero/pause")
+		require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+		require.NotNil(t, pausedAt(), "River's QueuePause")
+		loc := resp.Header.Get("Location")
+		require.True(t, strings.HasPrefix(loc, "/ops?"), loc)
+		_, body = b.get(t, loc)
+		require.Contains(t, body, "Queue podero is paused")
+		require.Contains(t, body, `action="/ops/queues/podero/resume"`)
+		require.NotContains(t, body, `action="/ops/queues/podero/pause"`)
+
+		resp, _ = b.post(t, "/ops", "/ops/queues/podero/resume")
+		require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+		require.Nil(t, pausedAt())
+		_, body = b.get(t, resp.Header.Get("Location"))
+		require.Contains(t, body, "Queue podero is resumed")
+
+		// A notice names only a queue that exists, never the query's text.
+		_, body = b.get(t, "/ops?queue_did=pause&queue=%3Cb%3Eevil")
+		require.NotContains(t, body, `class="notice"`)
+
+		resp, _ = b.post(t, "/ops", "/ops/queues/nosuchqueue/pause")
+		require.Equal(t, http.StatusNotFound, resp.StatusCode)
+		// The form's CSRF protection holds here too.
+		resp, _ = b.do(t, http.MethodPost, "/ops/queues/podero/pause", opsToken, url.Values{"csrf": {"x"}}, http.Header{"Origin": {b.srv.URL}})
+		require.Equal(t, http.StatusForbidden, resp.StatusCode)
+		resp, _ = b.do(t, http.MethodPost, "/ops/queues/podero/pause", opsToken, url.Values{}, http.Header{"Origin": {"https://evil.example"}})
+		require.Equal(t, http.StatusForbidden, resp.StatusCode)
+		require.Nil(t, pausedAt())
+	})
+
+	t.Run("JobLogAndRiverUILinks", func(t *testing.T) {
+		t.Parallel()
+		b := opsSetup(t, testdb.New(t), nil, opsTokens())
+		long := strings.Repeat("x", 400)
+		id := testdb.InsertJob(t, b.pool, deviceArgs(), nil, testdb.Job{
+			State: rivertype.JobStateDiscarded, Attempt: 1,
+			Errors: []rivertype.AttemptError{{At: time.Now(), Attempt: 1, Error: "podero: 500"}},
+			Metadata: map[string]any{"note": "kept", "river:log": []map[string]any{{"attempt": 1,
+				"log": `{"time":"2026-12-02T06:50:01.123Z","level":"INFO","msg":"calling podero","device":"inverter ` + opsDeviceID + `","body":"` + long + `"}` + "\n" +
+					`{"time":"2026-12-02T06:50:02Z","level":"ERROR","msg":"podero said <no>"}` + "\n"}}},
+		}).ID
+		s := strconv.FormatInt(id, 10)
+
+		_, body := b.get(t, "/ops/jobs/"+s)
+		flat := strings.Join(strings.Fields(body), " ")
+		require.Contains(t, body, `<table class="log" id="job-log">`)
+		require.Contains(t, flat, `<td class="t">06:50:01.123Z</td><td class="l-INFO">INFO</td> <td>calling podero <span class="attrs">device=&#34;inverter `+opsDeviceID)
+		require.Contains(t, flat, `<td class="l-ERROR">ERROR</td> <td>podero said &lt;no&gt;</td>`)
+		require.NotContains(t, body, `\&#34;`, "no escaped JSON string")
+		require.NotContains(t, body, "&#34;river:log&#34;", "the log is shown as lines, not as metadata")
+		require.Contains(t, body, `&#34;note&#34;: &#34;kept&#34;`)
+		require.Contains(t, body, "white-space:pre-wrap", "long lines wrap")
+		require.Contains(t, body, `href="/riverui/jobs/`+s+`"`)
+
+		_, body = b.get(t, "/ops/jobs")
+		require.Contains(t, body, `href="/riverui/jobs/`+s+`"`)
+		_, body = b.get(t, "/ops/jobs?device="+opsDeviceID)
+		require.Contains(t, body, `id="job-`+s+`"`)
+		_, body = b.get(t, "/ops/jobs?device=c0ffee00-0000-4000-8000-000000000000")
+		require.Contains(t, body, "No jobs match")
+		resp, body := b.get(t, "/ops/jobs?device=nope")
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+		require.Contains(t, body, "must be a UUID")
+	})
+
+	t.Run("SessionsAndChart", func(t *testing.T) {
+		t.Parallel()
+		b := opsSetup(t, testdb.New(t), nil, opsTokens())
+		b.insert(t, deviceArgs(), nil)
+		require.NoError(t, store.UpsertDevice(ctx, b.pool, reauth.Inverter, opsDeviceID, opsOrgID, opsUserID))
+		sess, err := store.CreateSession(ctx, b.pool, store.NewSession{
+			DeviceKind: reauth.Inverter, DeviceID: opsDeviceID, PoderoSessionID: "5f1e2a7e-1d2b-4c3d-8e9f-0a1b2c3d4e5f",
+			AuthenticationURL: "https://app.podero.com/connect/1", LinkNonce: []byte("n"), LinkHash: []byte("h"),
+			Locale: "en", ExpiresAt: time.Now().Add(time.Hour),
+		})
+		require.NoError(t, err)
+
+		resp, body := b.get(t, "/ops/sessions")
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.Contains(t, body, `id="session-`+strconv.FormatInt(sess, 10)+`"`)
+		require.Contains(t, body, `href="/ops/devices/inverter/`+opsDeviceID+`"`)
+		require.NotContains(t, body, "https://app.podero.com/connect/1", "the login link is not shown")
+		_, body = b.get(t, "/ops/sessions?state=completed")
+		require.Contains(t, body, "No sessions match")
+		for _, bad := range []string{"?state=closed", "?after=x", "?after=-1"} {
+			resp, _ = b.get(t, "/ops/sessions"+bad)
+			require.Equal(t, http.StatusBadRequest, resp.StatusCode, bad)
+		}
+
+		_, body = b.get(t, "/ops")
+		require.Contains(t, body, `<svg class="chart" id="funnel-chart"`)
+		today := time.Now().UTC().Format("2006-01-02")
+		require.Regexp(t, `<rect class="bar bar-requested" data-count="1" [^>]+><title>`+today+`, requested: 1</title>`, body)
+		require.Regexp(t, `<rect class="bar bar-link_created" data-count="1" `, body)
+		require.NotContains(t, body, "bar-completed", "no bar for a zero count")
+		require.Equal(t, 7, strings.Count(body, `<g class="day"`))
+		require.Contains(t, body, `<text x="168" dx="16" y="18">link created</text>`, "the legend")
+	})
+}
