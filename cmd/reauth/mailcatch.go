@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"net"
+	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/reauth/reauth/internal/mailcatch"
 )
@@ -21,10 +24,12 @@ const mailcatchAddrDefault = "127.0.0.1:1025"
 func mailcatchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("mailcatch", flag.ContinueOnError)
 	addr := fs.String("addr", mailcatchAddrDefault, "listen `address` (host:port; port 0 picks a free one)")
+	web := fs.String("web", "", "also serve the caught emails as web pages, each rendered, on this `address` (e.g. 127.0.0.1:8025); off when empty")
 	if err := parseFlags(fs, args, stderr, `Runs a local SMTP server that accepts every message (any credentials or
 none, no TLS), relays nothing, and prints each message's subject, recipients
 and the links in its body to stdout, until SIGINT or SIGTERM. Point serve at
-it with SMTP_URL=smtp://ADDR. Messages are kept in memory until it stops.`); err != nil {
+it with SMTP_URL=smtp://ADDR. Messages are kept in memory until it stops.
+With -web they are web pages too.`); err != nil {
 		return ignoreHelp(err)
 	}
 	srv, err := mailcatch.Start(*addr)
@@ -42,6 +47,16 @@ it with SMTP_URL=smtp://ADDR. Messages are kept in memory until it stops.`); err
 		printMessage(stdout, n, m)
 	})
 	fmt.Fprintf(stdout, "mailcatch listening on %s (SMTP_URL=%s); Ctrl-C stops it\n", srv.Addr(), srv.URL())
+	if *web != "" {
+		ln, err := net.Listen("tcp", *web)
+		if err != nil {
+			return fmt.Errorf("mailcatch: -web: %w", err)
+		}
+		pages := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = pages.Serve(ln) }()
+		defer pages.Close()
+		fmt.Fprintf(stdout, "mailcatch: the caught emails at http://%s/\n", ln.Addr())
+	}
 	<-ctx.Done()
 	srv.OnMessage(nil)
 	mu.Lock()

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
@@ -101,6 +103,42 @@ func TestMailcatchCommand(t *testing.T) {
 		t.Fatal("mailcatch did not stop")
 	}
 	require.Contains(t, stderr.String(), "mailcatch: stopped after 2 messages")
+}
+
+func TestMailcatchWeb(t *testing.T) {
+	t.Parallel()
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var stdout lockedBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"mailcatch", "-addr", "127.0.0.1:0", "-web", "127.0.0.1:0"}, func(string) string { return "" }, &stdout, &stdout)
+	}()
+	port, err := strconv.Atoi(waitFor(t, &stdout, regexp.MustCompile(`listening on 127\.0\.0\.1:(\d+)`))[1])
+	require.NoError(t, err)
+	pages := waitFor(t, &stdout, regexp.MustCompile(`the caught emails at (http://\S+/)\n`))[1]
+
+	msg := mail.NewMsg()
+	require.NoError(t, msg.From("noreply@example.com"))
+	require.NoError(t, msg.To("user@example.com"))
+	msg.Subject("Reconnect your inverter")
+	msg.SetBodyString(mail.TypeTextHTML, `<p><a href="http://127.0.0.1:8080/r/x">Reconnect</a></p>`)
+	c, err := mail.NewClient("127.0.0.1", mail.WithPort(port), mail.WithTLSPolicy(mail.NoTLS), mail.WithTimeout(5*time.Second))
+	require.NoError(t, err)
+	require.NoError(t, c.DialAndSend(msg))
+	waitFor(t, &stdout, regexp.MustCompile(`#1 `))
+
+	for path, want := range map[string]string{"": `<a href="/1">Reconnect your inverter</a>`, "1": `src="/1/html"`, "1/html": `Reconnect</a>`} {
+		resp, err := http.Get(pages + path)
+		require.NoError(t, err)
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, resp.StatusCode, path)
+		require.Contains(t, string(body), want, path)
+	}
+	stop()
+	require.NoError(t, <-done)
 }
 
 func TestMailcatchAddressTaken(t *testing.T) {
