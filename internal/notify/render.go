@@ -68,6 +68,11 @@ type Message struct {
 	Link         string    // the URL the user clicks
 	Step         int       // 0 first message, >= 1 reminder
 	ExpiresAt    time.Time // when the link stops working; zero: not shown
+	// Unsubscribe is the reminder opt-out URL (https in production, see
+	// link.UnsubscribeURL): email carries it in List-Unsubscribe with
+	// List-Unsubscribe-Post (RFC 8058 one-click). "" for the first message,
+	// which answers a request and is transactional: no such headers.
+	Unsubscribe string
 }
 
 // Rendered is a message ready to send.
@@ -79,6 +84,7 @@ type Rendered struct {
 // concurrent use.
 type Renderer struct {
 	locales map[string]*localeSet
+	brand   brandData
 }
 
 type localeSet struct {
@@ -115,6 +121,22 @@ type templateData struct {
 	Expires  string
 	Locale   string
 	Subject  string
+	Brand    brandData
+	// Unsubscribe is Message.Unsubscribe: a reminder's opt-out URL, for a
+	// visible link next to the List-Unsubscribe header; "" otherwise.
+	Unsubscribe string
+}
+
+// brandData is the Brand as templates see it (.Brand.Name, ...), with the
+// colours derived from it.
+type brandData struct {
+	Name, LogoURL, Color, OnColor, LinkColor, SupportURL, SupportEmail string
+}
+
+func newBrandData(b Brand) brandData {
+	b = b.WithDefaults()
+	return brandData{Name: b.Name, LogoURL: b.LogoURL, Color: b.Color, OnColor: b.OnColor(), LinkColor: b.LinkColor(),
+		SupportURL: b.SupportURL, SupportEmail: b.SupportEmail}
 }
 
 var localeNameRE = regexp.MustCompile(`^[a-z]{2,3}$`)
@@ -126,6 +148,15 @@ var localeNameRE = regexp.MustCompile(`^[a-z]{2,3}$`)
 // every device kind and step, so a broken template fails here, not at send
 // time.
 func NewRenderer(overrideDir string) (*Renderer, error) {
+	return NewBrandedRenderer(overrideDir, Brand{})
+}
+
+// NewBrandedRenderer is NewRenderer for messages in the partner's brand
+// (templates see it as .Brand); brand must pass Brand.Validate.
+func NewBrandedRenderer(overrideDir string, brand Brand) (*Renderer, error) {
+	if err := brand.Validate(); err != nil {
+		return nil, fmt.Errorf("notify: brand: %w", err)
+	}
 	base, err := fs.Sub(embedded, "templates")
 	if err != nil {
 		return nil, fmt.Errorf("notify: embedded templates: %w", err)
@@ -145,7 +176,7 @@ func NewRenderer(overrideDir string) (*Renderer, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Renderer{locales: make(map[string]*localeSet, len(names))}
+	r := &Renderer{locales: make(map[string]*localeSet, len(names)), brand: newBrandData(brand)}
 	for _, name := range names {
 		ls, err := loadLocale(src, name)
 		if err != nil {
@@ -244,6 +275,9 @@ func (r *Renderer) prepare(m Message) (*localeSet, templateData, error) {
 		Reminder: m.Step >= 1,
 		Expires:  ls.formatTime(m.ExpiresAt),
 		Locale:   ls.name,
+		Brand:    r.brand,
+
+		Unsubscribe: m.Unsubscribe,
 	}, nil
 }
 
