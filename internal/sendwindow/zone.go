@@ -94,4 +94,3 @@ var countryZones = map[string]string{
 	"SG": "Asia/Singapore", "TH": "Asia/Bangkok", "TN": "Africa/Tunis", "TW": "Asia/Taipei",
 	"US": "America/New_York", "VN": "Asia/Ho_Chi_Minh", "ZA": "Africa/Johannesburg",
 }
-
