@@ -329,6 +329,13 @@ const (
 	EventCompleted   = "reauth.completed"
 	EventCancelled   = "reauth.cancelled"
 	EventFailed      = "reauth.failed"
+	// EventVerificationFailed: a login completed through the link, but
+	// Podero still showed the device lapsed VERIFY_TIMEOUT later; the user
+	// is sent a fresh link.
+	EventVerificationFailed = "reauth.verification_failed"
+	// EventRemindersStopped: the user opted out of a session's reminders
+	// (one-click unsubscribe); the session stays open.
+	EventRemindersStopped = "reauth.reminders_stopped"
 )
 
 // EventArgs are the arguments of a reauth_event job: deliver one event to the
@@ -344,12 +351,17 @@ type EventArgs struct {
 	DeviceKind DeviceKind `json:"device_kind"`
 	DeviceID   string     `json:"device_id"`
 	Detail     string     `json:"detail,omitempty"` // why, for reauth.failed and reauth.completed (via_link, elsewhere)
+	// Verified, on reauth.completed only: whether Podero showed the device
+	// authenticated again (a completion through the link is sent at the
+	// callback with false, and once more with true when a check confirms it).
+	Verified *bool `json:"verified,omitempty"`
 
 	decodeErr error // set by UnmarshalJSON, reported by Validate
 }
 
 // EventTypes are the event types there are.
-var EventTypes = []string{EventLinkCreated, EventLinkOpened, EventCompleted, EventCancelled, EventFailed}
+var EventTypes = []string{EventLinkCreated, EventLinkOpened, EventCompleted, EventCancelled, EventFailed, EventRemindersStopped,
+	EventVerificationFailed}
 
 // UnmarshalJSON decodes strictly but never fails; see DeviceArgs.UnmarshalJSON.
 func (a *EventArgs) UnmarshalJSON(b []byte) error {
@@ -399,8 +411,62 @@ func NewEvent(typ string, s EventSubject, detail string) EventArgs {
 	}
 }
 
+// NewVerifiedCompletion is the reauth.completed event that confirms the
+// completion through the link of session s.SessionID: verified true, with
+// its own ID (evt_completed_verified_s<session>) beside the one the
+// callback sent (verified false).
+func NewVerifiedCompletion(s EventSubject) EventArgs {
+	ev := NewEvent(EventCompleted, s, "via_link")
+	ev.ID = fmt.Sprintf("evt_completed_verified_s%d", s.SessionID)
+	verified := true
+	ev.Verified = &verified
+	return ev
+}
+
 // Kind is the River job kind.
 func (EventArgs) Kind() string { return "reauth_event" }
+
+// ReasonVerificationFailed is the Reason of the request the service makes
+// itself when a login completed through the link did not take (the session
+// became unverified): its first message says so.
+const ReasonVerificationFailed = "verification_failed"
+
+// VerifyArgs are the arguments of a reauth_verify job: check at Podero that
+// the device of session SessionID, completed through its link, is
+// authenticated again (VERIFY_AFTER after the callback, then every
+// VERIFY_AFTER until VERIFY_TIMEOUT). The service inserts these itself.
+type VerifyArgs struct {
+	SessionID int64 `json:"session_id"`
+
+	decodeErr error // set by UnmarshalJSON, reported by Validate
+}
+
+// UnmarshalJSON decodes strictly but never fails; see DeviceArgs.UnmarshalJSON.
+func (a *VerifyArgs) UnmarshalJSON(b []byte) error {
+	type plain VerifyArgs // without this method
+	*a = VerifyArgs{}
+	a.decodeErr = decodeStrict(b, (*plain)(a))
+	return nil
+}
+
+// Validate reports malformed args.
+func (a VerifyArgs) Validate() error {
+	if a.decodeErr != nil {
+		return a.decodeErr
+	}
+	if a.SessionID <= 0 {
+		return errors.New("session_id must be positive")
+	}
+	return nil
+}
+
+// Kind is the River job kind.
+func (VerifyArgs) Kind() string { return "reauth_verify" }
+
+// InsertOpts puts the job on the maintenance queue, once per session.
+func (VerifyArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueMaintenance, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
 
 // InsertOpts puts the job on the events queue, once per event ID.
 func (EventArgs) InsertOpts() river.InsertOpts {

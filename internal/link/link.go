@@ -5,6 +5,9 @@
 // database, never stored itself (the database keeps the nonce and the token's
 // SHA-256 for lookup), and reproducible by the notify worker from the nonce so
 // a retried message carries the same link.
+//
+// A reminder's opt-out token (UnsubscribeToken) is derived the same way,
+// with a distinct purpose, from the session ID and its nonce.
 package link
 
 import (
@@ -12,6 +15,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 )
 
@@ -76,3 +80,65 @@ func URL(base, token string) string { return base + Path + token }
 // DoneURL is where Podero sends the user back to after the login through
 // token's link, with result "success" or "cancel".
 func DoneURL(base, token, result string) string { return URL(base, token) + "/done?result=" + result }
+
+// UnsubscribePath is where the HTTP API serves the reminder opt-out (RFC
+// 8058 one-click unsubscribe): GET UnsubscribePath+"{token}" shows a page
+// with a button, POST stops the session's reminders.
+const UnsubscribePath = "/u/"
+
+// unsubscribePurpose keeps an opt-out token's MAC apart from a link token's
+// (whose input is a bare nonce): the same key never signs the same input
+// for both.
+const unsubscribePurpose = "reauth unsubscribe v1\x00"
+
+// unsubscribeLen is the length of an encoded opt-out token: the session ID
+// (8 bytes) and its MAC (32 bytes), base64url without padding.
+const unsubscribeLen = 54
+
+// UnsubscribeToken is the opt-out token of the session sessionID whose link
+// nonce is nonce: the session ID in the clear (to find the session without
+// storing the token) and HMAC-SHA256 over a distinct purpose, the ID and the
+// nonce, so it is unguessable without both the secret and the database, and
+// the same in every retried message.
+func (s *Signer) UnsubscribeToken(sessionID int64, nonce []byte) string {
+	b := make([]byte, 8, 40)
+	binary.BigEndian.PutUint64(b, uint64(sessionID))
+	return base64.RawURLEncoding.EncodeToString(append(b, s.unsubscribeMAC(b, nonce)...))
+}
+
+func (s *Signer) unsubscribeMAC(id, nonce []byte) []byte {
+	m := hmac.New(sha256.New, s.key)
+	m.Write([]byte(unsubscribePurpose))
+	m.Write(id)
+	m.Write(nonce)
+	return m.Sum(nil)
+}
+
+// UnsubscribeSession returns the session ID an opt-out token names, false
+// when the token is malformed (turned away before any query). Whether it is
+// genuine is CheckUnsubscribe's to say, with that session's nonce.
+func UnsubscribeSession(token string) (int64, bool) {
+	if len(token) != unsubscribeLen {
+		return 0, false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil || len(b) != 40 {
+		return 0, false
+	}
+	id := int64(binary.BigEndian.Uint64(b[:8]))
+	return id, id > 0
+}
+
+// CheckUnsubscribe reports whether token is the opt-out token of the session
+// it names, whose link nonce is nonce (compared in constant time).
+func (s *Signer) CheckUnsubscribe(token string, nonce []byte) bool {
+	b, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil || len(b) != 40 {
+		return false
+	}
+	return hmac.Equal(b[8:], s.unsubscribeMAC(b[:8], nonce))
+}
+
+// UnsubscribeURL is the opt-out URL of token under the service's public base
+// URL, the one a reminder's List-Unsubscribe header carries.
+func UnsubscribeURL(base, token string) string { return base + UnsubscribePath + token }

@@ -518,6 +518,15 @@ func (e *Email) build(m Message) (*mail.Msg, error) {
 	// RFC 3834: no out-of-office replies to an automatic message.
 	msg.SetGenHeader("Auto-Submitted", "auto-generated")
 	msg.SetGenHeader(mail.HeaderXAutoResponseSuppress, "All")
+	if m.Unsubscribe != "" {
+		// RFC 8058 one-click opt-out of a series (the reminders): mail
+		// clients POST "List-Unsubscribe=One-Click" to the URL.
+		if u, err := url.Parse(m.Unsubscribe); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return nil, errors.New("invalid unsubscribe URL")
+		}
+		msg.SetGenHeader(mail.HeaderListUnsubscribe, "<"+m.Unsubscribe+">")
+		msg.SetGenHeader(mail.HeaderListUnsubscribePost, "List-Unsubscribe=One-Click")
+	}
 	msg.SetBodyString(mail.TypeTextPlain, r.Text)
 	msg.AddAlternativeString(mail.TypeTextHTML, r.HTML)
 	return msg, nil

@@ -23,6 +23,9 @@ const (
 	SessionCompletedElsewhere = "completed_elsewhere"
 	// SessionDeviceGone: Podero no longer knows the device.
 	SessionDeviceGone = "device_gone"
+	// SessionUnverified: completed through the link, but Podero still
+	// showed the device lapsed VERIFY_TIMEOUT later (migration 009).
+	SessionUnverified = "unverified"
 )
 
 // Session is an authentication session Podero returned.
@@ -48,6 +51,14 @@ type Session struct {
 	CancelledAt       *time.Time        `json:"cancelled_at,omitempty" db:"cancelled_at"` // the user's last cancel, kept if completed later
 	Clicks            int               `json:"clicks" db:"clicks"`
 	LastOpenedAt      *time.Time        `json:"last_opened_at,omitempty" db:"last_opened_at"`
+	// VerifiedAt is when Podero showed the device authenticated after a
+	// completion through the link (reauth_verify); nil: not (yet).
+	VerifiedAt *time.Time `json:"verified_at,omitempty" db:"verified_at"`
+	// Reason is the reason of the request that made the session ("" when none).
+	Reason string `json:"-" db:"reason"`
+	// RemindersStoppedAt: the user opted out of the session's reminders
+	// (POST /u/{token}); nil: they go on.
+	RemindersStoppedAt *time.Time `json:"reminders_stopped_at,omitempty" db:"reminders_stopped_at"`
 }
 
 // NewSession is what CreateSession stores.
@@ -63,6 +74,7 @@ type NewSession struct {
 	SuccessURL        string
 	CancelURL         string
 	JobID             int64     // 0: not made by a job
+	Reason            string    // the request's reason; "" when none
 	CreatedAt         time.Time // zero: the database's now()
 	ExpiresAt         time.Time
 }
@@ -74,12 +86,12 @@ func CreateSession(ctx context.Context, db DB, s NewSession) (int64, error) {
 	var id int64
 	err := db.QueryRow(ctx, `
 		INSERT INTO auth_session (device_kind, device_id, podero_session_id, authentication_url,
-			link_nonce, link_hash, email, locale, success_url, cancel_url, job_id, expires_at, created_at)
+			link_nonce, link_hash, email, locale, success_url, cancel_url, job_id, expires_at, created_at, reason)
 		VALUES ($1, $2, $3, $4, $5, $6, nullif($7, ''), $8, nullif($9, ''), nullif($10, ''), nullif($11, 0), $12,
-			coalesce($13, now()))
+			coalesce($13, now()), nullif($14, ''))
 		RETURNING id`,
 		s.DeviceKind, s.DeviceID, s.PoderoSessionID, s.AuthenticationURL, s.LinkNonce, s.LinkHash,
-		s.Email, s.Locale, s.SuccessURL, s.CancelURL, s.JobID, s.ExpiresAt, nullTime(s.CreatedAt)).Scan(&id)
+		s.Email, s.Locale, s.SuccessURL, s.CancelURL, s.JobID, s.ExpiresAt, nullTime(s.CreatedAt), s.Reason).Scan(&id)
 	return id, mapErr(err)
 }
 
@@ -88,7 +100,9 @@ func CreateSession(ctx context.Context, db DB, s NewSession) (int64, error) {
 const sessionColumns = `s.id, s.device_kind, s.device_id, d.org_id, d.user_id, s.podero_session_id,
 	s.authentication_url, s.state, s.link_nonce, coalesce(s.email, '') AS email, s.locale,
 	coalesce(s.success_url, '') AS success_url, coalesce(s.cancel_url, '') AS cancel_url, s.job_id,
-	s.created_at, s.expires_at, s.opened_at, s.finished_at, s.cancelled_at, s.clicks, s.last_opened_at`
+	s.created_at, s.expires_at, s.opened_at, s.finished_at, s.cancelled_at, s.clicks, s.last_opened_at,
+	s.verified_at, coalesce(s.reason, '') AS reason,
+	s.reminders_stopped_at`
 
 // sessionFrom is what sessionColumns are selected from: auth_session s with
 // its device d (for the owner).
@@ -184,6 +198,31 @@ func CloseOpenSession(ctx context.Context, db DB, kind reauth.DeviceKind, device
 	return id, mapErr(err)
 }
 
+// MarkVerified records that Podero showed the device of the completed
+// session id authenticated again, and reports whether it did: not when the
+// session is no longer completed or was verified before.
+func MarkVerified(ctx context.Context, db DB, id int64) (bool, error) {
+	tag, err := db.Exec(ctx, `
+		UPDATE auth_session SET verified_at = now()
+		WHERE id = $1 AND state = 'completed' AND verified_at IS NULL`, id)
+	if err != nil {
+		return false, mapErr(err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// MarkUnverified moves the completed, unverified session id to unverified
+// (its finished_at kept) and reports whether it did.
+func MarkUnverified(ctx context.Context, db DB, id int64) (bool, error) {
+	tag, err := db.Exec(ctx, `
+		UPDATE auth_session SET state = 'unverified'
+		WHERE id = $1 AND state = 'completed' AND verified_at IS NULL`, id)
+	if err != nil {
+		return false, mapErr(err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
 // SessionOpenForUpdate reports whether the session is still open, locking
 // it against finishing until tx ends (so a reminder is never scheduled
 // after completion cancelled the others).
@@ -191,6 +230,31 @@ func SessionOpenForUpdate(ctx context.Context, tx DB, id int64) (bool, error) {
 	var open bool
 	err := tx.QueryRow(ctx, `SELECT state = 'open' FROM auth_session WHERE id = $1 FOR SHARE`, id).Scan(&open)
 	return open, mapErr(err)
+}
+
+// RemindsForUpdate reports whether the session is open and its reminders
+// not stopped, locking it against finishing and against StopReminders until
+// tx ends (so a reminder is never scheduled after either cancelled the
+// others).
+func RemindsForUpdate(ctx context.Context, tx DB, id int64) (bool, error) {
+	var ok bool
+	err := tx.QueryRow(ctx, `SELECT state = 'open' AND reminders_stopped_at IS NULL FROM auth_session WHERE id = $1 FOR SHARE`, id).Scan(&ok)
+	return ok, mapErr(err)
+}
+
+// StopReminders records that the user opted out of the open session's
+// reminders, and reports whether this did (false: stopped before, or the
+// session is not open, so it has none). It locks the row until db's
+// transaction ends, so a reminder being recorded as sent either commits its
+// successor first (for the caller to cancel) or sees the opt-out.
+func StopReminders(ctx context.Context, db DB, id int64) (bool, error) {
+	tag, err := db.Exec(ctx, `
+		UPDATE auth_session SET reminders_stopped_at = now()
+		WHERE id = $1 AND state = 'open' AND reminders_stopped_at IS NULL`, id)
+	if err != nil {
+		return false, mapErr(err)
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
 // SessionListItem is a session with its device's owner and its latest message.
@@ -232,6 +296,9 @@ type FunnelCounts struct {
 	// CompletedElsewhere counts those the user renewed without our link.
 	Completed          int64 `json:"completed" db:"completed"`
 	CompletedElsewhere int64 `json:"completed_elsewhere" db:"completed_elsewhere"`
+	// Verified: completions Podero confirmed (a check after the callback
+	// saw the device authenticated, or the sync saw it elsewhere).
+	Verified int64 `json:"verified" db:"verified"`
 }
 
 // Add adds o's counts to c.
@@ -242,6 +309,7 @@ func (c *FunnelCounts) Add(o FunnelCounts) {
 	c.Opened += o.Opened
 	c.Completed += o.Completed
 	c.CompletedElsewhere += o.CompletedElsewhere
+	c.Verified += o.Verified
 }
 
 // FunnelRow is the funnel of one org and device kind, over the whole
@@ -261,7 +329,8 @@ WITH req AS (` + requestsSinceSQL + `), ses AS (
 		count(*) FILTER (WHERE EXISTS (SELECT 1 FROM notification n WHERE n.session_id = s.id AND n.state = 'sent')) AS sent,
 		count(*) FILTER (WHERE s.opened_at IS NOT NULL) AS opened,
 		count(*) FILTER (WHERE s.state IN ('completed', 'completed_elsewhere')) AS completed,
-		count(*) FILTER (WHERE s.state = 'completed_elsewhere') AS completed_elsewhere
+		count(*) FILTER (WHERE s.state = 'completed_elsewhere') AS completed_elsewhere,
+		count(*) FILTER (WHERE s.state = 'completed_elsewhere' OR (s.state = 'completed' AND s.verified_at IS NOT NULL)) AS verified
 	FROM auth_session s
 	JOIN device d ON d.kind = s.device_kind AND d.id = s.device_id
 	WHERE s.created_at >= $1::timestamptz
@@ -271,7 +340,7 @@ SELECT CASE WHEN $2::boolean THEN coalesce(req.day, ses.day) END AS day,
 	coalesce(req.org_id, ses.org_id) AS org_id, coalesce(req.kind, ses.kind) AS kind,
 	coalesce(req.n, 0) AS requested, coalesce(ses.created, 0) AS created, coalesce(ses.sent, 0) AS sent,
 	coalesce(ses.opened, 0) AS opened, coalesce(ses.completed, 0) AS completed,
-	coalesce(ses.completed_elsewhere, 0) AS completed_elsewhere
+	coalesce(ses.completed_elsewhere, 0) AS completed_elsewhere, coalesce(ses.verified, 0) AS verified
 FROM req FULL JOIN ses ON ses.day = req.day AND ses.org_id = req.org_id AND ses.kind = req.kind
 ORDER BY 1, 2, 3`
 

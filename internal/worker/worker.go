@@ -527,6 +527,10 @@ func (cfg Config) deliver(ctx context.Context, d delivery) error {
 		log.InfoContext(ctx, "session no longer open, nothing to send", slog.String("state", s.State))
 		return nil
 	}
+	if a.Step > 0 && s.RemindersStoppedAt != nil {
+		log.InfoContext(ctx, "the user stopped the reminders, nothing to send")
+		return nil
+	}
 	if a.Step == 0 && s.OpenedAt != nil {
 		// Opened before its first message (an expired link renewed on the
 		// spot): the user is already on it; only remind.
@@ -538,6 +542,11 @@ func (cfg Config) deliver(ctx context.Context, d delivery) error {
 		Key: key, To: s.Email, Tokens: contact.FCMTokens, OrgID: s.OrgID, UserID: s.UserID, DeviceID: s.DeviceID,
 		Locale: s.Locale, DeviceKind: s.DeviceKind, Manufacturer: v.Manufacturer, Model: v.Model, Step: a.Step,
 		Link: link.URL(w.cfg.PublicBaseURL, w.cfg.Links.Token(s.LinkNonce)),
+	}
+	if a.Step > 0 {
+		// A reminder is a series the user did not ask for: it carries the
+		// one-click opt-out (the first message answers a request).
+		msg.Unsubscribe = link.UnsubscribeURL(w.cfg.PublicBaseURL, w.cfg.Links.UnsubscribeToken(s.ID, s.LinkNonce))
 	}
 	if w.cfg.now().Before(s.ExpiresAt) {
 		// Past it, the link renews itself when opened: no date to show.
@@ -732,9 +741,9 @@ func (w *NotifyWorker) sent(ctx context.Context, s store.Session, step int, n *s
 			if step >= len(w.cfg.ReminderOffsets) {
 				return nil
 			}
-			// Locked against /done until commit: no reminder is scheduled
-			// after completion cancelled the others.
-			if open, err := store.SessionOpenForUpdate(recordCtx, tx, s.ID); err != nil || !open {
+			// Locked against /done and the opt-out until commit: no
+			// reminder is scheduled after either cancelled the others.
+			if open, err := store.RemindsForUpdate(recordCtx, tx, s.ID); err != nil || !open {
 				return err
 			}
 			_, err := client.InsertTx(recordCtx, tx, reauth.NotifyArgs{SessionID: s.ID, Step: step + 1},
