@@ -95,7 +95,7 @@ func setup(t *testing.T, opts ...func(*worker.Config, *httpapi.Config)) *testBun
 		JobTimeout: 10 * time.Second, RescueAfter: time.Minute, Logger: log,
 	}
 	hc := httpapi.Config{
-		Pool: b.pool, Logger: log, RenewWait: 5 * time.Second, FindUser: pc.UserByExternalID,
+		Pool: b.pool, Logger: log, RenewWait: 5 * time.Second, FindUser: pc.UserByExternalID, Links: signer,
 		Tokens: []httpapi.APIToken{{Name: "test", Scopes: []string{httpapi.ScopeEnqueue, httpapi.ScopeRead}, Hash: sha256.Sum256([]byte(pipelineToken))}},
 	}
 	for _, o := range opts {

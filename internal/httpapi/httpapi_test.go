@@ -56,6 +56,9 @@ func setup(t *testing.T, cfg httpapi.Config) *testBundle {
 	rc, err := river.NewClient(riverpgxv5.New(b.pool), &river.Config{})
 	require.NoError(t, err)
 	cfg.Pool, cfg.River = b.pool, rc
+	if cfg.Links == nil {
+		cfg.Links = b.signer // the opt-out tokens of /u
+	}
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.Tokens = []httpapi.APIToken{
 		{Name: "t", Scopes: []string{httpapi.ScopeEnqueue, httpapi.ScopeRead}, Hash: sha256.Sum256([]byte(apiToken))},

@@ -121,7 +121,7 @@ func UnsubscribeSession(token string) (int64, bool) {
 	if len(token) != unsubscribeLen {
 		return 0, false
 	}
-	b, err := base64.RawURLEncoding.DecodeString(token)
+	b, err := base64.RawURLEncoding.Strict().DecodeString(token) // one spelling per token
 	if err != nil || len(b) != 40 {
 		return 0, false
 	}
@@ -132,7 +132,7 @@ func UnsubscribeSession(token string) (int64, bool) {
 // CheckUnsubscribe reports whether token is the opt-out token of the session
 // it names, whose link nonce is nonce (compared in constant time).
 func (s *Signer) CheckUnsubscribe(token string, nonce []byte) bool {
-	b, err := base64.RawURLEncoding.DecodeString(token)
+	b, err := base64.RawURLEncoding.Strict().DecodeString(token) // one spelling per token
 	if err != nil || len(b) != 40 {
 		return false
 	}
