@@ -158,7 +158,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 		}
 		return r, err
 	})
-	renderer, err := notify.NewRenderer(cfg.TemplatesDir)
+	renderer, err := notify.NewBrandedRenderer(cfg.TemplatesDir, cfg.Brand)
 	if err != nil {
 		return err
 	}
@@ -251,7 +251,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 	srv := &http.Server{
 		Handler: httpapi.New(httpapi.Config{
 			Pool: pool, River: rc, Tokens: cfg.APITokens,
-			SuccessURL: cfg.SuccessURL, CancelURL: cfg.CancelURL, RedirectHosts: redirectHosts,
+			SuccessURL: cfg.SuccessURL, CancelURL: cfg.CancelURL, RedirectHosts: redirectHosts, Brand: cfg.Brand,
 			Breaker: pc.Breaker, Problems: pc.Problems, Metrics: m, Logger: log,
 			RenewWait: cfg.LinkRenewWait, Events: postEvent != nil,
 			RepeatCooldown: cfg.RepeatCooldown, FindUser: pc.UserByExternalID, MaxAttempts: cfg.MaxAttempts,

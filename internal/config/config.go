@@ -111,6 +111,9 @@ type Config struct {
 	SuccessURL    string        // SUCCESS_URL; partner page after a completed login
 	RedirectHosts []string      // REDIRECT_HOSTS; hosts a request's success_url/cancel_url may name
 	CancelURL     string        // CANCEL_URL; partner page after a cancelled login
+	// Brand is BRAND_NAME, BRAND_LOGO_URL, BRAND_COLOR, SUPPORT_URL and
+	// SUPPORT_EMAIL: the partner's identity in the messages and pages.
+	Brand notify.Brand
 
 	PoderoWorkers int           // PODERO_WORKERS
 	NotifyWorkers int           // NOTIFY_WORKERS
@@ -195,6 +198,11 @@ var settings = []setting{
 	strVar("SUCCESS_URL", "partner page after a completed login", func(c *Config) *string { return &c.SuccessURL }),
 	strVar("CANCEL_URL", "partner page after a cancelled login", func(c *Config) *string { return &c.CancelURL }),
 	listVar("REDIRECT_HOSTS", "hosts a request's success_url/cancel_url may name", func(c *Config) *[]string { return &c.RedirectHosts }),
+	strVar("BRAND_NAME", "the partner's name in the messages and pages", func(c *Config) *string { return &c.Brand.Name }),
+	strVar("BRAND_LOGO_URL", "https URL of the partner's logo", func(c *Config) *string { return &c.Brand.LogoURL }),
+	strVarDef("BRAND_COLOR", "#rrggbb of the buttons", notify.BrandColorDefault, func(c *Config) *string { return &c.Brand.Color }),
+	strVar("SUPPORT_URL", "https URL of the partner's help page", func(c *Config) *string { return &c.Brand.SupportURL }),
+	strVar("SUPPORT_EMAIL", "the partner's support address", func(c *Config) *string { return &c.Brand.SupportEmail }),
 	bind("PODERO_WORKERS", "concurrent reauth_device jobs per process", "4 × PODERO_RATE_LIMIT, 10 to 100",
 		func(c *Config) *int { return &c.PoderoWorkers }, parseInt, func(c *Config) int { return worker.PoderoWorkersFor(c.PoderoRateLimit) },
 		func(n int) bool { return n != 0 }, func(n int) slog.Value { return slog.IntValue(n) }),
@@ -259,6 +267,9 @@ func (c *Config) validate() []error {
 				errs = append(errs, fmt.Errorf("%s %w", u.name, err))
 			}
 		}
+	}
+	if err := c.Brand.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if _, err := hostlist.Parse(c.RedirectHosts); err != nil {
 		errs = append(errs, fmt.Errorf("REDIRECT_HOSTS: %w", err))

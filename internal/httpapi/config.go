@@ -81,6 +81,9 @@ func (cfg Config) validate() error {
 	if cfg.RateLimit < 0 || cfg.SyncShare < 0 || cfg.SyncShare > 1 {
 		errs = append(errs, errors.New("httpapi: RateLimit must not be negative and SyncShare must be between 0 and 1"))
 	}
+	if err := cfg.Brand.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("httpapi: Brand: %w", err))
+	}
 	for _, t := range cfg.Tokens {
 		for _, sc := range t.Scopes {
 			if !slices.Contains(Scopes, sc) {

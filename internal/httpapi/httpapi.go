@@ -90,6 +90,9 @@ type Config struct {
 	// TracerProvider traces each request in a server span (see startSpan);
 	// nil: tracing off.
 	TracerProvider trace.TracerProvider
+	// Brand is the partner's identity on the end user's pages (BRAND_NAME,
+	// BRAND_LOGO_URL, BRAND_COLOR, SUPPORT_URL, SUPPORT_EMAIL); zero: none.
+	Brand notify.Brand
 }
 
 func (s *server) now() time.Time {
@@ -109,7 +112,7 @@ func New(cfg Config) http.Handler {
 	}
 	s := &server{cfg: cfg, sessions: session.Sessions{
 		Pool: cfg.Pool, Events: cfg.Events, Now: cfg.Now, Logger: cfg.Logger, Metrics: cfg.Metrics,
-	}, tracer: tracing.Tracer(cfg.TracerProvider)}
+	}, tracer: tracing.Tracer(cfg.TracerProvider), pages: newPages(cfg.Brand)}
 	mux := http.NewServeMux()
 	mux.Handle("POST /v1/reauth", s.auth(ScopeEnqueue, s.enqueue))
 	mux.Handle("GET /v1/devices/{kind}/{id}", s.auth(ScopeRead, s.device))
@@ -141,6 +144,7 @@ type server struct {
 	sessions session.Sessions // every session transition
 	failures failures
 	tracer   trace.Tracer // nil: tracing off
+	pages    *pages       // the end user's pages, in the brand
 }
 
 // logRequests logs each request by its route pattern, never its path (paths
@@ -401,18 +405,18 @@ func (s *server) open(w http.ResponseWriter, r *http.Request) {
 	switch landing {
 	case session.Expired:
 		if r.Method == http.MethodHead {
-			writePage(w, r, http.StatusOK, pageExpired, sess.Locale)
+			s.writePage(w, r, http.StatusOK, pageExpired, &sess)
 			return
 		}
 		s.renew(w, r, sess)
 	case session.Login:
 		s.redirectTo(w, r, sess)
 	case session.Connected:
-		writePage(w, r, http.StatusOK, pageAlreadyConnected, sess.Locale)
+		s.writePage(w, r, http.StatusOK, pageAlreadyConnected, &sess)
 	case session.Gone:
-		writePage(w, r, http.StatusGone, pageNotFound, sess.Locale)
+		s.writePage(w, r, http.StatusGone, pageNotFound, &sess)
 	default:
-		writePage(w, r, http.StatusGone, pageSuperseded, sess.Locale)
+		s.writePage(w, r, http.StatusGone, pageSuperseded, &sess)
 	}
 }
 
@@ -442,7 +446,7 @@ func (s *server) renew(w http.ResponseWriter, r *http.Request, sess store.Sessio
 		return
 	}
 	if !renewed {
-		writePage(w, r, http.StatusOK, pageAlreadyConnected, sess.Locale)
+		s.writePage(w, r, http.StatusOK, pageAlreadyConnected, &sess)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RenewWait)
@@ -454,7 +458,7 @@ func (s *server) renew(w http.ResponseWriter, r *http.Request, sess store.Sessio
 	case ok:
 		s.redirectTo(w, r, cur)
 	default:
-		writePage(w, r, http.StatusOK, pageExpired, sess.Locale)
+		s.writePage(w, r, http.StatusOK, pageExpired, &sess)
 	}
 }
 
@@ -469,7 +473,7 @@ func (s *server) done(w http.ResponseWriter, r *http.Request) {
 	}
 	result := r.URL.Query().Get("result")
 	if result != session.ResultSuccess && result != session.ResultCancel {
-		writePage(w, r, http.StatusBadRequest, pageInvalidDone, "")
+		s.writePage(w, r, http.StatusBadRequest, pageInvalidDone, nil)
 		return
 	}
 	sess, ok := s.session(w, r)
@@ -495,7 +499,7 @@ func (s *server) done(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, target, http.StatusFound)
 		return
 	}
-	writePage(w, r, http.StatusOK, page, sess.Locale)
+	s.writePage(w, r, http.StatusOK, page, &sess)
 }
 
 // session finds the session of the request's link token, or answers with a
@@ -508,7 +512,7 @@ func (s *server) session(w http.ResponseWriter, r *http.Request) (store.Session,
 	case !errors.Is(err, store.ErrNotFound):
 		s.internalError(w, r, err)
 	default:
-		writePage(w, r, http.StatusNotFound, pageNotFound, "")
+		s.writePage(w, r, http.StatusNotFound, pageNotFound, nil)
 	}
 	return store.Session{}, false
 }
@@ -570,7 +574,7 @@ func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) internalError(w http.ResponseWriter, r *http.Request, err error) {
 	s.cfg.Logger.ErrorContext(r.Context(), "request failed", slog.String("route", r.Pattern), slog.Any("error", err))
-	writePage(w, r, http.StatusInternalServerError, pageError, "")
+	s.writePage(w, r, http.StatusInternalServerError, pageError, nil)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -1,5 +1,12 @@
 package httpapi
 
+import (
+	"net/http"
+
+	"github.com/reauth/reauth/internal/notify"
+	"github.com/reauth/reauth/internal/store"
+)
+
 // Hooks for the end user's page tests in package httpapi_test.
 
 // PageKind is pageKind.
@@ -15,6 +22,8 @@ const (
 	PageCancelled        = pageCancelled
 	PageInvalidDone      = pageInvalidDone
 	PageError            = pageError
+	PageUnsubscribe      = pageUnsubscribe
+	PageUnsubscribed     = pageUnsubscribed
 )
 
 var (
@@ -22,3 +31,14 @@ var (
 	WritePage       = writePage
 	NegotiateLocale = negotiateLocale
 )
+
+// BrandedPages writes pages in brand, the button leading to back.
+func BrandedPages(brand notify.Brand) func(w http.ResponseWriter, r *http.Request, status int, page PageKind, locale, back string) {
+	return newPages(brand).write
+}
+
+// BackURL is the partner's page a page's button leads to, for a server
+// with cfg.
+func BackURL(cfg Config, page PageKind, sess *store.Session) string {
+	return (&server{cfg: cfg}).backURL(page, sess)
+}

@@ -11,7 +11,7 @@ import (
 // translated language the browser's Accept-Language header prefers.
 func pageLocale(r *http.Request, sessionLocale string) string {
 	if sessionLocale != "" {
-		if l := baseLanguage(sessionLocale); pageTexts[l] != nil {
+		if l := baseLanguage(sessionLocale); pageTexts[l].pages != nil {
 			return l
 		}
 		return defaultPageLocale
@@ -31,7 +31,7 @@ func negotiateLocale(header string) string {
 	for _, entry := range strings.Split(header, ",") {
 		tag, params, _ := strings.Cut(entry, ";")
 		lang := baseLanguage(tag)
-		if pageTexts[lang] == nil {
+		if pageTexts[lang].pages == nil {
 			continue // also "*" and empty entries
 		}
 		q := 1.0

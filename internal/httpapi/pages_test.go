@@ -1,6 +1,8 @@
 package httpapi_test
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"html"
 	"io"
 	"net/http"
@@ -57,6 +59,14 @@ var pageCases = []struct {
 	{httpapi.PageError, http.StatusInternalServerError, map[string]pageWords{
 		"en": {"Something went wrong", "Please try again in a moment."},
 		"de": {"Etwas ist schiefgelaufen", "Bitte versuchen Sie es in einem Moment erneut."},
+	}},
+	{httpapi.PageUnsubscribe, http.StatusOK, map[string]pageWords{
+		"en": {"Stop the reminders?", "You will get no more reminders about connecting this device again."},
+		"de": {"Keine Erinnerungen mehr?", "Sie erhalten dann keine Erinnerungen mehr, dieses Gerät wieder zu verbinden."},
+	}},
+	{httpapi.PageUnsubscribed, http.StatusOK, map[string]pageWords{
+		"en": {"Reminders stopped", "You will get no more reminders about this device."},
+		"de": {"Erinnerungen abbestellt", "Sie erhalten keine Erinnerungen mehr zu diesem Gerät."},
 	}},
 }
 
@@ -132,9 +142,8 @@ func TestPageKindsAndLocales(t *testing.T) {
 					require.Equal(t, "no-store", h.Get("Cache-Control"))
 					require.Equal(t, "nosniff", h.Get("X-Content-Type-Options"))
 					require.Equal(t, "no-referrer", h.Get("Referrer-Policy"))
-					require.Equal(t, "default-src 'none'; style-src 'unsafe-inline'", h.Get("Content-Security-Policy"))
-
 					lang, title, heading, body := pageBody(t, resp)
+					requireStrictCSP(t, h.Get("Content-Security-Policy"), body)
 					require.Equal(t, locale, lang)
 					require.Equal(t, want.heading, title)
 					require.Equal(t, want.heading, heading)
@@ -200,4 +209,22 @@ func TestPageNegotiateLocale(t *testing.T) {
 	} {
 		require.Equal(t, want, httpapi.NegotiateLocale(header), "Accept-Language: %q", header)
 	}
+}
+
+var pageStyleRE = regexp.MustCompile(`(?s)<style>(.*?)</style>`)
+
+// requireStrictCSP checks a page's Content-Security-Policy: nothing but its
+// one <style> element, allowed by its hash (no 'unsafe-inline'), no script,
+// no framing.
+func requireStrictCSP(t *testing.T, csp, body string) {
+	t.Helper()
+	m := pageStyleRE.FindAllStringSubmatch(body, -1)
+	require.Len(t, m, 1, "one <style> element")
+	sum := sha256.Sum256([]byte(m[0][1]))
+	require.Contains(t, csp, "default-src 'none'; style-src 'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'")
+	require.NotContains(t, csp, "unsafe-inline")
+	require.NotContains(t, csp, "script-src")
+	require.Contains(t, csp, "frame-ancestors 'none'")
+	require.Contains(t, csp, "base-uri 'none'")
+	require.NotContains(t, body, " style=", "no inline style attributes: the CSP would block them")
 }
