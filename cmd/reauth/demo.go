@@ -25,8 +25,10 @@ import (
 	"github.com/reauth/reauth/internal/httpapi"
 	"github.com/reauth/reauth/internal/link"
 	"github.com/reauth/reauth/internal/mailcatch"
+	"github.com/reauth/reauth/internal/notify"
 	"github.com/reauth/reauth/internal/pgtemp"
 	"github.com/reauth/reauth/internal/podero/sim"
+	"github.com/reauth/reauth/internal/sendwindow"
 	"github.com/reauth/reauth/internal/store"
 )
 
@@ -109,6 +111,13 @@ it stays up after the summary, until Ctrl-C.`); err != nil {
 	}
 	cfg.LinkSecret = config.Secret(randomHex(32))
 	cfg.SuccessURL, cfg.CancelURL = "", ""
+	// The demo shows its emails whatever the hour: no quiet hours.
+	cfg.SendWindow = sendwindow.Always
+	if cfg.Brand == (notify.Brand{Color: notify.BrandColorDefault}) {
+		// The demo's emails and pages in a partner's brand, as a partner's
+		// would be (BRAND_* and SUPPORT_* set replace it).
+		cfg.Brand = notify.Brand{Name: "Example Energy", Color: "#0b6e4f", SupportURL: "https://example.com/help", SupportEmail: "help@example.com"}
+	}
 	srvCtx, stopSrv := context.WithCancel(untilStopped)
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- serve(srvCtx, cfg, log, ln) }()
