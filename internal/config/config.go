@@ -113,7 +113,8 @@ type Config struct {
 	CancelURL     string        // CANCEL_URL; partner page after a cancelled login
 	// Brand is BRAND_NAME, BRAND_LOGO_URL, BRAND_COLOR, SUPPORT_URL and
 	// SUPPORT_EMAIL: the partner's identity in the messages and pages.
-	Brand notify.Brand
+	Brand     notify.Brand
+	BrandFile string // BRAND_FILE; the brand settings as JSON, each overridden by its own variable
 
 	PoderoWorkers int           // PODERO_WORKERS
 	NotifyWorkers int           // NOTIFY_WORKERS
@@ -203,6 +204,7 @@ var settings = []setting{
 	strVarDef("BRAND_COLOR", "#rrggbb of the buttons", notify.BrandColorDefault, func(c *Config) *string { return &c.Brand.Color }),
 	strVar("SUPPORT_URL", "https URL of the partner's help page", func(c *Config) *string { return &c.Brand.SupportURL }),
 	strVar("SUPPORT_EMAIL", "the partner's support address", func(c *Config) *string { return &c.Brand.SupportEmail }),
+	strVar("BRAND_FILE", "the brand settings in a JSON file; each variable set wins", func(c *Config) *string { return &c.BrandFile }),
 	bind("PODERO_WORKERS", "concurrent reauth_device jobs per process", "4 × PODERO_RATE_LIMIT, 10 to 100",
 		func(c *Config) *int { return &c.PoderoWorkers }, parseInt, func(c *Config) int { return worker.PoderoWorkersFor(c.PoderoRateLimit) },
 		func(n int) bool { return n != 0 }, func(n int) slog.Value { return slog.IntValue(n) }),
@@ -246,6 +248,7 @@ func Load(getenv func(string) string) (Config, error) {
 	for _, s := range settings {
 		s.load(&e, &c)
 	}
+	c.loadBrandFile(&e)
 	return c, errors.Join(append(e.errs, c.validate()...)...)
 }
 
