@@ -343,6 +343,7 @@ func (b *bench) serveEnv(extra ...string) []string {
 		"LINK_SECRET=bench-link-secret-0123456789abcdef0123456789",
 		"SYNC_SCHEDULE=off",
 		"SWEEP_SCHEDULE=off",
+		"SEND_WINDOW=off", // the benchmark sends at any hour
 		"LOG_FORMAT=json",
 	}, extra...)
 }

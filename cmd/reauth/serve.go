@@ -28,6 +28,7 @@ import (
 	"github.com/reauth/reauth/internal/notify/push"
 	"github.com/reauth/reauth/internal/notify/webhook"
 	"github.com/reauth/reauth/internal/podero"
+	"github.com/reauth/reauth/internal/sendwindow"
 	"github.com/reauth/reauth/internal/store"
 	"github.com/reauth/reauth/internal/worker"
 	"github.com/reauth/reauth/migrations"
@@ -197,6 +198,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 		RedirectHosts:     redirectHosts,
 		LinkTTL:           cfg.LinkTTL,
 		RenewWait:         cfg.LinkRenewWait,
+		SendWindow:        cfg.SendWindow,
+		DefaultZone:       cfg.DefaultTimezone,
 		PoderoWorkers:     cfg.PoderoWorkers,
 		NotifyWorkers:     cfg.NotifyWorkers,
 		JobTimeout:        cfg.JobTimeout,
@@ -211,11 +214,15 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 		SweepSchedule:     periodicSchedule(sweepSchedule),
 		ReauthCooldown:    cfg.ReauthCooldown,
 		RepeatCooldown:    cfg.RepeatCooldown,
+		VerifyAfter:       cfg.VerifyAfter,
+		VerifyTimeout:     cfg.VerifyTimeout,
 		MaxPerWeek:        cfg.ReauthMaxPerWeek,
 		SweepBatch:        cfg.SweepBatch,
 		Metrics:           m,
 		Logger:            log,
 		TracerProvider:    tr.Provider,
+
+		InteractiveRespectsWindow: cfg.SendWindowInteractive == sendwindow.InteractiveRespect,
 	})
 	if err != nil {
 		return err
@@ -254,9 +261,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 			SuccessURL: cfg.SuccessURL, CancelURL: cfg.CancelURL, RedirectHosts: redirectHosts, Brand: cfg.Brand,
 			Breaker: pc.Breaker, Problems: pc.Problems, Metrics: m, Logger: log,
 			RenewWait: cfg.LinkRenewWait, Events: postEvent != nil,
-			RepeatCooldown: cfg.RepeatCooldown, FindUser: pc.UserByExternalID, MaxAttempts: cfg.MaxAttempts,
+			RepeatCooldown: cfg.RepeatCooldown, VerifyAfter: cfg.VerifyAfter, FindUser: pc.UserByExternalID, MaxAttempts: cfg.MaxAttempts,
 			RateLimit: cfg.PoderoRateLimit, SyncInterval: cfg.SyncInterval, SyncShare: cfg.SyncRateShare, EmailHealth: email.Health,
-			TracerProvider: tr.Provider,
+			TracerProvider: tr.Provider, Links: signer,
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,

@@ -30,6 +30,8 @@ import (
 	"github.com/reauth/reauth/internal/link"
 	"github.com/reauth/reauth/internal/notify"
 	"github.com/reauth/reauth/internal/podero"
+	"github.com/reauth/reauth/internal/sendwindow"
+	"github.com/reauth/reauth/internal/session"
 	"github.com/reauth/reauth/internal/worker"
 )
 
@@ -102,6 +104,15 @@ type Config struct {
 	EventsSecret      Secret          // EVENTS_WEBHOOK_SECRET; whsec_...
 	EventsGiveUpAfter time.Duration   // EVENTS_GIVE_UP_AFTER; how long an event is retried while the endpoint answers 401, 403, 404 or a redirect
 
+	// Quiet hours: SEND_WINDOW (when messages go out, in the user's local
+	// time; sendwindow.Always: any hour), DEFAULT_TIMEZONE (the zone of a
+	// user whose contact and Podero user give none) and
+	// SEND_WINDOW_INTERACTIVE (skip|respect: whether the first message
+	// answering an interactive request waits for the window too).
+	SendWindow            sendwindow.Window
+	DefaultTimezone       *time.Location
+	SendWindowInteractive string
+
 	PublicBaseURL string // PUBLIC_BASE_URL; where links and callbacks point
 	HTTPAddr      string // HTTP_ADDR
 	PprofAddr     string // PPROF_ADDR; "" (the default): no profiling endpoint
@@ -130,6 +141,8 @@ type Config struct {
 	SweepSchedule    string        // SWEEP_SCHEDULE; cron (5 fields) or "off"
 	ReauthCooldown   time.Duration // REAUTH_COOLDOWN; the sweep skips devices messaged this recently
 	RepeatCooldown   time.Duration // REAUTH_REPEAT_COOLDOWN; a request for a device that completed this recently is a duplicate (0: off)
+	VerifyAfter      time.Duration // VERIFY_AFTER; how long after a success callback (and how often) the device is checked at Podero
+	VerifyTimeout    time.Duration // VERIFY_TIMEOUT; how long after the callback it may stay lapsed before the completion is unverified
 	ReauthMaxPerWeek int           // REAUTH_MAX_PER_WEEK; messages per device in seven days at most
 	SweepBatch       int           // SWEEP_BATCH; devices per sweep page
 
@@ -178,6 +191,16 @@ var settings = []setting{
 			return slog.AnyValue(out)
 		}),
 	durVar("LINK_RENEW_WAIT", "how long opening an expired link waits for a fresh session", worker.RenewWaitDefault, func(c *Config) *time.Duration { return &c.LinkRenewWait }),
+	bind("SEND_WINDOW", "when messages go out, HH:MM-HH:MM in the user's time zone; off: any hour", sendwindow.WindowDefault,
+		func(c *Config) *sendwindow.Window { return &c.SendWindow }, parseWindow,
+		func(*Config) sendwindow.Window { return sendwindow.MustParse(sendwindow.WindowDefault) },
+		func(sendwindow.Window) bool { return true }, func(w sendwindow.Window) slog.Value { return slog.StringValue(w.String()) }),
+	bind("DEFAULT_TIMEZONE", "IANA zone of a user whose contact names none and whose Podero country is unknown", sendwindow.TimezoneDefault,
+		func(c *Config) **time.Location { return &c.DefaultTimezone }, parseZone,
+		func(*Config) *time.Location { loc, _ := sendwindow.LoadZone(sendwindow.TimezoneDefault); return loc },
+		func(l *time.Location) bool { return l != nil }, func(l *time.Location) slog.Value { return slog.StringValue(l.String()) }),
+	strVarDef("SEND_WINDOW_INTERACTIVE", "skip or respect: whether the first message answering an interactive request waits for SEND_WINDOW", sendwindow.InteractiveDefault,
+		func(c *Config) *string { return &c.SendWindowInteractive }),
 	strVar("FCM_PROJECT_ID", "Firebase project; turns push on", func(c *Config) *string { return &c.FCMProjectID }),
 	strVar("FCM_CREDENTIALS_FILE", "service account JSON for FCM", func(c *Config) *string { return &c.FCMCredentials }),
 	urlVar("FCM_ENDPOINT", "another FCM HTTP v1 endpoint (tests, emulators)", func(c *Config) *string { return &c.FCMEndpoint }),
@@ -221,6 +244,8 @@ var settings = []setting{
 	strVarDef("SWEEP_SCHEDULE", "when the sweep runs, 5-field cron or off", worker.SweepScheduleDefault, func(c *Config) *string { return &c.SweepSchedule }),
 	durVar("REAUTH_COOLDOWN", "the sweep skips devices messaged this recently", worker.ReauthCooldownDefault, func(c *Config) *time.Duration { return &c.ReauthCooldown }),
 	durVar("REAUTH_REPEAT_COOLDOWN", "a request for a device that completed this recently is a duplicate; 0: off", worker.RepeatCooldownDefault, func(c *Config) *time.Duration { return &c.RepeatCooldown }),
+	durVar("VERIFY_AFTER", "how long after a success callback, and then how often, the device is checked at Podero", session.VerifyAfterDefault, func(c *Config) *time.Duration { return &c.VerifyAfter }),
+	durVar("VERIFY_TIMEOUT", "how long after the callback a device still lapsed at Podero is checked before the completion is unverified and a fresh link sent", worker.VerifyTimeoutDefault, func(c *Config) *time.Duration { return &c.VerifyTimeout }),
 	intVar("REAUTH_MAX_PER_WEEK", "messages per device in seven days at most", worker.MaxPerWeekDefault, func(c *Config) *int { return &c.ReauthMaxPerWeek }),
 	intVar("SWEEP_BATCH", "devices per sweep page", worker.SweepBatchDefault, func(c *Config) *int { return &c.SweepBatch }),
 	withDef(strVar("LOG_FORMAT", "text or json", func(c *Config) *string { return &c.LogFormat }), "text on a terminal, json otherwise"),
@@ -309,6 +334,9 @@ func (c *Config) validate() []error {
 	if c.FCMProjectID != "" && c.FCMCredentials == "" && c.FCMEndpoint == "" {
 		errs = append(errs, errors.New("FCM_PROJECT_ID needs FCM_CREDENTIALS_FILE (or FCM_ENDPOINT for a local emulator)"))
 	}
+	if v := c.SendWindowInteractive; v != sendwindow.InteractiveSkip && v != sendwindow.InteractiveRespect {
+		errs = append(errs, errors.New("SEND_WINDOW_INTERACTIVE must be skip or respect"))
+	}
 	if c.LinkRenewWait < 0 || c.LinkRenewWait > time.Minute {
 		errs = append(errs, errors.New("LINK_RENEW_WAIT must be between 0 and 1m"))
 	}
@@ -365,6 +393,9 @@ func (c *Config) validate() []error {
 	}
 	if c.EventsGiveUpAfter <= 0 {
 		errs = append(errs, errors.New("EVENTS_GIVE_UP_AFTER must be positive"))
+	}
+	if c.VerifyAfter <= 0 || c.VerifyTimeout < c.VerifyAfter {
+		errs = append(errs, errors.New("VERIFY_AFTER must be positive and VERIFY_TIMEOUT at least VERIFY_AFTER"))
 	}
 	if c.RepeatCooldown < 0 {
 		errs = append(errs, errors.New("REAUTH_REPEAT_COOLDOWN must not be negative (0 turns it off)"))

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/reauth/reauth/internal/sendwindow"
 )
 
 // A setting is one environment variable, declared once: its name, which
@@ -135,6 +137,22 @@ func parseDurations(name, v string) ([]time.Duration, error) {
 		out = append(out, d)
 	}
 	return out, nil
+}
+
+func parseWindow(name, v string) (sendwindow.Window, error) {
+	w, err := sendwindow.Parse(v)
+	if err != nil {
+		return w, fmt.Errorf("%s: %w", name, err)
+	}
+	return w, nil
+}
+
+func parseZone(name, v string) (*time.Location, error) {
+	loc, err := sendwindow.LoadZone(v)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return loc, nil
 }
 
 func parseFloat(name, v string) (float64, error) {

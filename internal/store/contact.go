@@ -11,15 +11,22 @@ import (
 // Contact is how a user is reached: an address, a locale, FCM tokens, the
 // channels to use in order of preference and the channels opted out of.
 type Contact struct {
-	OrgID     string    `json:"org_id" db:"org_id"`
-	UserID    string    `json:"user_id" db:"user_id"`
-	Email     string    `json:"email,omitempty" db:"email"`
-	Locale    string    `json:"locale,omitempty" db:"locale"`
-	FCMTokens []string  `json:"fcm_tokens" db:"fcm_tokens"`
-	Channels  []string  `json:"channels" db:"channels"`
-	OptedOut  []string  `json:"opted_out" db:"opted_out"`
-	CreatedAt time.Time `json:"created_at" db:"created_at"`
-	UpdatedAt time.Time `json:"updated_at" db:"updated_at"`
+	OrgID  string `json:"org_id" db:"org_id"`
+	UserID string `json:"user_id" db:"user_id"`
+	Email  string `json:"email,omitempty" db:"email"`
+	Locale string `json:"locale,omitempty" db:"locale"`
+	// Timezone is the user's IANA zone, for quiet hours (SEND_WINDOW); "":
+	// derived from the Podero user's country, else DEFAULT_TIMEZONE.
+	Timezone  string   `json:"timezone,omitempty" db:"timezone"`
+	FCMTokens []string `json:"fcm_tokens" db:"fcm_tokens"`
+	// FCMRegisteredAt is when each of FCMTokens (by index) was last
+	// registered; tokens older than FCMTokenMaxAge are not sent to. Empty
+	// in a Recipient's contact.
+	FCMRegisteredAt []time.Time `json:"fcm_tokens_registered_at" db:"fcm_tokens_registered_at"`
+	Channels        []string    `json:"channels" db:"channels"`
+	OptedOut        []string    `json:"opted_out" db:"opted_out"`
+	CreatedAt       time.Time   `json:"created_at" db:"created_at"`
+	UpdatedAt       time.Time   `json:"updated_at" db:"updated_at"`
 }
 
 // ContactUpdate changes a contact; nil fields keep what is stored (or the
@@ -28,20 +35,44 @@ type Contact struct {
 type ContactUpdate struct {
 	Email     *string
 	Locale    *string
+	Timezone  *string
 	FCMTokens *[]string
 	Channels  *[]string
 	OptedOut  *[]string
+	// FCMRegisteredAt is when FCMTokens were registered; zero: now. Every
+	// token named counts as registered again, so naming a stored one
+	// refreshes its time.
+	FCMRegisteredAt time.Time
 }
+
+// FCMTokenMaxAge is FCM's staleness window: a token not registered again
+// for this long is likely no phone's any more (FCM treats tokens inactive
+// for 270 days as expired), so it is not sent to, and reauth_prune removes
+// it.
+const FCMTokenMaxAge = 270 * 24 * time.Hour
+
+// fcmTokenMaxAgeSQL is FCMTokenMaxAge in SQL (the store's tests check that
+// they agree).
+const fcmTokenMaxAgeSQL = `interval '270 days'`
+
+// fcmRegistered is when token t of contact c was last registered (its
+// last change for a token stored without a time).
+const fcmRegistered = `coalesce((c.fcm_registered_at->>t)::timestamptz, c.updated_at)`
 
 // contactColumns are a Contact's columns (by its db tags).
 const contactColumns = `org_id, user_id, coalesce(email, '') AS email, coalesce(locale, '') AS locale,
-	fcm_tokens, channels, opted_out, created_at, updated_at`
+	coalesce(timezone, '') AS timezone, fcm_tokens, ARRAY(SELECT ` + fcmRegistered + ` FROM unnest(c.fcm_tokens) WITH ORDINALITY AS u(t, i) ORDER BY i)
+		AS fcm_tokens_registered_at,
+	channels, opted_out, created_at, updated_at`
 
 // recipientColumns are how a user is reached, from a contact c LEFT JOINed
 // (empty when there is none), as recipientRow scans them; they are named so
-// that they do not collide with a session's email and locale.
+// that they do not collide with a session's email and locale. The FCM
+// tokens are those to send to: registered within FCMTokenMaxAge.
 const recipientColumns = `coalesce(c.email, '') AS contact_email, coalesce(c.locale, '') AS contact_locale,
-	coalesce(c.fcm_tokens, '{}') AS fcm_tokens, coalesce(c.channels, '{}') AS channels,
+	coalesce(c.timezone, '') AS contact_timezone, ARRAY(SELECT t FROM unnest(c.fcm_tokens) WITH ORDINALITY AS u(t, i)
+		WHERE ` + fcmRegistered + ` >= now() - ` + fcmTokenMaxAgeSQL + ` ORDER BY i) AS fcm_tokens,
+	coalesce(c.channels, '{}') AS channels,
 	coalesce(c.opted_out, '{}') AS opted_out`
 
 // recipientRow is a row of recipientColumns and whether the address was
@@ -49,6 +80,7 @@ const recipientColumns = `coalesce(c.email, '') AS contact_email, coalesce(c.loc
 type recipientRow struct {
 	Email      string   `db:"contact_email"`
 	Locale     string   `db:"contact_locale"`
+	Timezone   string   `db:"contact_timezone"`
 	FCMTokens  []string `db:"fcm_tokens"`
 	Channels   []string `db:"channels"`
 	OptedOut   []string `db:"opted_out"`
@@ -57,38 +89,69 @@ type recipientRow struct {
 
 // contact is the Contact of user (orgID, userID) the row holds.
 func (r recipientRow) contact(orgID, userID string) Contact {
-	return Contact{OrgID: orgID, UserID: userID, Email: r.Email, Locale: r.Locale,
+	return Contact{OrgID: orgID, UserID: userID, Email: r.Email, Locale: r.Locale, Timezone: r.Timezone,
 		FCMTokens: r.FCMTokens, Channels: r.Channels, OptedOut: r.OptedOut}
 }
 
-// UpsertContact creates or changes the contact of (orgID, userID).
+// UpsertContact creates or changes the contact of (orgID, userID). The FCM
+// tokens it names are registered at u.FCMRegisteredAt (now when zero).
 func UpsertContact(ctx context.Context, db DB, orgID, userID string, u ContactUpdate) (Contact, error) {
+	var registered *time.Time
+	if !u.FCMRegisteredAt.IsZero() {
+		registered = &u.FCMRegisteredAt
+	}
 	return queryOne[Contact](ctx, db, `
-		INSERT INTO contact (org_id, user_id, email, locale, fcm_tokens, channels, opted_out)
+		INSERT INTO contact AS c (org_id, user_id, email, locale, fcm_tokens, fcm_registered_at, channels, opted_out, timezone)
 		VALUES ($1, $2, nullif($3::text, ''), nullif($4::text, ''), coalesce($5::text[], '{}'),
-			coalesce($6::text[], '{email}'), coalesce($7::text[], '{}'))
+			(SELECT coalesce(jsonb_object_agg(t, coalesce($8::timestamptz, now())), '{}') FROM unnest($5::text[]) AS t),
+			coalesce($6::text[], '{email}'), coalesce($7::text[], '{}'), nullif($9::text, ''))
 		ON CONFLICT (org_id, user_id) DO UPDATE SET
-			email = CASE WHEN $3::text IS NULL THEN contact.email ELSE nullif($3, '') END,
-			locale = CASE WHEN $4::text IS NULL THEN contact.locale ELSE nullif($4, '') END,
-			fcm_tokens = coalesce($5, contact.fcm_tokens),
-			channels = coalesce($6, contact.channels),
-			opted_out = coalesce($7, contact.opted_out),
+			email = CASE WHEN $3::text IS NULL THEN c.email ELSE nullif($3, '') END,
+			locale = CASE WHEN $4::text IS NULL THEN c.locale ELSE nullif($4, '') END,
+			fcm_tokens = coalesce($5, c.fcm_tokens),
+			fcm_registered_at = CASE WHEN $5::text[] IS NULL THEN c.fcm_registered_at ELSE excluded.fcm_registered_at END,
+			channels = coalesce($6, c.channels),
+			opted_out = coalesce($7, c.opted_out),
+			timezone = CASE WHEN $9::text IS NULL THEN c.timezone ELSE nullif($9, '') END,
 			updated_at = now()
 		RETURNING `+contactColumns,
-		orgID, userID, u.Email, u.Locale, u.FCMTokens, u.Channels, u.OptedOut)
+		orgID, userID, u.Email, u.Locale, u.FCMTokens, u.Channels, u.OptedOut, registered, u.Timezone)
 }
 
 // GetContact returns the contact of (orgID, userID), ErrNotFound if none.
 func GetContact(ctx context.Context, db DB, orgID, userID string) (Contact, error) {
-	return queryOne[Contact](ctx, db, `SELECT `+contactColumns+` FROM contact WHERE org_id = $1 AND user_id = $2`, orgID, userID)
+	return queryOne[Contact](ctx, db, `SELECT `+contactColumns+` FROM contact c WHERE org_id = $1 AND user_id = $2`, orgID, userID)
 }
 
 // RemoveFCMTokens drops tokens FCM reported unregistered from the contact.
 func RemoveFCMTokens(ctx context.Context, db DB, orgID, userID string, tokens []string) error {
 	_, err := db.Exec(ctx, `
-		UPDATE contact SET fcm_tokens = ARRAY(SELECT t FROM unnest(fcm_tokens) AS t WHERE t <> ALL($3::text[])), updated_at = now()
+		UPDATE contact SET fcm_tokens = ARRAY(SELECT t FROM unnest(fcm_tokens) AS t WHERE t <> ALL($3::text[])),
+			fcm_registered_at = fcm_registered_at - $3::text[], updated_at = now()
 		WHERE org_id = $1 AND user_id = $2`, orgID, userID, tokens)
 	return mapErr(err)
+}
+
+// PruneFCMTokens removes the FCM tokens last registered before cutoff from
+// every contact (Recipient no longer returns them anyway) and returns how
+// many it removed.
+func PruneFCMTokens(ctx context.Context, db DB, cutoff time.Time) (int64, error) {
+	var n int64
+	err := db.QueryRow(ctx, `
+		WITH stale AS (
+			SELECT c.org_id, c.user_id, ARRAY(SELECT t FROM unnest(c.fcm_tokens) AS t WHERE `+fcmRegistered+` < $1) AS tokens
+			FROM contact c
+			WHERE c.fcm_tokens <> '{}' AND EXISTS (SELECT FROM unnest(c.fcm_tokens) AS t WHERE `+fcmRegistered+` < $1)
+			FOR UPDATE
+		), pruned AS (
+			UPDATE contact c SET
+				fcm_tokens = ARRAY(SELECT t FROM unnest(c.fcm_tokens) WITH ORDINALITY AS u(t, i) WHERE t <> ALL(s.tokens) ORDER BY i),
+				fcm_registered_at = c.fcm_registered_at - s.tokens, updated_at = now()
+			FROM stale s WHERE c.org_id = s.org_id AND c.user_id = s.user_id
+			RETURNING cardinality(s.tokens) AS removed
+		)
+		SELECT coalesce(sum(removed), 0) FROM pruned`, cutoff).Scan(&n)
+	return n, mapErr(err)
 }
 
 // Recipient is the user's contact (the zero Contact when there is none)

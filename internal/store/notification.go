@@ -90,6 +90,10 @@ type NotifyView struct {
 	// The device's make and model as the last sync saw them; "" when
 	// unknown. Messages name the device by them.
 	Manufacturer, Model string
+	// Country is the user's country as Podero's users list last gave it
+	// (the sync keeps it); "" when unknown. Quiet hours derive a zone from
+	// it when the contact names none.
+	Country string
 }
 
 // GetNotifyView reads the NotifyView of a session's step.
@@ -97,11 +101,13 @@ func GetNotifyView(ctx context.Context, db DB, sessionID int64, step int) (Notif
 	r, err := queryOne[notifyRow](ctx, db, `SELECT `+sessionColumns+`, `+recipientColumns+`,
 			EXISTS (SELECT FROM email_suppression WHERE address = lower(s.email)) AS suppressed,
 			ARRAY(SELECT n.channel || ':' || n.state FROM notification n WHERE n.session_id = s.id AND n.step = $2 ORDER BY n.id) AS tried,
-			coalesce(d.manufacturer, '') AS manufacturer, coalesce(d.model, '') AS model`+sessionFrom+`
+			coalesce(d.manufacturer, '') AS manufacturer, coalesce(d.model, '') AS model,
+			coalesce(u.country, '') AS country`+sessionFrom+`
 		LEFT JOIN contact c ON c.org_id = d.org_id AND c.user_id = d.user_id
+		LEFT JOIN sync_user u ON u.org_id = d.org_id AND u.user_id = d.user_id
 		WHERE s.id = $1`, sessionID, step)
 	return NotifyView{Session: r.Session, Contact: r.contact(r.OrgID, r.UserID), Suppressed: r.Suppressed,
-		Tried: r.Tried, Manufacturer: r.Manufacturer, Model: r.Model}, err
+		Tried: r.Tried, Manufacturer: r.Manufacturer, Model: r.Model, Country: r.Country}, err
 }
 
 // notifyRow is a row of GetNotifyView's query.
@@ -111,4 +117,5 @@ type notifyRow struct {
 	Tried        []string `db:"tried"`
 	Manufacturer string   `db:"manufacturer"`
 	Model        string   `db:"model"`
+	Country      string   `db:"country"`
 }

@@ -17,6 +17,7 @@ type ListedUser struct {
 	UserID         string // a UUID, lower case
 	Email          string // "" for none (stored as NULL)
 	ExternalUserID string // "" for none
+	Country        string // as Podero sends it; "" for none
 	// The user's devices of each kind; nil: unknown, so the sync lists it.
 	NumInverters, NumElectricVehicles, NumWallboxes *int
 }
@@ -64,14 +65,14 @@ func (l *UserListing) Add(ctx context.Context, users []ListedUser) error {
 		return nil
 	}
 	n := len(users)
-	ids, emails, exts := make([]string, n), make([]string, n), make([]string, n)
+	ids, emails, exts, countries := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	inv, ev, wb := make([]*int, n), make([]*int, n), make([]*int, n)
 	for i, u := range users {
-		ids[i], emails[i], exts[i] = u.UserID, u.Email, u.ExternalUserID
+		ids[i], emails[i], exts[i], countries[i] = u.UserID, u.Email, u.ExternalUserID, u.Country
 		inv[i], ev[i], wb[i] = u.NumInverters, u.NumElectricVehicles, u.NumWallboxes
 	}
 	var changed, gone int64
-	err := l.db.QueryRow(ctx, addListedSQL, l.org, ids, emails, exts, inv, ev, wb, l.started).Scan(&changed, &gone)
+	err := l.db.QueryRow(ctx, addListedSQL, l.org, ids, emails, exts, inv, ev, wb, l.started, countries).Scan(&changed, &gone)
 	if err != nil {
 		return mapErr(err)
 	}
@@ -84,26 +85,26 @@ func (l *UserListing) Add(ctx context.Context, users []ListedUser) error {
 const addListedSQL = `
 	WITH b AS (
 		SELECT DISTINCT ON (user_id) user_id, nullif(email, '') AS email, nullif(external_user_id, '') AS external_user_id,
-			num_inverters, num_electric_vehicles, num_wallboxes
-		FROM unnest($2::uuid[], $3::text[], $4::text[], $5::int[], $6::int[], $7::int[])
-			AS b (user_id, email, external_user_id, num_inverters, num_electric_vehicles, num_wallboxes)
+			num_inverters, num_electric_vehicles, num_wallboxes, nullif(country, '') AS country
+		FROM unnest($2::uuid[], $3::text[], $4::text[], $5::int[], $6::int[], $7::int[], $9::text[])
+			AS b (user_id, email, external_user_id, num_inverters, num_electric_vehicles, num_wallboxes, country)
 		ORDER BY user_id
 	), seen AS (
 		INSERT INTO pg_temp.reauth_sync_listed (user_id) SELECT user_id FROM b
 	), changed AS (
 		SELECT b.* FROM b LEFT JOIN sync_user s ON s.org_id = $1 AND s.user_id = b.user_id
 		WHERE s.user_id IS NULL OR s.gone_at IS NOT NULL
-		   OR (s.email, s.external_user_id, s.num_inverters, s.num_electric_vehicles, s.num_wallboxes)
-		      IS DISTINCT FROM (b.email, b.external_user_id, b.num_inverters, b.num_electric_vehicles, b.num_wallboxes)
+		   OR (s.email, s.external_user_id, s.num_inverters, s.num_electric_vehicles, s.num_wallboxes, s.country)
+		      IS DISTINCT FROM (b.email, b.external_user_id, b.num_inverters, b.num_electric_vehicles, b.num_wallboxes, b.country)
 	), up AS (
 		INSERT INTO sync_user (org_id, user_id, email, external_user_id, num_inverters, num_electric_vehicles,
-			num_wallboxes, created_at, changed_at)
-		SELECT $1, user_id, email, external_user_id, num_inverters, num_electric_vehicles, num_wallboxes, $8, $8
+			num_wallboxes, country, created_at, changed_at)
+		SELECT $1, user_id, email, external_user_id, num_inverters, num_electric_vehicles, num_wallboxes, country, $8, $8
 		FROM changed
 		ON CONFLICT (org_id, user_id) DO UPDATE SET
 			email = excluded.email, external_user_id = excluded.external_user_id,
 			num_inverters = excluded.num_inverters, num_electric_vehicles = excluded.num_electric_vehicles,
-			num_wallboxes = excluded.num_wallboxes, changed_at = excluded.changed_at, gone_at = NULL
+			num_wallboxes = excluded.num_wallboxes, country = excluded.country, changed_at = excluded.changed_at, gone_at = NULL
 		RETURNING user_id, num_inverters, num_electric_vehicles, num_wallboxes
 	), gone AS (
 		UPDATE device d SET gone_at = now(), updated_at = now()

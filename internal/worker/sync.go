@@ -133,7 +133,7 @@ func (w *SyncWorker) listOrg(ctx context.Context, org string) (store.ListingResu
 			email = ""
 		}
 		batch = append(batch, store.ListedUser{
-			UserID: strings.ToLower(u.ID), Email: email, ExternalUserID: syncText(u.ExternalUserID),
+			UserID: strings.ToLower(u.ID), Email: email, ExternalUserID: syncText(u.ExternalUserID), Country: syncText(u.Country),
 			NumInverters: u.NumInverters, NumElectricVehicles: u.NumElectricVehicles, NumWallboxes: u.NumWallboxes,
 		})
 		if len(batch) < SyncListBatch {

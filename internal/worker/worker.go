@@ -28,6 +28,7 @@ import (
 	"github.com/reauth/reauth/internal/metrics"
 	"github.com/reauth/reauth/internal/notify"
 	"github.com/reauth/reauth/internal/podero"
+	"github.com/reauth/reauth/internal/sendwindow"
 	"github.com/reauth/reauth/internal/session"
 	"github.com/reauth/reauth/internal/store"
 )
@@ -72,6 +73,18 @@ type Config struct {
 	// partner's deploy, a rotated secret); default
 	// EventsGiveUpAfterDefault.
 	EventsGiveUpAfter time.Duration
+	// Quiet hours (quiet.go): messages go out only inside SendWindow
+	// (SEND_WINDOW) in the user's zone; one due outside waits for the
+	// window's start. The zero Window sends at any hour. DefaultZone is
+	// the zone of a user with neither a contact timezone nor a known
+	// country (DEFAULT_TIMEZONE); nil: sendwindow.TimezoneDefault.
+	// InteractiveRespectsWindow (SEND_WINDOW_INTERACTIVE=respect): the
+	// first message answering an interactive request waits too; false: it
+	// goes at once.
+	SendWindow                sendwindow.Window
+	DefaultZone               *time.Location
+	InteractiveRespectsWindow bool
+
 	// Now is the clock; nil is time.Now. Tests move it.
 	Now           func() time.Time
 	Links         *link.Signer
@@ -92,6 +105,13 @@ type Config struct {
 	// RepeatCooldown: a request for a device whose session completed this
 	// recently is done without a message, unless forced; 0 turns it off.
 	RepeatCooldown time.Duration
+	// VerifyAfter is how long after a success callback, and then how often,
+	// the device is checked at Podero (VERIFY_AFTER); default
+	// session.VerifyAfterDefault. VerifyTimeout is how long after the
+	// callback it may still be lapsed before the completion is unverified
+	// (VERIFY_TIMEOUT); default VerifyTimeoutDefault. See VerifyWorker.
+	VerifyAfter   time.Duration
+	VerifyTimeout time.Duration
 
 	// Device sync and sweep. A nil schedule leaves that periodic job off
 	// (it still runs when inserted, e.g. by `reauth sync --now`).
@@ -148,6 +168,7 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 	river.AddWorker(workers, &SyncDispatchWorker{cfg: cfg})
 	river.AddWorker(workers, &SweepWorker{cfg: cfg})
 	river.AddWorker(workers, &EventWorker{cfg: cfg})
+	river.AddWorker(workers, &VerifyWorker{cfg: cfg})
 	rc := ClientConfig(cfg)
 	rc.Workers = workers
 	return river.NewClient(riverpgxv5.New(cfg.Pool), rc)
@@ -239,7 +260,7 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 			return nil // its reauth_notify job sends the first message
 		case err == nil:
 			return w.cfg.deliver(ctx, delivery{jobID: job.ID, attempt: job.Attempt, maxAttempts: job.MaxAttempts, session: id,
-				retried: operatorRetried(job.JobRow)})
+				retried: operatorRetried(job.JobRow), deviceJob: true, interactive: job.Priority <= reauth.PriorityInteractive})
 		case !errors.Is(err, store.ErrNotFound):
 			return err
 		}
@@ -377,7 +398,8 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 	if renewal {
 		return nil
 	}
-	return w.cfg.deliver(ctx, delivery{jobID: job.ID, attempt: job.Attempt, maxAttempts: job.MaxAttempts, session: id})
+	return w.cfg.deliver(ctx, delivery{jobID: job.ID, attempt: job.Attempt, maxAttempts: job.MaxAttempts, session: id,
+		deviceJob: true, interactive: job.Priority <= reauth.PriorityInteractive})
 }
 
 // ownerOrUserEmail finds an email for a request made at requested that
@@ -470,7 +492,8 @@ func (w *NotifyWorker) Work(ctx context.Context, job *river.Job[reauth.NotifyArg
 		return river.JobCancel(fmt.Errorf("invalid job args: step %d is beyond the reminder schedule: REMINDER_OFFSETS gives steps 0 to %d", a.Step, n))
 	}
 	return w.cfg.deliver(ctx, delivery{jobID: job.ID, attempt: job.Attempt, maxAttempts: job.MaxAttempts,
-		session: a.SessionID, step: a.Step, retried: operatorRetried(job.JobRow)})
+		session: a.SessionID, step: a.Step, retried: operatorRetried(job.JobRow),
+		interactive: a.Step == 0 && !deferredByWindow(job.Metadata)})
 }
 
 // Why a delivery gives up (cancels its job): every channel failed, or none
@@ -506,6 +529,10 @@ type delivery struct {
 	// retried: an operator retried the job after the step gave up (see
 	// operatorRetried): its failed channels are tried again.
 	retried bool
+	// deviceJob: jobID is the reauth_device job (else a reauth_notify
+	// job); interactive: the step is the first message answering an
+	// interactive request (see Config.InteractiveRespectsWindow).
+	deviceJob, interactive bool
 }
 
 // deliver delivers one step d of a session's messages on the user's
@@ -522,6 +549,7 @@ func (cfg Config) deliver(ctx context.Context, d delivery) error {
 		return err
 	}
 	s, contact := v.Session, v.Contact
+	zone := w.cfg.zone(v)
 	log := jobLogger(ctx, w.cfg.Logger).With(slog.Int64("job_id", d.jobID), slog.Int64("session", s.ID), slog.Int("step", a.Step))
 	if s.State != store.SessionOpen {
 		log.InfoContext(ctx, "session no longer open, nothing to send", slog.String("state", s.State))
@@ -535,13 +563,14 @@ func (cfg Config) deliver(ctx context.Context, d delivery) error {
 		// Opened before its first message (an expired link renewed on the
 		// spot): the user is already on it; only remind.
 		log.InfoContext(ctx, "link already opened, first message skipped")
-		return w.sent(ctx, s, a.Step, nil)
+		return w.sent(ctx, s, zone, a.Step, nil)
 	}
 	key := fmt.Sprintf("reauth-%d-%d", s.ID, a.Step)
 	msg := notify.Message{
 		Key: key, To: s.Email, Tokens: contact.FCMTokens, OrgID: s.OrgID, UserID: s.UserID, DeviceID: s.DeviceID,
 		Locale: s.Locale, DeviceKind: s.DeviceKind, Manufacturer: v.Manufacturer, Model: v.Model, Step: a.Step,
-		Link: link.URL(w.cfg.PublicBaseURL, w.cfg.Links.Token(s.LinkNonce)),
+		Link:  link.URL(w.cfg.PublicBaseURL, w.cfg.Links.Token(s.LinkNonce)),
+		Retry: a.Step == 0 && s.Reason == reauth.ReasonVerificationFailed,
 	}
 	if a.Step > 0 {
 		// A reminder is a series the user did not ask for: it carries the
@@ -577,10 +606,13 @@ func (cfg Config) deliver(ctx context.Context, d delivery) error {
 		ch, state, _ := strings.Cut(t, ":")
 		switch {
 		case state == store.NotificationSent:
-			return w.sent(ctx, s, a.Step, nil)
+			return w.sent(ctx, s, zone, a.Step, nil)
 		case state == store.NotificationSending && w.cfg.sender(ch) != nil:
 			order = append(order, ch)
 		}
+	}
+	if at, wait := w.cfg.quietUntil(d, zone); wait {
+		return w.cfg.waitForWindow(ctx, log, d, zone, at)
 	}
 	for _, ch := range w.cfg.channelsFor(contact, s.Email != "") {
 		if !slices.Contains(order, ch) {
@@ -599,7 +631,7 @@ func (cfg Config) deliver(ctx context.Context, d delivery) error {
 		}
 		switch n.State {
 		case store.NotificationSent:
-			return w.sent(ctx, s, a.Step, nil)
+			return w.sent(ctx, s, zone, a.Step, nil)
 		case store.NotificationFailed:
 			failures = append(failures, ch+": "+n.LastError)
 			continue
@@ -618,7 +650,7 @@ func (cfg Config) deliver(ctx context.Context, d delivery) error {
 			}
 		}
 		if err == nil {
-			if err := w.sent(ctx, s, a.Step, &n); err != nil {
+			if err := w.sent(ctx, s, zone, a.Step, &n); err != nil {
 				return fmt.Errorf("message sent but not recorded (a retry resends the same message): %w", err)
 			}
 			w.cfg.Metrics.Notification(ch, "sent")
@@ -727,7 +759,7 @@ func (w *NotifyWorker) refused(ctx context.Context, log *slog.Logger, rej *notif
 // the pool is dead, so the retries outnumber the pool. River completes the
 // job in one of its batches; a job run again before that finds the row sent
 // and sends nothing.
-func (w *NotifyWorker) sent(ctx context.Context, s store.Session, step int, n *store.Notification) error {
+func (w *NotifyWorker) sent(ctx context.Context, s store.Session, zone *time.Location, step int, n *store.Notification) error {
 	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 	defer cancel()
 	client := river.ClientFromContext[pgx.Tx](ctx)
@@ -747,7 +779,7 @@ func (w *NotifyWorker) sent(ctx context.Context, s store.Session, step int, n *s
 				return err
 			}
 			_, err := client.InsertTx(recordCtx, tx, reauth.NotifyArgs{SessionID: s.ID, Step: step + 1},
-				&river.InsertOpts{ScheduledAt: w.cfg.reminderAt(s.CreatedAt, step)})
+				&river.InsertOpts{ScheduledAt: w.cfg.SendWindow.Next(w.cfg.reminderAt(s.CreatedAt, step), zone)})
 			return err
 		})
 	})
@@ -819,7 +851,8 @@ func (cfg Config) now() time.Time {
 // sessions makes the session transitions and inserts the events
 // (session.Sessions), with this configuration.
 func (cfg Config) sessions() session.Sessions {
-	return session.Sessions{Pool: cfg.Pool, Events: cfg.PostEvent != nil, Now: cfg.Now, Logger: cfg.Logger, Metrics: cfg.Metrics}
+	return session.Sessions{Pool: cfg.Pool, Events: cfg.PostEvent != nil, Now: cfg.Now, Logger: cfg.Logger, Metrics: cfg.Metrics,
+		Verify: true, VerifyAfter: cfg.VerifyAfter}
 }
 
 // jobLogger logs to the process log and, inside a job, to the attempt's log
