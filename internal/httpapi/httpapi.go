@@ -64,6 +64,9 @@ type Config struct {
 	// RepeatCooldown: a request for a device whose session completed this
 	// recently answers a duplicate of that session, unless forced; 0: off.
 	RepeatCooldown time.Duration
+	// VerifyAfter is how long after a success callback the device is
+	// checked at Podero (VERIFY_AFTER); 0: session.VerifyAfterDefault.
+	VerifyAfter time.Duration
 	// FindUser looks a user up by external_user_id at Podero, so that a
 	// request naming an unknown one is refused at once; nil leaves it to
 	// the worker.
@@ -90,6 +93,9 @@ type Config struct {
 	// TracerProvider traces each request in a server span (see startSpan);
 	// nil: tracing off.
 	TracerProvider trace.TracerProvider
+	// Links checks the reminder opt-out tokens of /u/{token} (LINK_SECRET,
+	// the worker's signer); nil: every one is not found.
+	Links *link.Signer
 	// Brand is the partner's identity on the end user's pages (BRAND_NAME,
 	// BRAND_LOGO_URL, BRAND_COLOR, SUPPORT_URL, SUPPORT_EMAIL); zero: none.
 	Brand notify.Brand
@@ -112,6 +118,7 @@ func New(cfg Config) http.Handler {
 	}
 	s := &server{cfg: cfg, sessions: session.Sessions{
 		Pool: cfg.Pool, Events: cfg.Events, Now: cfg.Now, Logger: cfg.Logger, Metrics: cfg.Metrics,
+		Verify: cfg.River != nil, VerifyAfter: cfg.VerifyAfter,
 	}, tracer: tracing.Tracer(cfg.TracerProvider), pages: newPages(cfg.Brand)}
 	mux := http.NewServeMux()
 	mux.Handle("POST /v1/reauth", s.auth(ScopeEnqueue, s.enqueue))
@@ -122,6 +129,8 @@ func New(cfg Config) http.Handler {
 	mux.Handle("DELETE /v1/suppressions/{email}", s.auth(ScopeEnqueue, s.liftSuppression))
 	mux.HandleFunc("GET "+link.Path+"{token}", s.open)
 	mux.HandleFunc("GET "+link.Path+"{token}/done", s.done)
+	mux.HandleFunc("GET "+link.UnsubscribePath+"{token}", s.unsubscribePage)
+	mux.HandleFunc("POST "+link.UnsubscribePath+"{token}", s.unsubscribe)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -67,6 +67,9 @@ type Message struct {
 	Model        string
 	Link         string    // the URL the user clicks
 	Step         int       // 0 first message, >= 1 reminder
+	// Retry: the first message of a fresh link after a login that did not
+	// take (see retry.go); it is rendered from the retry_ templates.
+	Retry bool
 	ExpiresAt    time.Time // when the link stops working; zero: not shown
 	// Unsubscribe is the reminder opt-out URL (https in production, see
 	// link.UnsubscribeURL): email carries it in List-Unsubscribe with
@@ -94,6 +97,7 @@ type localeSet struct {
 	html      *htmltemplate.Template
 	pushTitle *texttemplate.Template
 	pushBody  *texttemplate.Template
+	retry     *localeSet // the same with the retry_ templates; nil: none (see retry.go)
 	kinds     map[reauth.DeviceKind]map[string]string
 	named     map[reauth.DeviceKind]map[string]string // forms with "{name}"; may be empty
 	layout    string
@@ -265,6 +269,9 @@ func (r *Renderer) prepare(m Message) (*localeSet, templateData, error) {
 		return nil, templateData{}, fmt.Errorf("notify: negative step %d", m.Step)
 	}
 	ls := r.locale(m.Locale)
+	if m.Retry && ls.retry != nil {
+		ls = ls.retry
+	}
 	name := ls.deviceNames(m)[0]
 	return ls, templateData{
 		Link:     m.Link,
@@ -347,7 +354,7 @@ func (r *Renderer) selfTest() error {
 			}
 		}
 	}
-	return nil
+	return r.selfTestRetry()
 }
 
 // formatTime formats t in the locale's zone and layout, "" for the zero time.
@@ -448,6 +455,9 @@ func loadLocale(src overlay, name string) (*localeSet, error) {
 		return nil, err
 	}
 	if ls.html, err = htmltemplate.New(fileHTML).Option("missingkey=error").Parse(raw); err != nil {
+		return nil, err
+	}
+	if ls.retry, err = loadRetry(src, ls); err != nil {
 		return nil, err
 	}
 	return ls, nil

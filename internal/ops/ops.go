@@ -167,7 +167,7 @@ func (o *Ops) Device(ctx context.Context, kind reauth.DeviceKind, id string) (De
 // SessionStates are the states an auth_session can be in.
 var SessionStates = []string{
 	store.SessionOpen, store.SessionCompleted, store.SessionCancelled, store.SessionSuperseded,
-	store.SessionCompletedElsewhere, store.SessionDeviceGone,
+	store.SessionCompletedElsewhere, store.SessionDeviceGone, store.SessionUnverified,
 }
 
 // SessionFilter chooses sessions, newest first.

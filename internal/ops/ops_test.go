@@ -188,7 +188,8 @@ func TestFunnel(t *testing.T) {
 	require.Equal(t, today, days[6].Day)
 	require.Equal(t, today.AddDate(0, 0, -6), days[0].Day)
 	require.Equal(t, store.FunnelCounts{Requested: 1}, days[6].FunnelCounts)
-	require.Equal(t, store.FunnelCounts{Requested: 2, LinkCreated: 1, Completed: 1, CompletedElsewhere: 1}, days[4].FunnelCounts)
+	require.Equal(t, store.FunnelCounts{Requested: 2, LinkCreated: 1, Completed: 1, CompletedElsewhere: 1, Verified: 1}, days[4].FunnelCounts,
+		"a completion elsewhere is verified: Podero listed it")
 	for _, i := range []int{0, 1, 2, 3, 5} {
 		require.Zero(t, days[i].FunnelCounts, "day %d", i)
 	}
@@ -197,7 +198,7 @@ func TestFunnel(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "168h0m0s", s.Window)
 	require.Len(t, s.ByKind, len(reauth.DeviceKinds))
-	require.Equal(t, store.FunnelRow{DeviceKind: "inverter", FunnelCounts: store.FunnelCounts{Requested: 3, LinkCreated: 1, Completed: 1, CompletedElsewhere: 1}}, s.ByKind[0])
+	require.Equal(t, store.FunnelRow{DeviceKind: "inverter", FunnelCounts: store.FunnelCounts{Requested: 3, LinkCreated: 1, Completed: 1, CompletedElsewhere: 1, Verified: 1}}, s.ByKind[0])
 	require.Equal(t, store.FunnelRow{OrgID: "total", DeviceKind: "all", FunnelCounts: s.ByKind[0].FunnelCounts}, s.Total)
 	require.EqualValues(t, 1, s.Budget.Waiting)
 	require.Equal(t, "of 10 (PODERO_RATE_LIMIT)", s.Budget.LimitText())

@@ -50,13 +50,14 @@ const (
 	PurposeSweep   = "sweep"        // a sweep request's session
 	PurposeRenewal = "renewal"      // a session for an expired link, on the spot
 	PurposeSync    = "sync"         // the device sync's listings
+	PurposeVerify  = "verify"       // checking a completed login took (reauth_verify)
 	PurposeLookup  = "user_lookup"  // finding a user's email or external ID
 	PurposeToken   = "token"        // an access token
 	PurposeOther   = "other"        // a call that named none
 )
 
 // Purposes lists every purpose, in the order operators see them.
-var Purposes = []string{PurposeRequest, PurposeRenewal, PurposeSweep, PurposeLookup, PurposeSync, PurposeToken, PurposeOther}
+var Purposes = []string{PurposeRequest, PurposeRenewal, PurposeSweep, PurposeLookup, PurposeSync, PurposeVerify, PurposeToken, PurposeOther}
 
 type purposeKey struct{}
 type opKey struct{}

@@ -15,8 +15,11 @@
 //	        | | | +---- DeviceGone, the sync ---------------> device_gone
 //	        | | +------ CompletedElsewhere (the sync) ------> completed_elsewhere
 //	        | +-------- Finish(success) --------------------> completed
-//	        |                                                     ^
-//	        +-- Finish(cancel) --> cancelled -- Finish(success) --+
+//	        |                                                     ^  |
+//	        +-- Finish(cancel) --> cancelled -- Finish(success) --+  |
+//	                                                                 |
+//	   completed -- Confirm (Podero shows the device authenticated) -+-> completed, verified_at set
+//	             -- Unverified (still lapsed after VERIFY_TIMEOUT) --> unverified
 //
 // Who calls what:
 //   - Create: the reauth_device worker, in the transaction that stores
@@ -34,10 +37,20 @@
 //     is another (the success is the device's, whichever link it came
 //     through); cancel cancels it. A cancelled session may still complete:
 //     its link keeps working (see finishableFrom). Reminders are cancelled;
-//     events reauth.completed (detail via_link) and reauth.cancelled.
+//     events reauth.completed (detail via_link, verified false) and
+//     reauth.cancelled. A success also queues the check of the device at
+//     Podero (reauth_verify, VerifyAfter later).
+//   - Confirm and Unverified: the reauth_verify worker. Confirm records
+//     that Podero shows the device authenticated (verified_at), with
+//     reauth.completed (verified true); Unverified moves a completion
+//     Podero still shows lapsed after VERIFY_TIMEOUT to unverified, with
+//     reauth.verification_failed, and requests a fresh link (reason
+//     verification_failed, forced), whose first message says the last
+//     login did not work.
 //   - CompletedElsewhere: the reauth_sync_user worker, when Podero lists a
 //     device authenticated again without our link; reminders cancelled,
-//     event reauth.completed (detail elsewhere).
+//     event reauth.completed (detail elsewhere, verified true: Podero's
+//     own listing said so).
 //   - DeviceGone and MissingGone: the reauth_device worker (Podero answers
 //     404 for the device) and the reauth_sync_user worker (the device is no
 //     longer listed). Setting device.gone_at closes the open session as
@@ -82,7 +95,18 @@ type Sessions struct {
 	Now     func() time.Time // nil: time.Now
 	Logger  *slog.Logger     // nil: slog.Default()
 	Metrics *metrics.Metrics // nil: none
+	// Verify: Finish(success) queues the check of the device at Podero (a
+	// reauth_verify job); false: none is queued. VerifyAfter is how long
+	// after the callback it runs (VERIFY_AFTER); 0: VerifyAfterDefault.
+	Verify      bool
+	VerifyAfter time.Duration
 }
+
+// VerifyAfterDefault is VERIFY_AFTER's default: Podero refreshes a
+// device's state every 5 to 15 minutes.
+const VerifyAfterDefault = 15 * time.Minute
+
+func (s Sessions) verifyAfter() time.Duration { return cmp.Or(s.VerifyAfter, VerifyAfterDefault) }
 
 func (s Sessions) now() time.Time {
 	if s.Now != nil {
@@ -122,10 +146,23 @@ func inserter(ctx context.Context, client *river.Client[pgx.Tx]) *river.Client[p
 // worker: the worker's own client). It is the only place that inserts
 // reauth_event jobs.
 func (s Sessions) Emit(ctx context.Context, client *river.Client[pgx.Tx], tx pgx.Tx, typ string, subject reauth.EventSubject, detail string) error {
+	return s.emit(ctx, client, tx, reauth.NewEvent(typ, subject, detail))
+}
+
+// completedEvent is reauth.completed about subject with detail, verified
+// or not.
+func completedEvent(subject reauth.EventSubject, detail string, verified bool) reauth.EventArgs {
+	ev := reauth.NewEvent(reauth.EventCompleted, subject, detail)
+	ev.Verified = &verified
+	return ev
+}
+
+// emit inserts ev as Emit does.
+func (s Sessions) emit(ctx context.Context, client *river.Client[pgx.Tx], tx pgx.Tx, ev reauth.EventArgs) error {
 	if !s.Events {
 		return nil
 	}
-	ev := reauth.NewEvent(typ, subject, detail)
+	typ := ev.Type
 	ev.OccurredAt = s.now().UTC()
 	var err error
 	if tx != nil {
@@ -159,6 +196,7 @@ func (s Sessions) Create(ctx context.Context, client *river.Client[pgx.Tx], tx p
 			return 0, err
 		}
 	}
+	n.NewSession.Reason = cmp.Or(n.NewSession.Reason, n.Request.Reason)
 	id, err := store.CreateSession(ctx, tx, n.NewSession)
 	if err != nil {
 		return 0, fmt.Errorf("store session: %w", err)
@@ -186,7 +224,9 @@ type Recipient struct {
 // address and language: the contact's win over those, so a user who set
 // their own meanwhile gets them, as a new request without its own would.
 func (s Sessions) Recipient(ctx context.Context, db store.DB, a reauth.DeviceArgs) (Recipient, error) {
-	renewal := a.Reason == reauth.ReasonLinkExpired
+	// A fresh link after a login that did not take carries the session's
+	// address and language as a renewal does.
+	renewal := a.Reason == reauth.ReasonLinkExpired || a.Reason == reauth.ReasonVerificationFailed
 	own := a.Email
 	if renewal {
 		own = "" // the contact's first
@@ -337,7 +377,8 @@ const (
 // success also completes the device's open session if that is another (sess
 // was superseded, or cancelled before a newer request). Each session
 // finished gets its reminders cancelled and its event (reauth.completed
-// via_link, reauth.cancelled).
+// via_link with verified false, reauth.cancelled); each one completed, its
+// check at Podero (a reauth_verify job, VerifyAfter later).
 func (s Sessions) Finish(ctx context.Context, client *river.Client[pgx.Tx], sess store.Session, result string) error {
 	state, event, detail := store.SessionCompleted, reauth.EventCompleted, "via_link"
 	if result == ResultCancel {
@@ -368,7 +409,17 @@ func (s Sessions) Finish(ctx context.Context, client *river.Client[pgx.Tx], sess
 			}
 			subject := Subject(sess)
 			subject.SessionID = id
-			if err := s.Emit(ctx, client, tx, event, subject, detail); err != nil {
+			ev := reauth.NewEvent(event, subject, detail)
+			if state == store.SessionCompleted {
+				ev = completedEvent(subject, detail, false)
+			}
+			if state == store.SessionCompleted && s.Verify {
+				check := &river.InsertOpts{ScheduledAt: s.now().Add(s.verifyAfter())}
+				if _, err := inserter(ctx, client).InsertTx(ctx, tx, reauth.VerifyArgs{SessionID: id}, check); err != nil {
+					return fmt.Errorf("insert verify job: %w", err)
+				}
+			}
+			if err := s.emit(ctx, client, tx, ev); err != nil {
 				return err
 			}
 		}
@@ -412,7 +463,7 @@ func (s Sessions) CompletedElsewhere(ctx context.Context, client *river.Client[p
 		return 0, err
 	}
 	subject := reauth.EventSubject{SessionID: id, OrgID: d.OrgID, UserID: d.UserID, DeviceKind: d.Kind, DeviceID: d.ID}
-	if err := s.Emit(ctx, client, tx, reauth.EventCompleted, subject, "elsewhere"); err != nil {
+	if err := s.emit(ctx, client, tx, completedEvent(subject, "elsewhere", true)); err != nil {
 		return 0, err
 	}
 	return id, nil
@@ -436,4 +487,72 @@ func (s Sessions) DeviceGone(ctx context.Context, db store.DB, d Device) error {
 // device_gone, and returns how many.
 func (s Sessions) MissingGone(ctx context.Context, db store.DB, orgID, userID string, kind reauth.DeviceKind, listed []string) (int64, error) {
 	return store.MarkMissingGone(ctx, db, orgID, userID, kind, listed)
+}
+
+// Confirm records that Podero shows the device of sess, completed through
+// its link, authenticated again: verified_at is set and reauth.completed
+// (verified true, its own event ID) sent, in one transaction. It reports
+// whether it did: not when sess is no longer completed or was confirmed
+// before.
+func (s Sessions) Confirm(ctx context.Context, client *river.Client[pgx.Tx], sess store.Session) (bool, error) {
+	var ok bool
+	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+		var err error
+		if ok, err = store.MarkVerified(ctx, tx, sess.ID); err != nil || !ok {
+			return err
+		}
+		return s.emit(ctx, client, tx, reauth.NewVerifiedCompletion(Subject(sess)))
+	})
+	if err == nil && ok {
+		s.logger().InfoContext(ctx, "completion verified", slog.Int64("session", sess.ID))
+	}
+	return ok && err == nil, err
+}
+
+// Unverified moves sess, completed through its link but still lapsed at
+// Podero after VERIFY_TIMEOUT, to unverified with reauth.verification_failed
+// (detail says why), and requests a fresh link for the device (reason
+// verification_failed, forced past REAUTH_REPEAT_COOLDOWN, with the
+// session's address, language and pages), all in one transaction. The
+// fresh request is left out when the device has a newer session (someone
+// asked again meanwhile) or no longer needs a link (gone). It reports
+// whether sess moved, and whether a fresh link was requested.
+func (s Sessions) Unverified(ctx context.Context, client *river.Client[pgx.Tx], sess store.Session, detail string) (moved, requested bool, err error) {
+	err = pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+		moved, requested = false, false
+		ok, err := store.MarkUnverified(ctx, tx, sess.ID)
+		if err != nil || !ok {
+			return err
+		}
+		moved = true
+		if err := s.Emit(ctx, client, tx, reauth.EventVerificationFailed, Subject(sess), detail); err != nil {
+			return err
+		}
+		latest, err := store.LatestSession(ctx, tx, sess.DeviceKind, sess.DeviceID)
+		if err != nil {
+			return err
+		}
+		needs, err := store.DeviceStillNeedsLink(ctx, tx, sess.DeviceKind, sess.DeviceID)
+		if err != nil || latest.ID != sess.ID || !needs {
+			return err
+		}
+		args := reauth.DeviceArgs{
+			OrgID: sess.OrgID, UserID: sess.UserID, DeviceKind: sess.DeviceKind, DeviceID: sess.DeviceID,
+			Email: sess.Email, Locale: sess.Locale, SuccessURL: sess.SuccessURL, CancelURL: sess.CancelURL,
+			Reason: reauth.ReasonVerificationFailed, Force: true,
+		}
+		if _, err := inserter(ctx, client).InsertTx(ctx, tx, args, nil); err != nil {
+			return fmt.Errorf("request a fresh session: %w", err)
+		}
+		requested = true
+		return nil
+	})
+	if err != nil {
+		return false, false, err
+	}
+	if moved {
+		s.logger().WarnContext(ctx, "completion not verified: the device is still lapsed at Podero", slog.Int64("session", sess.ID),
+			slog.Bool("fresh_link_requested", requested))
+	}
+	return moved, requested, nil
 }

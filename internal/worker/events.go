@@ -47,6 +47,7 @@ type eventData struct {
 	DeviceKind reauth.DeviceKind `json:"device_kind"`
 	DeviceID   string            `json:"device_id"`
 	Detail     string            `json:"detail,omitempty"`
+	Verified   *bool             `json:"verified,omitempty"` // reauth.completed only
 }
 
 // Work posts the event.
@@ -60,6 +61,7 @@ func (w *EventWorker) Work(ctx context.Context, job *river.Job[reauth.EventArgs]
 	}
 	err := w.cfg.PostEvent(ctx, a.ID, eventPayload{Type: a.Type, Timestamp: a.OccurredAt, Data: eventData{
 		SessionID: a.SessionID, OrgID: a.OrgID, UserID: a.UserID, DeviceKind: a.DeviceKind, DeviceID: a.DeviceID, Detail: a.Detail,
+		Verified: a.Verified,
 	}})
 	if err == nil {
 		return nil

@@ -52,7 +52,8 @@ func (s *Server) handleConnectDevice(w http.ResponseWriter, r *http.Request) {
 }
 
 // connect plays the manufacturer login for device id: without ?result the
-// login page; ?result=success reconnects the device and redirects to
+// login page; ?result=success reconnects the device (unless its login
+// does not take, see LoginDoesNotTake) and redirects to
 // successURL; ?result=cancel redirects to cancelURL. Without a URL to
 // redirect to it shows a small page instead.
 func (s *Server) connect(w http.ResponseWriter, r *http.Request, id string, successURL, cancelURL *string) {
@@ -68,7 +69,7 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request, id string, succ
 			Message: "Log in with the manufacturer to reconnect this device.", Links: true})
 	case "success":
 		s.mu.Lock()
-		if !d.authenticated {
+		if !d.authenticated && !d.loginNotTaking {
 			d.authenticated, d.changedAt = true, s.cfg.Now()
 		}
 		s.mu.Unlock()

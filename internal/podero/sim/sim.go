@@ -240,6 +240,7 @@ func New(cfg Config) *Server {
 	s.route("PUT /_sim/faults", "", false, s.handleAdminSetFaults)
 	s.route("POST /_sim/devices/{device_id}/script", "", false, s.handleAdminScript)
 	s.route("POST /_sim/devices/{device_id}/lapse", "", false, s.handleAdminLapse)
+	s.route("POST /_sim/devices/{device_id}/login_does_not_take", "", false, s.handleAdminLoginDoesNotTake)
 	return s
 }
 

@@ -73,6 +73,10 @@ type device struct {
 	changedAt time.Time
 	owner     *user
 	now       func() time.Time // the server's clock
+
+	// loginNotTaking: a login "succeeds" (the connect page redirects to
+	// the success URL) but the device stays lapsed; see LoginDoesNotTake.
+	loginNotTaking bool
 }
 
 // session is an auth session; its URLs are nil when the request had none
