@@ -67,10 +67,10 @@ type Message struct {
 	Model        string
 	Link         string    // the URL the user clicks
 	Step         int       // 0 first message, >= 1 reminder
+	ExpiresAt    time.Time // when the link stops working; zero: not shown
 	// Retry: the first message of a fresh link after a login that did not
 	// take (see retry.go); it is rendered from the retry_ templates.
 	Retry bool
-	ExpiresAt    time.Time // when the link stops working; zero: not shown
 	// Unsubscribe is the reminder opt-out URL (https in production, see
 	// link.UnsubscribeURL): email carries it in List-Unsubscribe with
 	// List-Unsubscribe-Post (RFC 8058 one-click). "" for the first message,
