@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/reauth/reauth/internal/sendwindow"
 )
 
 // Channels are the ways a link reaches a user, in the default order of
@@ -24,6 +26,7 @@ const (
 type Contact struct {
 	Email     *string   `json:"email,omitempty"`
 	Locale    *string   `json:"locale,omitempty"`
+	Timezone  *string   `json:"timezone,omitempty"`   // IANA zone for quiet hours; none: the Podero user's country's, else DEFAULT_TIMEZONE
 	FCMTokens *[]string `json:"fcm_tokens,omitempty"` // Firebase Cloud Messaging registration tokens
 	Channels  *[]string `json:"channels,omitempty"`   // in order of preference; default ["email"]
 	OptedOut  *[]string `json:"opted_out,omitempty"`  // channels never to use
@@ -39,6 +42,10 @@ func (c Contact) Normalized() Contact {
 	if c.Locale != nil {
 		v := strings.ToLower(strings.TrimSpace(*c.Locale))
 		c.Locale = &v
+	}
+	if c.Timezone != nil {
+		v := strings.TrimSpace(*c.Timezone)
+		c.Timezone = &v
 	}
 	norm := func(p *[]string, lower bool) *[]string {
 		if p == nil {
@@ -72,6 +79,11 @@ func (c Contact) Validate() error {
 	}
 	if c.Locale != nil && *c.Locale != "" && !ValidLocale(*c.Locale) {
 		errs = append(errs, fmt.Errorf("locale must be one of %s", strings.Join(Locales, ", ")))
+	}
+	if c.Timezone != nil && *c.Timezone != "" {
+		if _, err := sendwindow.LoadZone(*c.Timezone); err != nil {
+			errs = append(errs, fmt.Errorf("timezone: %w", err))
+		}
 	}
 	if c.FCMTokens != nil {
 		if len(*c.FCMTokens) > MaxFCMTokens {

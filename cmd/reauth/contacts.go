@@ -43,6 +43,7 @@ func (o *opsCLI) contactsSet(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("contacts set", flag.ContinueOnError)
 	email := fs.String("email", "", "the user's email address (\"\" clears)")
 	locale := fs.String("locale", "", "the user's language: "+strings.Join(reauth.Locales, ", ")+" (\"\" clears)")
+	timezone := fs.String("timezone", "", "the user's IANA time zone for quiet hours, e.g. Europe/Vienna (\"\" clears)")
 	var tokens, channels, optedOut stringsFlag
 	fs.Var(&tokens, "fcm-token", "an FCM registration token; repeat or separate with commas; replaces the stored list (\"\" clears)")
 	fs.Var(&channels, "channels", "channels in order of preference, e.g. push,email ("+strings.Join(reauth.Channels, ", ")+")")
@@ -63,6 +64,8 @@ the others keep it. A request's own email and locale still win over these.`)
 			c.Email = email
 		case "locale":
 			c.Locale = locale
+		case "timezone":
+			c.Timezone = timezone
 		case "fcm-token":
 			c.FCMTokens = &tokens.vals
 		case "channels":
@@ -85,7 +88,7 @@ the others keep it. A request's own email and locale still win over these.`)
 	}
 	defer pool.Close()
 	saved, err := store.UpsertContact(ctx, pool, orgID, userID, store.ContactUpdate{
-		Email: c.Email, Locale: c.Locale, FCMTokens: c.FCMTokens, Channels: c.Channels, OptedOut: c.OptedOut,
+		Email: c.Email, Locale: c.Locale, Timezone: c.Timezone, FCMTokens: c.FCMTokens, Channels: c.Channels, OptedOut: c.OptedOut,
 	})
 	if err != nil {
 		return err
@@ -123,6 +126,7 @@ func (o *opsCLI) printContact(c store.Contact) error {
 	opsRow(tw, "user", c.UserID)
 	opsRow(tw, "email", opsDash(c.Email))
 	opsRow(tw, "locale", opsDash(c.Locale))
+	opsRow(tw, "timezone", opsDash(c.Timezone))
 	opsRow(tw, "fcm tokens", fmt.Sprint(len(c.FCMTokens)))
 	opsRow(tw, "channels", strings.Join(c.Channels, ", "))
 	opsRow(tw, "opted out", opsDash(strings.Join(c.OptedOut, ", ")))

@@ -29,7 +29,7 @@ func (s *server) putContact(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	saved, err := store.UpsertContact(r.Context(), s.cfg.Pool, orgID, userID, store.ContactUpdate{
-		Email: c.Email, Locale: c.Locale, FCMTokens: c.FCMTokens, Channels: c.Channels, OptedOut: c.OptedOut,
+		Email: c.Email, Locale: c.Locale, Timezone: c.Timezone, FCMTokens: c.FCMTokens, Channels: c.Channels, OptedOut: c.OptedOut,
 	})
 	if err != nil {
 		s.internalError(w, r, err)
