@@ -104,6 +104,9 @@ func TestOpsPageQueries(t *testing.T) {
 		require.NoError(t, err)
 		_, err = store.FinishSession(ctx, pool, a, store.SessionCompleted, []string{store.SessionOpen})
 		require.NoError(t, err)
+		verified, err := store.MarkVerified(ctx, pool, a) // Podero showed it authenticated
+		require.NoError(t, err)
+		require.True(t, verified)
 		b := opsSession(t, pool, reauth.Inverter, "00000000-0000-4000-8000-00000000000b")
 		_, err = store.BeginNotification(ctx, pool, b, 0, "email", "u@example.com", "k-b-0")
 		require.NoError(t, err)
@@ -121,8 +124,8 @@ func TestOpsPageQueries(t *testing.T) {
 		require.Equal(t, []store.FunnelRow{
 			{OrgID: "", DeviceKind: "inverter", FunnelCounts: store.FunnelCounts{Requested: 3}},
 			{OrgID: "", DeviceKind: "wallbox", FunnelCounts: store.FunnelCounts{Requested: 1}},
-			{OrgID: opsOrg, DeviceKind: "inverter", FunnelCounts: store.FunnelCounts{LinkCreated: 2, Sent: 1, Opened: 1, Completed: 1}},
-			{OrgID: opsOrg, DeviceKind: "wallbox", FunnelCounts: store.FunnelCounts{LinkCreated: 1, Completed: 1, CompletedElsewhere: 1}},
+			{OrgID: opsOrg, DeviceKind: "inverter", FunnelCounts: store.FunnelCounts{LinkCreated: 2, Sent: 1, Opened: 1, Completed: 1, Verified: 1}},
+			{OrgID: opsOrg, DeviceKind: "wallbox", FunnelCounts: store.FunnelCounts{LinkCreated: 1, Completed: 1, CompletedElsewhere: 1, Verified: 1}},
 		}, got)
 
 		// By day: the same counts, split by UTC day.

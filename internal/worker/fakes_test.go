@@ -41,6 +41,8 @@ type fakePodero struct {
 	errs    []error  // AuthSession's next answers; nil entries: a session
 	devices []string // the device of each AuthSession call, in order
 	n       int
+	listed  []podero.Device // what ListDevices answers
+	lists   int             // ListDevices calls
 }
 
 func (f *fakePodero) AuthSession(_ context.Context, _, _ string, _ reauth.DeviceKind, deviceID string, _ podero.AuthSessionInput) (podero.AuthSession, error) {
@@ -71,7 +73,10 @@ func (f *fakePodero) UserByExternalID(context.Context, string, string) (podero.U
 }
 
 func (f *fakePodero) ListDevices(context.Context, string, string, reauth.DeviceKind) ([]podero.Device, error) {
-	return nil, nil
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lists++
+	return append([]podero.Device(nil), f.listed...), nil
 }
 
 // calls is how many sessions were asked for.
