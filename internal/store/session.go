@@ -223,15 +223,6 @@ func MarkUnverified(ctx context.Context, db DB, id int64) (bool, error) {
 	return tag.RowsAffected() == 1, nil
 }
 
-// SessionOpenForUpdate reports whether the session is still open, locking
-// it against finishing until tx ends (so a reminder is never scheduled
-// after completion cancelled the others).
-func SessionOpenForUpdate(ctx context.Context, tx DB, id int64) (bool, error) {
-	var open bool
-	err := tx.QueryRow(ctx, `SELECT state = 'open' FROM auth_session WHERE id = $1 FOR SHARE`, id).Scan(&open)
-	return open, mapErr(err)
-}
-
 // RemindsForUpdate reports whether the session is open and its reminders
 // not stopped, locking it against finishing and against StopReminders until
 // tx ends (so a reminder is never scheduled after either cancelled the
