@@ -59,6 +59,10 @@
 //     deleted device (store.RecordSyncedDevice) closes it too. No event.
 //   - Recipient: the reauth_device worker, for the address and language
 //     of the session it is about to create (their precedence lives there).
+//   - ByUnsubscribeToken and StopReminders (reminders.go): the HTTP API's
+//     POST /u/{token}, a reminder's one-click opt-out: the open session's
+//     pending reminders are cancelled and no later step sent or scheduled;
+//     the session stays open. Event reauth.reminders_stopped.
 //   - Emit: the transitions above, and the workers' reauth.failed events
 //     (a request that ends without a session, a step every channel failed).
 //
