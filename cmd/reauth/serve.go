@@ -240,7 +240,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 			}
 			kind := ev.Job.Kind
 			switch kind { // a bounded label: only the service's own kinds
-			case "reauth_device", "reauth_notify", "reauth_sync", "reauth_sync_user", "reauth_sync_dispatch", "reauth_sweep", "reauth_event":
+			case "reauth_device", "reauth_notify", "reauth_sync", "reauth_sync_user", "reauth_sync_dispatch", "reauth_sweep", "reauth_event", "reauth_verify":
 			default:
 				kind = "other"
 			}
