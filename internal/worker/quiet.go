@@ -22,7 +22,7 @@ import (
 // deferred: its first message answered no interactive request (or one
 // that respects the window), so it waits for the window if it runs late.
 // A step-0 job without it is a renewal's, whose user just opened the link.
-var deferredMetadata = []byte(`{"reauth_send_window":"deferred"}`)
+const deferredMetadata = `{"reauth_send_window":"deferred"}`
 
 // deferredByWindow reports whether a job's metadata carries
 // deferredMetadata.
@@ -64,6 +64,6 @@ func (cfg Config) waitForWindow(ctx context.Context, log *slog.Logger, d deliver
 	}
 	client := river.ClientFromContext[pgx.Tx](ctx)
 	_, err := client.Insert(ctx, reauth.NotifyArgs{SessionID: d.session, Step: d.step},
-		&river.InsertOpts{ScheduledAt: at, Metadata: deferredMetadata})
+		&river.InsertOpts{ScheduledAt: at, Metadata: []byte(deferredMetadata)})
 	return err
 }
