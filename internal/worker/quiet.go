@@ -39,7 +39,7 @@ func (cfg Config) zone(v store.NotifyView) *time.Location {
 	return sendwindow.Zones{Default: cfg.DefaultZone}.For(v.Contact.Timezone, v.Country)
 }
 
-// quietUntil is when delivery d may go out, in zone: ok is false when it
+// quietUntil is when delivery d may go out, in zone: wait is false when it
 // may go now (inside the window, no window, or the first message of an
 // interactive request, unless InteractiveRespectsWindow).
 func (cfg Config) quietUntil(d delivery, zone *time.Location) (at time.Time, wait bool) {
