@@ -65,6 +65,8 @@ func TestReminderOptOut(t *testing.T) {
 	require.Contains(t, []string{"https", "http"}, u.Scheme)
 	require.True(t, strings.HasPrefix(optOut, b.api.URL+link.UnsubscribePath), "%s is under PUBLIC_BASE_URL %s", optOut, b.api.URL)
 	require.Equal(t, "List-Unsubscribe=One-Click", reminder.Header.Get("List-Unsubscribe-Post"))
+	require.Equal(t, optOut, mailcatch.FindLink(msgs[1].Text, b.api.URL+link.UnsubscribePath), "the text links it too")
+	require.Empty(t, mailcatch.FindLink(msgs[0].Text, b.api.URL+link.UnsubscribePath))
 	require.NotContains(t, optOut, mailcatch.FindLink(msgs[0].Text, b.api.URL+link.Path)[len(b.api.URL+link.Path):],
 		"the opt-out token is not the login link's")
 

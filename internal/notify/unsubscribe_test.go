@@ -41,3 +41,30 @@ func TestEmailListUnsubscribe(t *testing.T) {
 	}
 	require.Len(t, s.Messages(), 2)
 }
+
+// TestRenderUnsubscribeLink: a reminder with an opt-out URL links it
+// visibly, in its language, in the text and the HTML part; a message
+// without one renders as before.
+func TestRenderUnsubscribeLink(t *testing.T) {
+	t.Parallel()
+	r := newRenderer(t)
+	optOut := "https://reauth.example.com/u/" + strings.Repeat("B", 54)
+	for locale, words := range map[string][2]string{
+		"en": {"Don't want these reminders? Stop them here: " + optOut, ">Stop these reminders</a>"},
+		"de": {"Keine Erinnerungen mehr erhalten? Hier abbestellen: " + optOut, ">Diese Erinnerungen abbestellen</a>"},
+	} {
+		m := testMessage("reauth-9-1", "user@example.com")
+		m.Locale, m.Step = locale, 1
+		plain, err := r.Render(m)
+		require.NoError(t, err)
+		m.Unsubscribe = optOut
+		got, err := r.Render(m)
+		require.NoError(t, err)
+		require.Contains(t, got.Text, words[0], locale)
+		require.Contains(t, got.HTML, `<a href="`+optOut+`"`, locale)
+		require.Contains(t, got.HTML, words[1], locale)
+		require.NotContains(t, plain.Text, "/u/", locale)
+		require.NotContains(t, plain.HTML, "/u/", locale)
+		require.Equal(t, plain.Text, strings.Replace(got.Text, "\n\n"+words[0], "", 1), "%s: the rest unchanged", locale)
+	}
+}
