@@ -186,7 +186,7 @@ func TestBudgetPurposes(t *testing.T) {
 		return BudgetReading{Rates: map[string]float64{"sweep": 2, "other": 0.25, "made_up": 0.5}}, nil
 	})
 	g := gauges(t, m)
-	want := map[string]float64{"auth_session": 0, "renewal": 0, "sweep": 2, "user_lookup": 0, "sync": 0, "token": 0, "other": 0.75}
+	want := map[string]float64{"auth_session": 0, "renewal": 0, "sweep": 2, "user_lookup": 0, "sync": 0, "verify": 0, "token": 0, "other": 0.75}
 	got := map[string]float64{}
 	for k, v := range g {
 		if p, ok := strings.CutPrefix(k, "reauth_podero_calls_per_second/"); ok {
