@@ -665,9 +665,9 @@ func TestOpsStats(t *testing.T) {
 	require.Equal(t, []store.FunnelRow{
 		{OrgID: opsOrgA, DeviceKind: "electric_vehicle", FunnelCounts: store.FunnelCounts{Requested: 1}},
 		{OrgID: opsOrgA, DeviceKind: "inverter", FunnelCounts: store.FunnelCounts{Requested: 1, LinkCreated: 1, Sent: 1, Opened: 1, Completed: 1}},
-		{OrgID: opsOrgB, DeviceKind: "wallbox", FunnelCounts: store.FunnelCounts{Requested: 1, LinkCreated: 1, Completed: 1, CompletedElsewhere: 1}},
+		{OrgID: opsOrgB, DeviceKind: "wallbox", FunnelCounts: store.FunnelCounts{Requested: 1, LinkCreated: 1, Completed: 1, CompletedElsewhere: 1, Verified: 1}},
 	}, s.Funnel)
-	require.Equal(t, store.FunnelRow{OrgID: "total", DeviceKind: "all", FunnelCounts: store.FunnelCounts{Requested: 3, LinkCreated: 2, Sent: 1, Opened: 1, Completed: 2, CompletedElsewhere: 1}}, s.Total)
+	require.Equal(t, store.FunnelRow{OrgID: "total", DeviceKind: "all", FunnelCounts: store.FunnelCounts{Requested: 3, LinkCreated: 2, Sent: 1, Opened: 1, Completed: 2, CompletedElsewhere: 1, Verified: 1}}, s.Total)
 	depth := map[string]store.OpsQueue{}
 	for _, q := range s.Queues {
 		depth[q.Name] = q.OpsQueue
@@ -677,7 +677,7 @@ func TestOpsStats(t *testing.T) {
 
 	// A wider window takes in the request and session of three days ago.
 	opsJSON(t, f.url, &s, "stats", "--window", "7d")
-	require.Equal(t, store.FunnelRow{OrgID: "total", DeviceKind: "all", FunnelCounts: store.FunnelCounts{Requested: 4, LinkCreated: 3, Sent: 1, Opened: 1, Completed: 2, CompletedElsewhere: 1}}, s.Total)
+	require.Equal(t, store.FunnelRow{OrgID: "total", DeviceKind: "all", FunnelCounts: store.FunnelCounts{Requested: 4, LinkCreated: 3, Sent: 1, Opened: 1, Completed: 2, CompletedElsewhere: 1, Verified: 1}}, s.Total)
 
 	out, _, err := opsRun(t, f.url, "stats", "--window", "96h")
 	require.NoError(t, err)
