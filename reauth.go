@@ -557,6 +557,18 @@ func (SweepArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueMaintenance, UniqueOpts: river.UniqueOpts{ByState: UniqueStates}}
 }
 
+// PruneArgs are the arguments of a reauth_prune job: remove the FCM tokens
+// not registered again within FCM's staleness window (270 days).
+type PruneArgs struct{}
+
+// Kind is the River job kind.
+func (PruneArgs) Kind() string { return "reauth_prune" }
+
+// InsertOpts puts the job on the maintenance queue, one at a time.
+func (PruneArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueMaintenance, UniqueOpts: river.UniqueOpts{ByState: UniqueStates}}
+}
+
 // Result is what an enqueue did.
 type Result struct {
 	JobID int64 `json:"job_id"`

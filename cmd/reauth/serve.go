@@ -183,6 +183,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 	}
 	syncSchedule, _ := config.Schedule(cfg.SyncSchedule) // validated by config.Load
 	sweepSchedule, _ := config.Schedule(cfg.SweepSchedule)
+	pruneSchedule, err := config.Schedule(worker.PruneScheduleDefault)
+	if err != nil {
+		return err
+	}
 
 	rc, err := worker.NewClient(worker.Config{
 		Pool:              pool,
@@ -212,6 +216,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 		PoderoRate:        cfg.PoderoRateLimit,
 		SyncShare:         cfg.SyncRateShare,
 		SweepSchedule:     periodicSchedule(sweepSchedule),
+		PruneSchedule:     periodicSchedule(pruneSchedule),
 		ReauthCooldown:    cfg.ReauthCooldown,
 		RepeatCooldown:    cfg.RepeatCooldown,
 		VerifyAfter:       cfg.VerifyAfter,
@@ -240,7 +245,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 			}
 			kind := ev.Job.Kind
 			switch kind { // a bounded label: only the service's own kinds
-			case "reauth_device", "reauth_notify", "reauth_sync", "reauth_sync_user", "reauth_sync_dispatch", "reauth_sweep", "reauth_event", "reauth_verify":
+			case "reauth_device", "reauth_notify", "reauth_sync", "reauth_sync_user", "reauth_sync_dispatch", "reauth_sweep", "reauth_event", "reauth_verify", "reauth_prune":
 			default:
 				kind = "other"
 			}

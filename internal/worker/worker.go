@@ -132,6 +132,9 @@ type Config struct {
 	PoderoRate    float64
 	SyncShare     float64
 	SweepSchedule river.PeriodicSchedule
+	// PruneSchedule is when reauth_prune removes stale FCM tokens (the
+	// service's: PruneScheduleDefault); nil: never on its own.
+	PruneSchedule river.PeriodicSchedule
 	// ReauthCooldown (REAUTH_COOLDOWN): the sweep makes no new request for
 	// a device messaged this recently; default ReauthCooldownDefault.
 	ReauthCooldown time.Duration
@@ -167,6 +170,7 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 	river.AddWorker(workers, &SyncUserWorker{cfg: cfg})
 	river.AddWorker(workers, &SyncDispatchWorker{cfg: cfg})
 	river.AddWorker(workers, &SweepWorker{cfg: cfg})
+	river.AddWorker(workers, &PruneWorker{cfg: cfg})
 	river.AddWorker(workers, &EventWorker{cfg: cfg})
 	river.AddWorker(workers, &VerifyWorker{cfg: cfg})
 	rc := ClientConfig(cfg)
@@ -184,7 +188,8 @@ func ClientConfig(cfg Config) *river.Config {
 	for _, p := range []struct {
 		schedule river.PeriodicSchedule
 		args     river.JobArgs
-	}{{cfg.SyncSchedule, reauth.SyncArgs{}}, {cfg.SweepSchedule, reauth.SweepArgs{}}, {cfg.syncDispatchSchedule(), reauth.SyncDispatchArgs{}}} {
+	}{{cfg.SyncSchedule, reauth.SyncArgs{}}, {cfg.SweepSchedule, reauth.SweepArgs{}}, {cfg.syncDispatchSchedule(), reauth.SyncDispatchArgs{}},
+		{cfg.PruneSchedule, reauth.PruneArgs{}}} {
 		if p.schedule != nil {
 			args := p.args
 			periodic = append(periodic, river.NewPeriodicJob(p.schedule,
