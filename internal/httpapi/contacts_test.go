@@ -46,6 +46,7 @@ func TestContacts(t *testing.T) {
 	require.Equal(t, "Ann@Example.com", out["email"])
 	require.Equal(t, "de", out["locale"])
 	require.Equal(t, []any{"…123456"}, out["fcm_tokens"], "tokens de-duplicated and shortened")
+	require.Len(t, out["fcm_tokens_registered_at"], 1, "each token's registration time")
 	require.Equal(t, []any{"push", "email"}, out["channels"])
 	require.Equal(t, []any{}, out["opted_out"])
 
