@@ -40,7 +40,7 @@ type UserListing struct {
 // connection conn.
 func BeginUserListing(ctx context.Context, conn DB, orgID string) (*UserListing, error) {
 	l := &UserListing{db: conn, org: orgID}
-	if _, err := conn.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS reauth_sync_listed (user_id uuid NOT NULL)`); err != nil {
+	if _, err := conn.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS reauth_sync_listed (user_id uuid PRIMARY KEY)`); err != nil {
 		return nil, mapErr(err)
 	}
 	if _, err := conn.Exec(ctx, `TRUNCATE pg_temp.reauth_sync_listed`); err != nil {
@@ -90,7 +90,7 @@ const addListedSQL = `
 			AS b (user_id, email, external_user_id, num_inverters, num_electric_vehicles, num_wallboxes, country)
 		ORDER BY user_id
 	), seen AS (
-		INSERT INTO pg_temp.reauth_sync_listed (user_id) SELECT user_id FROM b
+		INSERT INTO pg_temp.reauth_sync_listed (user_id) SELECT user_id FROM b ON CONFLICT DO NOTHING
 	), changed AS (
 		SELECT b.* FROM b LEFT JOIN sync_user s ON s.org_id = $1 AND s.user_id = b.user_id
 		WHERE s.user_id IS NULL OR s.gone_at IS NOT NULL
