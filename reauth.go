@@ -96,6 +96,12 @@ type DeviceArgs struct {
 	// without a message: Podero takes minutes to show the device as
 	// authenticated again).
 	Force bool `json:"force,omitempty"`
+	// Immediate asks for this device's own message at once, for a user
+	// waiting for it (e.g. who just pressed "reconnect" in the partner's
+	// app). Otherwise the first message waits up to BATCH_WINDOW, so that
+	// one message announces every device of the user that needs a link
+	// within that window.
+	Immediate bool `json:"immediate,omitempty"`
 
 	decodeErr error // set by UnmarshalJSON, reported by Validate
 }
@@ -271,10 +277,17 @@ func ValidateURL(s string) error {
 }
 
 // NotifyArgs are the arguments of a reauth_notify job: deliver step Step
-// (0 is the first message, 1 and up are reminders) of session SessionID.
+// (0 is the first message, 1 and up are reminders) of session SessionID;
+// or, without a SessionID, one message for step Step of every session of
+// the user (OrgID, UserID) that is due then (BATCH_WINDOW). Batch names
+// that grouped message's window (its start in Unix milliseconds), so the
+// job is unique per user, step and window.
 type NotifyArgs struct {
-	SessionID int64 `json:"session_id"`
-	Step      int   `json:"step"`
+	SessionID int64  `json:"session_id,omitempty"`
+	OrgID     string `json:"org_id,omitempty"`
+	UserID    string `json:"user_id,omitempty"`
+	Batch     int64  `json:"batch,omitempty"`
+	Step      int    `json:"step"`
 
 	decodeErr error // set by UnmarshalJSON, reported by Validate
 }
@@ -292,11 +305,24 @@ func (a NotifyArgs) Validate() error {
 	if a.decodeErr != nil {
 		return a.decodeErr
 	}
-	if a.SessionID <= 0 || a.Step < 0 {
+	if a.Step < 0 {
 		return errors.New("session_id must be positive and step not negative")
+	}
+	if a.SessionID != 0 || (a.OrgID == "" && a.UserID == "" && a.Batch == 0) {
+		if a.SessionID <= 0 || a.OrgID != "" || a.UserID != "" || a.Batch != 0 {
+			return errors.New("session_id must be positive and step not negative (or, for a user's grouped message, org_id, user_id and batch without session_id)")
+		}
+		return nil
+	}
+	if !IsUUID(a.OrgID) || !IsUUID(a.UserID) || a.Batch <= 0 {
+		return errors.New("a user's grouped message needs org_id and user_id (UUIDs) and a positive batch")
 	}
 	return nil
 }
+
+// Grouped reports whether a names a user's grouped message rather than one
+// session's.
+func (a NotifyArgs) Grouped() bool { return a.SessionID == 0 }
 
 // decodeStrict decodes job args b into v strictly (internal/strictjson),
 // with an error that names the field.
@@ -310,7 +336,8 @@ func decodeStrict(b []byte, v any) error {
 // Kind is the River job kind.
 func (NotifyArgs) Kind() string { return "reauth_notify" }
 
-// InsertOpts puts the job on the notify queue, unique per (session, step).
+// InsertOpts puts the job on the notify queue, unique per (session, step),
+// or per (user, step, batch) for a grouped message.
 func (NotifyArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{
 		Queue:      QueueNotify,

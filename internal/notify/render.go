@@ -76,6 +76,11 @@ type Message struct {
 	// List-Unsubscribe-Post (RFC 8058 one-click). "" for the first message,
 	// which answers a request and is transactional: no such headers.
 	Unsubscribe string
+	// Devices are the devices of a grouped message (one per user and step,
+	// BATCH_WINDOW), two or more, each with its own link; the device
+	// fields above then name the first of them. Nil for one device's
+	// message.
+	Devices []DeviceLink
 }
 
 // Rendered is a message ready to send.
@@ -103,6 +108,7 @@ type localeSet struct {
 	layout    string
 	months    []string
 	zone      *time.Location
+	group     *groupSet // nil: the default locale's
 }
 
 // localeFile is the JSON form of locale.json.
@@ -191,6 +197,9 @@ func NewBrandedRenderer(overrideDir string, brand Brand) (*Renderer, error) {
 	if r.locales[DefaultLocale] == nil {
 		return nil, fmt.Errorf("notify: the %q templates are missing", DefaultLocale)
 	}
+	if r.locales[DefaultLocale].group == nil {
+		return nil, fmt.Errorf("notify: the %q templates of grouped messages are missing", DefaultLocale)
+	}
 	if err := r.selfTest(); err != nil {
 		return nil, err
 	}
@@ -221,6 +230,9 @@ const MaxSubjectRunes = 60
 // Render renders m's email in its locale (English when the locale is
 // unknown).
 func (r *Renderer) Render(m Message) (Rendered, error) {
+	if grouped(m) {
+		return r.renderGroup(m)
+	}
 	ls, data, err := r.prepare(m)
 	if err != nil {
 		return Rendered{}, err
@@ -244,6 +256,9 @@ func (r *Renderer) Render(m Message) (Rendered, error) {
 // locale is unknown): a title and a body, each one line, for the push
 // channel and the webhook channel's payload.
 func (r *Renderer) RenderPush(m Message) (title, body string, err error) {
+	if grouped(m) {
+		return r.renderGroupPush(m)
+	}
 	ls, data, err := r.prepare(m)
 	if err != nil {
 		return "", "", err
@@ -354,7 +369,10 @@ func (r *Renderer) selfTest() error {
 			}
 		}
 	}
-	return r.selfTestRetry()
+	if err := r.selfTestRetry(); err != nil {
+		return err
+	}
+	return r.selfTestGroups()
 }
 
 // formatTime formats t in the locale's zone and layout, "" for the zero time.
@@ -458,6 +476,9 @@ func loadLocale(src overlay, name string) (*localeSet, error) {
 		return nil, err
 	}
 	if ls.retry, err = loadRetry(src, ls); err != nil {
+		return nil, err
+	}
+	if ls.group, err = loadGroup(src, name); err != nil {
 		return nil, err
 	}
 	return ls, nil

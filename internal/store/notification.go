@@ -119,3 +119,38 @@ type notifyRow struct {
 	Model        string   `db:"model"`
 	Country      string   `db:"country"`
 }
+
+// BeginMessage is BeginNotification for one message about step of several
+// sessions (a grouped message): it records the attempt on channel for each
+// of sessions, all under key, in one statement, and returns the rows. The
+// rows of one message are written and marked together, so their states
+// agree.
+func BeginMessage(ctx context.Context, db DB, sessions []int64, step int, channel, recipient, key string) ([]Notification, error) {
+	return queryAll[Notification](ctx, db, `
+		INSERT INTO notification AS n (session_id, step, channel, recipient, idempotency_key, attempts)
+		SELECT unnest($1::bigint[]), $2, $3, $4, $5, 1
+		ON CONFLICT (session_id, step, channel) DO UPDATE
+		SET attempts = n.attempts + CASE WHEN n.state = 'sent' THEN 0 ELSE 1 END
+		RETURNING `+notificationColumns,
+		sessions, step, channel, recipient, key)
+}
+
+// FinishNotifications is FinishNotification for the rows ids of one
+// message.
+func FinishNotifications(ctx context.Context, db DB, ids []int64, state, errText string) error {
+	_, err := db.Exec(ctx, `
+		UPDATE notification
+		SET state = $2, last_error = nullif($3, ''),
+			sent_at = CASE WHEN $2 = 'sent' THEN now() ELSE sent_at END
+		WHERE id = ANY($1)`, ids, state, errText)
+	return mapErr(err)
+}
+
+// MessageBegun returns which of sessions have a notification row at step
+// under key, ascending: once a message was begun on any channel, these are
+// its content, whatever became of the sessions since, so a retry sends the
+// same message.
+func MessageBegun(ctx context.Context, db DB, sessions []int64, step int, key string) ([]int64, error) {
+	return queryValues[int64](ctx, db, `SELECT DISTINCT session_id FROM notification
+		WHERE session_id = ANY($1) AND step = $2 AND idempotency_key = $3 ORDER BY session_id`, sessions, step, key)
+}

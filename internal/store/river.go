@@ -339,3 +339,20 @@ func UndeliveredMessages(ctx context.Context, db DB, after time.Duration) (int64
 		after.Seconds()).Scan(&n)
 	return n, mapErr(err)
 }
+
+// PendingUserMessage reports whether a grouped reauth_notify job for the
+// user's step is waiting (scheduled, available or retryable) with its
+// scheduled time within [from, to] and has claimed no session yet: it will
+// claim every session of the user's due when it runs (see ClaimUserStep),
+// so a new one joins it. A zero from is no lower bound. Hold
+// LockUserMessages, which the job's claim takes too.
+func PendingUserMessage(ctx context.Context, db DB, orgID, userID string, step int, from, to time.Time) (bool, error) {
+	var found bool
+	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT FROM river_job j
+		WHERE j.kind = 'reauth_notify' AND j.state IN ('scheduled', 'available', 'retryable')
+			AND j.args ->> 'user_id' = $2 AND j.args ->> 'org_id' = $1 AND j.args ->> 'step' = $3::text
+			AND j.scheduled_at <= $5 AND ($4::timestamptz IS NULL OR j.scheduled_at >= $4)
+			AND NOT EXISTS (SELECT FROM notification_claim c WHERE c.job_id = j.id))`,
+		orgID, userID, step, nullTime(from), to).Scan(&found)
+	return found, mapErr(err)
+}

@@ -84,3 +84,13 @@ func queryAll[T any](ctx context.Context, db DB, sql string, args ...any) ([]T, 
 	vs, err := pgx.CollectRows(rows, pgx.RowToStructByName[T])
 	return vs, mapErr(err)
 }
+
+// queryValues runs sql and returns its rows' one column as Ts.
+func queryValues[T any](ctx context.Context, db DB, sql string, args ...any) ([]T, error) {
+	rows, err := db.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	vs, err := pgx.CollectRows(rows, pgx.RowTo[T])
+	return vs, mapErr(err)
+}

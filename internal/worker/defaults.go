@@ -41,6 +41,10 @@ const (
 	// SweepSchedule; a nil schedule is off.
 	SyncScheduleDefault  = "*/30 * * * *"
 	SweepScheduleDefault = "10,40 * * * *"
+	// BatchWindowDefault is BATCH_WINDOW's default: the devices of one user
+	// that need a link within it are announced in one message. A zero
+	// Config.BatchWindow sends each request's message on its own, at once.
+	BatchWindowDefault = 2 * time.Minute
 )
 
 // ReminderOffsetsDefault is REMINDER_OFFSETS's default: reminders a day and
@@ -98,7 +102,7 @@ func (cfg Config) validate() error {
 	}{{"LinkTTL", cfg.LinkTTL}, {"RenewWait", cfg.RenewWait}, {"JobTimeout", cfg.JobTimeout}, {"RescueAfter", cfg.RescueAfter},
 		{"RetryBase", cfg.RetryBase}, {"RetryCap", cfg.RetryCap}, {"RepeatCooldown", cfg.RepeatCooldown},
 		{"EventsGiveUpAfter", cfg.EventsGiveUpAfter}, {"SyncInterval", cfg.SyncInterval}, {"SyncTick", cfg.SyncTick},
-		{"ReauthCooldown", cfg.ReauthCooldown}, {"UserRefetchAfter", cfg.UserRefetchAfter}} {
+		{"ReauthCooldown", cfg.ReauthCooldown}, {"UserRefetchAfter", cfg.UserRefetchAfter}, {"BatchWindow", cfg.BatchWindow}} {
 		if d.v < 0 {
 			errs = append(errs, errors.New("worker: "+d.name+" must not be negative"))
 		}

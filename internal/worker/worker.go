@@ -102,6 +102,12 @@ type Config struct {
 	RetryBase     time.Duration // first backoff ceiling; default RetryBaseDefault
 	RetryCap      time.Duration // largest backoff ceiling; default RetryCapDefault
 	MaxAttempts   int           // attempts before a job is discarded; default MaxAttemptsDefault
+	// BatchWindow (BATCH_WINDOW): the first messages of one user's
+	// devices that need a link within it go out as one message, when it
+	// ends, and their reminders as one message per step; a request asking
+	// for an immediate message (DeviceArgs.Immediate) and a renewed link
+	// get their own. 0: every request's message on its own, at once.
+	BatchWindow time.Duration
 	// RepeatCooldown: a request for a device whose session completed this
 	// recently is done without a message, unless forced; 0 turns it off.
 	RepeatCooldown time.Duration
@@ -263,6 +269,11 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 		switch {
 		case err == nil && a.Reason == reauth.ReasonLinkExpired:
 			return nil // its reauth_notify job sends the first message
+		case err == nil && w.cfg.grouped(a):
+			// Its user's grouped job sends the first message; make sure
+			// one will (it was inserted with the session, unless
+			// BATCH_WINDOW was off then).
+			return w.groupFirst(ctx, id)
 		case err == nil:
 			return w.cfg.deliver(ctx, delivery{jobID: job.ID, attempt: job.Attempt, maxAttempts: job.MaxAttempts, session: id,
 				retried: operatorRetried(job.JobRow), deviceJob: true, interactive: job.Priority <= reauth.PriorityInteractive})
@@ -384,11 +395,30 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 		return err
 	}
 	renewal := a.Reason == reauth.ReasonLinkExpired
-	if renewal {
-		client := river.ClientFromContext[pgx.Tx](ctx)
+	client := river.ClientFromContext[pgx.Tx](ctx)
+	switch {
+	case renewal:
 		first := &river.InsertOpts{ScheduledAt: time.Now().Add(w.cfg.RenewWait)}
-		if _, err := client.InsertTx(ctx, tx, reauth.NotifyArgs{SessionID: id, Step: 0}, first); err != nil {
+		res, err := client.InsertTx(ctx, tx, reauth.NotifyArgs{SessionID: id, Step: 0}, first)
+		if err != nil {
 			return fmt.Errorf("insert notify job: %w", err)
+		}
+		if w.cfg.BatchWindow > 0 {
+			// Its own message, which no grouped one takes.
+			if _, err := store.ClaimSession(ctx, tx, id, 0, res.Job.ID); err != nil {
+				return fmt.Errorf("claim the first message: %w", err)
+			}
+		}
+	case w.cfg.grouped(a):
+		// One message for the user's devices that need a link within the
+		// window, when it ends.
+		if err := w.cfg.scheduleMessage(ctx, client, tx, a.OrgID, a.UserID, 0, now, now.Add(w.cfg.BatchWindow)); err != nil {
+			return fmt.Errorf("schedule the first message: %w", err)
+		}
+	case w.cfg.BatchWindow > 0:
+		// Immediate: its own message, now, which no grouped one takes.
+		if _, err := store.ClaimSession(ctx, tx, id, 0, job.ID); err != nil {
+			return fmt.Errorf("claim the first message: %w", err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -400,11 +430,46 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 	w.cfg.Logger.InfoContext(ctx, "session stored",
 		slog.Int64("job_id", job.ID), slog.Int64("session", id),
 		slog.String("device_kind", string(a.DeviceKind)), slog.String("device_id", a.DeviceID))
-	if renewal {
+	if renewal || w.cfg.grouped(a) {
 		return nil
 	}
 	return w.cfg.deliver(ctx, delivery{jobID: job.ID, attempt: job.Attempt, maxAttempts: job.MaxAttempts, session: id,
 		deviceJob: true, interactive: job.Priority <= reauth.PriorityInteractive})
+}
+
+// releaseClaims lets go of the sessions grouped job d claimed but has not
+// begun to send, under the user's lock: they are claimed again, with any
+// due meanwhile, when it runs again.
+func (cfg Config) releaseClaims(ctx context.Context, d delivery) error {
+	return pgx.BeginFunc(ctx, cfg.Pool, func(tx pgx.Tx) error {
+		if err := store.LockUserMessages(ctx, tx, d.orgID, d.userID); err != nil {
+			return err
+		}
+		return store.ReleaseClaims(ctx, tx, d.jobID, d.step)
+	})
+}
+
+// grouped reports whether request a's first message waits for the user's
+// grouped one (BATCH_WINDOW): unless the window is off, the request asks
+// for an immediate message, it renews an expired link (whose user waits on
+// the page), or it is the fresh link after a login that did not take
+// (whose message says so).
+func (cfg Config) grouped(a reauth.DeviceArgs) bool {
+	return cfg.BatchWindow > 0 && !a.Immediate && a.Reason != reauth.ReasonLinkExpired && a.Reason != reauth.ReasonVerificationFailed
+}
+
+// groupFirst makes sure the user's grouped job will send session id's
+// first message: for a job run again after it stored the session.
+func (w *DeviceWorker) groupFirst(ctx context.Context, id int64) error {
+	s, err := store.GetSession(ctx, w.cfg.Pool, id)
+	if err != nil {
+		return err
+	}
+	client := river.ClientFromContext[pgx.Tx](ctx)
+	now := w.cfg.now()
+	return pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
+		return w.cfg.scheduleMessage(ctx, client, tx, s.OrgID, s.UserID, 0, now, now.Add(w.cfg.BatchWindow))
+	})
 }
 
 // ownerOrUserEmail finds an email for a request made at requested that
@@ -497,8 +562,8 @@ func (w *NotifyWorker) Work(ctx context.Context, job *river.Job[reauth.NotifyArg
 		return river.JobCancel(fmt.Errorf("invalid job args: step %d is beyond the reminder schedule: REMINDER_OFFSETS gives steps 0 to %d", a.Step, n))
 	}
 	return w.cfg.deliver(ctx, delivery{jobID: job.ID, attempt: job.Attempt, maxAttempts: job.MaxAttempts,
-		session: a.SessionID, step: a.Step, retried: operatorRetried(job.JobRow),
-		interactive: a.Step == 0 && !deferredByWindow(job.Metadata)})
+		session: a.SessionID, orgID: a.OrgID, userID: a.UserID, step: a.Step, retried: operatorRetried(job.JobRow),
+		interactive: !a.Grouped() && a.Step == 0 && !deferredByWindow(job.Metadata)})
 }
 
 // Why a delivery gives up (cancels its job): every channel failed, or none
@@ -525,11 +590,13 @@ func operatorRetried(job *rivertype.JobRow) bool {
 
 // delivery is one step of a session's messages, delivered by the job jobID
 // on its attempt of maxAttempts: a reauth_notify job, or for the first
-// message the reauth_device job that made the session.
+// message the reauth_device job that made the session. Without a session it
+// is the grouped message of the user (orgID, userID) at that step.
 type delivery struct {
 	jobID                int64
 	attempt, maxAttempts int
-	session              int64
+	session              int64 // 0: the user's grouped message
+	orgID, userID        string
 	step                 int
 	// retried: an operator retried the job after the step gave up (see
 	// operatorRetried): its failed channels are tried again.
@@ -540,63 +607,198 @@ type delivery struct {
 	deviceJob, interactive bool
 }
 
-// deliver delivers one step d of a session's messages on the user's
-// channels in order of preference, the next after a permanent failure; see
-// NotifyWorker.Work. Its error is the job's outcome.
+// deliver delivers one message, step d of a session's messages or of the
+// user's grouped ones, on the user's channels in order of preference, the
+// next after a permanent failure; see NotifyWorker.Work. Its error is the
+// job's outcome.
+//
+// Which sessions a message covers is claimed first (notification_claim):
+// a session's step is in exactly one message, whose key names it, and a
+// grouped message's sessions are fixed when its job first claims them.
 func (cfg Config) deliver(ctx context.Context, d delivery) error {
 	w := &NotifyWorker{cfg: cfg}
-	a := reauth.NotifyArgs{SessionID: d.session, Step: d.step}
-	v, err := store.GetNotifyView(ctx, w.cfg.Pool, a.SessionID, a.Step)
-	if errors.Is(err, store.ErrNotFound) {
-		return river.JobCancel(fmt.Errorf("session %d does not exist", a.SessionID))
+	log := jobLogger(ctx, w.cfg.Logger).With(slog.Int64("job_id", d.jobID), slog.Int("step", d.step))
+	var key string
+	if d.session != 0 {
+		log = log.With(slog.Int64("session", d.session))
+		v, err := store.GetNotifyView(ctx, w.cfg.Pool, d.session, d.step)
+		if errors.Is(err, store.ErrNotFound) {
+			return river.JobCancel(fmt.Errorf("session %d does not exist", d.session))
+		}
+		if err != nil {
+			return err
+		}
+		if v.State != store.SessionOpen {
+			log.InfoContext(ctx, "session no longer open, nothing to send", slog.String("state", v.State))
+			return nil
+		}
+		if d.step > 0 && v.RemindersStoppedAt != nil {
+			log.InfoContext(ctx, "the user stopped the reminders, nothing to send")
+			return nil
+		}
+		c, err := store.ClaimSession(ctx, w.cfg.Pool, d.session, d.step, d.jobID)
+		if err != nil {
+			return fmt.Errorf("claim the session's step: %w", err)
+		}
+		if c.Key != store.MessageKey([]int64{d.session}, d.step) {
+			log.InfoContext(ctx, "the step is in a grouped message, which its own job sends", slog.String("key", c.Key), slog.Int64("by_job", c.JobID))
+			return nil
+		}
+		key = c.Key
+	} else {
+		log = log.With(slog.String("org_id", d.orgID), slog.String("user_id", d.userID))
+		var err error
+		if key, err = store.JobMessage(ctx, w.cfg.Pool, d.jobID); errors.Is(err, store.ErrNotFound) {
+			key, err = w.claimUser(ctx, d)
+		}
+		if err != nil {
+			return fmt.Errorf("claim the user's sessions: %w", err)
+		}
+		if key == "" {
+			log.InfoContext(ctx, "no session of the user's is due at this step, nothing to send")
+			return nil
+		}
 	}
+	claimed, err := store.MessageSessions(ctx, w.cfg.Pool, key, d.step)
 	if err != nil {
 		return err
 	}
-	s, contact := v.Session, v.Contact
-	zone := w.cfg.zone(v)
-	log := jobLogger(ctx, w.cfg.Logger).With(slog.Int64("job_id", d.jobID), slog.Int64("session", s.ID), slog.Int("step", a.Step))
-	if s.State != store.SessionOpen {
-		log.InfoContext(ctx, "session no longer open, nothing to send", slog.String("state", s.State))
+	return w.deliverMessage(ctx, log.With(slog.String("key", key)), d, key, claimed)
+}
+
+// claimUser claims, for d's grouped job, the user's sessions due at d's
+// step (store.ClaimUserStep) and returns their message's key; "" when none
+// is due.
+func (w *NotifyWorker) claimUser(ctx context.Context, d delivery) (string, error) {
+	// A reminder is due for a session created its offset ago; those due
+	// within the window go along.
+	createdBy := w.cfg.now().Add(w.cfg.BatchWindow)
+	if d.step > 0 {
+		createdBy = createdBy.Add(-w.cfg.ReminderOffsets[d.step-1])
+	}
+	var key string
+	err := pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
+		if err := store.LockUserMessages(ctx, tx, d.orgID, d.userID); err != nil {
+			return err
+		}
+		var err error
+		_, key, err = store.ClaimUserStep(ctx, tx, d.orgID, d.userID, d.step, d.jobID, createdBy)
+		return err
+	})
+	return key, err
+}
+
+// deliverMessage delivers message key, step d.step of the sessions claimed.
+func (w *NotifyWorker) deliverMessage(ctx context.Context, log *slog.Logger, d delivery, key string, claimed []int64) error {
+	step := d.step
+	// Once begun on any channel, a message is the sessions it was begun
+	// for, whatever became of them since: a retry sends the same message.
+	begun, err := store.MessageBegun(ctx, w.cfg.Pool, claimed, step, key)
+	if err != nil {
+		return err
+	}
+	ids := claimed
+	if len(begun) > 0 {
+		ids = begun
+	}
+	views := make([]store.NotifyView, 0, len(ids))
+	for _, id := range ids {
+		v, err := store.GetNotifyView(ctx, w.cfg.Pool, id, step)
+		if err != nil {
+			return err
+		}
+		views = append(views, v)
+	}
+	// Who still waits for it: a session completed (or stopped its
+	// reminders) meanwhile drops out; one whose link was opened before its
+	// first message (an expired link renewed on the spot) is on it
+	// already, and is only reminded.
+	var live []store.NotifyView
+	skipped := false
+	for _, v := range views {
+		switch {
+		case v.State != store.SessionOpen, step > 0 && v.RemindersStoppedAt != nil:
+		case step == 0 && v.OpenedAt != nil:
+			skipped = true
+		default:
+			live = append(live, v)
+		}
+	}
+	if len(live) == 0 {
+		if skipped {
+			log.InfoContext(ctx, "link already opened, first message skipped")
+			return w.sent(ctx, d, key, views, w.cfg.zone(views[len(views)-1]), nil)
+		}
+		log.InfoContext(ctx, "no session of the message is open any more (or wants reminders), nothing to send")
 		return nil
 	}
-	if a.Step > 0 && s.RemindersStoppedAt != nil {
-		log.InfoContext(ctx, "the user stopped the reminders, nothing to send")
-		return nil
+	content := live
+	if len(begun) > 0 {
+		content = views
 	}
-	if a.Step == 0 && s.OpenedAt != nil {
-		// Opened before its first message (an expired link renewed on the
-		// spot): the user is already on it; only remind.
-		log.InfoContext(ctx, "link already opened, first message skipped")
-		return w.sent(ctx, s, zone, a.Step, nil)
+	sessions := make([]int64, len(content))
+	for i, v := range content {
+		sessions[i] = v.ID
 	}
-	key := fmt.Sprintf("reauth-%d-%d", s.ID, a.Step)
-	msg := notify.Message{
-		Key: key, To: s.Email, Tokens: contact.FCMTokens, OrgID: s.OrgID, UserID: s.UserID, DeviceID: s.DeviceID,
-		Locale: s.Locale, DeviceKind: s.DeviceKind, Manufacturer: v.Manufacturer, Model: v.Model, Step: a.Step,
-		Link:  link.URL(w.cfg.PublicBaseURL, w.cfg.Links.Token(s.LinkNonce)),
-		Retry: a.Step == 0 && s.Reason == reauth.ReasonVerificationFailed,
+	// The newest session with an address names the recipient: the user's
+	// latest word on it.
+	lead := content[len(content)-1]
+	for i := len(content) - 1; i >= 0; i-- {
+		if content[i].Email != "" {
+			lead = content[i]
+			break
+		}
 	}
-	if a.Step > 0 {
+	s, contact := lead.Session, lead.Contact
+	zone := w.cfg.zone(lead)
+	msg := notify.Message{Key: key, To: s.Email, Tokens: contact.FCMTokens, OrgID: s.OrgID, UserID: s.UserID, Locale: s.Locale, Step: step,
+		Retry: step == 0 && len(content) == 1 && s.Reason == reauth.ReasonVerificationFailed}
+	if d.session == 0 && step == 0 {
+		// A grouped first message answers an interactive request when one
+		// of its sessions does (quiet hours may let it go at once).
+		for _, v := range content {
+			d.interactive = d.interactive || v.Reason != reauth.ReasonSweep
+		}
+	}
+	var devices []notify.DeviceLink
+	for _, v := range content {
+		dl := notify.DeviceLink{DeviceKind: v.DeviceKind, DeviceID: v.DeviceID, Manufacturer: v.Manufacturer, Model: v.Model,
+			Link: link.URL(w.cfg.PublicBaseURL, w.cfg.Links.Token(v.LinkNonce))}
+		if w.cfg.now().Before(v.ExpiresAt) {
+			// Past it, the link renews itself when opened: no date to show.
+			dl.ExpiresAt = v.ExpiresAt
+		}
+		devices = append(devices, dl)
+	}
+	first := devices[0]
+	msg.DeviceKind, msg.DeviceID, msg.Manufacturer, msg.Model, msg.Link, msg.ExpiresAt = first.DeviceKind, first.DeviceID, first.Manufacturer, first.Model, first.Link, first.ExpiresAt
+	if len(devices) > 1 {
+		msg.Devices = devices
+	}
+	if step > 0 {
 		// A reminder is a series the user did not ask for: it carries the
-		// one-click opt-out (the first message answers a request).
+		// one-click opt-out (the first message answers a request). In a
+		// grouped reminder it stops the group's (see store.ClaimUserStep).
 		msg.Unsubscribe = link.UnsubscribeURL(w.cfg.PublicBaseURL, w.cfg.Links.UnsubscribeToken(s.ID, s.LinkNonce))
 	}
-	if w.cfg.now().Before(s.ExpiresAt) {
-		// Past it, the link renews itself when opened: no date to show.
-		msg.ExpiresAt = s.ExpiresAt
-	}
+	tried := lead.Tried
 	if d.retried {
 		// An operator's retry after the step gave up: its failed rows on
 		// channels still usable go back to sending, to be tried again
 		// (under the same key), by this attempt and the next ones.
-		reopened, err := store.ReopenFailedNotifications(ctx, w.cfg.Pool, s.ID, a.Step, w.cfg.channelsFor(contact, s.Email != ""))
-		if err != nil {
-			return fmt.Errorf("reopen failed notifications: %w", err)
+		var reopened []string
+		for _, id := range sessions {
+			r, err := store.ReopenFailedNotifications(ctx, w.cfg.Pool, id, step, w.cfg.channelsFor(contact, s.Email != ""))
+			if err != nil {
+				return fmt.Errorf("reopen failed notifications: %w", err)
+			}
+			if id == s.ID {
+				reopened = r
+			}
 		}
-		for i, t := range v.Tried {
+		for i, t := range tried {
 			if ch, state, _ := strings.Cut(t, ":"); state == store.NotificationFailed && slices.Contains(reopened, ch) {
-				v.Tried[i] = ch + ":" + store.NotificationSending
+				tried[i] = ch + ":" + store.NotificationSending
 			}
 		}
 		if len(reopened) > 0 {
@@ -607,16 +809,23 @@ func (cfg Config) deliver(ctx context.Context, d delivery) error {
 	// done, and one caught mid-send goes on with that channel, whatever the
 	// preferences say now, so a step is never two different messages.
 	var order []string
-	for _, t := range v.Tried {
+	for _, t := range tried {
 		ch, state, _ := strings.Cut(t, ":")
 		switch {
 		case state == store.NotificationSent:
-			return w.sent(ctx, s, zone, a.Step, nil)
+			return w.sent(ctx, d, key, content, zone, nil)
 		case state == store.NotificationSending && w.cfg.sender(ch) != nil:
 			order = append(order, ch)
 		}
 	}
 	if at, wait := w.cfg.quietUntil(d, zone); wait {
+		if d.session == 0 && len(begun) == 0 {
+			// Not begun: its sessions are let go, so that those due
+			// before the window opens join them in one message then.
+			if err := w.cfg.releaseClaims(ctx, d); err != nil {
+				return fmt.Errorf("release the user's sessions: %w", err)
+			}
+		}
 		return w.cfg.waitForWindow(ctx, log, d, zone, at)
 	}
 	for _, ch := range w.cfg.channelsFor(contact, s.Email != "") {
@@ -626,19 +835,30 @@ func (cfg Config) deliver(ctx context.Context, d delivery) error {
 	}
 	var failures []string
 	for _, ch := range order {
-		if ch == notify.ChannelEmail && v.Suppressed {
+		if ch == notify.ChannelEmail && lead.Suppressed {
 			failures = append(failures, "email: address refused before")
 			continue
 		}
-		n, err := store.BeginNotification(ctx, w.cfg.Pool, s.ID, a.Step, ch, recipient(ch, msg), key)
+		rows, err := store.BeginMessage(ctx, w.cfg.Pool, sessions, step, ch, recipient(ch, msg), key)
 		if err != nil {
 			return fmt.Errorf("record notification: %w", err)
 		}
-		switch n.State {
+		rowIDs := make([]int64, len(rows))
+		state, lastError := store.NotificationSending, ""
+		for i, n := range rows {
+			rowIDs[i] = n.ID
+			switch {
+			case n.State == store.NotificationSent:
+				state = n.State
+			case n.State == store.NotificationFailed && state != store.NotificationSent:
+				state, lastError = n.State, n.LastError
+			}
+		}
+		switch state {
 		case store.NotificationSent:
-			return w.sent(ctx, s, zone, a.Step, nil)
+			return w.sent(ctx, d, key, content, zone, nil)
 		case store.NotificationFailed:
-			failures = append(failures, ch+": "+n.LastError)
+			failures = append(failures, ch+": "+lastError)
 			continue
 		}
 
@@ -655,22 +875,24 @@ func (cfg Config) deliver(ctx context.Context, d delivery) error {
 			}
 		}
 		if err == nil {
-			if err := w.sent(ctx, s, zone, a.Step, &n); err != nil {
+			if err := w.sent(ctx, d, key, content, zone, rowIDs); err != nil {
 				return fmt.Errorf("message sent but not recorded (a retry resends the same message): %w", err)
 			}
 			w.cfg.Metrics.Notification(ch, "sent")
-			if a.Step == 0 {
-				w.cfg.Metrics.Funnel(metrics.StepSent)
+			if step == 0 {
+				for range content {
+					w.cfg.Metrics.Funnel(metrics.StepSent)
+				}
 			}
-			log.InfoContext(ctx, "message sent", slog.String("channel", ch), slog.String("key", key))
+			log.InfoContext(ctx, "message sent", slog.String("channel", ch), slog.Int("devices", len(content)))
 			return nil
 		}
 		permanent := errors.Is(err, notify.ErrPermanent) || d.attempt >= d.maxAttempts
-		state := store.NotificationSending // retried
+		state = store.NotificationSending // retried
 		if permanent {
 			state = store.NotificationFailed
 		}
-		if ferr := store.FinishNotification(ctx, w.cfg.Pool, n.ID, state, err.Error()); ferr != nil {
+		if ferr := store.FinishNotifications(ctx, w.cfg.Pool, rowIDs, state, err.Error()); ferr != nil {
 			return fmt.Errorf("record failed delivery: %w (after %w)", ferr, err)
 		}
 		if !permanent {
@@ -685,8 +907,10 @@ func (cfg Config) deliver(ctx context.Context, d delivery) error {
 	if len(failures) > 0 {
 		reason = reasonEveryChannelFailed + ": " + strings.Join(failures, "; ")
 	}
-	if err := w.cfg.sessions().Emit(ctx, nil, nil, reauth.EventFailed, session.Subject(s), reason); err != nil {
-		return err
+	for _, v := range content {
+		if err := w.cfg.sessions().Emit(ctx, nil, nil, reauth.EventFailed, session.Subject(v.Session), reason); err != nil {
+			return err
+		}
 	}
 	return river.JobCancel(errors.New(reason))
 }
@@ -757,37 +981,83 @@ func (w *NotifyWorker) refused(ctx context.Context, log *slog.Logger, rej *notif
 	return nil
 }
 
-// sent records step as sent (n, when a message went out) and schedules the
-// next reminder while the session is open, in one transaction, retried even
-// past a shutdown or dropped connections: the message is out, and a retried
-// job would resend it. After Postgres cut its connections every idle one in
-// the pool is dead, so the retries outnumber the pool. River completes the
-// job in one of its batches; a job run again before that finds the row sent
-// and sends nothing.
-func (w *NotifyWorker) sent(ctx context.Context, s store.Session, zone *time.Location, step int, n *store.Notification) error {
+// sent records message key as sent (rowIDs, its notification rows, when it
+// went out) and schedules the next reminder of its sessions while one is
+// open, in one transaction, retried even past a shutdown or dropped
+// connections: the message is out, and a retried job would resend it.
+// After Postgres cut its connections every idle one in the pool is dead, so
+// the retries outnumber the pool. River completes the job in one of its
+// batches; a job run again before that finds the rows sent and sends
+// nothing.
+func (w *NotifyWorker) sent(ctx context.Context, d delivery, key string, views []store.NotifyView, zone *time.Location, rowIDs []int64) error {
 	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 	defer cancel()
 	client := river.ClientFromContext[pgx.Tx](ctx)
+	step := d.step
 	return retry(recordCtx, 30, func() error {
 		return pgx.BeginFunc(recordCtx, w.cfg.Pool, func(tx pgx.Tx) error {
-			if n != nil {
-				if err := store.FinishNotification(recordCtx, tx, n.ID, store.NotificationSent, ""); err != nil {
+			if len(rowIDs) > 0 {
+				if err := store.FinishNotifications(recordCtx, tx, rowIDs, store.NotificationSent, ""); err != nil {
 					return err
 				}
+			}
+			if err := store.FinishClaims(recordCtx, tx, key, step); err != nil {
+				return err
 			}
 			if step >= len(w.cfg.ReminderOffsets) {
 				return nil
 			}
 			// Locked against /done and the opt-out until commit: no
 			// reminder is scheduled after either cancelled the others.
-			if open, err := store.RemindsForUpdate(recordCtx, tx, s.ID); err != nil || !open {
+			var first *store.Session
+			for i := range views {
+				open, err := store.RemindsForUpdate(recordCtx, tx, views[i].ID)
+				if err != nil {
+					return err
+				}
+				if open && (first == nil || views[i].CreatedAt.Before(first.CreatedAt)) {
+					first = &views[i].Session
+				}
+			}
+			if first == nil {
+				return nil
+			}
+			if d.session != 0 && w.cfg.BatchWindow == 0 {
+				_, err := client.InsertTx(recordCtx, tx, reauth.NotifyArgs{SessionID: first.ID, Step: step + 1},
+					&river.InsertOpts{ScheduledAt: w.cfg.SendWindow.Next(w.cfg.reminderAt(first.CreatedAt, step), zone)})
 				return err
 			}
-			_, err := client.InsertTx(recordCtx, tx, reauth.NotifyArgs{SessionID: s.ID, Step: step + 1},
-				&river.InsertOpts{ScheduledAt: w.cfg.SendWindow.Next(w.cfg.reminderAt(s.CreatedAt, step), zone)})
-			return err
+			// One reminder for the user's sessions due then: those of this
+			// message, and any other due within the window.
+			due := first.CreatedAt.Add(w.cfg.ReminderOffsets[step])
+			at := w.cfg.SendWindow.Next(w.cfg.reminderAt(first.CreatedAt, step), zone)
+			return w.cfg.scheduleMessage(recordCtx, client, tx, first.OrgID, first.UserID, step+1, due, at)
 		})
 	})
+}
+
+// scheduleMessage makes sure a grouped job will send step of the user's
+// sessions due at due, at about at: one waiting that has claimed nothing
+// yet (and so will claim them when it runs) and is scheduled within the
+// window of at takes them; otherwise a new one is inserted for at. A first
+// message (step 0) joins any waiting one: that claims every session
+// waiting for its first message (one that quiet hours hold until the
+// window opens included).
+func (cfg Config) scheduleMessage(ctx context.Context, client *river.Client[pgx.Tx], tx pgx.Tx, orgID, userID string, step int, due, at time.Time) error {
+	if err := store.LockUserMessages(ctx, tx, orgID, userID); err != nil {
+		return err
+	}
+	from, to := time.Time{}, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+	if step > 0 {
+		from, to = at.Add(-cfg.BatchWindow), at.Add(cfg.BatchWindow)
+	}
+	joined, err := store.PendingUserMessage(ctx, tx, orgID, userID, step, from, to)
+	if err != nil || joined {
+		return err
+	}
+	_, err = client.InsertTx(ctx, tx, reauth.NotifyArgs{OrgID: orgID, UserID: userID, Step: step, Batch: max(due.UnixMilli(), 1)},
+		&river.InsertOpts{ScheduledAt: at})
+	return err
 }
 
 // reminderAt is when the reminder after step is due: its offset after the

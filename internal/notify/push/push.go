@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -179,17 +180,37 @@ func message(m notify.Message, token, title, body string) *messaging.Message {
 	msg := &messaging.Message{
 		Token:        token,
 		Notification: &messaging.Notification{Title: title, Body: body},
-		Data: map[string]string{
-			"link": m.Link, "key": m.Key, "device_kind": string(m.DeviceKind), "device_id": m.DeviceID,
-		},
-		Android: &messaging.AndroidConfig{CollapseKey: m.Key, Priority: "high"},
-		APNS:    &messaging.APNSConfig{Headers: map[string]string{"apns-collapse-id": apnsCollapseID(m.Key)}},
-		Webpush: &messaging.WebpushConfig{Headers: map[string]string{"Topic": webpushTopic(m.Key)}},
+		Data:         data(m),
+		Android:      &messaging.AndroidConfig{CollapseKey: m.Key, Priority: "high"},
+		APNS:         &messaging.APNSConfig{Headers: map[string]string{"apns-collapse-id": apnsCollapseID(m.Key)}},
+		Webpush:      &messaging.WebpushConfig{Headers: map[string]string{"Topic": webpushTopic(m.Key)}},
 	}
 	// No time to live of our own: the link never goes stale for the user
 	// (opened after LINK_TTL it makes a fresh session), so a late push is
 	// still worth showing; FCM keeps it its default four weeks.
 	return msg
+}
+
+// data is the FCM data of m: its link and device; for a grouped message
+// (one per user and step, BATCH_WINDOW) the first device's, and "devices",
+// a JSON list of every device with its own link ([{"device_kind",
+// "device_id", "link"}]), for the app to show.
+func data(m notify.Message) map[string]string {
+	d := map[string]string{"link": m.Link, "key": m.Key, "device_kind": string(m.DeviceKind), "device_id": m.DeviceID}
+	if len(m.Devices) > 1 {
+		type device struct {
+			Kind string `json:"device_kind"`
+			ID   string `json:"device_id"`
+			Link string `json:"link"`
+		}
+		list := make([]device, len(m.Devices))
+		for i, x := range m.Devices {
+			list[i] = device{Kind: string(x.DeviceKind), ID: x.DeviceID, Link: x.Link}
+		}
+		b, _ := json.Marshal(list) // strings only: cannot fail
+		d["devices"] = string(b)
+	}
+	return d
 }
 
 // apnsCollapseID is key when it fits APNs' 64 bytes, else its SHA-256 in hex

@@ -29,6 +29,19 @@ type LinkPayload struct {
 	Locale     string `json:"locale"`               // the locale of Title and Body
 	Title      string `json:"title"`
 	Body       string `json:"body"`
+	// Devices lists every device the message is about, each with its own
+	// link: one for a device's message, two or more for a grouped one (one
+	// per user and step, BATCH_WINDOW), whose DeviceKind, DeviceID, Link
+	// and ExpiresAt above are the first device's.
+	Devices []DevicePayload `json:"devices"`
+}
+
+// DevicePayload is one device of a LinkPayload.
+type DevicePayload struct {
+	DeviceKind string `json:"device_kind"`
+	DeviceID   string `json:"device_id"`
+	Link       string `json:"link"`
+	ExpiresAt  string `json:"expires_at,omitempty"` // RFC 3339, UTC; absent when unknown
 }
 
 // Channel is the "webhook" notify.Channel: it POSTs a LinkPayload to the
@@ -73,6 +86,17 @@ func payload(m notify.Message, locale, title, body string) LinkPayload {
 	}
 	if !m.ExpiresAt.IsZero() {
 		p.ExpiresAt = m.ExpiresAt.UTC().Format(time.RFC3339)
+	}
+	devices := m.Devices
+	if len(devices) < 2 {
+		devices = []notify.DeviceLink{{DeviceKind: m.DeviceKind, DeviceID: m.DeviceID, Link: m.Link, ExpiresAt: m.ExpiresAt}}
+	}
+	for _, d := range devices {
+		dp := DevicePayload{DeviceKind: string(d.DeviceKind), DeviceID: d.DeviceID, Link: d.Link}
+		if !d.ExpiresAt.IsZero() {
+			dp.ExpiresAt = d.ExpiresAt.UTC().Format(time.RFC3339)
+		}
+		p.Devices = append(p.Devices, dp)
 	}
 	return p
 }

@@ -54,6 +54,8 @@ func TestChannelSend(t *testing.T) {
 		Step: 1, Reminder: true, ExpiresAt: "2030-03-04T05:06:00Z", Locale: "de",
 		Title: "Erinnerung: Elektroauto erneut verbinden",
 		Body:  p.Body,
+		// One device's message lists its one device too.
+		Devices: []DevicePayload{{DeviceKind: "electric_vehicle", DeviceID: "ev-3", Link: "https://reauth.example.com/r/tok_ABC", ExpiresAt: "2030-03-04T05:06:00Z"}},
 	}, p)
 	require.Contains(t, p.Body, "Ihrem Elektroauto")
 	require.Contains(t, p.Body, "4. März 2030")
