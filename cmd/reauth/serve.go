@@ -202,6 +202,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 		RedirectHosts:     redirectHosts,
 		LinkTTL:           cfg.LinkTTL,
 		RenewWait:         cfg.LinkRenewWait,
+		BatchWindow:       cfg.BatchWindow,
 		SendWindow:        cfg.SendWindow,
 		DefaultZone:       cfg.DefaultTimezone,
 		PoderoWorkers:     cfg.PoderoWorkers,

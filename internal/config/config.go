@@ -95,6 +95,7 @@ type Config struct {
 	TemplatesDir      string          // TEMPLATES_DIR; operator overrides of the message templates
 	ReminderOffsets   []time.Duration // REMINDER_OFFSETS; after the first message, while the device is not reconnected
 	LinkRenewWait     time.Duration   // LINK_RENEW_WAIT; how long opening an expired link waits for a fresh session
+	BatchWindow       time.Duration   // BATCH_WINDOW; one message for a user's devices that need a link within it (0: each its own)
 	FCMProjectID      string          // FCM_PROJECT_ID; set to enable push
 	FCMCredentials    string          // FCM_CREDENTIALS_FILE; service account JSON
 	FCMEndpoint       string          // FCM_ENDPOINT; another FCM HTTP v1 endpoint (tests, emulators)
@@ -191,6 +192,7 @@ var settings = []setting{
 			return slog.AnyValue(out)
 		}),
 	durVar("LINK_RENEW_WAIT", "how long opening an expired link waits for a fresh session", worker.RenewWaitDefault, func(c *Config) *time.Duration { return &c.LinkRenewWait }),
+	durVar("BATCH_WINDOW", "one message for a user's devices that need a link within it; 0: each its own, at once", worker.BatchWindowDefault, func(c *Config) *time.Duration { return &c.BatchWindow }),
 	bind("SEND_WINDOW", "when messages go out, HH:MM-HH:MM in the user's time zone; off: any hour", sendwindow.WindowDefault,
 		func(c *Config) *sendwindow.Window { return &c.SendWindow }, parseWindow,
 		func(*Config) sendwindow.Window { return sendwindow.MustParse(sendwindow.WindowDefault) },
@@ -336,6 +338,9 @@ func (c *Config) validate() []error {
 	}
 	if v := c.SendWindowInteractive; v != sendwindow.InteractiveSkip && v != sendwindow.InteractiveRespect {
 		errs = append(errs, errors.New("SEND_WINDOW_INTERACTIVE must be skip or respect"))
+	}
+	if c.BatchWindow < 0 || c.BatchWindow > time.Hour {
+		errs = append(errs, errors.New("BATCH_WINDOW must be between 0 (off) and 1h"))
 	}
 	if c.LinkRenewWait < 0 || c.LinkRenewWait > time.Minute {
 		errs = append(errs, errors.New("LINK_RENEW_WAIT must be between 0 and 1m"))
