@@ -167,7 +167,9 @@ func (b *testBundle) waitJob(t *testing.T, id int64, state string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("job %d is %s, want %s", id, got, state)
+			var errs string
+			_ = b.pool.QueryRow(context.Background(), "SELECT errors::text FROM river_job WHERE id = $1", id).Scan(&errs)
+			t.Fatalf("job %d is %s, want %s: %s", id, got, state, errs)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

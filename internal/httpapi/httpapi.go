@@ -217,6 +217,7 @@ type reauthRequest struct {
 	SuccessURL     string `json:"success_url"`
 	CancelURL      string `json:"cancel_url"`
 	Force          bool   `json:"force"`
+	Immediate      bool   `json:"immediate"`
 }
 
 // findUserTimeout bounds the lookup of an external_user_id while the
@@ -234,7 +235,7 @@ func (s *server) enqueue(w http.ResponseWriter, r *http.Request) {
 		OrgID: req.OrgID, UserID: req.UserID, ExternalUserID: req.ExternalUserID,
 		DeviceKind: reauth.DeviceKind(req.DeviceKind), DeviceID: req.DeviceID,
 		Email: req.Email, Locale: req.Locale, SuccessURL: req.SuccessURL, CancelURL: req.CancelURL,
-		Reason: "api:" + name, Force: req.Force,
+		Reason: "api:" + name, Force: req.Force, Immediate: req.Immediate,
 	}.Check(s.cfg.RedirectHosts)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, strings.ReplaceAll(err.Error(), "\n", "; "))

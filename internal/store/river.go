@@ -350,7 +350,7 @@ func PendingUserMessage(ctx context.Context, db DB, orgID, userID string, step i
 	var found bool
 	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT FROM river_job j
 		WHERE j.kind = 'reauth_notify' AND j.state IN ('scheduled', 'available', 'retryable')
-			AND j.args ->> 'user_id' = $2 AND j.args ->> 'org_id' = $1 AND j.args ->> 'step' = $3::text
+			AND j.args ->> 'user_id' = $2 AND j.args ->> 'org_id' = $1 AND j.args ->> 'step' = ($3::int)::text
 			AND j.scheduled_at <= $5 AND ($4::timestamptz IS NULL OR j.scheduled_at >= $4)
 			AND NOT EXISTS (SELECT FROM notification_claim c WHERE c.job_id = j.id))`,
 		orgID, userID, step, nullTime(from), to).Scan(&found)
