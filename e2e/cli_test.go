@@ -23,7 +23,8 @@ func TestDemo(t *testing.T) {
 		require.Equal(t, 0, p.wait(t, 90*time.Second), p.output.String())
 		out := p.output.String()
 		require.Contains(t, out, "duplicate=true")
-		require.Contains(t, out, "✓ 6 sessions created, 6 emails sent, 1 link followed to completion")
+		// Three users with an inverter and an EV each: one email per user.
+		require.Contains(t, out, "✓ 6 sessions created, 3 emails sent, 1 link followed to completion")
 		// One row per device: the followed link's session completed, the rest open.
 		require.Len(t, regexp.MustCompile(`(?m)^(inverter|electric_vehicle) .* sent  completed$`).FindAllString(out, -1), 1)
 		require.Len(t, regexp.MustCompile(`(?m)^(inverter|electric_vehicle) .* sent  open$`).FindAllString(out, -1), 5)

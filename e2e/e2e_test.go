@@ -68,6 +68,10 @@ func newService(t *testing.T, dbURL string, simArgs ...string) *service {
 		"LINK_SECRET="+linkSecret,
 		// The tests run at any hour; quiet hours have a test of their own.
 		"SEND_WINDOW=off",
+		// Each request's message on its own, at once, as these tests
+		// expect; batching (BATCH_WINDOW) has tests of its own
+		// (pipeline_batch_test.go).
+		"BATCH_WINDOW=0",
 		"LOG_FORMAT=json",
 		"LOG_LEVEL=debug",
 	)

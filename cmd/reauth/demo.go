@@ -113,6 +113,9 @@ it stays up after the summary, until Ctrl-C.`); err != nil {
 	cfg.SuccessURL, cfg.CancelURL = "", ""
 	// The demo shows its emails whatever the hour: no quiet hours.
 	cfg.SendWindow = sendwindow.Always
+	// One message per user for their inverter and EV (BATCH_WINDOW), in
+	// a window short enough to watch.
+	cfg.BatchWindow = 2 * time.Second
 	if cfg.Brand == (notify.Brand{Color: notify.BrandColorDefault}) {
 		// The demo's emails and pages in a partner's brand, as a partner's
 		// would be (BRAND_* and SUPPORT_* set replace it).
@@ -161,10 +164,14 @@ it stays up after the summary, until Ctrl-C.`); err != nil {
 	}
 	out("  POST /v1/reauth again for the first device → job %d, duplicate=%t", dup.JobID, dup.Duplicate)
 
-	// 5. Wait for every email.
-	msgs, err := mails.Wait(ctx, len(targets))
+	// 5. Wait for every email: one per user, listing their devices.
+	users := map[string]bool{}
+	for _, t := range targets {
+		users[t.user] = true
+	}
+	msgs, err := mails.Wait(ctx, len(users))
 	if err != nil {
-		return fmt.Errorf("waiting for %d emails: %w", len(targets), err)
+		return fmt.Errorf("waiting for %d emails: %w", len(users), err)
 	}
 	out("✓ %d emails delivered to the mail catcher", len(msgs))
 
