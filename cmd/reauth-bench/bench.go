@@ -344,6 +344,7 @@ func (b *bench) serveEnv(extra ...string) []string {
 		"SYNC_SCHEDULE=off",
 		"SWEEP_SCHEDULE=off",
 		"SEND_WINDOW=off", // the benchmark sends at any hour
+		"BATCH_WINDOW=0",  // each request's own message at once: the benchmark times request to inbox
 		"LOG_FORMAT=json",
 	}, extra...)
 }
