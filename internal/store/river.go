@@ -314,8 +314,9 @@ func OldestWaitingJobs(ctx context.Context, db DB, queues []string) ([]QueueWait
 // first scheduled_at (River moves scheduled_at on a retry; the first
 // error's time stands for it then), or for a request's first message the
 // reauth_device job that made the session, due when the session was made.
-// A step that gave up (every channel failed, its job cancelled) is no
-// longer counted: reauth_notifications_total{result="failed"} counts it.
+// A user's grouped message (BATCH_WINDOW) counts once while its job is
+// overdue. A step that gave up (every channel failed, its job cancelled) is
+// no longer counted: reauth_notifications_total{result="failed"} counts it.
 func UndeliveredMessages(ctx context.Context, db DB, after time.Duration) (int64, error) {
 	var n int64
 	err := db.QueryRow(ctx, `
@@ -331,11 +332,15 @@ func UndeliveredMessages(ctx context.Context, db DB, after time.Duration) (int64
 			FROM river_job j JOIN auth_session s ON s.job_id = j.id
 			WHERE j.kind = 'reauth_device' AND j.state IN ('available', 'retryable', 'running', 'scheduled')
 		)
-		SELECT count(*) FROM due
-		JOIN auth_session s ON s.id = due.session_id
-		WHERE s.state = 'open' AND due.due_at < now() - make_interval(secs => $1::float8)
-			AND NOT EXISTS (SELECT FROM notification n
-				WHERE n.session_id = due.session_id AND n.step = due.step AND n.state = 'sent')`,
+		SELECT (SELECT count(*) FROM due
+			JOIN auth_session s ON s.id = due.session_id
+			WHERE s.state = 'open' AND due.due_at < now() - make_interval(secs => $1::float8)
+				AND NOT EXISTS (SELECT FROM notification n
+					WHERE n.session_id = due.session_id AND n.step = due.step AND n.state = 'sent'))
+		+ (SELECT count(*) FROM river_job j
+			WHERE j.kind = 'reauth_notify' AND j.state IN ('available', 'retryable', 'running', 'scheduled')
+				AND j.args ? 'user_id' AND NOT j.args ? 'session_id'
+				AND least(j.scheduled_at, (j.errors[1] ->> 'at')::timestamptz) < now() - make_interval(secs => $1::float8))`,
 		after.Seconds()).Scan(&n)
 	return n, mapErr(err)
 }
