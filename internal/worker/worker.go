@@ -236,7 +236,10 @@ type DeviceWorker struct {
 // Work asks Podero for a session, stores it in one transaction (which
 // supersedes the device's older open session), and then sends its first
 // message itself, as a reauth_notify job would (a renewed link's first
-// message waits LINK_RENEW_WAIT in a reauth_notify job instead). A failed
+// message waits LINK_RENEW_WAIT in a reauth_notify job instead). With
+// BATCH_WINDOW, unless the request asks for an immediate message, the
+// same transaction hands the first message to the user's grouped
+// reauth_notify job instead (see scheduleMessage), and the job is done. A failed
 // send retries this job, which finds its session stored and never asks
 // Podero again; so does a job rescued after a crash. One job per request
 // from Podero to the user's inbox keeps the writes to river_job per request
@@ -547,8 +550,9 @@ type NotifyWorker struct {
 	cfg Config
 }
 
-// Work delivers one step of a session's messages on the user's channels in
-// order of preference, the next after a permanent failure. Each channel's
+// Work delivers one step of a session's messages, or of the user's grouped
+// ones (BATCH_WINDOW), on the user's channels in order of preference, the
+// next after a permanent failure. Each channel's
 // notification row is written before sending and marked after: a crash in
 // between resends the same message under the same idempotency key, never a
 // different one. Once a step is sent, the next reminder is scheduled in the
