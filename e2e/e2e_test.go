@@ -70,7 +70,7 @@ func newService(t *testing.T, dbURL string, simArgs ...string) *service {
 		"SEND_WINDOW=off",
 		// Each request's message on its own, at once, as these tests
 		// expect; batching (BATCH_WINDOW) has tests of its own
-		// (pipeline_batch_test.go).
+		// (pipeline_batch_test.go, TestCrashBatched).
 		"BATCH_WINDOW=0",
 		"LOG_FORMAT=json",
 		"LOG_LEVEL=debug",
