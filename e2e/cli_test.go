@@ -75,7 +75,7 @@ func TestDemo(t *testing.T) {
 		}
 		status, body := get(line("caught emails"), "")
 		require.Equal(t, http.StatusOK, status)
-		require.Equal(t, 6, strings.Count(body, `<tr id="msg-`), "every email listed")
+		require.Equal(t, 3, strings.Count(body, `<tr id="msg-`), "every email listed (one per user, for their inverter and EV)")
 		status, body = get(line("caught emails")+"1", "")
 		require.Equal(t, http.StatusOK, status)
 		require.Contains(t, body, `src="/1/html"`, "the email rendered")

@@ -26,11 +26,21 @@ import (
 	"github.com/reauth/reauth/internal/worker"
 )
 
-// batchWindow is BATCH_WINDOW in the batching tests: short, so they wait
-// little, and long enough for one user's requests to fall within it.
-const batchWindow = 1500 * time.Millisecond
+// withBatch turns BATCH_WINDOW on, an hour long so that however slow the
+// machine every request of a test falls within it; the tests end the
+// window early (sendGrouped).
+func withBatch(wc *worker.Config, _ *httpapi.Config) { wc.BatchWindow = time.Hour }
 
-func withBatch(wc *worker.Config, _ *httpapi.Config) { wc.BatchWindow = batchWindow }
+// sendGrouped ends the user's batch window: their grouped first message's
+// job runs now (as River runs it at the window's end), and is done.
+func (b *testBundle) sendGrouped(t *testing.T, user string) {
+	t.Helper()
+	id, at := b.userMessageJob(t, user, 0)
+	require.WithinDuration(t, time.Now().Add(time.Hour), at, 5*time.Minute, "due when the window ends")
+	_, err := b.river.JobRetry(context.Background(), id)
+	require.NoError(t, err)
+	b.waitJob(t, id, "completed")
+}
 
 // links returns every distinct link in text that starts with prefix, in
 // order.
@@ -104,8 +114,11 @@ func TestBatchSweep(t *testing.T) {
 	require.NoError(t, err)
 	waitJobs(t, b.pool, "reauth_sweep", 1)
 	require.Equal(t, lapsed, waitJobs(t, b.pool, "reauth_device", lapsed))
-	waitJobs(t, b.pool, "reauth_notify", len(users))
 	require.Equal(t, len(users), b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'reauth_notify'`), "one grouped job per user")
+	require.Empty(t, b.mails.Messages(), "the messages wait for the window's end")
+	for _, u := range users {
+		b.sendGrouped(t, u.ID)
+	}
 
 	msgs, err := b.mails.Wait(ctx, len(users))
 	require.NoError(t, err)
@@ -177,6 +190,7 @@ func TestBatchReminders(t *testing.T) {
 		require.Equal(t, http.StatusAccepted, status)
 		b.waitJob(t, jobID(t, out), "completed")
 	}
+	b.sendGrouped(t, b.user.ID)
 	msgs, err := b.mails.Wait(ctx, 1)
 	require.NoError(t, err)
 	first := msgs[0]
@@ -194,10 +208,7 @@ func TestBatchReminders(t *testing.T) {
 
 	// The user's one reminder job for step 1, due a day after the first
 	// session; run it then.
-	var id int64
-	var at time.Time
-	require.NoError(t, b.pool.QueryRow(ctx, `SELECT id, scheduled_at FROM river_job WHERE kind = 'reauth_notify'
-		AND args ->> 'user_id' = $1 AND (args ->> 'step')::int = 1`, b.user.ID).Scan(&id, &at))
+	id, at := b.userMessageJob(t, b.user.ID, 1)
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'reauth_notify' AND (args ->> 'step')::int = 1`))
 	clk.advance(at.Sub(clk.Now()))
 	_, err = b.river.JobRetry(ctx, id)
@@ -213,8 +224,7 @@ func TestBatchReminders(t *testing.T) {
 	require.NotEmpty(t, reminder.Header.Get("List-Unsubscribe"), "a reminder carries the opt-out")
 
 	// The EV's next reminder follows; completing it leaves nothing to send.
-	require.NoError(t, b.pool.QueryRow(ctx, `SELECT id, scheduled_at FROM river_job WHERE kind = 'reauth_notify'
-		AND args ->> 'user_id' = $1 AND (args ->> 'step')::int = 2`, b.user.ID).Scan(&id, &at))
+	id, at = b.userMessageJob(t, b.user.ID, 2)
 	require.Contains(t, login(t, ls[1]), "/done?result=success")
 	clk.advance(at.Sub(clk.Now()))
 	_, err = b.river.JobRetry(ctx, id)
@@ -246,10 +256,7 @@ func TestBatchImmediate(t *testing.T) {
 	status, out = b.post(t, pipelineToken, b.body(b.device(reauth.ElectricVehicle)))
 	require.Equal(t, http.StatusAccepted, status, out)
 	b.waitJob(t, jobID(t, out), "completed")
-	var id int64
-	var at time.Time
-	require.NoError(t, b.pool.QueryRow(ctx, `SELECT id, scheduled_at FROM river_job WHERE kind = 'reauth_notify'
-		AND args ->> 'user_id' = $1 AND (args ->> 'step')::int = 0`, b.user.ID).Scan(&id, &at))
+	id, at := b.userMessageJob(t, b.user.ID, 0)
 	require.WithinDuration(t, time.Now().Add(time.Hour), at, time.Minute)
 	time.Sleep(200 * time.Millisecond)
 	require.Len(t, b.mails.Messages(), 1)
@@ -341,8 +348,11 @@ func TestBatchChannels(t *testing.T) {
 			}
 			status, out := b.post(t, pipelineToken, map[string]any{"org_id": b.org, "user_id": u.ID, "device_kind": d.Kind, "device_id": d.ID})
 			require.Equal(t, http.StatusAccepted, status, out)
+			b.waitJob(t, jobID(t, out), "completed")
 		}
 	}
+	b.sendGrouped(t, ann.ID)
+	b.sendGrouped(t, bob.ID)
 	sessionsOf := func(u sim.User) []int64 {
 		var ids []int64
 		for deadline := time.Now().Add(20 * time.Second); len(ids) < 2; time.Sleep(20 * time.Millisecond) {
@@ -406,4 +416,21 @@ func (b *testBundle) sessionState(t *testing.T, id int64) string {
 	var s string
 	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT state FROM auth_session WHERE id = $1`, id).Scan(&s))
 	return s
+}
+
+// userMessageJob returns the user's grouped reauth_notify job for step,
+// waiting for it: the next step's is inserted as the message is recorded
+// sent, a moment after it arrived.
+func (b *testBundle) userMessageJob(t *testing.T, user string, step int) (int64, time.Time) {
+	t.Helper()
+	var id int64
+	var at time.Time
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		err := b.pool.QueryRow(context.Background(), `SELECT id, scheduled_at FROM river_job WHERE kind = 'reauth_notify'
+			AND args ->> 'user_id' = $1 AND (args ->> 'step')::int = $2`, user, step).Scan(&id, &at)
+		if err == nil {
+			return id, at
+		}
+		require.True(t, time.Now().Before(deadline), "no grouped job for step %d: %v", step, err)
+	}
 }
