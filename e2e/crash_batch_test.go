@@ -26,7 +26,7 @@ import (
 func TestCrashBatched(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	users, target := envInt("CRASH_BATCH_USERS", 12), envInt("CRASH_BATCH_KILLS", 8)
+	users, target := envInt("CRASH_BATCH_USERS", 20), envInt("CRASH_BATCH_KILLS", 8) // 20 messages at least: enough arrivals for the kills
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed=%d users=%d kills=%d", seed, users, target)
 
