@@ -69,6 +69,7 @@ func openPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
 	if !strings.Contains(cfg.DatabaseURL.Reveal(), "pool_max_conns") { // ParseConfig drops it from RuntimeParams
 		pc.MaxConns = int32(config.PoolConns())
 	}
+	pc.ConnConfig.Tracer = &metrics.DBStatements
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("connect to Postgres: %w", err)

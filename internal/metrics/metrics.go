@@ -93,6 +93,9 @@ func New(pool *pgxpool.Pool, breakerOpen func() bool) *Metrics {
 	}
 	m.Registry.MustRegister(m.jobs, m.poderoSeconds, m.limiterWait, m.limiterDefer, m.linkRejected, m.notifications, m.funnel,
 		m.emailRefused, m.emailBroken, m.eventsGivenUp,
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "reauth_db_statements_total", Help: "Statements this process sent to Postgres, BEGIN and COMMIT included (round trips).",
+		}, func() float64 { return float64(DBStatements.Count()) }),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, step := range []string{StepRequested, StepLinkCreated, StepSent, StepOpened, StepCompleted} {
 		m.funnel.WithLabelValues(step)
