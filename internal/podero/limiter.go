@@ -59,6 +59,29 @@ const (
 // Purposes lists every purpose, in the order operators see them.
 var Purposes = []string{PurposeRequest, PurposeRenewal, PurposeSweep, PurposeLookup, PurposeSync, PurposeVerify, PurposeToken, PurposeOther}
 
+type holdKey struct{}
+
+// holdLook is one look at the Retry-After hold: at when, and how long it
+// was still to last then (0: none).
+type holdLook struct {
+	at   time.Time
+	left time.Duration
+}
+
+// WithHoldLooked returns ctx carrying a look at the Retry-After hold,
+// taken at at, that found it to last left more (0: not held). A limiter
+// may count it for a call that goes right after, instead of looking again
+// (see worker.Limiter).
+func WithHoldLooked(ctx context.Context, at time.Time, left time.Duration) context.Context {
+	return context.WithValue(ctx, holdKey{}, holdLook{at: at, left: left})
+}
+
+// HoldLooked returns the look at the hold ctx carries, if any.
+func HoldLooked(ctx context.Context) (at time.Time, left time.Duration, ok bool) {
+	h, ok := ctx.Value(holdKey{}).(holdLook)
+	return h.at, h.left, ok
+}
+
 type purposeKey struct{}
 type opKey struct{}
 

@@ -211,12 +211,13 @@ func (s Sessions) Create(ctx context.Context, client *river.Client[pgx.Tx], tx p
 	return id, nil
 }
 
-// Recipient is where a new session's messages go, and in which language.
+// Recipient is where a new session's messages go, and in which language,
+// with what else the request's work reads in the same query (see
+// store.RequestView).
 type Recipient struct {
-	Contact    store.Contact // the user's contact; the zero Contact when there is none
-	Email      string        // "" when neither the request nor the contact names one
-	Suppressed bool          // Email was refused before
-	Locale     string
+	store.RequestView
+	Email  string // "" when neither the request nor the contact names one
+	Locale string
 }
 
 // Recipient decides the address and language of the session that request
@@ -227,7 +228,9 @@ type Recipient struct {
 // A renewal (reason link_expired, see Renew) carries the expired session's
 // address and language: the contact's win over those, so a user who set
 // their own meanwhile gets them, as a new request without its own would.
-func (s Sessions) Recipient(ctx context.Context, db store.DB, a reauth.DeviceArgs) (Recipient, error) {
+// The device's session completed since completedSince (zero: not looked
+// for) is read along, for REAUTH_REPEAT_COOLDOWN.
+func (s Sessions) Recipient(ctx context.Context, db store.DB, a reauth.DeviceArgs, completedSince time.Time) (Recipient, error) {
 	// A fresh link after a login that did not take carries the session's
 	// address and language as a renewal does.
 	renewal := a.Reason == reauth.ReasonLinkExpired || a.Reason == reauth.ReasonVerificationFailed
@@ -235,11 +238,12 @@ func (s Sessions) Recipient(ctx context.Context, db store.DB, a reauth.DeviceArg
 	if renewal {
 		own = "" // the contact's first
 	}
-	c, suppressed, err := store.Recipient(ctx, db, a.OrgID, a.UserID, own)
+	v, err := store.ViewRequest(ctx, db, a.OrgID, a.UserID, a.DeviceKind, a.DeviceID, own, completedSince)
 	if err != nil {
 		return Recipient{}, err
 	}
-	r := Recipient{Contact: c, Email: cmp.Or(own, c.Email), Suppressed: suppressed, Locale: cmp.Or(a.Locale, c.Locale, "en")}
+	c := v.Contact
+	r := Recipient{RequestView: v, Email: cmp.Or(own, c.Email), Locale: cmp.Or(a.Locale, c.Locale, "en")}
 	if renewal {
 		r.Locale = cmp.Or(c.Locale, a.Locale, "en")
 		if r.Email == "" && a.Email != "" {

@@ -37,12 +37,12 @@ func TestRecipient(t *testing.T) {
 	renewal.Reason = reauth.ReasonLinkExpired
 
 	t.Run("NoContact", func(t *testing.T) {
-		r, err := s.Recipient(ctx, pool, reauth.DeviceArgs{OrgID: org, UserID: user})
+		r, err := s.Recipient(ctx, pool, reauth.DeviceArgs{OrgID: org, UserID: user, DeviceKind: reauth.Inverter, DeviceID: dev}, time.Time{})
 		require.NoError(t, err)
 		require.Equal(t, "", r.Email)
 		require.Equal(t, "en", r.Locale)
 		for _, a := range []reauth.DeviceArgs{req, renewal} {
-			r, err := s.Recipient(ctx, pool, a)
+			r, err := s.Recipient(ctx, pool, a, time.Time{})
 			require.NoError(t, err)
 			require.Equal(t, "own@example.com", r.Email)
 			require.Equal(t, "sv", r.Locale)
@@ -56,14 +56,14 @@ func TestRecipient(t *testing.T) {
 	require.NoError(t, store.SuppressEmail(ctx, pool, "own@example.com", "550 no such user"))
 
 	t.Run("RequestWins", func(t *testing.T) {
-		r, err := s.Recipient(ctx, pool, req)
+		r, err := s.Recipient(ctx, pool, req, time.Time{})
 		require.NoError(t, err)
 		require.Equal(t, "own@example.com", r.Email)
 		require.Equal(t, "sv", r.Locale)
 		require.True(t, r.Suppressed, "the request's address was refused before")
 	})
 	t.Run("ContactWinsOverARenewal", func(t *testing.T) {
-		r, err := s.Recipient(ctx, pool, renewal)
+		r, err := s.Recipient(ctx, pool, renewal, time.Time{})
 		require.NoError(t, err)
 		require.Equal(t, "contact@example.com", r.Email)
 		require.Equal(t, "de", r.Locale)
@@ -72,7 +72,7 @@ func TestRecipient(t *testing.T) {
 	t.Run("RenewalKeepsItsOwnWhereTheContactHasNone", func(t *testing.T) {
 		other := renewal
 		other.UserID = "0c000000-0000-4000-8000-0000000000cc"
-		r, err := s.Recipient(ctx, pool, other)
+		r, err := s.Recipient(ctx, pool, other, time.Time{})
 		require.NoError(t, err)
 		require.Equal(t, "own@example.com", r.Email)
 		require.Equal(t, "sv", r.Locale)

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"time"
+
+	"github.com/reauth/reauth"
 )
 
 // This file holds the queries of contact (how a user is reached) and
@@ -154,16 +156,53 @@ func PruneFCMTokens(ctx context.Context, db DB, cutoff time.Time) (int64, error)
 	return n, mapErr(err)
 }
 
-// Recipient is the user's contact (the zero Contact when there is none)
-// and whether email (or, when email is "", the contact's email) was refused
-// before, in one query.
-func Recipient(ctx context.Context, db DB, orgID, userID, email string) (c Contact, suppressed bool, err error) {
-	r, err := queryOne[recipientRow](ctx, db, `
+// RequestView is what working a request reads before it calls Podero, in
+// one query: the user's contact (the zero Contact when there is none) and
+// whether the address was refused before, the device's session completed
+// most recently since a time (REAUTH_REPEAT_COOLDOWN), what the first
+// message shows and when it may go (the device's make and model and the
+// user's country, as the last sync saw them), and how long calls to
+// Podero are still held (PoderoHoldLeft), so that the call that follows
+// at once needs no look of its own.
+type RequestView struct {
+	Contact    Contact
+	Suppressed bool  // the address (the request's, else the contact's) was refused before
+	Completed  int64 // the device's session completed since; 0: none
+	// "" when unknown.
+	Manufacturer, Model, Country string
+	HoldLeft                     time.Duration
+}
+
+// requestRow is a row of ViewRequest's query.
+type requestRow struct {
+	recipientRow
+	Completed    int64   `db:"completed"`
+	Manufacturer string  `db:"manufacturer"`
+	Model        string  `db:"model"`
+	Country      string  `db:"country"`
+	HoldSeconds  float64 `db:"hold_seconds"`
+}
+
+// ViewRequest reads the RequestView of a request by user (orgID, userID)
+// for device (kind, deviceID) naming email ("": none), looking for a
+// session completed since completedSince (zero: none is looked for).
+func ViewRequest(ctx context.Context, db DB, orgID, userID string, kind reauth.DeviceKind, deviceID, email string, completedSince time.Time) (RequestView, error) {
+	r, err := queryOne[requestRow](ctx, db, `
 		SELECT `+recipientColumns+`,
-			EXISTS (SELECT FROM email_suppression WHERE address = lower(coalesce(nullif($3, ''), c.email))) AS suppressed
-		FROM (SELECT) AS one LEFT JOIN contact c ON c.org_id = $1 AND c.user_id = $2`,
-		orgID, userID, email)
-	return r.contact(orgID, userID), r.Suppressed, err
+			EXISTS (SELECT FROM email_suppression WHERE address = lower(coalesce(nullif($3, ''), c.email))) AS suppressed,
+			coalesce((SELECT s.id FROM auth_session s
+				WHERE s.device_kind = $4 AND s.device_id = $5 AND s.state IN ('completed', 'completed_elsewhere') AND s.finished_at >= $6
+				ORDER BY s.finished_at DESC LIMIT 1), 0) AS completed,
+			coalesce(d.manufacturer, '') AS manufacturer, coalesce(d.model, '') AS model, coalesce(u.country, '') AS country,
+			`+holdSecondsSQL+` AS hold_seconds
+		FROM (SELECT) AS one
+		LEFT JOIN contact c ON c.org_id = $1 AND c.user_id = $2
+		LEFT JOIN device d ON d.kind = $4 AND d.id = $5
+		LEFT JOIN sync_user u ON u.org_id = $1 AND u.user_id = $2`,
+		orgID, userID, email, kind, deviceID, nullTime(completedSince))
+	return RequestView{Contact: r.contact(orgID, userID), Suppressed: r.Suppressed, Completed: r.Completed,
+		Manufacturer: r.Manufacturer, Model: r.Model, Country: r.Country,
+		HoldLeft: time.Duration(r.HoldSeconds * float64(time.Second))}, err
 }
 
 // SuppressEmail records that an SMTP server refused address permanently:

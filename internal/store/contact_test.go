@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/reauth/reauth"
 	"github.com/reauth/reauth/internal/testdb"
 )
 
@@ -34,9 +35,9 @@ func TestFCMTokenAge(t *testing.T) {
 	}
 	sendTo := func(user string) []string {
 		t.Helper()
-		c, _, err := Recipient(ctx, pool, org, user, "")
+		v, err := ViewRequest(ctx, pool, org, user, reauth.Inverter, "0c000000-0000-4000-8000-0000000000ff", "", time.Time{})
 		require.NoError(t, err)
-		return c.FCMTokens
+		return v.Contact.FCMTokens
 	}
 	// registerAt sets when one stored token was registered, so that a
 	// contact can hold tokens of different ages.

@@ -112,12 +112,15 @@ func HoldPoderoCalls(ctx context.Context, db DB, d time.Duration) error {
 	return mapErr(err)
 }
 
+// holdSecondsSQL is a scalar subquery: PoderoHoldLeft in seconds.
+const holdSecondsSQL = `(SELECT CASE WHEN hold_until > now THEN extract(epoch FROM hold_until - now) ELSE 0 END::float8
+		FROM podero_limiter, clock_timestamp() AS now WHERE id = 1)`
+
 // PoderoHoldLeft is how long calls to Podero are still held (on the
 // database's clock), zero if they are not.
 func PoderoHoldLeft(ctx context.Context, db DB) (time.Duration, error) {
 	var secs float64
-	err := db.QueryRow(ctx, `SELECT CASE WHEN hold_until > now THEN extract(epoch FROM hold_until - now) ELSE 0 END::float8
-		FROM podero_limiter, clock_timestamp() AS now WHERE id = 1`).Scan(&secs)
+	err := db.QueryRow(ctx, `SELECT `+holdSecondsSQL).Scan(&secs)
 	if err != nil {
 		return 0, mapErr(err)
 	}

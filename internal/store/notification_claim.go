@@ -47,6 +47,14 @@ func ClaimSession(ctx context.Context, db DB, sessionID int64, step int, jobID i
 	return queryOne[Claim](ctx, db, `SELECT `+claimColumns+` FROM notification_claim WHERE session_id = $1 AND step = $2`, sessionID, step)
 }
 
+// ClaimNewSession claims step of a session created in tx, which nothing
+// can have claimed yet, for a message of its own, by job.
+func ClaimNewSession(ctx context.Context, tx pgx.Tx, sessionID int64, step int, jobID int64) error {
+	_, err := tx.Exec(ctx, `INSERT INTO notification_claim (session_id, step, idempotency_key, job_id) VALUES ($1, $2, $3, $4)`,
+		sessionID, step, MessageKey([]int64{sessionID}, step), jobID)
+	return mapErr(err)
+}
+
 // MessageSessions returns the sessions message key covers at step,
 // ascending.
 func MessageSessions(ctx context.Context, db DB, key string, step int) ([]int64, error) {

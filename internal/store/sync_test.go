@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -64,6 +65,29 @@ func TestRecordSyncedDeviceModel(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "SMA", nv.Manufacturer)
 	require.Equal(t, "Sunny Boy 5.0", nv.Model)
+
+	// So does a request's view, with the session completed since a time.
+	rv, err := ViewRequest(ctx, pool, org, user, reauth.Inverter, dev, "", time.Now().Add(-time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, "SMA", rv.Manufacturer)
+	require.Equal(t, "Sunny Boy 5.0", rv.Model)
+	require.Zero(t, rv.Completed, "the session is open")
+	done, err := FinishSession(ctx, pool, id, SessionCompleted, []string{SessionOpen})
+	require.NoError(t, err)
+	require.True(t, done)
+	rv, err = ViewRequest(ctx, pool, org, user, reauth.Inverter, dev, "", time.Now().Add(-time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, id, rv.Completed)
+	rv, err = ViewRequest(ctx, pool, org, user, reauth.Inverter, dev, "", time.Time{})
+	require.NoError(t, err)
+	require.Zero(t, rv.Completed, "not looked for")
+	rv, err = ViewRequest(ctx, pool, org, user, reauth.Inverter, dev, "", time.Now().Add(time.Minute))
+	require.NoError(t, err)
+	require.Zero(t, rv.Completed, "completed before the time")
+	rv, err = ViewRequest(ctx, pool, org, user, reauth.Wallbox, dev, "", time.Now().Add(-time.Hour))
+	require.NoError(t, err)
+	require.Zero(t, rv.Completed, "another device")
+	require.Empty(t, rv.Manufacturer)
 
 	// Podero says null now: so does the row.
 	_, err = RecordSyncedDevice(ctx, pool, SyncedDevice{Kind: reauth.Inverter, ID: dev, OrgID: org, UserID: user,

@@ -3,9 +3,11 @@ package store
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/reauth/reauth"
 	"github.com/reauth/reauth/internal/testdb"
 )
 
@@ -27,9 +29,9 @@ func TestQuietHoursColumns(t *testing.T) {
 		c, err = UpsertContact(ctx, pool, listOrg, listedUserID(1), ContactUpdate{Locale: &locale})
 		require.NoError(t, err)
 		require.Equal(t, tz, c.Timezone, "an omitted timezone is kept")
-		got, _, err := Recipient(ctx, pool, listOrg, listedUserID(1), "")
+		got, err := ViewRequest(ctx, pool, listOrg, listedUserID(1), reauth.Inverter, "0c000000-0000-4000-8000-0000000000ff", "", time.Time{})
 		require.NoError(t, err)
-		require.Equal(t, tz, got.Timezone, "a recipient's contact carries it")
+		require.Equal(t, tz, got.Contact.Timezone, "a recipient's contact carries it")
 		c, err = UpsertContact(ctx, pool, listOrg, listedUserID(1), ContactUpdate{Timezone: &empty})
 		require.NoError(t, err)
 		require.Empty(t, c.Timezone, "an empty one clears")

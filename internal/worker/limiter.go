@@ -122,13 +122,19 @@ func (l *Limiter) Wait(ctx context.Context) (time.Duration, error) {
 			continue
 		}
 		release() // the next in line may ask while this one waits for its slot
+		if l.Rate <= 0 && wait <= 0 {
+			// No limit, no hold: the reservation was a look at the hold,
+			// just now.
+			l.Metrics.LimiterWaited(time.Since(start), false)
+			return 0, nil
+		}
 		slot := time.Now().Add(wait)
 		// A hold set after the reservation holds this call too: look just
 		// before the slot, so the look does not make the call late.
 		if !sleep(ctx, wait-holdCheckLead) {
 			return 0, ctx.Err()
 		}
-		held, err := store.PoderoHoldLeft(ctx, l.DB)
+		held, err := l.holdLeft(ctx)
 		if err != nil {
 			return 0, err
 		}
@@ -156,6 +162,19 @@ func (l *Limiter) Wait(ctx context.Context) (time.Duration, error) {
 	}
 }
 
+// holdLeft is how long calls to Podero are still held: by the look at
+// the hold the caller's context carries (podero.WithHoldLooked) when that
+// is at most holdCheckLead old, as a look before a reserved slot may be;
+// else by a look now.
+func (l *Limiter) holdLeft(ctx context.Context) (time.Duration, error) {
+	if at, left, ok := podero.HoldLooked(ctx); ok {
+		if age := time.Since(at); age >= 0 && age <= holdCheckLead {
+			return max(left-age, 0), nil
+		}
+	}
+	return store.PoderoHoldLeft(ctx, l.DB)
+}
+
 // gate is the line of class's callers in this process.
 func (l *Limiter) gate(class podero.Class) chan struct{} {
 	l.gatesOnce.Do(func() {
@@ -170,7 +189,7 @@ func (l *Limiter) gate(class podero.Class) chan struct{} {
 func (l *Limiter) reserve(ctx context.Context, class podero.Class, maxWait time.Duration) (time.Duration, bool, error) {
 	if l.Rate <= 0 {
 		// No limit: only a hold counts, and reading it writes nothing.
-		wait, err := store.PoderoHoldLeft(ctx, l.DB)
+		wait, err := l.holdLeft(ctx)
 		return wait, err == nil && wait <= maxWait, err
 	}
 	interval := time.Duration(float64(time.Second) / l.Rate)

@@ -190,3 +190,34 @@ func TestLimiterDefersPastDeadline(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, deferFor)
 }
+
+// TestLimiterCountsAFreshHoldLook: a look at the hold the caller's context
+// carries counts while it is at most holdCheckLead old (no look of its
+// own), a hold it found is waited for, and an older look is not trusted:
+// the hold set meanwhile holds the call.
+func TestLimiterCountsAFreshHoldLook(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	ctx := context.Background()
+	l := &Limiter{DB: pool, MaxWait: 10 * time.Second}
+	require.NoError(t, l.HoldUntil(ctx, time.Now().Add(300*time.Millisecond)))
+
+	// Fresh and not held: it goes at once, though the database holds.
+	wait, err := l.Wait(podero.WithHoldLooked(ctx, time.Now(), 0))
+	require.NoError(t, err)
+	require.Zero(t, wait)
+
+	// Stale: the database's hold counts.
+	start := time.Now()
+	wait, err = l.Wait(podero.WithHoldLooked(ctx, time.Now().Add(-time.Second), 0))
+	require.NoError(t, err)
+	require.Zero(t, wait)
+	require.Greater(t, time.Since(start), 200*time.Millisecond, "it waited for the hold")
+
+	// Fresh and held: it waits for what the look found.
+	start = time.Now()
+	wait, err = l.Wait(podero.WithHoldLooked(ctx, time.Now(), 200*time.Millisecond))
+	require.NoError(t, err)
+	require.Zero(t, wait)
+	require.Greater(t, time.Since(start), 150*time.Millisecond, "it waited for the hold it was told of")
+}

@@ -294,21 +294,30 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 	}
 	// The user just completed a session: Podero shows the device as
 	// authenticated again only minutes later, so a partner's own check may
-	// ask again. Not another message for that.
+	// ask again. Not another message for that. (Looked for in the same read
+	// as the recipient, or before the lookup of an external user ID.)
+	var completedSince time.Time
 	if w.cfg.RepeatCooldown > 0 && !a.Force && a.Reason != reauth.ReasonLinkExpired {
-		sid, _, err := store.RecentCompletion(ctx, w.cfg.Pool, a.DeviceKind, a.DeviceID, w.cfg.now().Add(-w.cfg.RepeatCooldown))
-		if err == nil {
-			jobLogger(ctx, w.cfg.Logger).InfoContext(ctx, "device completed a session within REAUTH_REPEAT_COOLDOWN; nothing sent (force to override)",
-				slog.Int64("job_id", job.ID), slog.Int64("session", sid), slog.String("device_id", a.DeviceID))
-			return nil
-		}
-		if !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
+		completedSince = w.cfg.now().Add(-w.cfg.RepeatCooldown)
+	}
+	repeat := func(sid int64) error {
+		jobLogger(ctx, w.cfg.Logger).InfoContext(ctx, "device completed a session within REAUTH_REPEAT_COOLDOWN; nothing sent (force to override)",
+			slog.Int64("job_id", job.ID), slog.Int64("session", sid), slog.String("device_id", a.DeviceID))
+		return nil
 	}
 	// The partner named its own customer ID: find the user at Podero.
 	var extEmail string
 	if a.UserID == "" {
+		if !completedSince.IsZero() {
+			sid, _, err := store.RecentCompletion(ctx, w.cfg.Pool, a.DeviceKind, a.DeviceID, completedSince)
+			if err == nil {
+				return repeat(sid)
+			}
+			if !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			completedSince = time.Time{}
+		}
 		u, err := w.users.byExternalID(ctx, w.cfg.Podero, a.OrgID, a.ExternalUserID)
 		if pe, ok := podero.AsError(err); ok && pe.Kind == podero.KindNotFound {
 			reason := fmt.Sprintf("no Podero user with external_user_id %q in organization %s", a.ExternalUserID, a.OrgID)
@@ -324,9 +333,16 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 	}
 	// The request's or the contact's address and language (their order is
 	// session.Recipient's); Podero's answers are the address's fallback.
-	rcpt, err := w.cfg.sessions().Recipient(ctx, w.cfg.Pool, a)
+	looked := time.Now()
+	rcpt, err := w.cfg.sessions().Recipient(ctx, w.cfg.Pool, a, completedSince)
 	if err != nil {
 		return err
+	}
+	// The same read looked at the Retry-After hold: the call right after
+	// needs no look of its own.
+	ctx = podero.WithHoldLooked(ctx, looked, rcpt.HoldLeft)
+	if rcpt.Completed != 0 {
+		return repeat(rcpt.Completed)
 	}
 	contact, email, suppressed := rcpt.Contact, rcpt.Email, rcpt.Suppressed
 	if email == "" && extEmail != "" && reauth.ValidateEmail(extEmail) == nil {
@@ -370,6 +386,20 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 		return redact(w.poderoError(ctx, job.ID, a, err), token)
 	}
 
+	now := w.cfg.now()
+	renewal := a.Reason == reauth.ReasonLinkExpired
+	sendNow := !renewal && !w.cfg.grouped(a)
+	// What the first message needs is known by now: this job sends it
+	// right after the commit without reading it back.
+	first := store.NotifyView{Session: store.Session{
+		DeviceKind: a.DeviceKind, DeviceID: a.DeviceID, OrgID: a.OrgID, UserID: a.UserID,
+		PoderoSessionID: sess.SessionID, AuthenticationURL: sess.AuthenticationURL, State: store.SessionOpen,
+		LinkNonce: nonce, Email: email, Locale: rcpt.Locale, SuccessURL: a.SuccessURL, CancelURL: a.CancelURL,
+		JobID: &job.ID, CreatedAt: now, ExpiresAt: now.Add(w.cfg.linkTTL()), Reason: a.Reason,
+	}, Contact: contact, Suppressed: suppressed, Manufacturer: rcpt.Manufacturer, Model: rcpt.Model, Country: rcpt.Country}
+	d := delivery{jobID: job.ID, attempt: job.Attempt, maxAttempts: job.MaxAttempts,
+		deviceJob: true, interactive: job.Priority <= reauth.PriorityInteractive}
+
 	tx, err := w.cfg.Pool.Begin(ctx)
 	if err != nil {
 		return err
@@ -378,7 +408,6 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 	if err := store.UpsertDevice(ctx, tx, a.DeviceKind, a.DeviceID, a.OrgID, a.UserID); err != nil {
 		return fmt.Errorf("store device: %w", err)
 	}
-	now := w.cfg.now()
 	id, err := w.cfg.sessions().Create(ctx, nil, tx, session.New{Request: a, NewSession: store.NewSession{
 		DeviceKind:        a.DeviceKind,
 		DeviceID:          a.DeviceID,
@@ -391,14 +420,15 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 		SuccessURL:        a.SuccessURL,
 		CancelURL:         a.CancelURL,
 		JobID:             job.ID,
-		CreatedAt:         now,
-		ExpiresAt:         now.Add(w.cfg.linkTTL()),
+		CreatedAt:         first.CreatedAt,
+		ExpiresAt:         first.ExpiresAt,
 	}})
 	if err != nil {
 		return err
 	}
-	renewal := a.Reason == reauth.ReasonLinkExpired
+	first.ID, d.session = id, id
 	client := river.ClientFromContext[pgx.Tx](ctx)
+	var begun *begunRows
 	switch {
 	case renewal:
 		first := &river.InsertOpts{ScheduledAt: time.Now().Add(w.cfg.RenewWait)}
@@ -408,20 +438,25 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 		}
 		if w.cfg.BatchWindow > 0 {
 			// Its own message, which no grouped one takes.
-			if _, err := store.ClaimSession(ctx, tx, id, 0, res.Job.ID); err != nil {
+			if err := store.ClaimNewSession(ctx, tx, id, 0, res.Job.ID); err != nil {
 				return fmt.Errorf("claim the first message: %w", err)
 			}
 		}
-	case w.cfg.grouped(a):
+	case !sendNow:
 		// One message for the user's devices that need a link within the
 		// window, when it ends.
 		if err := w.cfg.scheduleMessage(ctx, client, tx, a.OrgID, a.UserID, 0, now, now.Add(w.cfg.BatchWindow)); err != nil {
 			return fmt.Errorf("schedule the first message: %w", err)
 		}
-	case w.cfg.BatchWindow > 0:
-		// Immediate: its own message, now, which no grouped one takes.
-		if _, err := store.ClaimSession(ctx, tx, id, 0, job.ID); err != nil {
+	default:
+		// Its own message, now, which no grouped one takes; and when it
+		// may go now, its attempt on the first channel is recorded here
+		// too (as deliverMessage would before sending).
+		if err := store.ClaimNewSession(ctx, tx, id, 0, job.ID); err != nil {
 			return fmt.Errorf("claim the first message: %w", err)
+		}
+		if begun, err = w.cfg.beginFirst(ctx, tx, d, first); err != nil {
+			return fmt.Errorf("record notification: %w", err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -433,11 +468,41 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 	w.cfg.Logger.InfoContext(ctx, "session stored",
 		slog.Int64("job_id", job.ID), slog.Int64("session", id),
 		slog.String("device_kind", string(a.DeviceKind)), slog.String("device_id", a.DeviceID))
-	if renewal || w.cfg.grouped(a) {
+	if !sendNow {
 		return nil
 	}
-	return w.cfg.deliver(ctx, delivery{jobID: job.ID, attempt: job.Attempt, maxAttempts: job.MaxAttempts, session: id,
-		deviceJob: true, interactive: job.Priority <= reauth.PriorityInteractive})
+	nw := &NotifyWorker{cfg: w.cfg}
+	log := jobLogger(ctx, w.cfg.Logger).With(slog.Int64("job_id", job.ID), slog.Int("step", 0), slog.Int64("session", id))
+	key := store.MessageKey([]int64{id}, 0)
+	return nw.sendMessage(ctx, log.With(slog.String("key", key)), d, key, []store.NotifyView{first}, false, begun)
+}
+
+// begunRows are the notification rows of a message's attempt on channel,
+// recorded (BeginMessage) before the send.
+type begunRows struct {
+	channel string
+	rows    []store.Notification
+}
+
+// beginFirst records, in tx, the attempt on its first usable channel of
+// the first message of new session v, which delivery d sends right after
+// tx commits, unless quiet hours hold it (then nil: sendMessage waits).
+func (cfg Config) beginFirst(ctx context.Context, tx pgx.Tx, d delivery, v store.NotifyView) (*begunRows, error) {
+	if _, wait := cfg.quietUntil(d, cfg.zone(v)); wait {
+		return nil, nil
+	}
+	for _, ch := range cfg.channelsFor(v.Contact, v.Email != "") {
+		if ch == notify.ChannelEmail && v.Suppressed {
+			continue
+		}
+		msg := notify.Message{To: v.Email, Tokens: v.Contact.FCMTokens, UserID: v.UserID}
+		rows, err := store.BeginMessage(ctx, tx, []int64{v.ID}, 0, ch, recipient(ch, msg), store.MessageKey([]int64{v.ID}, 0))
+		if err != nil {
+			return nil, err
+		}
+		return &begunRows{channel: ch, rows: rows}, nil
+	}
+	return nil, nil
 }
 
 // releaseClaims lets go of the sessions grouped job d claimed but has not
@@ -713,6 +778,15 @@ func (w *NotifyWorker) deliverMessage(ctx context.Context, log *slog.Logger, d d
 		}
 		views = append(views, v)
 	}
+	return w.sendMessage(ctx, log, d, key, views, len(begun) > 0, nil)
+}
+
+// sendMessage sends message key, step d.step of the sessions views (those
+// it was begun for, when begun), on the user's channels in order of
+// preference; pre, when not nil, is the attempt on its channel already
+// recorded (see beginFirst).
+func (w *NotifyWorker) sendMessage(ctx context.Context, log *slog.Logger, d delivery, key string, views []store.NotifyView, begun bool, pre *begunRows) error {
+	step := d.step
 	// Who still waits for it: a session completed (or stopped its
 	// reminders) meanwhile drops out; one whose link was opened before its
 	// first message (an expired link renewed on the spot) is on it
@@ -737,7 +811,7 @@ func (w *NotifyWorker) deliverMessage(ctx context.Context, log *slog.Logger, d d
 		return nil
 	}
 	content := live
-	if len(begun) > 0 {
+	if begun {
 		content = views
 	}
 	sessions := make([]int64, len(content))
@@ -823,7 +897,7 @@ func (w *NotifyWorker) deliverMessage(ctx context.Context, log *slog.Logger, d d
 		}
 	}
 	if at, wait := w.cfg.quietUntil(d, zone); wait {
-		if d.session == 0 && len(begun) == 0 {
+		if d.session == 0 && !begun {
 			// Not begun: its sessions are let go, so that those due
 			// before the window opens join them in one message then.
 			if err := w.cfg.releaseClaims(ctx, d); err != nil {
@@ -843,8 +917,11 @@ func (w *NotifyWorker) deliverMessage(ctx context.Context, log *slog.Logger, d d
 			failures = append(failures, "email: address refused before")
 			continue
 		}
-		rows, err := store.BeginMessage(ctx, w.cfg.Pool, sessions, step, ch, recipient(ch, msg), key)
-		if err != nil {
+		var rows []store.Notification
+		var err error
+		if pre != nil && pre.channel == ch {
+			rows, pre = pre.rows, nil
+		} else if rows, err = store.BeginMessage(ctx, w.cfg.Pool, sessions, step, ch, recipient(ch, msg), key); err != nil {
 			return fmt.Errorf("record notification: %w", err)
 		}
 		rowIDs := make([]int64, len(rows))
