@@ -88,14 +88,19 @@ func setup(t *testing.T, opts ...func(*worker.Config, *httpapi.Config)) *testBun
 	require.NoError(t, err)
 
 	apiSrv := httptest.NewUnstartedServer(nil)
+	// One user cache for the workers and the API, as serve wires it.
+	users := &worker.UserCache{}
 	wc := worker.Config{
-		Pool: b.pool, Podero: pc, Email: email, Links: signer,
+		Pool: b.pool, Podero: pc, Users: users, Email: email, Links: signer,
 		PublicBaseURL: "http://" + apiSrv.Listener.Addr().String(),
 		LinkTTL:       time.Hour, PoderoWorkers: 4, NotifyWorkers: 4,
 		JobTimeout: 10 * time.Second, RescueAfter: time.Minute, Logger: log,
 	}
 	hc := httpapi.Config{
-		Pool: b.pool, Logger: log, RenewWait: 5 * time.Second, FindUser: pc.UserByExternalID, Links: signer,
+		Pool: b.pool, Logger: log, RenewWait: 5 * time.Second, Links: signer,
+		FindUser: func(ctx context.Context, org, ext string) (podero.User, error) {
+			return users.ByExternalID(ctx, pc, org, ext)
+		},
 		Tokens: []httpapi.APIToken{{Name: "test", Scopes: []string{httpapi.ScopeEnqueue, httpapi.ScopeRead}, Hash: sha256.Sum256([]byte(pipelineToken))}},
 	}
 	for _, o := range opts {

@@ -134,8 +134,12 @@ func TestExpiredLinkLandsOnFreshSession(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	clk := &clock{now: time.Now()}
+	// MAX_ATTEMPTS other than the default: the renewal must get the
+	// configured value, not a hard-coded one.
+	const maxAttempts = 42
 	b := setup(t, withClock(clk, 24*time.Hour), func(wc *worker.Config, hc *httpapi.Config) {
 		wc.RenewWait, hc.RenewWait = time.Second, time.Second
+		wc.MaxAttempts, hc.MaxAttempts = maxAttempts, maxAttempts
 	})
 	b.start(t)
 	dev := b.device(reauth.Inverter)
@@ -172,7 +176,7 @@ func TestExpiredLinkLandsOnFreshSession(t *testing.T) {
 	var renewalAttempts, renewalPriority int
 	require.NoError(t, b.pool.QueryRow(ctx, `SELECT j.max_attempts, j.priority FROM auth_session s JOIN river_job j ON j.id = s.job_id WHERE s.id = $1`,
 		newID).Scan(&renewalAttempts, &renewalPriority))
-	require.Equal(t, reauth.MaxAttemptsDefault, renewalAttempts, "the renewal gets MAX_ATTEMPTS, not River's 25")
+	require.Equal(t, maxAttempts, renewalAttempts, "the renewal gets MAX_ATTEMPTS as configured, not River's 25 or the default")
 	require.Equal(t, reauth.PriorityInteractive, renewalPriority, "a user waits for the renewal")
 	require.Equal(t, 1, clicks, "the click on the fresh session is recorded")
 	require.NoError(t, b.pool.QueryRow(ctx, "SELECT state FROM auth_session WHERE id = $1", oldID).Scan(&state))

@@ -179,6 +179,10 @@ func TestRelayRefusingEveryoneSuppressesNobody(t *testing.T) {
 		b.waitJob(t, id, "completed")
 	}
 	require.Len(t, b.mails.Messages(), 3)
+	next := b.requestFor(t, 3, "user0@example.test")
+	b.waitJob(t, next, "completed")
+	require.Len(t, b.mails.Messages(), 4, "a new request to an address the relay refused is sent")
+	require.Zero(t, b.suppressions(t))
 }
 
 // TestEmailChannelBroken: when many distinct addresses are refused within

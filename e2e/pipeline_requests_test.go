@@ -43,6 +43,35 @@ func TestExternalUserID(t *testing.T) {
 		require.Equal(t, 1, b.sim.Counts()["user_by_ext_id"])
 	})
 
+	t.Run("HTTPLookupCached", func(t *testing.T) {
+		// Two requests naming the same external_user_id, and then a job
+		// inserted from Go naming it too: one by-ext-id call, the API and
+		// the worker sharing the process's user cache.
+		t.Parallel()
+		b := setup(t)
+		b.start(t)
+		var ids []int64
+		for _, kind := range []reauth.DeviceKind{reauth.Inverter, reauth.ElectricVehicle} {
+			d := b.device(kind)
+			status, out := b.post(t, pipelineToken, map[string]any{"org_id": b.org, "external_user_id": b.user.ExternalUserID,
+				"device_kind": d.Kind, "device_id": d.ID})
+			require.Equal(t, http.StatusAccepted, status, "%v", out)
+			ids = append(ids, jobID(t, out))
+		}
+		require.Equal(t, 1, b.sim.Counts()["user_by_ext_id"], "the second request is answered from the cache")
+		d := b.device(reauth.Wallbox)
+		res := b.enqueue(t, reauth.DeviceArgs{OrgID: b.org, ExternalUserID: b.user.ExternalUserID, DeviceKind: d.Kind, DeviceID: d.ID})
+		for _, id := range append(ids, res.JobID) {
+			b.waitJob(t, id, "completed")
+		}
+		var userID string
+		require.NoError(t, b.pool.QueryRow(ctx, `SELECT user_id FROM device WHERE id = $1`, d.ID).Scan(&userID))
+		require.Equal(t, b.user.ID, userID, "the worker resolved the Go job's user")
+		c := b.sim.Counts()
+		require.Equal(t, 1, c["user_by_ext_id"], "the worker's lookup came from the cache the API filled")
+		require.Equal(t, 3, c["auth_session"])
+	})
+
 	t.Run("HTTPUnknownIsBadRequest", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)

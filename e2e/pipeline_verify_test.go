@@ -38,6 +38,9 @@ func TestVerifiedCompletion(t *testing.T) {
 		hc.Events = true
 		wc.VerifyAfter, wc.VerifyTimeout = 100*time.Millisecond, time.Second
 		hc.VerifyAfter = 100 * time.Millisecond
+		// Not the default, so that the fresh link's job shows it got
+		// MAX_ATTEMPTS as configured.
+		wc.MaxAttempts, hc.MaxAttempts = 42, 42
 	})
 	b.start(t)
 	browser := sim.LocalhostClient() // follows the link to the simulator's connect.localhost host and back
@@ -93,6 +96,12 @@ func TestVerifiedCompletion(t *testing.T) {
 	var fresh int64
 	require.NoError(t, b.pool.QueryRow(ctx, `SELECT id FROM auth_session WHERE device_id = $1 AND state = 'open'`, inverter.ID).Scan(&fresh))
 	require.NotEqual(t, first, fresh)
+	var freshReason string
+	var freshAttempts int
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT j.args->>'reason', j.max_attempts FROM auth_session s JOIN river_job j ON j.id = s.job_id WHERE s.id = $1`,
+		fresh).Scan(&freshReason, &freshAttempts))
+	require.Equal(t, reauth.ReasonVerificationFailed, freshReason)
+	require.Equal(t, 42, freshAttempts, "the verification_failed request gets MAX_ATTEMPTS as configured")
 	require.NotEqual(t, mailcatch.FindLink(msgs[1].Text, b.api.URL+"/r/"), mailcatch.FindLink(retry.Text, b.api.URL+"/r/"), "a fresh link")
 
 	// The EV's login took: its completion is verified.

@@ -189,9 +189,16 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 		return err
 	}
 
+	// One cache of Podero's users for the workers and the API: a user the
+	// API found by external_user_id costs the worker no second call.
+	users := &worker.UserCache{}
+	findUser := func(ctx context.Context, orgID, externalID string) (podero.User, error) {
+		return users.ByExternalID(ctx, pc, orgID, externalID)
+	}
 	rc, err := worker.NewClient(worker.Config{
 		Pool:              pool,
 		Podero:            pc,
+		Users:             users,
 		Email:             email,
 		Push:              channels.push,
 		Webhook:           channels.webhook,
@@ -268,7 +275,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 			SuccessURL: cfg.SuccessURL, CancelURL: cfg.CancelURL, RedirectHosts: redirectHosts, Brand: cfg.Brand,
 			Breaker: pc.Breaker, Problems: pc.Problems, Metrics: m, Logger: log,
 			RenewWait: cfg.LinkRenewWait, Events: postEvent != nil,
-			RepeatCooldown: cfg.RepeatCooldown, VerifyAfter: cfg.VerifyAfter, FindUser: pc.UserByExternalID, MaxAttempts: cfg.MaxAttempts,
+			RepeatCooldown: cfg.RepeatCooldown, VerifyAfter: cfg.VerifyAfter, FindUser: findUser, MaxAttempts: cfg.MaxAttempts,
 			RateLimit: cfg.PoderoRateLimit, SyncInterval: cfg.SyncInterval, SyncShare: cfg.SyncRateShare, EmailHealth: email.Health,
 			TracerProvider: tr.Provider, Links: signer,
 		}),

@@ -140,7 +140,7 @@ func newUnitBundle(t *testing.T, opts ...func(*Config)) *unitBundle {
 }
 
 func (b *unitBundle) deviceWorker() *DeviceWorker {
-	return &DeviceWorker{cfg: b.cfg, users: userCache{refetchAfter: b.cfg.UserRefetchAfter}}
+	return &DeviceWorker{cfg: b.cfg, users: &UserCache{refetchAfter: b.cfg.UserRefetchAfter}}
 }
 
 func (b *unitBundle) notifyWorker() *NotifyWorker { return &NotifyWorker{cfg: b.cfg} }

@@ -24,14 +24,20 @@ const UserCacheTTL = 5 * time.Minute
 // fetched is not taken for one without an email.
 const UserRefetchAfter = 30 * time.Second
 
-// userCache holds each organization's user emails (user ID → email).
-type userCache struct {
+// UserCache holds each organization's user emails (user ID → email) and
+// the users found by their external ID. One per process serves the
+// workers (Config.Users) and the HTTP API's lookup of a request's
+// external_user_id (httpapi.Config.FindUser, through ByExternalID), so
+// that a lookup either made costs the other no Podero call. The zero
+// value is ready to use.
+type UserCache struct {
 	mu    sync.Mutex
 	orgs  map[string]userEntry
 	group singleflight.Group
 	// byExt holds users found by their external ID ("org/external ID" →
 	// user). Only found users are kept: an ID unknown now may be created
-	// at Podero a minute later.
+	// at Podero a minute later, and a job cancelled for it would not be
+	// tried again (an HTTP request answered 400 may be).
 	byExt map[string]extEntry
 	// now is the clock of the organization lists; nil is time.Now.
 	now func() time.Time
@@ -39,7 +45,7 @@ type userCache struct {
 	refetchAfter time.Duration
 }
 
-// maxExtEntries bounds userCache.byExt.
+// maxExtEntries bounds UserCache.byExt.
 const maxExtEntries = 100_000
 
 type extEntry struct {
@@ -47,15 +53,16 @@ type extEntry struct {
 	fetched time.Time
 }
 
-// byExternalID returns the organization's user whose external_user_id is
-// extID; a user deleted at Podero is not found (KindNotFound), like an
+// ByExternalID returns the organization's user whose external_user_id is
+// extID, from the cache when found there within UserCacheTTL, else from
+// p; a user deleted at Podero is not found (KindNotFound), like an
 // unknown ID. Concurrent misses for one ID share one lookup.
-func (c *userCache) byExternalID(ctx context.Context, p Podero, orgID, extID string) (podero.User, error) {
+func (c *UserCache) ByExternalID(ctx context.Context, p Podero, orgID, extID string) (podero.User, error) {
 	key := orgID + "/" + extID
 	c.mu.Lock()
 	e, ok := c.byExt[key]
 	c.mu.Unlock()
-	if ok && time.Since(e.fetched) <= UserCacheTTL {
+	if ok && c.since(e.fetched) <= UserCacheTTL {
 		return e.user, nil
 	}
 	v, err, _ := c.group.Do("ext/"+key, func() (any, error) {
@@ -70,7 +77,7 @@ func (c *userCache) byExternalID(ctx context.Context, p Podero, orgID, extID str
 		if c.byExt == nil || len(c.byExt) >= maxExtEntries {
 			c.byExt = map[string]extEntry{} // bounded: start over
 		}
-		c.byExt[key] = extEntry{user: u, fetched: time.Now()}
+		c.byExt[key] = extEntry{user: u, fetched: c.clock()}
 		c.mu.Unlock()
 		return u, nil
 	})
@@ -102,7 +109,7 @@ func (e *listTooFresh) Error() string {
 // fetched again once it is UserRefetchAfter old, and until then a
 // *listTooFresh says when to come back. Concurrent misses for one
 // organization share one listing.
-func (c *userCache) email(ctx context.Context, p Podero, orgID, userID string, requested time.Time) (string, error) {
+func (c *UserCache) email(ctx context.Context, p Podero, orgID, userID string, requested time.Time) (string, error) {
 	id := strings.ToLower(userID)
 	c.mu.Lock()
 	e, ok := c.orgs[orgID]
@@ -129,7 +136,7 @@ func (c *userCache) email(ctx context.Context, p Podero, orgID, userID string, r
 
 // fetchUsers lists orgID's users and caches them, unless a list fetched
 // after older is cached already (another caller refetched it meanwhile).
-func (c *userCache) fetchUsers(ctx context.Context, p Podero, orgID string, older time.Time) (userEntry, error) {
+func (c *UserCache) fetchUsers(ctx context.Context, p Podero, orgID string, older time.Time) (userEntry, error) {
 	v, err, _ := c.group.Do(orgID, func() (any, error) {
 		c.mu.Lock()
 		cached, ok := c.orgs[orgID]
@@ -167,11 +174,11 @@ func (c *userCache) fetchUsers(ctx context.Context, p Podero, orgID string, olde
 	return v.(userEntry), nil
 }
 
-func (c *userCache) clock() time.Time {
+func (c *UserCache) clock() time.Time {
 	if c.now != nil {
 		return c.now()
 	}
 	return time.Now()
 }
 
-func (c *userCache) since(t time.Time) time.Duration { return c.clock().Sub(t) }
+func (c *UserCache) since(t time.Time) time.Duration { return c.clock().Sub(t) }

@@ -151,8 +151,13 @@ type Config struct {
 	MaintenanceWorkers int
 	// UserRefetchAfter is how old an organization's cached user list must
 	// be before a user missing from it has it fetched again; default
-	// UserRefetchAfter.
+	// UserRefetchAfter. It applies to the cache NewClient makes when Users
+	// is nil.
 	UserRefetchAfter time.Duration
+	// Users is the process's cache of Podero's users, shared with the HTTP
+	// API's external_user_id lookup (see UserCache); nil: the workers get
+	// their own.
+	Users *UserCache
 
 	Metrics *metrics.Metrics // nil: none
 	Logger  *slog.Logger
@@ -170,7 +175,11 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 		return nil, err
 	}
 	workers := river.NewWorkers()
-	river.AddWorker(workers, &DeviceWorker{cfg: cfg, users: userCache{refetchAfter: cfg.UserRefetchAfter}})
+	users := cfg.Users
+	if users == nil {
+		users = &UserCache{refetchAfter: cfg.UserRefetchAfter}
+	}
+	river.AddWorker(workers, &DeviceWorker{cfg: cfg, users: users})
 	river.AddWorker(workers, &NotifyWorker{cfg: cfg})
 	river.AddWorker(workers, &SyncWorker{cfg: cfg})
 	river.AddWorker(workers, &SyncUserWorker{cfg: cfg})
@@ -230,7 +239,7 @@ func ClientConfig(cfg Config) *river.Config {
 type DeviceWorker struct {
 	river.WorkerDefaults[reauth.DeviceArgs]
 	cfg   Config
-	users userCache
+	users *UserCache
 }
 
 // Work asks Podero for a session, stores it in one transaction (which
@@ -318,7 +327,7 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 			}
 			completedSince = time.Time{}
 		}
-		u, err := w.users.byExternalID(ctx, w.cfg.Podero, a.OrgID, a.ExternalUserID)
+		u, err := w.users.ByExternalID(ctx, w.cfg.Podero, a.OrgID, a.ExternalUserID)
 		if pe, ok := podero.AsError(err); ok && pe.Kind == podero.KindNotFound {
 			reason := fmt.Sprintf("no Podero user with external_user_id %q in organization %s", a.ExternalUserID, a.OrgID)
 			if err := w.reportFailed(ctx, job.ID, a, reason); err != nil {
@@ -542,7 +551,7 @@ func (w *DeviceWorker) groupFirst(ctx context.Context, id int64) error {
 
 // ownerOrUserEmail finds an email for a request made at requested that
 // names none: the device owner's as the last sync recorded it, else the
-// user's in Podero's user list (see userCache.email). Store errors are
+// user's in Podero's user list (see UserCache.email). Store errors are
 // returned as they are, Podero's as *podero.Error, and a *listTooFresh when
 // the user is missing from a list that may be older than the user.
 func (w *DeviceWorker) ownerOrUserEmail(ctx context.Context, a reauth.DeviceArgs, requested time.Time) (string, error) {
