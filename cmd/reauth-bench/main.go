@@ -51,9 +51,9 @@ type sizes struct {
 }
 
 var (
-	full = sizes{CommitWindow: 5 * time.Second, RiverJobs: 20_000, Pipeline: 20_000, LatencyFor: 10 * time.Second, HTTPFor: 10 * time.Second, HTTPDevices: 60_000, SweepDevices: 1_000_000, Backlog: 200_000,
+	full = sizes{CommitWindow: 5 * time.Second, RiverJobs: 20_000, Pipeline: 20_000, LatencyFor: 10 * time.Second, HTTPFor: 10 * time.Second, HTTPDevices: 100_000, SweepDevices: 1_000_000, Backlog: 200_000,
 		FleetUsers: 100_000, FleetRate: 500, FleetBacklogRate: 100, FleetPassLimit: 20 * time.Minute, FleetWindow: 60 * time.Second, FleetInteractive: 60}
-	quick = sizes{CommitWindow: time.Second, RiverJobs: 2_000, Pipeline: 1_000, LatencyFor: 2 * time.Second, HTTPFor: 2 * time.Second, HTTPDevices: 10_000, SweepDevices: 50_000, Backlog: 10_000,
+	quick = sizes{CommitWindow: time.Second, RiverJobs: 2_000, Pipeline: 1_000, LatencyFor: 2 * time.Second, HTTPFor: 2 * time.Second, HTTPDevices: 20_000, SweepDevices: 50_000, Backlog: 10_000,
 		FleetUsers: 5_000, FleetRate: 500, FleetBacklogRate: 50, FleetPassLimit: 3 * time.Minute, FleetWindow: 10 * time.Second, FleetInteractive: 20}
 )
 
