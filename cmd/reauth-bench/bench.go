@@ -249,8 +249,10 @@ func (b *bench) deleteJobs(ctx context.Context, params *river.JobDeleteManyParam
 // startPeers starts the simulator (no rate limit, 2 ms latency, enough
 // devices for every measurement but the fleet's) and the mail catcher.
 func (b *bench) startPeers(ctx context.Context, sz sizes) error {
-	need := sz.Pipeline + sz.Backlog + 40_000 // the latency run takes at most 40,000
-	users := need/3/4 + 1                     // 4 organizations, one device of each kind per user
+	// The pipeline and the bare floor take sz.Pipeline each, the HTTP and
+	// EnqueueMany phase sz.HTTPDevices, the latency run at most 40,000.
+	need := 2*sz.Pipeline + sz.HTTPDevices + sz.Backlog + 40_000
+	users := need/3/4 + 1 // 4 organizations, one device of each kind per user
 	p, line, err := b.start(ctx, "podero-sim", nil, filepath.Join(b.bin, "podero-sim"), "-addr", "127.0.0.1:0", "-quiet",
 		"-orgs", "4", "-users", strconv.Itoa(users), "-devices", "1", "-latency", "2ms")
 	if err != nil {
@@ -339,7 +341,7 @@ func (b *bench) serveEnv(extra ...string) []string {
 		"SMTP_URL=" + b.smtpURL,
 		"MAIL_FROM=Reauth <reauth@bench.example>",
 		"PUBLIC_BASE_URL=http://127.0.0.1:1",
-		"API_TOKENS=bench:bench-api-token-0123456789",
+		"API_TOKENS=bench:" + benchAPIToken,
 		"LINK_SECRET=bench-link-secret-0123456789abcdef0123456789",
 		"SYNC_SCHEDULE=off",
 		"SWEEP_SCHEDULE=off",
@@ -441,14 +443,15 @@ func (b *bench) mailTimes(ctx context.Context) (map[string]time.Time, []time.Tim
 	return byID, order, nil
 }
 
-// pipeline measures the empty-queue pipeline, then the latency at half its
-// rate, on one `reauth serve`.
+// pipeline measures the empty-queue pipeline on one `reauth serve`, with
+// the CPU time per request of every process and the service's statements
+// per request, then stops it.
 func (b *bench) pipeline(ctx context.Context, sz sizes, r *results, profile string) error {
 	var extra []string
 	if profile != "" {
 		extra = append(extra, "PPROF_ADDR=127.0.0.1:6061")
 	}
-	p, _, err := b.serve(ctx, extra...)
+	p, serveURL, err := b.serve(ctx, extra...)
 	if err != nil {
 		return err
 	}
@@ -474,6 +477,16 @@ func (b *bench) pipeline(ctx context.Context, sz sizes, r *results, profile stri
 	if err != nil {
 		return err
 	}
+	statements0, err := dbStatements(ctx, serveURL)
+	if err != nil {
+		return err
+	}
+	procs := b.peerProcs()
+	procs.serve = pidOf(p)
+	cpu0, err := procs.sample()
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	if err := b.enqueueBatches(ctx, devs); err != nil {
 		return err
@@ -481,11 +494,22 @@ func (b *bench) pipeline(ctx context.Context, sz sizes, r *results, profile stri
 	if _, err := b.waitMail(ctx, base+len(devs), 10*time.Minute); err != nil {
 		return err
 	}
+	cpu1, err := procs.sample()
+	if err != nil {
+		return err
+	}
+	statements1, err := dbStatements(ctx, serveURL)
+	if err != nil {
+		return err
+	}
 	commits1, err := b.commits(ctx)
 	if err != nil {
 		return err
 	}
 	r.PipelineCommitsPerReq = round(float64(commits1-commits0)/float64(len(devs)), 1)
+	r.PipelineStatementsPerReq = round(float64(statements1-statements0)/float64(len(devs)), 2)
+	cpu := cpuPerRequest(cpu0, cpu1, len(devs))
+	r.PipelineCPUServe, r.PipelineCPUPostgres, r.PipelineCPUSim, r.PipelineCPUMail, r.PipelineCPUBench = cpu.Serve, cpu.Postgres, cpu.Sim, cpu.Mail, cpu.Bench
 	_, order, err := b.mailTimes(ctx)
 	if err != nil {
 		return err
@@ -503,15 +527,62 @@ func (b *bench) pipeline(ctx context.Context, sz sizes, r *results, profile stri
 			return fmt.Errorf("cpu profile: %w", err)
 		}
 	}
+	r.PipelineRSSMB = p.peakRSSMB()
+	return nil
+}
 
-	// Latency: requests one at a time at half the measured rate.
-	r.OfferedRPS = round(r.PipelineRPS/2, 0)
-	n := min(int(r.OfferedRPS*sz.LatencyFor.Seconds()), 40_000)
-	b.logf("latency: %d requests at %.0f/s", n, r.OfferedRPS)
-	if devs, err = b.take(n); err != nil {
+// peerProcs names the simulator and the mail catcher, for CPU accounting.
+func (b *bench) peerProcs() cpuProcs {
+	var c cpuProcs
+	for _, p := range b.procs {
+		switch p.name {
+		case "podero-sim":
+			c.sim = pidOf(p)
+		case "mailcatch":
+			c.mail = pidOf(p)
+		}
+	}
+	return c
+}
+
+// enqueueAndLatency starts a `reauth serve` with the podero queue paused,
+// measures HTTP enqueue (and EnqueueMany) against it, resumes the queue and
+// measures the latency at 80% of the pipeline's rate on the same process.
+func (b *bench) enqueueAndLatency(ctx context.Context, sz sizes, r *results) error {
+	if err := b.insert.QueuePause(ctx, reauth.QueuePodero, nil); err != nil {
+		return fmt.Errorf("pause the podero queue: %w", err)
+	}
+	p, serveURL, err := b.serve(ctx)
+	if err != nil {
 		return err
 	}
-	if base, err = b.mailCount(ctx); err != nil {
+	defer p.stop()
+	b.logf("http enqueue: %d connections for %s, podero queue paused", httpConns, sz.HTTPFor)
+	if err := b.httpEnqueue(ctx, sz, serveURL, r); err != nil {
+		return fmt.Errorf("http enqueue: %w", err)
+	}
+	if err := b.insert.QueueResume(ctx, reauth.QueuePodero, nil); err != nil {
+		return fmt.Errorf("resume the podero queue: %w", err)
+	}
+	if err := b.latency(ctx, sz, r); err != nil {
+		return fmt.Errorf("latency: %w", err)
+	}
+	r.PipelineRSSMB = max(r.PipelineRSSMB, p.peakRSSMB())
+	return nil
+}
+
+// latency offers requests one at a time at 80% of the measured pipeline
+// rate, for sz.LatencyFor.
+func (b *bench) latency(ctx context.Context, sz sizes, r *results) error {
+	r.OfferedRPS = round(0.8*r.PipelineRPS, 0)
+	n := min(int(r.OfferedRPS*sz.LatencyFor.Seconds()), 40_000)
+	b.logf("latency: %d requests at %.0f/s", n, r.OfferedRPS)
+	devs, err := b.take(n)
+	if err != nil {
+		return err
+	}
+	base, err := b.mailCount(ctx)
+	if err != nil {
 		return err
 	}
 	enqueued := make([]time.Time, n)
@@ -519,7 +590,7 @@ func (b *bench) pipeline(ctx context.Context, sz sizes, r *results, profile stri
 	sem := make(chan struct{}, 16)
 	var wg sync.WaitGroup
 	var failed atomic.Pointer[error]
-	start = time.Now()
+	start := time.Now()
 	for i, d := range devs {
 		time.Sleep(time.Until(start.Add(time.Duration(i) * interval)))
 		sem <- struct{}{}
@@ -545,6 +616,5 @@ func (b *bench) pipeline(ctx context.Context, sz sizes, r *results, profile stri
 		return err
 	}
 	r.LatencyReqs = n
-	r.PipelineRSSMB = p.peakRSSMB()
 	return nil
 }
