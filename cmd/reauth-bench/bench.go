@@ -381,8 +381,11 @@ func (b *bench) serve(ctx context.Context, extra ...string) (*proc, string, erro
 }
 
 // commits is the database's count of committed transactions so far (every
-// process's, the harness's own polling included).
+// process's, the harness's own polling included), after the other backends
+// have flushed their statistics (at least every second while busy, as
+// fleetPeer.jobWrites waits for them).
 func (b *bench) commits(ctx context.Context) (int64, error) {
+	time.Sleep(1100 * time.Millisecond)
 	if _, err := b.pool.Exec(ctx, "SELECT pg_stat_clear_snapshot()"); err != nil {
 		return 0, err
 	}

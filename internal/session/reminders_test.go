@@ -21,7 +21,7 @@ import (
 
 // TestStopReminders: the opt-out cancels the open session's pending
 // reminder, records itself so that a reminder being recorded as sent
-// schedules no further one (RemindsForUpdate), sends one event, and leaves
+// schedules no further one (store.FinishMessage), sends one event, and leaves
 // the session open; a second one, or one for a finished session, stops
 // nothing. Its token finds the session only with the right secret.
 func TestStopReminders(t *testing.T) {
@@ -61,12 +61,12 @@ func TestStopReminders(t *testing.T) {
 
 	reminds := func() bool {
 		t.Helper()
-		var ok bool
+		var open []int64
 		require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) (err error) {
-			ok, err = store.RemindsForUpdate(ctx, tx, id)
+			open, err = store.FinishMessage(ctx, tx, nil, "", 0, []int64{id})
 			return err
 		}))
-		return ok
+		return len(open) == 1
 	}
 	require.True(t, reminds())
 

@@ -55,6 +55,39 @@ func ClaimNewSession(ctx context.Context, tx pgx.Tx, sessionID int64, step int, 
 	return mapErr(err)
 }
 
+// BeginNewMessage is ClaimNewSession and BeginMessage in one statement,
+// for the first attempt, on channel, of step's message about a session
+// created in tx.
+func BeginNewMessage(ctx context.Context, tx pgx.Tx, sessionID int64, step int, jobID int64, channel, recipient string) ([]Notification, error) {
+	return queryAll[Notification](ctx, tx, `
+		WITH claim AS (
+			INSERT INTO notification_claim (session_id, step, idempotency_key, job_id) VALUES ($1, $2, $5, $6)
+		)
+		INSERT INTO notification AS n (session_id, step, channel, recipient, idempotency_key, attempts)
+		VALUES ($1, $2, $3, $4, $5, 1)
+		RETURNING `+notificationColumns,
+		sessionID, step, channel, recipient, MessageKey([]int64{sessionID}, step), jobID)
+}
+
+// FinishMessage records, in tx, that message key at step went out (or was
+// skipped): its notification rows ids (none when skipped) sent, its claims
+// done (its sessions' next reminders may follow), and returns which of sessions are open with their
+// reminders not stopped, locking those against finishing and against
+// StopReminders until tx ends (so a reminder is never scheduled after
+// either cancelled the others), ascending. One
+// statement.
+func FinishMessage(ctx context.Context, tx pgx.Tx, ids []int64, key string, step int, sessions []int64) ([]int64, error) {
+	return queryValues[int64](ctx, tx, `
+		WITH sent AS (
+			UPDATE notification SET state = 'sent', last_error = NULL, sent_at = now() WHERE id = ANY($1)
+		), done AS (
+			UPDATE notification_claim SET done_at = now() WHERE idempotency_key = $2 AND step = $3 AND done_at IS NULL
+		)
+		SELECT id FROM auth_session
+		WHERE id = ANY($4) AND state = 'open' AND reminders_stopped_at IS NULL
+		ORDER BY id FOR SHARE`, ids, key, step, sessions)
+}
+
 // MessageSessions returns the sessions message key covers at step,
 // ascending.
 func MessageSessions(ctx context.Context, db DB, key string, step int) ([]int64, error) {
@@ -105,14 +138,6 @@ func ClaimUserStep(ctx context.Context, tx pgx.Tx, orgID, userID string, step in
 		return nil, "", mapErr(err)
 	}
 	return ids, key, nil
-}
-
-// FinishClaims records that message key at step went out (or was skipped):
-// its sessions' next reminders may follow.
-func FinishClaims(ctx context.Context, db DB, key string, step int) error {
-	_, err := db.Exec(ctx, `UPDATE notification_claim SET done_at = now()
-		WHERE idempotency_key = $1 AND step = $2 AND done_at IS NULL`, key, step)
-	return mapErr(err)
 }
 
 // ReleaseClaims deletes the claims job holds at step, of a message not

@@ -36,6 +36,13 @@ func TestNotificationClaims(t *testing.T) {
 		}))
 		return ids, key
 	}
+	// finish records message key at step sent (its rows ids) and done.
+	finish := func(key string, step int, ids ...int64) {
+		require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			_, err := store.FinishMessage(ctx, tx, ids, key, step, nil)
+			return err
+		}))
+	}
 
 	// The wallbox's request asked for its own message.
 	c, err := store.ClaimSession(ctx, pool, own, 0, 7)
@@ -65,12 +72,10 @@ func TestNotificationClaims(t *testing.T) {
 	begun, err := store.MessageBegun(ctx, pool, []int64{inv, ev}, 0, key)
 	require.NoError(t, err)
 	require.Equal(t, []int64{inv, ev}, begun)
-	require.NoError(t, store.FinishNotifications(ctx, pool, []int64{rows[0].ID, rows[1].ID}, store.NotificationSent, ""))
-
 	// No reminder before the step went out.
 	ids, _ = claim(1, 200, time.Now())
 	require.Empty(t, ids)
-	require.NoError(t, store.FinishClaims(ctx, pool, key, 0))
+	finish(key, 0, rows[0].ID, rows[1].ID)
 	// Nor for sessions created after the cutoff.
 	ids, _ = claim(1, 200, time.Now().Add(-time.Hour))
 	require.Empty(t, ids)
@@ -79,7 +84,7 @@ func TestNotificationClaims(t *testing.T) {
 	require.Equal(t, []int64{inv, ev}, ids)
 
 	// An opt-out through one device of the group stops the group's reminders.
-	require.NoError(t, store.FinishClaims(ctx, pool, key1, 1))
+	finish(key1, 1)
 	_, err = store.StopReminders(ctx, pool, inv)
 	require.NoError(t, err)
 	ids, _ = claim(2, 300, time.Now())

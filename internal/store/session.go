@@ -223,16 +223,6 @@ func MarkUnverified(ctx context.Context, db DB, id int64) (bool, error) {
 	return tag.RowsAffected() == 1, nil
 }
 
-// RemindsForUpdate reports whether the session is open and its reminders
-// not stopped, locking it against finishing and against StopReminders until
-// tx ends (so a reminder is never scheduled after either cancelled the
-// others).
-func RemindsForUpdate(ctx context.Context, tx DB, id int64) (bool, error) {
-	var ok bool
-	err := tx.QueryRow(ctx, `SELECT state = 'open' AND reminders_stopped_at IS NULL FROM auth_session WHERE id = $1 FOR SHARE`, id).Scan(&ok)
-	return ok, mapErr(err)
-}
-
 // StopReminders records that the user opted out of the open session's
 // reminders, and reports whether this did (false: stopped before, or the
 // session is not open, so it has none). It locks the row until db's

@@ -461,11 +461,8 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 		// Its own message, now, which no grouped one takes; and when it
 		// may go now, its attempt on the first channel is recorded here
 		// too (as deliverMessage would before sending).
-		if err := store.ClaimNewSession(ctx, tx, id, 0, job.ID); err != nil {
-			return fmt.Errorf("claim the first message: %w", err)
-		}
 		if begun, err = w.cfg.beginFirst(ctx, tx, d, first); err != nil {
-			return fmt.Errorf("record notification: %w", err)
+			return fmt.Errorf("claim the first message: %w", err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -493,25 +490,25 @@ type begunRows struct {
 	rows    []store.Notification
 }
 
-// beginFirst records, in tx, the attempt on its first usable channel of
-// the first message of new session v, which delivery d sends right after
-// tx commits, unless quiet hours hold it (then nil: sendMessage waits).
+// beginFirst claims, in tx, the first message of new session v for
+// delivery d, which sends it right after tx commits, and records its
+// attempt on its first usable channel, unless quiet hours hold it (then
+// nil: sendMessage waits) or no channel is usable.
 func (cfg Config) beginFirst(ctx context.Context, tx pgx.Tx, d delivery, v store.NotifyView) (*begunRows, error) {
-	if _, wait := cfg.quietUntil(d, cfg.zone(v)); wait {
-		return nil, nil
-	}
-	for _, ch := range cfg.channelsFor(v.Contact, v.Email != "") {
-		if ch == notify.ChannelEmail && v.Suppressed {
-			continue
+	if _, wait := cfg.quietUntil(d, cfg.zone(v)); !wait {
+		for _, ch := range cfg.channelsFor(v.Contact, v.Email != "") {
+			if ch == notify.ChannelEmail && v.Suppressed {
+				continue
+			}
+			msg := notify.Message{To: v.Email, Tokens: v.Contact.FCMTokens, UserID: v.UserID}
+			rows, err := store.BeginNewMessage(ctx, tx, v.ID, 0, d.jobID, ch, recipient(ch, msg))
+			if err != nil {
+				return nil, err
+			}
+			return &begunRows{channel: ch, rows: rows}, nil
 		}
-		msg := notify.Message{To: v.Email, Tokens: v.Contact.FCMTokens, UserID: v.UserID}
-		rows, err := store.BeginMessage(ctx, tx, []int64{v.ID}, 0, ch, recipient(ch, msg), store.MessageKey([]int64{v.ID}, 0))
-		if err != nil {
-			return nil, err
-		}
-		return &begunRows{channel: ch, rows: rows}, nil
 	}
-	return nil, nil
+	return nil, store.ClaimNewSession(ctx, tx, v.ID, 0, d.jobID)
 }
 
 // releaseClaims lets go of the sessions grouped job d claimed but has not
@@ -1086,26 +1083,21 @@ func (w *NotifyWorker) sent(ctx context.Context, d delivery, key string, views [
 	step := d.step
 	return retry(recordCtx, 30, func() error {
 		return pgx.BeginFunc(recordCtx, w.cfg.Pool, func(tx pgx.Tx) error {
-			if len(rowIDs) > 0 {
-				if err := store.FinishNotifications(recordCtx, tx, rowIDs, store.NotificationSent, ""); err != nil {
-					return err
-				}
-			}
-			if err := store.FinishClaims(recordCtx, tx, key, step); err != nil {
-				return err
-			}
-			if step >= len(w.cfg.ReminderOffsets) {
-				return nil
-			}
 			// Locked against /done and the opt-out until commit: no
 			// reminder is scheduled after either cancelled the others.
+			var check []int64
+			if step < len(w.cfg.ReminderOffsets) {
+				for _, v := range views {
+					check = append(check, v.ID)
+				}
+			}
+			open, err := store.FinishMessage(recordCtx, tx, rowIDs, key, step, check)
+			if err != nil {
+				return err
+			}
 			var first *store.Session
 			for i := range views {
-				open, err := store.RemindsForUpdate(recordCtx, tx, views[i].ID)
-				if err != nil {
-					return err
-				}
-				if open && (first == nil || views[i].CreatedAt.Before(first.CreatedAt)) {
+				if slices.Contains(open, views[i].ID) && (first == nil || views[i].CreatedAt.Before(first.CreatedAt)) {
 					first = &views[i].Session
 				}
 			}
