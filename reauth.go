@@ -560,8 +560,8 @@ func (SyncUserArgs) InsertOpts() river.InsertOpts {
 
 // SyncDispatchArgs are the arguments of a reauth_sync_dispatch job: queue
 // a reauth_sync_user job for the users due a sync (not synced within
-// SYNC_INTERVAL), oldest first, as many as the sync's share of the rate
-// serves until the next run.
+// SYNC_INTERVAL), oldest first, spread over SYNC_INTERVAL within what the
+// sync's share of the rate serves until the next run.
 type SyncDispatchArgs struct{}
 
 // Kind is the River job kind.

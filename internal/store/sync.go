@@ -192,17 +192,80 @@ type DueSyncUser struct {
 	Kinds         []reauth.DeviceKind // what to list; never empty
 }
 
+// SyncPick is what one dispatcher tick may queue.
+type SyncPick struct {
+	// Interval is SYNC_INTERVAL: a user synced within it is not due.
+	Interval time.Duration
+	// Calls is the most device-list calls a tick queues: the sync's part of
+	// the rate over one tick.
+	Calls int
+	// Tick, when above 0, spreads the pass over Interval: the users due
+	// get at most SyncTickQuota(pass calls, Tick, Interval) calls a tick
+	// (within Calls), except the overdue ones (see SyncOverdue), who may
+	// take all of Calls. 0: every user due goes at Calls (`reauth sync
+	// --now`).
+	Tick time.Duration
+}
+
+// SyncPicked is what PickSyncUsers picked.
+type SyncPicked struct {
+	Due []DueSyncUser // overdue users first, then the others; oldest sync first in each
+	// Pending is the device-list calls of the jobs still pending.
+	Pending int
+	// Spread only: PassCalls is the calls a full pass takes (every listed
+	// user's kinds), Quota the calls a tick's spread allows
+	// (SyncTickQuota, within Calls), and Overdue the users of Due that
+	// were overdue.
+	PassCalls int64
+	Quota     int
+	Overdue   int
+}
+
+// SyncOverdue is how long after its last sync (its first listing, if
+// never synced) a user is overdue, for an interval: one interval beyond
+// due. An overdue user is queued at the whole rate cap, not spread.
+func SyncOverdue(interval time.Duration) time.Duration { return 2 * interval }
+
+// SyncTickQuota is the device-list calls one tick of the dispatcher queues
+// to spread a full pass of passCalls over interval: ceil(passCalls × tick /
+// interval). In steady state each user is then synced about once per
+// interval, and the calls are even over it.
+func SyncTickQuota(passCalls int64, tick, interval time.Duration) int {
+	if passCalls <= 0 || tick <= 0 || interval <= 0 {
+		return 0
+	}
+	q := math.Ceil(float64(passCalls) * tick.Seconds() / interval.Seconds())
+	return int(min(q, math.MaxInt32))
+}
+
 // PickDueSyncUsers locks the users of orgs due a sync (never synced, or
 // last synced at least interval ago, with a kind to list and no job
 // pending), oldest sync first, as many as calls device-list calls serve
 // after the calls of the jobs still pending; at least one when none is
 // pending, however many kinds it has. Queue them in the same transaction
-// (tx) and MarkSyncQueued. Rows other transactions lock are skipped.
+// (tx) and MarkSyncQueued. Rows other transactions lock are skipped. It is
+// PickSyncUsers without the spread.
 //
 // A pending job is one still in river_job unfinished: a user whose job was
 // cancelled or discarded without clearing queued_job is due again.
 func PickDueSyncUsers(ctx context.Context, tx DB, orgs []string, interval time.Duration, calls int) (due []DueSyncUser, pending int, err error) {
-	err = tx.QueryRow(ctx, `
+	p, err := PickSyncUsers(ctx, tx, orgs, SyncPick{Interval: interval, Calls: calls})
+	return p.Due, p.Pending, err
+}
+
+// PickSyncUsers locks the users of orgs due a sync as PickDueSyncUsers
+// does, spreading them over the interval when pick.Tick is set: first the
+// overdue users (last synced, or first listed if never, more than
+// SyncOverdue ago), oldest first, as many as pick.Calls serve after the
+// pending calls; then the others due (never synced first, then oldest
+// sync first) within what is left of the tick's quota,
+// min(pick.Calls, SyncTickQuota(pass calls, Tick, Interval)). A
+// deployment's first pass (every user never synced) is spread too. When
+// nothing is pending and nothing overdue picked, a user of up to three
+// kinds always fits, as in PickDueSyncUsers.
+func PickSyncUsers(ctx context.Context, tx DB, orgs []string, pick SyncPick) (SyncPicked, error) {
+	var p SyncPicked
+	err := tx.QueryRow(ctx, `
 		WITH cleared AS (
 			UPDATE sync_user s SET queued_job = NULL
 			WHERE s.queued_job IS NOT NULL AND s.org_id = ANY ($1::uuid[])
@@ -210,16 +273,58 @@ func PickDueSyncUsers(ctx context.Context, tx DB, orgs []string, interval time.D
 			RETURNING sync_kinds
 		)
 		SELECT (SELECT coalesce(sum(sync_kinds), 0) FROM sync_user WHERE queued_job IS NOT NULL AND org_id = ANY ($1::uuid[]))
-		     - (SELECT coalesce(sum(sync_kinds), 0) FROM cleared)`, orgs).Scan(&pending)
+		     - (SELECT coalesce(sum(sync_kinds), 0) FROM cleared)`, orgs).Scan(&p.Pending)
 	if err != nil {
-		return nil, 0, mapErr(err)
+		return p, mapErr(err)
 	}
-	budget := calls - pending
-	if pending == 0 {
-		budget = max(budget, len(reauth.DeviceKinds)) // never starve a user of three kinds
+	atLeast := func(budget int, used int) int {
+		if p.Pending == 0 && used == 0 {
+			return max(budget, len(reauth.DeviceKinds)) // never starve a user of three kinds
+		}
+		return budget
 	}
+	if pick.Tick <= 0 || pick.Interval <= 0 {
+		p.Due, err = pickDue(ctx, tx, orgs, pick.Interval, nil, atLeast(pick.Calls-p.Pending, 0))
+		return p, err
+	}
+	// The spread: a full pass's calls, and the overdue users' (the users
+	// picked below are locked; these sums need not be).
+	overdueSecs := SyncOverdue(pick.Interval).Seconds()
+	var overdueCalls int64
+	err = tx.QueryRow(ctx, `
+		SELECT coalesce(sum(sync_kinds), 0),
+			coalesce(sum(sync_kinds) FILTER (WHERE queued_job IS NULL
+				AND coalesce(synced_at, created_at) <= now() - make_interval(secs => $2::float8)), 0)
+		FROM sync_user WHERE gone_at IS NULL AND org_id = ANY ($1::uuid[])`, orgs, overdueSecs).Scan(&p.PassCalls, &overdueCalls)
+	if err != nil {
+		return p, mapErr(err)
+	}
+	p.Quota = min(pick.Calls, SyncTickQuota(p.PassCalls, pick.Tick, pick.Interval))
+	used := 0
+	if overdueCalls > 0 {
+		overdue := true
+		p.Due, err = pickDue(ctx, tx, orgs, pick.Interval, &overdue, atLeast(pick.Calls-p.Pending, 0))
+		if err != nil {
+			return p, err
+		}
+		p.Overdue = len(p.Due)
+		for _, u := range p.Due {
+			used += len(u.Kinds)
+		}
+	}
+	notOverdue := false
+	rest, err := pickDue(ctx, tx, orgs, pick.Interval, &notOverdue, atLeast(p.Quota-p.Pending-used, used))
+	p.Due = append(p.Due, rest...)
+	return p, err
+}
+
+// pickDue locks the users of orgs due a sync, not queued, oldest sync first
+// (never synced first of all), as many as budget device-list calls serve;
+// overdue, when set, takes only the users overdue (true) or only the
+// others (false).
+func pickDue(ctx context.Context, tx DB, orgs []string, interval time.Duration, overdue *bool, budget int) ([]DueSyncUser, error) {
 	if budget <= 0 {
-		return nil, pending, nil
+		return nil, nil
 	}
 	rows, err := tx.Query(ctx, `
 		WITH due AS (
@@ -227,6 +332,8 @@ func PickDueSyncUsers(ctx context.Context, tx DB, orgs []string, interval time.D
 			FROM sync_user
 			WHERE gone_at IS NULL AND queued_job IS NULL AND sync_kinds > 0 AND org_id = ANY ($1::uuid[])
 			  AND (synced_at IS NULL OR synced_at <= now() - make_interval(secs => $2::float8))
+			  AND ($4::bool IS NULL
+			    OR (coalesce(synced_at, created_at) <= now() - make_interval(secs => $5::float8)) = $4::bool)
 			ORDER BY synced_at NULLS FIRST, created_at, user_id
 			LIMIT $3
 			FOR UPDATE SKIP LOCKED
@@ -234,21 +341,22 @@ func PickDueSyncUsers(ctx context.Context, tx DB, orgs []string, interval time.D
 		SELECT org_id::text, user_id::text, num_inverters, num_electric_vehicles, num_wallboxes
 		FROM (SELECT *, sum(sync_kinds) OVER (ORDER BY synced_at NULLS FIRST, created_at, user_id) AS running FROM due) d
 		WHERE running <= $3
-		ORDER BY synced_at NULLS FIRST, created_at, user_id`, orgs, interval.Seconds(), budget)
+		ORDER BY synced_at NULLS FIRST, created_at, user_id`, orgs, interval.Seconds(), budget, overdue, SyncOverdue(interval).Seconds())
 	if err != nil {
-		return nil, pending, mapErr(err)
+		return nil, mapErr(err)
 	}
 	defer rows.Close()
+	var due []DueSyncUser
 	for rows.Next() {
 		var u DueSyncUser
 		var inv, ev, wb *int
 		if err := rows.Scan(&u.OrgID, &u.UserID, &inv, &ev, &wb); err != nil {
-			return nil, pending, mapErr(err)
+			return nil, mapErr(err)
 		}
 		u.Kinds = SyncKinds(inv, ev, wb)
 		due = append(due, u)
 	}
-	return due, pending, mapErr(rows.Err())
+	return due, mapErr(rows.Err())
 }
 
 // MarkSyncQueued records the job queued for each user (jobs[i] for

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/reauth/reauth/internal/metrics"
@@ -22,7 +23,9 @@ const SyncRateShareDefault = 0.5
 // It serves users before the fleet (podero.ClassOf the call's context): an
 // interactive call reserves the next free slot, up to MaxWait ahead; a bulk
 // (sweep) or sync call reserves one only when it is at most LowHorizon
-// ahead, and otherwise waits in the process for the line to shorten. So the
+// ahead, and otherwise waits in the process for the line to shorten; one
+// still in line after MaxWait is deferred by the wait it can expect (at
+// least MaxWait; lineDeferral), not told to come back in a second. So the
 // line of reserved slots in front of a user's request stays short whatever
 // the backlog, and a backlog waits in river_job (or in a worker) without
 // snoozing and coming back: no churn of job rows. The sync takes at most
@@ -51,6 +54,8 @@ type Limiter struct {
 	// served: only the head of each line asks the database for a slot.
 	gatesOnce sync.Once
 	gates     [podero.ClassSync + 1]chan struct{}
+	// inLine counts each class's callers waiting for its gate.
+	inLine [podero.ClassSync + 1]atomic.Int64
 }
 
 // How a reserved slot is kept: the hold is looked at holdCheckLead before
@@ -83,17 +88,21 @@ func (l *Limiter) Wait(ctx context.Context) (time.Duration, error) {
 		// Wait for this class's turn in the process; the interactive ones
 		// never wait in line.
 		gate := l.gate(class)
+		ahead := l.inLine[class].Add(1) - 1
 		t := time.NewTimer(budget)
 		select {
 		case gate <- struct{}{}:
+			l.inLine[class].Add(-1)
 			t.Stop()
 			var once sync.Once
 			release = func() { once.Do(func() { <-gate }) }
 			defer release()
 		case <-t.C:
+			left := l.inLine[class].Add(-1)
 			l.Metrics.LimiterWaited(budget, true)
-			return LowHorizon(l.Rate), nil
+			return l.lineDeferral(min(ahead, left)), nil
 		case <-ctx.Done():
+			l.inLine[class].Add(-1)
 			t.Stop()
 			return 0, ctx.Err()
 		}
@@ -173,6 +182,18 @@ func (l *Limiter) holdLeft(ctx context.Context) (time.Duration, error) {
 		}
 	}
 	return store.PoderoHoldLeft(ctx, l.DB)
+}
+
+// lineDeferral is how long a caller that timed out in its class's line,
+// with ahead callers still waiting in front of it, comes back after: the
+// wait it can expect, at least MaxWait (the budget it was given) or the
+// line ahead (and the caller at the gate) at the whole rate, whichever is
+// longer. Never less: with many processes sharing the rate, the tail of
+// each one's line would otherwise snooze and come back every second,
+// rewriting its job rows each time (churn).
+func (l *Limiter) lineDeferral(ahead int64) time.Duration {
+	line := time.Duration(float64(max(ahead, 0)+1) * float64(time.Second) / l.Rate)
+	return max(l.MaxWait, line)
 }
 
 // gate is the line of class's callers in this process.

@@ -221,3 +221,30 @@ func TestLimiterCountsAFreshHoldLook(t *testing.T) {
 	require.Zero(t, wait)
 	require.Greater(t, time.Since(start), 150*time.Millisecond, "it waited for the hold it was told of")
 }
+
+// TestLimiterLineTimeoutDefersByTheWait: a bulk or sync caller that does not
+// get to the head of its process's line within its budget (MaxWait) comes
+// back after at least that budget, or after the line ahead of it at the
+// rate when longer, never after about a second (LowHorizon): with many
+// replicas the tail of each line would snooze every second, churning job
+// rows.
+func TestLimiterLineTimeoutDefersByTheWait(t *testing.T) {
+	t.Parallel()
+	l := &Limiter{Rate: 10, Burst: 1, MaxWait: 1500 * time.Millisecond}
+	require.Less(t, LowHorizon(l.Rate), l.MaxWait, "the old deferral was shorter than the budget")
+	for _, class := range []podero.Class{podero.ClassBulk, podero.ClassSync} {
+		l.gate(class) <- struct{}{} // a caller at the head of the line, waiting for its slot
+		ctx := podero.WithClass(context.Background(), class)
+		start := time.Now()
+		deferFor, err := l.Wait(ctx)
+		require.NoError(t, err)
+		require.GreaterOrEqual(t, time.Since(start), l.MaxWait, "it waited its budget in line")
+		require.GreaterOrEqual(t, deferFor, l.MaxWait, "class %d: deferred by at least MaxWait", class)
+		<-l.gate(class)
+		require.Zero(t, l.inLine[class].Load(), "it left the line")
+	}
+	// The line ahead at the rate, when longer than MaxWait: 29 waiting and
+	// one at the gate, at 10 calls/s, 3 s.
+	require.Equal(t, 3*time.Second, l.lineDeferral(29))
+	require.Equal(t, l.MaxWait, l.lineDeferral(0))
+}

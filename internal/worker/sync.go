@@ -227,11 +227,17 @@ func (cfg Config) syncCallsPerTick(requestsWaiting bool) int {
 
 // SyncDispatchWorker works reauth_sync_dispatch jobs: every SyncTick, on
 // the leader, it queues reauth_sync_user jobs for the users due (never
-// synced, or not within SYNC_INTERVAL), oldest first, as many as the
-// sync's part of the rate serves until the next tick (SYNC_RATE_SHARE of
-// it while requests wait, all of it otherwise), less what the jobs still
-// pending will take. A pending user is never queued again; users without
-// devices never are.
+// synced, or not within SYNC_INTERVAL), oldest first, spread over the
+// interval: a tick queues at most store.SyncTickQuota of a full pass's
+// device-list calls (pass calls × SyncTick / SYNC_INTERVAL), so that each
+// user is synced about once per interval and the calls are even over it,
+// never more than the sync's part of the rate serves until the next tick
+// (SYNC_RATE_SHARE of it while requests wait, all of it otherwise), less
+// what the jobs still pending will take. Users overdue (store.SyncOverdue:
+// one interval beyond due) go first and may take all of the rate's part,
+// to catch up; so do all users due when the dispatcher runs once (`reauth
+// sync --now` with no schedule). A pending user is never queued again;
+// users without devices never are.
 type SyncDispatchWorker struct {
 	river.WorkerDefaults[reauth.SyncDispatchArgs]
 	cfg Config
@@ -249,11 +255,17 @@ func (w *SyncDispatchWorker) Work(ctx context.Context, job *river.Job[reauth.Syn
 	if err != nil {
 		return err
 	}
-	var due []store.DueSyncUser
-	pending := 0
+	pick := store.SyncPick{Interval: interval, Calls: w.cfg.syncCallsPerTick(waiting)}
+	if w.cfg.SyncSchedule != nil {
+		// Scheduled: spread the pass over the interval. Run once (`reauth
+		// sync --now`), every user due goes at the cap: asked for now.
+		pick.Tick = w.cfg.syncTick()
+	}
+	var picked store.SyncPicked
 	err = pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
 		var err error
-		due, pending, err = store.PickDueSyncUsers(ctx, tx, w.cfg.OrgIDs, interval, w.cfg.syncCallsPerTick(waiting))
+		picked, err = store.PickSyncUsers(ctx, tx, w.cfg.OrgIDs, pick)
+		due := picked.Due
 		if err != nil || len(due) == 0 {
 			return err
 		}
@@ -274,8 +286,11 @@ func (w *SyncDispatchWorker) Work(ctx context.Context, job *river.Job[reauth.Syn
 	if err != nil {
 		return fmt.Errorf("sync dispatch: %w", err)
 	}
+	due, pending := picked.Due, picked.Pending
 	if len(due) > 0 {
-		w.cfg.Logger.DebugContext(ctx, "sync: users queued", slog.Int("users", len(due)), slog.Int("pending_calls", pending))
+		w.cfg.Logger.DebugContext(ctx, "sync: users queued", slog.Int("users", len(due)), slog.Int("overdue", picked.Overdue),
+			slog.Int("pending_calls", pending), slog.Int("cap_calls", pick.Calls), slog.Int("spread_calls", picked.Quota),
+			slog.Int64("pass_calls", picked.PassCalls))
 	}
 	if w.cfg.SyncSchedule != nil {
 		return nil // the periodic job comes back next tick

@@ -102,6 +102,28 @@ func (b *syncBundle) tick(t *testing.T) int {
 	return b.jobs(t) - before
 }
 
+// tickNow runs the dispatcher once as `reauth sync --now` with no schedule
+// runs it (it snoozes while users are due) and returns how many jobs it
+// inserted.
+func (b *syncBundle) tickNow(t *testing.T) int {
+	t.Helper()
+	ctx := context.Background()
+	cfg := b.cfg
+	cfg.SyncSchedule = nil
+	before := b.jobs(t)
+	tw := rivertest.NewWorker(t, riverpgxv5.New(b.pool), &river.Config{}, &SyncDispatchWorker{cfg: cfg})
+	tx, err := b.pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx) //nolint:errcheck
+	res, err := tw.Work(ctx, t, tx, reauth.SyncDispatchArgs{}, nil)
+	if res == nil || res.EventKind != river.EventKindJobSnoozed {
+		require.NoError(t, err)
+	}
+	require.Contains(t, []river.EventKind{river.EventKindJobCompleted, river.EventKindJobSnoozed}, res.EventKind)
+	require.NoError(t, tx.Commit(ctx))
+	return b.jobs(t) - before
+}
+
 // jobs counts every reauth_sync_user row River has.
 func (b *syncBundle) jobs(t *testing.T) int {
 	t.Helper()
@@ -317,12 +339,151 @@ func TestSyncDispatchBudget(t *testing.T) {
 }
 
 // TestSyncDispatchFullRateWhenIdle: with no request waiting, a tick takes
-// the whole rate.
+// the whole rate for users overdue (not spread: they catch up), and so
+// does `reauth sync --now`'s dispatcher for every user due.
 func TestSyncDispatchFullRateWhenIdle(t *testing.T) {
 	t.Parallel()
 	b := newSyncBundle(t, 200, sim.DeviceMix{0, 1}, Config{PoderoRate: 10, SyncShare: 0.5, SyncTick: 15 * time.Second})
 	b.list(t)
+	// Synced over two intervals (6 h) ago: overdue.
+	_, err := b.pool.Exec(context.Background(), `UPDATE sync_user SET synced_at = now() - interval '13 hours'`)
+	require.NoError(t, err)
 	require.Equal(t, 150, b.tick(t), "10 calls/s × 15 s")
+
+	// `reauth sync --now` (no schedule): the first pass at the whole rate,
+	// not spread.
+	now := newSyncBundle(t, 200, sim.DeviceMix{0, 1}, Config{PoderoRate: 10, SyncShare: 0.5, SyncTick: 15 * time.Second})
+	now.list(t)
+	require.Equal(t, 150, now.tickNow(t), "10 calls/s × 15 s")
+	require.Zero(t, now.tickNow(t), "pending")
+	now.finish(t, 1000)
+	require.Equal(t, 50, now.tickNow(t), "the rest")
+}
+
+// TestSyncTickQuota: a tick's share of a full pass is ceil(pass calls ×
+// tick / interval).
+func TestSyncTickQuota(t *testing.T) {
+	t.Parallel()
+	// 100,000 users of 0.944 kinds each (the realistic mix's figure at the
+	// benchmark) at the defaults, SYNC_INTERVAL 6 h and a 15 s tick: 94,400
+	// calls a pass, 66 a tick (4.4 calls/s), where the rate's cap at
+	// PODERO_RATE_LIMIT 10 is 150 a tick (75 while requests wait); before,
+	// a pass took all 150 a tick, 2.6 h at 10 calls/s, then idled.
+	require.Equal(t, 66, store.SyncTickQuota(94_400, SyncTickDefault, SyncIntervalDefault))
+	require.Equal(t, 150, Config{PoderoRate: 10}.syncCallsPerTick(false))
+	require.Equal(t, 75, Config{PoderoRate: 10}.syncCallsPerTick(true))
+	require.Equal(t, 12, store.SyncTickQuota(700, time.Minute, time.Hour), "11.67, up")
+	require.Equal(t, 1, store.SyncTickQuota(1, time.Second, time.Hour))
+	require.Zero(t, store.SyncTickQuota(0, time.Minute, time.Hour))
+}
+
+// TestSyncDispatchSpread: a scheduled dispatcher spreads the users due over
+// SYNC_INTERVAL: a tick queues ceil(pass calls × tick / interval) calls'
+// worth, oldest first, the first pass (nobody synced yet) too, less what is
+// pending, within the rate's cap; users overdue (last synced more than two
+// intervals ago) go first, at the whole cap.
+func TestSyncDispatchSpread(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	// 700 users with one device each: 700 calls a pass. A 1 min tick of a
+	// 1 h interval: ceil(700 × 60 / 3600) = 12 a tick; the rate's cap is
+	// 600 (10 calls/s × 60 s, nothing waiting).
+	b := newSyncBundle(t, 700, sim.DeviceMix{0, 1}, Config{
+		PoderoRate: 10, SyncShare: 0.5, SyncTick: time.Minute, SyncInterval: time.Hour,
+	})
+	b.list(t)
+	oldest := func(n int) []string {
+		rows, err := b.pool.Query(ctx, `SELECT user_id::text FROM sync_user WHERE queued_job IS NULL
+			ORDER BY synced_at NULLS FIRST, created_at, user_id LIMIT $1`, n)
+		require.NoError(t, err)
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		return ids
+	}
+	queued := func() []string {
+		var ids []string
+		for _, j := range b.queued(t, 10000) {
+			var a reauth.SyncUserArgs
+			require.NoError(t, a.UnmarshalJSON(j.EncodedArgs))
+			ids = append(ids, a.UserID)
+		}
+		return ids
+	}
+
+	// The first pass is spread: 12 a tick, not 600.
+	want := oldest(12)
+	require.Equal(t, 12, b.tick(t))
+	require.ElementsMatch(t, want, queued(), "the first 12 listed")
+	require.Zero(t, b.tick(t), "pending: the tick's quota is taken")
+	b.finish(t, 6)
+	require.Equal(t, 6, b.tick(t), "what the pending jobs leave of it")
+	b.finish(t, 1000)
+	require.Equal(t, 12, b.tick(t))
+	b.finish(t, 1000)
+
+	// Steady state: everyone synced between one and two intervals ago
+	// (due, not overdue), 5 s apart: still 12 a tick, the oldest.
+	_, err := b.pool.Exec(ctx, `UPDATE sync_user SET synced_at = now() - interval '1 hour' - make_interval(secs => 5 * n::int)
+		FROM (SELECT user_id, row_number() OVER (ORDER BY user_id) AS n FROM sync_user) o WHERE o.user_id = sync_user.user_id`)
+	require.NoError(t, err)
+	want = oldest(12)
+	require.Equal(t, 12, b.tick(t))
+	require.ElementsMatch(t, want, queued(), "oldest sync first")
+	b.finish(t, 1000)
+
+	// The quota follows the pass's calls, not the users: with half the
+	// users left without devices, 350 calls a pass, 6 a tick; a longer
+	// tick, proportionally more.
+	_, err = b.pool.Exec(ctx, `UPDATE sync_user SET num_inverters = 0, num_electric_vehicles = 0, num_wallboxes = 0 WHERE user_id IN
+		(SELECT user_id FROM sync_user ORDER BY user_id DESC LIMIT 350)`)
+	require.NoError(t, err)
+	require.Equal(t, 6, b.tick(t))
+	b.finish(t, 1000)
+	b.cfg.SyncTick = 2 * time.Minute
+	require.Equal(t, 12, b.tick(t), "ceil(350 × 120 / 3600)")
+	b.finish(t, 1000)
+	b.cfg.SyncTick = time.Minute
+
+	// Overdue users (last synced 3 h ago, more than two intervals) catch up
+	// at the cap, first: all 100 in one tick, which leaves the spread
+	// nothing more.
+	_, err = b.pool.Exec(ctx, `UPDATE sync_user SET synced_at = now() - interval '3 hours' - make_interval(secs => n::int)
+		FROM (SELECT user_id, row_number() OVER (ORDER BY user_id) AS n FROM sync_user WHERE sync_kinds > 0 LIMIT 100) o
+		WHERE o.user_id = sync_user.user_id`)
+	require.NoError(t, err)
+	var overdue []string
+	rows, err := b.pool.Query(ctx, `SELECT user_id::text FROM sync_user WHERE synced_at < now() - interval '2 hours'`)
+	require.NoError(t, err)
+	overdue, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Len(t, overdue, 100)
+	require.Equal(t, 100, b.tick(t))
+	require.ElementsMatch(t, overdue, queued())
+	b.finish(t, 1000)
+	// Once they are done, the spread again.
+	require.Equal(t, 6, b.tick(t))
+	b.finish(t, 1000)
+
+	// All 350 with devices overdue, at a 2 min tick (cap 1,200 calls, the
+	// spread 12): all in one tick. While a request waits, the cap is
+	// SYNC_RATE_SHARE of the rate: 0.5 × 10 × 60 s = 300; a share of 0.2,
+	// 120.
+	_, err = b.pool.Exec(ctx, `UPDATE sync_user SET synced_at = now() - interval '5 hours'`)
+	require.NoError(t, err)
+	b.cfg.SyncTick = 2 * time.Minute
+	require.Equal(t, 350, b.tick(t))
+	b.finish(t, 1000)
+	b.cfg.SyncTick = time.Minute
+	_, err = b.pool.Exec(ctx, `UPDATE sync_user SET synced_at = now() - interval '5 hours'`)
+	require.NoError(t, err)
+	testdb.InsertJob(t, b.pool, reauth.DeviceArgs{OrgID: b.org, UserID: b.users[0].ID, DeviceKind: reauth.Inverter,
+		DeviceID: "a2314723-06cc-4c2e-8819-118905579c7a"}, nil, testdb.Job{})
+	require.Equal(t, 300, b.tick(t))
+	b.finish(t, 1000)
+	b.cfg.SyncShare = 0.2
+	require.Equal(t, 50, b.tick(t), "the 50 left of 350, within 120")
+	b.finish(t, 1000)
+	require.Zero(t, b.tick(t), "nobody due")
 }
 
 // TestSyncFitWarning: a fleet that cannot be synced within SYNC_INTERVAL at

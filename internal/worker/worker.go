@@ -133,8 +133,12 @@ type Config struct {
 	SyncInterval time.Duration
 	SyncTick     time.Duration
 	// PoderoRate (PODERO_RATE_LIMIT, 0: none) and SyncShare
-	// (SYNC_RATE_SHARE; 0: SyncRateShareDefault) size the dispatcher's
-	// ticks: SyncShare × PoderoRate × SyncTick device-list calls each.
+	// (SYNC_RATE_SHARE; 0: SyncRateShareDefault) cap the dispatcher's
+	// ticks: SyncShare × PoderoRate × SyncTick device-list calls each
+	// (while requests wait; PoderoRate × SyncTick otherwise). Within the
+	// cap a scheduled tick spreads the pass over SyncInterval
+	// (store.SyncTickQuota); overdue users and a run-once dispatcher take
+	// the whole cap.
 	PoderoRate    float64
 	SyncShare     float64
 	SweepSchedule river.PeriodicSchedule
