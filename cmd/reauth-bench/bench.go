@@ -382,10 +382,11 @@ func (b *bench) serve(ctx context.Context, extra ...string) (*proc, string, erro
 
 // commits is the database's count of committed transactions so far (every
 // process's, the harness's own polling included), after the other backends
-// have flushed their statistics (at least every second while busy, as
-// fleetPeer.jobWrites waits for them).
+// have flushed their statistics: a busy backend flushes at most every
+// second, and what it has left when it goes idle 10 s later
+// (PGSTAT_IDLE_INTERVAL), so the count waits 11 s.
 func (b *bench) commits(ctx context.Context) (int64, error) {
-	time.Sleep(1100 * time.Millisecond)
+	time.Sleep(11 * time.Second)
 	if _, err := b.pool.Exec(ctx, "SELECT pg_stat_clear_snapshot()"); err != nil {
 		return 0, err
 	}

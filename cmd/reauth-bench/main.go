@@ -63,6 +63,10 @@ type results struct {
 	CPUs        int    `json:"cpus"`
 	GoVersion   string `json:"go_version"`
 	Connections int    `json:"connections"`
+	// VacuumStandIn: the server had autovacuum off, and the harness
+	// vacuumed the benchmark's database instead (standInForAutovacuum)
+	// during the machine's measurements.
+	VacuumStandIn bool `json:"vacuum_stand_in"`
 
 	CommitCeilingTPS float64 `json:"commit_ceiling_tps"`
 	RiverCeilingJPS  float64 `json:"river_ceiling_jps"`
@@ -237,7 +241,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // the sweep and the backlog.
 func (b *bench) machine(ctx context.Context, sz sizes, r *results, profile string) error {
 	logf := b.logf
-	var err error
+	stopVacuum, standIn, err := b.standInForAutovacuum(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopVacuum()
+	r.VacuumStandIn = standIn
+	if standIn {
+		logf("autovacuum is off on this server: the harness vacuums the tables with over 1,000 dead rows every 2 s")
+	}
 	logf("commit ceiling: %d connections, %s", b.conns, sz.CommitWindow)
 	if r.CommitCeilingTPS, err = b.commitCeiling(ctx, sz.CommitWindow); err != nil {
 		return fmt.Errorf("commit ceiling: %w", err)
