@@ -156,7 +156,7 @@ type Config struct {
 	// UserRefetchAfter is how old an organization's cached user list must
 	// be before a user missing from it has it fetched again; default
 	// UserRefetchAfter. It applies to the cache NewClient makes when Users
-	// is nil.
+	// is nil, and to Users when that has none of its own yet.
 	UserRefetchAfter time.Duration
 	// Users is the process's cache of Podero's users, shared with the HTTP
 	// API's external_user_id lookup (see UserCache); nil: the workers get
@@ -181,7 +181,10 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 	workers := river.NewWorkers()
 	users := cfg.Users
 	if users == nil {
-		users = &UserCache{refetchAfter: cfg.UserRefetchAfter}
+		users = &UserCache{}
+	}
+	if users.refetchAfter == 0 {
+		users.refetchAfter = cfg.UserRefetchAfter // before any use: the client is not started yet
 	}
 	river.AddWorker(workers, &DeviceWorker{cfg: cfg, users: users})
 	river.AddWorker(workers, &NotifyWorker{cfg: cfg})
