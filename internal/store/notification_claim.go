@@ -74,8 +74,10 @@ func BeginNewMessage(ctx context.Context, tx pgx.Tx, sessionID int64, step int, 
 // done (its sessions' next reminders may follow), and returns which of sessions are open with their
 // reminders not stopped, locking those against finishing and against
 // StopReminders until tx ends (so a reminder is never scheduled after
-// either cancelled the others), ascending. One
-// statement.
+// either cancelled the others), ascending. One statement, planned for its
+// arguments each time (pgx.QueryExecModeExec): a plan cached while the
+// tables were small scans notification whole (seen in the benchmark: 3,651
+// blocks a call, 4.4 ms, after 20,000 requests on a new database).
 func FinishMessage(ctx context.Context, tx pgx.Tx, ids []int64, key string, step int, sessions []int64) ([]int64, error) {
 	return queryValues[int64](ctx, tx, `
 		WITH sent AS (
@@ -85,7 +87,7 @@ func FinishMessage(ctx context.Context, tx pgx.Tx, ids []int64, key string, step
 		)
 		SELECT id FROM auth_session
 		WHERE id = ANY($4) AND state = 'open' AND reminders_stopped_at IS NULL
-		ORDER BY id FOR SHARE`, ids, key, step, sessions)
+		ORDER BY id FOR SHARE`, pgx.QueryExecModeExec, ids, key, step, sessions)
 }
 
 // MessageSessions returns the sessions message key covers at step,
