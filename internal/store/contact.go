@@ -189,17 +189,15 @@ type requestRow struct {
 func ViewRequest(ctx context.Context, db DB, orgID, userID string, kind reauth.DeviceKind, deviceID, email string, completedSince time.Time) (RequestView, error) {
 	r, err := queryOne[requestRow](ctx, db, `
 		SELECT `+recipientColumns+`,
-			EXISTS (SELECT FROM email_suppression WHERE address = lower(coalesce(nullif($3, ''), c.email))) AS suppressed,
-			coalesce((SELECT s.id FROM auth_session s
-				WHERE s.device_kind = $4 AND s.device_id = $5 AND s.state IN ('completed', 'completed_elsewhere') AND s.finished_at >= $6
-				ORDER BY s.finished_at DESC LIMIT 1), 0) AS completed,
+			EXISTS (SELECT FROM email_suppression WHERE address = lower(coalesce(nullif($6, ''), c.email))) AS suppressed,
+			coalesce((SELECT s.id `+recentCompletionFrom+`), 0) AS completed,
 			coalesce(d.manufacturer, '') AS manufacturer, coalesce(d.model, '') AS model, coalesce(u.country, '') AS country,
 			`+holdSecondsSQL+` AS hold_seconds
 		FROM (SELECT) AS one
-		LEFT JOIN contact c ON c.org_id = $1 AND c.user_id = $2
-		LEFT JOIN device d ON d.kind = $4 AND d.id = $5
-		LEFT JOIN sync_user u ON u.org_id = $1 AND u.user_id = $2`,
-		orgID, userID, email, kind, deviceID, nullTime(completedSince))
+		LEFT JOIN contact c ON c.org_id = $4 AND c.user_id = $5
+		LEFT JOIN device d ON d.kind = $1 AND d.id = $2
+		LEFT JOIN sync_user u ON u.org_id = $4 AND u.user_id = $5`,
+		kind, deviceID, nullTime(completedSince), orgID, userID, email)
 	return RequestView{Contact: r.contact(orgID, userID), Suppressed: r.Suppressed, Completed: r.Completed,
 		Manufacturer: r.Manufacturer, Model: r.Model, Country: r.Country,
 		HoldLeft: time.Duration(r.HoldSeconds * float64(time.Second))}, err

@@ -135,16 +135,20 @@ func LatestSession(ctx context.Context, db DB, kind reauth.DeviceKind, deviceID 
 		ORDER BY s.created_at DESC, s.id DESC LIMIT 1`, kind, deviceID)
 }
 
+// recentCompletionFrom selects, from auth_session s, device ($1, $2)'s
+// session completed (through its link or elsewhere) most recently since
+// $3.
+const recentCompletionFrom = `FROM auth_session s
+	WHERE s.device_kind = $1 AND s.device_id = $2 AND s.state IN ('completed', 'completed_elsewhere') AND s.finished_at >= $3
+	ORDER BY s.finished_at DESC LIMIT 1`
+
 // RecentCompletion returns the device's session completed (through its link
 // or, as the sync saw, elsewhere) most recently since since, and the job
 // that made it; ErrNotFound when there is none. A repeat request for such a
 // device is a duplicate: Podero takes minutes to show it authenticated.
 func RecentCompletion(ctx context.Context, db DB, kind reauth.DeviceKind, deviceID string, since time.Time) (sessionID, jobID int64, err error) {
 	var job *int64
-	err = db.QueryRow(ctx, `
-		SELECT id, job_id FROM auth_session
-		WHERE device_kind = $1 AND device_id = $2 AND state IN ('completed', 'completed_elsewhere') AND finished_at >= $3
-		ORDER BY finished_at DESC LIMIT 1`, kind, deviceID, since).Scan(&sessionID, &job)
+	err = db.QueryRow(ctx, `SELECT id, job_id `+recentCompletionFrom, kind, deviceID, since).Scan(&sessionID, &job)
 	if job != nil {
 		jobID = *job
 	}

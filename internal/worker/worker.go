@@ -447,8 +447,7 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 	var begun *begunRows
 	switch {
 	case renewal:
-		first := &river.InsertOpts{ScheduledAt: time.Now().Add(w.cfg.RenewWait)}
-		res, err := client.InsertTx(ctx, tx, reauth.NotifyArgs{SessionID: id, Step: 0}, first)
+		res, err := client.InsertTx(ctx, tx, reauth.NotifyArgs{SessionID: id, Step: 0}, &river.InsertOpts{ScheduledAt: time.Now().Add(w.cfg.RenewWait)})
 		if err != nil {
 			return fmt.Errorf("insert notify job: %w", err)
 		}
