@@ -285,10 +285,15 @@ func TestCrashBetweenSendAndMark(t *testing.T) {
 			k.mu.Lock()
 			kills := k.kills
 			k.mu.Unlock()
-			t.Fatalf("timed out: %d kills, %d of %d sent, sessions %d, unfinished jobs %d", kills,
+			var unfinished string
+			require.NoError(t, conn.QueryRow(ctx, `SELECT coalesce(string_agg(kind || ' ' || id || ' ' || state || ' attempt ' || attempt
+				|| ' scheduled ' || scheduled_at || ': ' || coalesce(errors[array_upper(errors, 1)] ->> 'error', 'no error'), '; '), '')
+				FROM river_job WHERE finalized_at IS NULL AND NOT (state = 'scheduled' AND kind = 'reauth_notify')`).Scan(&unfinished))
+			t.Fatalf("timed out: %d kills, %d of %d sent, sessions %d, unfinished jobs %d (%s)", kills,
 				count(`SELECT count(*) FROM notification WHERE step = 0 AND state = 'sent'`), requests,
 				count(`SELECT count(*) FROM auth_session`),
-				count(`SELECT count(*) FROM river_job WHERE finalized_at IS NULL AND NOT (state = 'scheduled' AND kind = 'reauth_notify')`))
+				count(`SELECT count(*) FROM river_job WHERE finalized_at IS NULL AND NOT (state = 'scheduled' AND kind = 'reauth_notify')`),
+				unfinished)
 		}
 	}
 	live.signal(t, syscall.SIGTERM)
