@@ -198,6 +198,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "bench/results.json", "where to write the results `file`")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the service process during the pipeline to `file`")
 	fleetOnly := fs.Bool("fleet-only", false, "run only the fleet phase (while working on it; the other figures stay 0)")
+	pipelineOnly := fs.Bool("pipeline-only", false, "run only the pipeline, the bare floor and the latency at 80% (while working on them; the other figures stay 0)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: reauth-bench [flags]\n\nMeasures the service against the machine's own limits; see docs/PERFORMANCE.md.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -222,15 +223,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer b.close()
 	r := results{Quick: *isQuick, CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Connections: b.conns}
-	if !*fleetOnly {
+	switch {
+	case *fleetOnly && *pipelineOnly:
+		return errors.New("-fleet-only and -pipeline-only exclude each other")
+	case *pipelineOnly:
+		if err := b.pipelineOnly(ctx, sz, &r, *profile); err != nil {
+			return err
+		}
+	case *fleetOnly:
+		if err := b.startMailcatch(ctx); err != nil {
+			return err
+		}
+	default:
 		if err := b.machine(ctx, sz, &r, *profile); err != nil {
 			return err
 		}
-	} else if err := b.startMailcatch(ctx); err != nil {
-		return err
 	}
-	if err := b.fleet(ctx, sz, &r); err != nil {
-		return fmt.Errorf("fleet: %w", err)
+	if !*pipelineOnly {
+		if err := b.fleet(ctx, sz, &r); err != nil {
+			return fmt.Errorf("fleet: %w", err)
+		}
 	}
 	r.TotalS = round(time.Since(started).Seconds(), 1)
 	return report(r, stdout, *out)
@@ -279,6 +291,38 @@ func (b *bench) machine(ctx context.Context, sz sizes, r *results, profile strin
 	logf("backlog: %d jobs waiting", sz.Backlog)
 	if err := b.backlog(ctx, sz, r); err != nil {
 		return fmt.Errorf("backlog: %w", err)
+	}
+	return nil
+}
+
+// pipelineOnly runs the pipeline, the bare floor and, on a fresh serve
+// process, the latency at 80% of the pipeline's rate: the figures of
+// issue 17, in a few minutes.
+func (b *bench) pipelineOnly(ctx context.Context, sz sizes, r *results, profile string) error {
+	stopVacuum, standIn, err := b.standInForAutovacuum(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopVacuum()
+	r.VacuumStandIn = standIn
+	if err := b.startPeers(ctx, sz); err != nil {
+		return err
+	}
+	b.logf("pipeline: %d requests", sz.Pipeline)
+	if err := b.pipeline(ctx, sz, r, profile); err != nil {
+		return fmt.Errorf("pipeline: %w", err)
+	}
+	b.logf("bare floor: %d requests, %d goroutines, no queue", sz.Pipeline, worker.PoderoWorkersDefault)
+	if err := b.bare(ctx, sz, r, b.peerProcs()); err != nil {
+		return fmt.Errorf("bare floor: %w", err)
+	}
+	p, _, err := b.serve(ctx)
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	if err := b.latency(ctx, sz, r); err != nil {
+		return fmt.Errorf("latency: %w", err)
 	}
 	return nil
 }
