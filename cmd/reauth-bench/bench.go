@@ -464,19 +464,12 @@ func (b *bench) pipeline(ctx context.Context, sz sizes, r *results, profile stri
 	if err != nil {
 		return err
 	}
-	var profiled chan error
-	if profile != "" {
-		profiled = make(chan error, 1)
-		go func() { profiled <- fetchProfile(ctx, "http://127.0.0.1:6061/debug/pprof/profile?seconds=10", profile) }()
-	}
 	base, err := b.mailCount(ctx)
 	if err != nil {
 		return err
 	}
-	if os.Getenv("BENCH_PGSS") != "" {
-		_, _ = b.pool.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-		_, _ = b.pool.Exec(ctx, "SELECT pg_stat_statements_reset()")
-	}
+	b.statementsReset(ctx)
+	defer b.statementsReport(ctx, "pipeline", len(devs))
 	commits0, err := b.commits(ctx)
 	if err != nil {
 		return err
@@ -490,6 +483,12 @@ func (b *bench) pipeline(ctx context.Context, sz sizes, r *results, profile stri
 	cpu0, err := procs.sample()
 	if err != nil {
 		return err
+	}
+	// The profile covers the first 10 s of the work (not the waits before).
+	var profiled chan error
+	if profile != "" {
+		profiled = make(chan error, 1)
+		go func() { profiled <- fetchProfile(ctx, "http://127.0.0.1:6061/debug/pprof/profile?seconds=10", profile) }()
 	}
 	start := time.Now()
 	if err := b.enqueueBatches(ctx, devs); err != nil {
@@ -521,8 +520,10 @@ func (b *bench) pipeline(ctx context.Context, sz sizes, r *results, profile stri
 	took := order[base+len(devs)-1].Sub(start)
 	r.PipelineRequests = len(devs)
 	r.PipelineRPS = round(float64(len(devs))/took.Seconds(), 0)
-	r.PipelineVsCommit = round(r.PipelineRPS/r.CommitCeilingTPS, 3)
-	r.PipelineVsRiver = round(r.PipelineRPS/r.RiverCeilingJPS, 3)
+	if r.CommitCeilingTPS > 0 { // -pipeline-only measures no ceilings
+		r.PipelineVsCommit = round(r.PipelineRPS/r.CommitCeilingTPS, 3)
+		r.PipelineVsRiver = round(r.PipelineRPS/r.RiverCeilingJPS, 3)
+	}
 	if err := b.checkDelivered(ctx, devs); err != nil {
 		return err
 	}
@@ -533,6 +534,42 @@ func (b *bench) pipeline(ctx context.Context, sz sizes, r *results, profile stri
 	}
 	r.PipelineRSSMB = p.peakRSSMB()
 	return nil
+}
+
+// statementsReset resets pg_stat_statements, with BENCH_PGSS set (and the
+// extension loaded by the server).
+func (b *bench) statementsReset(ctx context.Context) {
+	if os.Getenv("BENCH_PGSS") != "" {
+		_, _ = b.pool.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+		_, _ = b.pool.Exec(ctx, "SELECT pg_stat_statements_reset()")
+	}
+}
+
+// statementsReport logs, with BENCH_PGSS set, the statements that took the
+// most of Postgres's time since statementsReset, per request of the phase.
+func (b *bench) statementsReport(ctx context.Context, phase string, requests int) {
+	if os.Getenv("BENCH_PGSS") == "" || requests == 0 {
+		return
+	}
+	rows, err := b.pool.Query(ctx, `SELECT calls, total_exec_time, shared_blks_hit + shared_blks_read, left(regexp_replace(query, '\s+', ' ', 'g'), 90)
+		FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 20`)
+	if err != nil {
+		b.logf("pg_stat_statements: %v", err)
+		return
+	}
+	defer rows.Close()
+	b.logf("pg_stat_statements, %s (%d requests): calls a request, ms a request, ms a call, blocks a call, statement", phase, requests)
+	for rows.Next() {
+		var calls, blocks int64
+		var total float64
+		var query string
+		if err := rows.Scan(&calls, &total, &blocks, &query); err != nil {
+			b.logf("pg_stat_statements: %v", err)
+			return
+		}
+		n := float64(requests)
+		b.logf("  %6.2f %7.3f %7.3f %7.0f  %s", float64(calls)/n, total/n, total/float64(max(calls, 1)), float64(blocks)/float64(max(calls, 1)), query)
+	}
 }
 
 // peerProcs names the simulator and the mail catcher, for CPU accounting.
@@ -575,13 +612,21 @@ func (b *bench) enqueueAndLatency(ctx context.Context, sz sizes, r *results) err
 	return nil
 }
 
+// latencyWarmUp is how long the latency phase offers its rate before the
+// requests it counts: a serve process's first requests open its pool's
+// connections, prepare its statements, fetch the OAuth2 token and dial
+// the SMTP connections (measured: a fresh process's first half second ran
+// at 119 ms median, the next at 12 ms).
+const latencyWarmUp = time.Second
+
 // latency offers requests one at a time at 80% of the measured pipeline
-// rate, for sz.LatencyFor.
+// rate, for latencyWarmUp (not counted), then for sz.LatencyFor.
 func (b *bench) latency(ctx context.Context, sz sizes, r *results) error {
 	r.OfferedRPS = round(0.8*r.PipelineRPS, 0)
-	n := min(int(r.OfferedRPS*sz.LatencyFor.Seconds()), 40_000)
-	b.logf("latency: %d requests at %.0f/s", n, r.OfferedRPS)
-	devs, err := b.take(n)
+	warm := int(r.OfferedRPS * latencyWarmUp.Seconds())
+	n := min(int(r.OfferedRPS*sz.LatencyFor.Seconds()), 40_000-warm)
+	b.logf("latency: %d requests at %.0f/s after %d to warm up", n, r.OfferedRPS, warm)
+	devs, err := b.take(warm + n)
 	if err != nil {
 		return err
 	}
@@ -589,7 +634,8 @@ func (b *bench) latency(ctx context.Context, sz sizes, r *results) error {
 	if err != nil {
 		return err
 	}
-	enqueued := make([]time.Time, n)
+	b.statementsReset(ctx)
+	enqueued := make([]time.Time, len(devs))
 	interval := time.Duration(float64(time.Second) / r.OfferedRPS)
 	sem := make(chan struct{}, 16)
 	var wg sync.WaitGroup
@@ -613,10 +659,11 @@ func (b *bench) latency(ctx context.Context, sz sizes, r *results) error {
 	if e := failed.Load(); e != nil {
 		return *e
 	}
-	if _, err := b.waitMail(ctx, base+n, 2*time.Minute); err != nil {
+	if _, err := b.waitMail(ctx, base+len(devs), 2*time.Minute); err != nil {
 		return err
 	}
-	if err := b.latencies(ctx, devs, enqueued, r); err != nil {
+	b.statementsReport(ctx, "latency", len(devs))
+	if err := b.latencies(ctx, devs[warm:], enqueued[warm:], r); err != nil {
 		return err
 	}
 	r.LatencyReqs = n

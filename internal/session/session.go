@@ -186,24 +186,21 @@ type New struct {
 	Request reauth.DeviceArgs // the request it answers (normalized, with its UserID)
 }
 
-// Create stores n as the device's open session in tx, superseding the
-// device's open session (its pending reminders cancelled), with the event
+// Create stores n as the device's open session in tx, its owner recorded
+// (the request's OrgID and UserID, when it names them), superseding the device's open session
+// (its pending reminders cancelled), with the event
 // reauth.link_created (detail: the request's reason). The caller commits.
 // client inserts the jobs, as for Emit; so for every function here.
 func (s Sessions) Create(ctx context.Context, client *river.Client[pgx.Tx], tx pgx.Tx, n New) (int64, error) {
-	old, err := store.CloseOpenSession(ctx, tx, n.DeviceKind, n.DeviceID, store.SessionSuperseded, 0)
+	n.NewSession.Reason = cmp.Or(n.NewSession.Reason, n.Request.Reason)
+	id, old, _, err := store.StoreSession(ctx, tx, n.Request.OrgID, n.Request.UserID, n.NewSession, nil)
 	if err != nil {
-		return 0, fmt.Errorf("supersede the open session: %w", err)
+		return 0, fmt.Errorf("store session: %w", err)
 	}
 	if old != 0 {
 		if _, err := store.CancelReminders(ctx, tx, old); err != nil {
 			return 0, err
 		}
-	}
-	n.NewSession.Reason = cmp.Or(n.NewSession.Reason, n.Request.Reason)
-	id, err := store.CreateSession(ctx, tx, n.NewSession)
-	if err != nil {
-		return 0, fmt.Errorf("store session: %w", err)
 	}
 	if err := s.Emit(ctx, client, tx, reauth.EventLinkCreated, RequestSubject(n.Request, n.JobID, id), n.Request.Reason); err != nil {
 		return 0, err

@@ -168,6 +168,7 @@ type RequestView struct {
 	Contact    Contact
 	Suppressed bool  // the address (the request's, else the contact's) was refused before
 	Completed  int64 // the device's session completed since; 0: none
+	Open       bool  // the device has an open session (which a new one supersedes)
 	// "" when unknown.
 	Manufacturer, Model, Country string
 	HoldLeft                     time.Duration
@@ -177,6 +178,7 @@ type RequestView struct {
 type requestRow struct {
 	recipientRow
 	Completed    int64   `db:"completed"`
+	Open         bool    `db:"open"`
 	Manufacturer string  `db:"manufacturer"`
 	Model        string  `db:"model"`
 	Country      string  `db:"country"`
@@ -191,6 +193,7 @@ func ViewRequest(ctx context.Context, db DB, orgID, userID string, kind reauth.D
 		SELECT `+recipientColumns+`,
 			EXISTS (SELECT FROM email_suppression WHERE address = lower(coalesce(nullif($6, ''), c.email))) AS suppressed,
 			coalesce((SELECT s.id `+recentCompletionFrom+`), 0) AS completed,
+			EXISTS (SELECT FROM auth_session s WHERE s.device_kind = $1 AND s.device_id = $2 AND s.state = 'open') AS open,
 			coalesce(d.manufacturer, '') AS manufacturer, coalesce(d.model, '') AS model, coalesce(u.country, '') AS country,
 			`+holdSecondsSQL+` AS hold_seconds
 		FROM (SELECT) AS one
@@ -198,7 +201,7 @@ func ViewRequest(ctx context.Context, db DB, orgID, userID string, kind reauth.D
 		LEFT JOIN device d ON d.kind = $1 AND d.id = $2
 		LEFT JOIN sync_user u ON u.org_id = $4 AND u.user_id = $5`,
 		kind, deviceID, nullTime(completedSince), orgID, userID, email)
-	return RequestView{Contact: r.contact(orgID, userID), Suppressed: r.Suppressed, Completed: r.Completed,
+	return RequestView{Contact: r.contact(orgID, userID), Suppressed: r.Suppressed, Completed: r.Completed, Open: r.Open,
 		Manufacturer: r.Manufacturer, Model: r.Model, Country: r.Country,
 		HoldLeft: time.Duration(r.HoldSeconds * float64(time.Second))}, err
 }

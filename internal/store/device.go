@@ -39,13 +39,15 @@ const deviceColumns = `kind, id, org_id, user_id, created_at, updated_at, gone_a
 // UpsertDevice records a device, refreshing its owner; a device Podero
 // answers for again is no longer gone.
 func UpsertDevice(ctx context.Context, db DB, kind reauth.DeviceKind, id, orgID, userID string) error {
-	_, err := db.Exec(ctx, `
-		INSERT INTO device (kind, id, org_id, user_id) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (kind, id) DO UPDATE
-		SET org_id = excluded.org_id, user_id = excluded.user_id, updated_at = now(), gone_at = NULL`,
-		kind, id, orgID, userID)
+	_, err := db.Exec(ctx, upsertDeviceSQL, kind, id, orgID, userID)
 	return mapErr(err)
 }
+
+// upsertDeviceSQL is UpsertDevice's statement.
+const upsertDeviceSQL = `
+	INSERT INTO device (kind, id, org_id, user_id) VALUES ($1, $2, $3, $4)
+	ON CONFLICT (kind, id) DO UPDATE
+	SET org_id = excluded.org_id, user_id = excluded.user_id, updated_at = now(), gone_at = NULL`
 
 // MarkDeviceGone records that Podero does not know the device (any more).
 func MarkDeviceGone(ctx context.Context, db DB, kind reauth.DeviceKind, id, orgID, userID string) error {

@@ -3,7 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
-	"strings"
+	"strconv"
 	"sync"
 	"time"
 
@@ -148,7 +148,11 @@ func deviceJobIDs(ctx context.Context, db DB, kinds []string, deviceID string, l
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	rows, err = db.Query(ctx, deviceJobIDsSQL(sessions), deviceID, kinds, limit)
+	keys := make([]string, len(sessions))
+	for i, id := range sessions {
+		keys[i] = strconv.FormatInt(id, 10)
+	}
+	rows, err = db.Query(ctx, deviceJobIDsSQL, deviceID, kinds, limit, keys)
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -157,29 +161,14 @@ func deviceJobIDs(ctx context.Context, db DB, kinds []string, deviceID string, l
 }
 
 // deviceJobIDsSQL finds a device's jobs ($1 its ID, $2 its kinds, $3 the
-// limit) through indexes: its requests through river_job_reauth_device, the
-// messages of the given sessions through River's GIN index on args. The
-// session IDs are written into the query as constants, so that Postgres
-// estimates each containment test from the column's statistics (a handful
-// of rows) and uses the GIN index, instead of guessing 1% of river_job for a
-// value from a join and reading every reauth_notify job.
-func deviceJobIDsSQL(sessions []int64) string {
-	var b strings.Builder
-	b.WriteString(`SELECT id FROM river_job
-		WHERE kind = 'reauth_device' AND args ->> 'device_id' = $1 AND args ->> 'device_kind' = ANY ($2)`)
-	if len(sessions) > 0 {
-		b.WriteString("\nUNION ALL\nSELECT id FROM river_job WHERE kind = 'reauth_notify' AND (")
-		for i, id := range sessions {
-			if i > 0 {
-				b.WriteString(" OR ")
-			}
-			fmt.Fprintf(&b, `args @> '{"session_id": %d}'`, id)
-		}
-		b.WriteString(")")
-	}
-	b.WriteString("\nORDER BY id DESC LIMIT $3")
-	return b.String()
-}
+// limit, $4 the session IDs as text) through indexes: its requests through
+// river_job_reauth_device, the messages of its sessions through
+// river_job_reauth_notify.
+const deviceJobIDsSQL = `SELECT id FROM river_job
+	WHERE kind = 'reauth_device' AND args ->> 'device_id' = $1 AND args ->> 'device_kind' = ANY ($2)
+	UNION ALL
+	SELECT id FROM river_job WHERE kind = 'reauth_notify' AND args ->> 'session_id' = ANY ($4)
+	ORDER BY id DESC LIMIT $3`
 
 // RequestsWaiting reports whether any reauthentication request is waiting
 // or being worked (an unfinished job on the podero queue): the sync then

@@ -84,15 +84,81 @@ type NewSession struct {
 // open one is ErrConflict.
 func CreateSession(ctx context.Context, db DB, s NewSession) (int64, error) {
 	var id int64
-	err := db.QueryRow(ctx, `
-		INSERT INTO auth_session (device_kind, device_id, podero_session_id, authentication_url,
-			link_nonce, link_hash, email, locale, success_url, cancel_url, job_id, expires_at, created_at, reason)
-		VALUES ($1, $2, $3, $4, $5, $6, nullif($7, ''), $8, nullif($9, ''), nullif($10, ''), nullif($11, 0), $12,
-			coalesce($13, now()), nullif($14, ''))
-		RETURNING id`,
-		s.DeviceKind, s.DeviceID, s.PoderoSessionID, s.AuthenticationURL, s.LinkNonce, s.LinkHash,
-		s.Email, s.Locale, s.SuccessURL, s.CancelURL, s.JobID, s.ExpiresAt, nullTime(s.CreatedAt), s.Reason).Scan(&id)
+	err := db.QueryRow(ctx, createSessionSQL, createSessionArgs(s)...).Scan(&id)
 	return id, mapErr(err)
+}
+
+// createSessionSQL is CreateSession's statement, with createSessionArgs.
+const createSessionSQL = `
+	INSERT INTO auth_session (device_kind, device_id, podero_session_id, authentication_url,
+		link_nonce, link_hash, email, locale, success_url, cancel_url, job_id, expires_at, created_at, reason)
+	VALUES ($1, $2, $3, $4, $5, $6, nullif($7, ''), $8, nullif($9, ''), nullif($10, ''), nullif($11, 0), $12,
+		coalesce($13, now()), nullif($14, ''))
+	RETURNING id`
+
+func createSessionArgs(s NewSession) []any {
+	return []any{s.DeviceKind, s.DeviceID, s.PoderoSessionID, s.AuthenticationURL, s.LinkNonce, s.LinkHash,
+		s.Email, s.Locale, s.SuccessURL, s.CancelURL, s.JobID, s.ExpiresAt, nullTime(s.CreatedAt), s.Reason}
+}
+
+// FirstMessage is a new session's first message, claimed with the session
+// by its job (JobID) for a message of its own, and its first attempt begun
+// on Channel to Recipient (Channel "": claimed only, as ClaimNewSession;
+// else as BeginNewMessage).
+type FirstMessage struct {
+	JobID              int64
+	Channel, Recipient string
+}
+
+// Batcher sends a batch: a pgx.Tx (its statements in the transaction), or a
+// pool (its statements in one implicit transaction of their own).
+type Batcher interface {
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// StoreSession stores s as the device's open session, its owner recorded
+// (UpsertDevice; orgID "": the device's row is left as it is), the open
+// session it had superseded (CloseOpenSession), and, with first, its first
+// message claimed and begun: the statements go as one batch, in that order,
+// in one round trip, and on a pool in one transaction. It returns the new
+// session's ID, the superseded one's (0: none) and first's notification
+// rows (none when only claimed).
+func StoreSession(ctx context.Context, db Batcher, orgID, userID string, s NewSession, first *FirstMessage) (id, superseded int64, begun []Notification, err error) {
+	var b pgx.Batch
+	if orgID != "" {
+		b.Queue(upsertDeviceSQL, s.DeviceKind, s.DeviceID, orgID, userID)
+	}
+	b.Queue(closeOpenSessionSQL, s.DeviceKind, s.DeviceID, SessionSuperseded, 0).QueryRow(func(row pgx.Row) error {
+		if err := row.Scan(&superseded); !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		return nil
+	})
+	var nid *int64 // first's notification row
+	if first == nil {
+		b.Queue(createSessionSQL, createSessionArgs(s)...).QueryRow(func(row pgx.Row) error { return row.Scan(&id) })
+	} else {
+		b.Queue(`WITH s AS (`+createSessionSQL+`), claim AS (
+				INSERT INTO notification_claim (session_id, step, idempotency_key, job_id)
+				SELECT id, 0, `+firstKeySQL+`, $15 FROM s
+			), n AS (
+				INSERT INTO notification (session_id, step, channel, recipient, idempotency_key, attempts)
+				SELECT id, 0, $16, $17, `+firstKeySQL+`, 1 FROM s WHERE $16 <> ''
+				RETURNING id
+			)
+			SELECT s.id, n.id FROM s LEFT JOIN n ON true`,
+			append(createSessionArgs(s), first.JobID, first.Channel, first.Recipient)...).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&id, &nid)
+		})
+	}
+	if err := db.SendBatch(ctx, &b).Close(); err != nil {
+		return 0, 0, nil, mapErr(err)
+	}
+	if nid != nil {
+		begun = []Notification{{ID: *nid, SessionID: id, Channel: first.Channel, Recipient: first.Recipient,
+			IdempotencyKey: MessageKey([]int64{id}, 0), State: NotificationSending, Attempts: 1}}
+	}
+	return id, superseded, begun, nil
 }
 
 // sessionColumns are a Session's columns (by its db tags), selected
@@ -192,15 +258,18 @@ func FinishSession(ctx context.Context, db DB, id int64, state string, from []st
 // one is session's to decide) and returns it, or 0 when there was none.
 func CloseOpenSession(ctx context.Context, db DB, kind reauth.DeviceKind, deviceID, state string, except int64) (int64, error) {
 	var id int64
-	err := db.QueryRow(ctx, `
-		UPDATE auth_session SET state = $3, finished_at = now()
-		WHERE device_kind = $1 AND device_id = $2 AND state = 'open' AND id <> $4
-		RETURNING id`, kind, deviceID, state, except).Scan(&id)
+	err := db.QueryRow(ctx, closeOpenSessionSQL, kind, deviceID, state, except).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, nil
 	}
 	return id, mapErr(err)
 }
+
+// closeOpenSessionSQL is CloseOpenSession's statement.
+const closeOpenSessionSQL = `
+	UPDATE auth_session SET state = $3, finished_at = now()
+	WHERE device_kind = $1 AND device_id = $2 AND state = 'open' AND id <> $4
+	RETURNING id`
 
 // MarkVerified records that Podero showed the device of the completed
 // session id authenticated again, and reports whether it did: not when the

@@ -168,6 +168,8 @@ type Config struct {
 	// TracerProvider traces the jobs and each channel's send (see
 	// tracingMiddleware); nil: tracing off.
 	TracerProvider trace.TracerProvider
+
+	sentLog *sentLog // the client's group commit of sent records; nil: each alone
 }
 
 // NewClient returns a River client that works the podero, notify and
@@ -178,6 +180,7 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	cfg.sentLog = &sentLog{}
 	workers := river.NewWorkers()
 	users := cfg.Users
 	if users == nil {
@@ -229,6 +232,7 @@ func ClientConfig(cfg Config) *river.Config {
 		FetchCooldown:        reauth.FetchCooldown, // a queue starts at most MaxWorkers jobs per cooldown
 		JobTimeout:           cfg.JobTimeout,
 		RescueStuckJobsAfter: cfg.RescueAfter,
+		ReindexerIndexNames:  reindexed(),
 		RetryPolicy:          &RetryPolicy{Base: cfg.RetryBase, Cap: cfg.RetryCap},
 		MaxAttempts:          cmp.Or(cfg.MaxAttempts, MaxAttemptsDefault),
 		Middleware: append(tracingMiddleware(cfg.TracerProvider),
@@ -240,6 +244,14 @@ func ClientConfig(cfg Config) *river.Config {
 		),
 		Logger: cfg.Logger,
 	}
+}
+
+// reindexed is the indexes River's reindexer rebuilds: its defaults but the
+// GIN indexes on args and metadata, which migration 013 drops.
+func reindexed() []string {
+	return slices.DeleteFunc(river.ReindexerIndexNamesDefault(), func(name string) bool {
+		return name == "river_job_args_index" || name == "river_job_metadata_index"
+	})
 }
 
 // DeviceWorker works reauth_device jobs.
@@ -416,15 +428,7 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 	d := delivery{jobID: job.ID, attempt: job.Attempt, maxAttempts: job.MaxAttempts,
 		deviceJob: true, interactive: job.Priority <= reauth.PriorityInteractive}
 
-	tx, err := w.cfg.Pool.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
-	if err := store.UpsertDevice(ctx, tx, a.DeviceKind, a.DeviceID, a.OrgID, a.UserID); err != nil {
-		return fmt.Errorf("store device: %w", err)
-	}
-	id, err := w.cfg.sessions().Create(ctx, nil, tx, session.New{Request: a, NewSession: store.NewSession{
+	ns := store.NewSession{
 		DeviceKind:        a.DeviceKind,
 		DeviceID:          a.DeviceID,
 		PoderoSessionID:   sess.SessionID,
@@ -438,42 +442,75 @@ func (w *DeviceWorker) Work(ctx context.Context, job *river.Job[reauth.DeviceArg
 		JobID:             job.ID,
 		CreatedAt:         first.CreatedAt,
 		ExpiresAt:         first.ExpiresAt,
-	}})
-	if err != nil {
-		return err
+		Reason:            a.Reason,
 	}
-	first.ID, d.session = id, id
-	client := river.ClientFromContext[pgx.Tx](ctx)
 	var begun *begunRows
-	switch {
-	case renewal:
-		res, err := client.InsertTx(ctx, tx, reauth.NotifyArgs{SessionID: id, Step: 0}, &river.InsertOpts{ScheduledAt: time.Now().Add(w.cfg.RenewWait)})
+	if sendNow && !w.cfg.sessions().Events && !rcpt.Open {
+		// The common request, a device without an open session: the
+		// device, the session and its first message's claim and attempt
+		// in one batch, one round trip and one transaction (an implicit
+		// one: no BEGIN, no COMMIT). No event to insert with it (events
+		// off) and nothing to supersede, as read above; a session opened
+		// since is superseded all the same, and its reminders cancelled
+		// right after (one left by a crash between finds its session
+		// closed and sends nothing).
+		fm := w.cfg.firstMessage(d, first)
+		id, old, rows, err := store.StoreSession(ctx, w.cfg.Pool, a.OrgID, a.UserID, ns, &fm)
 		if err != nil {
-			return fmt.Errorf("insert notify job: %w", err)
+			return fmt.Errorf("store session: %w", err)
 		}
-		if w.cfg.BatchWindow > 0 {
-			// Its own message, which no grouped one takes.
-			if err := store.ClaimNewSession(ctx, tx, id, 0, res.Job.ID); err != nil {
+		if old != 0 {
+			if _, err := store.CancelReminders(ctx, w.cfg.Pool, old); err != nil {
+				return fmt.Errorf("cancel the superseded session's reminders: %w", err)
+			}
+		}
+		first.ID, d.session = id, id
+		if fm.Channel != "" {
+			begun = &begunRows{channel: fm.Channel, rows: rows}
+		}
+	} else {
+		tx, err := w.cfg.Pool.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
+		id, err := w.cfg.sessions().Create(ctx, nil, tx, session.New{Request: a, NewSession: ns})
+		if err != nil {
+			return err
+		}
+		first.ID, d.session = id, id
+		client := river.ClientFromContext[pgx.Tx](ctx)
+		switch {
+		case renewal:
+			res, err := client.InsertTx(ctx, tx, reauth.NotifyArgs{SessionID: id, Step: 0}, &river.InsertOpts{ScheduledAt: time.Now().Add(w.cfg.RenewWait)})
+			if err != nil {
+				return fmt.Errorf("insert notify job: %w", err)
+			}
+			if w.cfg.BatchWindow > 0 {
+				// Its own message, which no grouped one takes.
+				if err := store.ClaimNewSession(ctx, tx, id, 0, res.Job.ID); err != nil {
+					return fmt.Errorf("claim the first message: %w", err)
+				}
+			}
+		case !sendNow:
+			// One message for the user's devices that need a link within the
+			// window, when it ends.
+			if err := w.cfg.scheduleMessage(ctx, client, tx, a.OrgID, a.UserID, 0, now, now.Add(w.cfg.BatchWindow)); err != nil {
+				return fmt.Errorf("schedule the first message: %w", err)
+			}
+		default:
+			// Its own message, now, which no grouped one takes; and when it
+			// may go now, its attempt on the first channel is recorded here
+			// too (as deliverMessage would before sending).
+			if begun, err = w.cfg.beginFirst(ctx, tx, d, first); err != nil {
 				return fmt.Errorf("claim the first message: %w", err)
 			}
 		}
-	case !sendNow:
-		// One message for the user's devices that need a link within the
-		// window, when it ends.
-		if err := w.cfg.scheduleMessage(ctx, client, tx, a.OrgID, a.UserID, 0, now, now.Add(w.cfg.BatchWindow)); err != nil {
-			return fmt.Errorf("schedule the first message: %w", err)
-		}
-	default:
-		// Its own message, now, which no grouped one takes; and when it
-		// may go now, its attempt on the first channel is recorded here
-		// too (as deliverMessage would before sending).
-		if begun, err = w.cfg.beginFirst(ctx, tx, d, first); err != nil {
-			return fmt.Errorf("claim the first message: %w", err)
+		if err := tx.Commit(ctx); err != nil {
+			return fmt.Errorf("commit session: %w", err)
 		}
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit session: %w", err)
-	}
+	id := first.ID
 	w.cfg.Metrics.Funnel(metrics.StepLinkCreated)
 	// The process log only: a line in the job's own log (riverlog) would
 	// cost one more write of its row.
@@ -496,25 +533,37 @@ type begunRows struct {
 	rows    []store.Notification
 }
 
-// beginFirst claims, in tx, the first message of new session v for
-// delivery d, which sends it right after tx commits, and records its
-// attempt on its first usable channel, unless quiet hours hold it (then
-// nil: sendMessage waits) or no channel is usable.
-func (cfg Config) beginFirst(ctx context.Context, tx pgx.Tx, d delivery, v store.NotifyView) (*begunRows, error) {
+// firstMessage is how new session v's first message, sent by delivery d
+// right after the session commits, is claimed and begun: on its first
+// usable channel, unless quiet hours hold it (then claimed only:
+// sendMessage waits) or no channel is usable.
+func (cfg Config) firstMessage(d delivery, v store.NotifyView) store.FirstMessage {
+	fm := store.FirstMessage{JobID: d.jobID}
 	if _, wait := cfg.quietUntil(d, cfg.zone(v)); !wait {
 		for _, ch := range cfg.channelsFor(v.Contact, v.Email != "") {
 			if ch == notify.ChannelEmail && v.Suppressed {
 				continue
 			}
-			msg := notify.Message{To: v.Email, Tokens: v.Contact.FCMTokens, UserID: v.UserID}
-			rows, err := store.BeginNewMessage(ctx, tx, v.ID, 0, d.jobID, ch, recipient(ch, msg))
-			if err != nil {
-				return nil, err
-			}
-			return &begunRows{channel: ch, rows: rows}, nil
+			fm.Channel, fm.Recipient = ch, recipient(ch, notify.Message{To: v.Email, Tokens: v.Contact.FCMTokens, UserID: v.UserID})
+			break
 		}
 	}
-	return nil, store.ClaimNewSession(ctx, tx, v.ID, 0, d.jobID)
+	return fm
+}
+
+// beginFirst claims, in tx, the first message of new session v for
+// delivery d, and records its attempt as firstMessage decides; nil when
+// only claimed.
+func (cfg Config) beginFirst(ctx context.Context, tx pgx.Tx, d delivery, v store.NotifyView) (*begunRows, error) {
+	fm := cfg.firstMessage(d, v)
+	if fm.Channel == "" {
+		return nil, store.ClaimNewSession(ctx, tx, v.ID, 0, d.jobID)
+	}
+	rows, err := store.BeginNewMessage(ctx, tx, v.ID, 0, d.jobID, fm.Channel, fm.Recipient)
+	if err != nil {
+		return nil, err
+	}
+	return &begunRows{channel: fm.Channel, rows: rows}, nil
 }
 
 // releaseClaims lets go of the sessions grouped job d claimed but has not
@@ -1079,49 +1128,92 @@ func (w *NotifyWorker) refused(ctx context.Context, log *slog.Logger, rej *notif
 // open, in one transaction, retried even past a shutdown or dropped
 // connections: the message is out, and a retried job would resend it.
 // After Postgres cut its connections every idle one in the pool is dead, so
-// the retries outnumber the pool. River completes the job in one of its
-// batches; a job run again before that finds the rows sent and sends
-// nothing.
+// the retries outnumber the pool. A session's own message (BATCH_WINDOW
+// off) is recorded together with those other workers sent meanwhile, in
+// one transaction (see sentLog); it returns once its record committed.
+// River completes the job in one of its batches; a job run again before
+// that finds the rows sent and sends nothing.
 func (w *NotifyWorker) sent(ctx context.Context, d delivery, key string, views []store.NotifyView, zone *time.Location, rowIDs []int64) error {
-	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sentRecordTimeout)
 	defer cancel()
+	rec := sentRecord{ctx: recordCtx, d: d, key: key, views: views, zone: zone, rows: rowIDs}
 	client := river.ClientFromContext[pgx.Tx](ctx)
-	step := d.step
+	if w.cfg.sentLog != nil && d.session != 0 && w.cfg.BatchWindow == 0 {
+		return retry(recordCtx, 30, func() error { return w.cfg.sentLog.record(w.cfg, client, rec) })
+	}
 	return retry(recordCtx, 30, func() error {
 		return pgx.BeginFunc(recordCtx, w.cfg.Pool, func(tx pgx.Tx) error {
-			// Locked against /done and the opt-out until commit: no
-			// reminder is scheduled after either cancelled the others.
-			var check []int64
-			if step < len(w.cfg.ReminderOffsets) {
-				for _, v := range views {
-					check = append(check, v.ID)
-				}
-			}
-			open, err := store.FinishMessage(recordCtx, tx, rowIDs, key, step, check)
-			if err != nil {
-				return err
-			}
-			var first *store.Session
-			for i := range views {
-				if slices.Contains(open, views[i].ID) && (first == nil || views[i].CreatedAt.Before(first.CreatedAt)) {
-					first = &views[i].Session
-				}
-			}
-			if first == nil {
-				return nil
-			}
-			if d.session != 0 && w.cfg.BatchWindow == 0 {
-				_, err := client.InsertTx(recordCtx, tx, reauth.NotifyArgs{SessionID: first.ID, Step: step + 1},
-					&river.InsertOpts{ScheduledAt: w.cfg.SendWindow.Next(w.cfg.reminderAt(first.CreatedAt, step), zone)})
-				return err
-			}
-			// One reminder for the user's sessions due then: those of this
-			// message, and any other due within the window.
-			due := first.CreatedAt.Add(w.cfg.ReminderOffsets[step])
-			at := w.cfg.SendWindow.Next(w.cfg.reminderAt(first.CreatedAt, step), zone)
-			return w.cfg.scheduleMessage(recordCtx, client, tx, first.OrgID, first.UserID, step+1, due, at)
+			return w.cfg.recordSent(recordCtx, client, tx, []sentRecord{rec})
 		})
 	})
+}
+
+// sentRecord is one message's record for sent.
+type sentRecord struct {
+	ctx   context.Context // its job's (values only): its reminder continues its trace
+	d     delivery
+	key   string
+	views []store.NotifyView
+	zone  *time.Location
+	rows  []int64
+}
+
+// recordSent records, in tx, that the messages of recs went out, and
+// schedules each one's next reminder while one of its sessions is open.
+// Locked against /done and the opt-out until commit: no reminder is
+// scheduled after either cancelled the others.
+func (cfg Config) recordSent(ctx context.Context, client *river.Client[pgx.Tx], tx pgx.Tx, recs []sentRecord) error {
+	msgs := make([]store.Finished, len(recs))
+	for i, r := range recs {
+		msgs[i] = store.Finished{Rows: r.rows, Key: r.key, Step: r.d.step}
+		if r.d.step < len(cfg.ReminderOffsets) {
+			for _, v := range r.views {
+				msgs[i].Sessions = append(msgs[i].Sessions, v.ID)
+			}
+		}
+	}
+	open, err := store.FinishMessages(ctx, tx, msgs)
+	if err != nil {
+		return err
+	}
+	var reminders []river.InsertManyParams
+	for _, r := range recs {
+		var first *store.Session
+		for i := range r.views {
+			if slices.Contains(open, r.views[i].ID) && (first == nil || r.views[i].CreatedAt.Before(first.CreatedAt)) {
+				first = &r.views[i].Session
+			}
+		}
+		if first == nil {
+			continue
+		}
+		step := r.d.step
+		at := cfg.SendWindow.Next(cfg.reminderAt(first.CreatedAt, step), r.zone)
+		if r.d.session != 0 && cfg.BatchWindow == 0 {
+			reminder := river.InsertManyParams{Args: reauth.NotifyArgs{SessionID: first.ID, Step: step + 1},
+				InsertOpts: &river.InsertOpts{ScheduledAt: at}}
+			if cfg.TracerProvider != nil {
+				// Inserted in its own request's trace (one insert each).
+				if _, err := client.InsertManyTx(r.ctx, tx, []river.InsertManyParams{reminder}); err != nil {
+					return err
+				}
+				continue
+			}
+			reminders = append(reminders, reminder)
+			continue
+		}
+		// One reminder for the user's sessions due then: those of this
+		// message, and any other due within the window.
+		due := first.CreatedAt.Add(cfg.ReminderOffsets[step])
+		if err := cfg.scheduleMessage(ctx, client, tx, first.OrgID, first.UserID, step+1, due, at); err != nil {
+			return err
+		}
+	}
+	if len(reminders) == 0 {
+		return nil
+	}
+	_, err = client.InsertManyTx(ctx, tx, reminders)
+	return err
 }
 
 // scheduleMessage makes sure a grouped job will send step of the user's
