@@ -61,7 +61,13 @@ func TestRateBudget(t *testing.T) {
 	waitFor(t, 60*time.Second, "the sweep's requests", func() bool {
 		return count(t, conn, `SELECT count(*) FROM river_job WHERE kind = 'reauth_device' AND priority = 2`) >= 1000
 	})
-	time.Sleep(3 * time.Second) // the backlog flows
+	// The backlog flows; and the counts of a backend idle since it
+	// inserted the sweep's requests are flushed: a backend flushes its
+	// statistics at most every second while busy, and what it has left
+	// 10 s after it goes idle (PGSTAT_IDLE_INTERVAL), so a read sooner
+	// would count those 1,100 inserts in the window (seen: 13.5 writes a
+	// call instead of 3.4, when the pool left that connection idle).
+	time.Sleep(11 * time.Second)
 
 	// Emails arrive: note when each interactive one does.
 	var mu sync.Mutex

@@ -605,7 +605,7 @@ func (b *bench) enqueueAndLatency(ctx context.Context, sz sizes, r *results) err
 	if err := b.insert.QueueResume(ctx, reauth.QueuePodero, nil); err != nil {
 		return fmt.Errorf("resume the podero queue: %w", err)
 	}
-	if err := b.latency(ctx, sz, r); err != nil {
+	if err := b.latency(ctx, sz, r, p); err != nil {
 		return fmt.Errorf("latency: %w", err)
 	}
 	r.PipelineRSSMB = max(r.PipelineRSSMB, p.peakRSSMB())
@@ -621,7 +621,7 @@ const latencyWarmUp = time.Second
 
 // latency offers requests one at a time at 80% of the measured pipeline
 // rate, for latencyWarmUp (not counted), then for sz.LatencyFor.
-func (b *bench) latency(ctx context.Context, sz sizes, r *results) error {
+func (b *bench) latency(ctx context.Context, sz sizes, r *results, serve *proc) error {
 	r.OfferedRPS = round(0.8*r.PipelineRPS, 0)
 	warm := int(r.OfferedRPS * latencyWarmUp.Seconds())
 	n := min(int(r.OfferedRPS*sz.LatencyFor.Seconds()), 40_000-warm)
@@ -635,6 +635,12 @@ func (b *bench) latency(ctx context.Context, sz sizes, r *results) error {
 		return err
 	}
 	b.statementsReset(ctx)
+	procs := b.peerProcs()
+	procs.serve = pidOf(serve)
+	cpu0, err := procs.sample()
+	if err != nil {
+		return err
+	}
 	enqueued := make([]time.Time, len(devs))
 	interval := time.Duration(float64(time.Second) / r.OfferedRPS)
 	sem := make(chan struct{}, 16)
@@ -662,6 +668,12 @@ func (b *bench) latency(ctx context.Context, sz sizes, r *results) error {
 	if _, err := b.waitMail(ctx, base+len(devs), 2*time.Minute); err != nil {
 		return err
 	}
+	cpu1, err := procs.sample()
+	if err != nil {
+		return err
+	}
+	cpu := cpuPerRequest(cpu0, cpu1, len(devs))
+	r.LatencyCPUServe, r.LatencyCPUPostgres, r.LatencyCPUSim, r.LatencyCPUMail, r.LatencyCPUBench = cpu.Serve, cpu.Postgres, cpu.Sim, cpu.Mail, cpu.Bench
 	b.statementsReport(ctx, "latency", len(devs))
 	if err := b.latencies(ctx, devs[warm:], enqueued[warm:], r); err != nil {
 		return err

@@ -346,7 +346,10 @@ func (b *bench) fleetBacklog(ctx context.Context, f *fleetPeer, env []string, se
 	if swept != f.lapsed {
 		return fmt.Errorf("the sweep requested %d of %d lapsed devices", swept, f.lapsed)
 	}
-	time.Sleep(3 * time.Second) // the backlog flows
+	// The backlog flows; and the counts of a backend idle since it inserted
+	// the sweep's requests are flushed (10 s after it went idle,
+	// PGSTAT_IDLE_INTERVAL), so that the window does not count them.
+	time.Sleep(11 * time.Second)
 
 	// Interactive requests: healthy devices (not in the backlog), from
 	// users spread over the fleet.

@@ -119,6 +119,13 @@ type results struct {
 	P50EmailMS  float64 `json:"p50_email_ms"`
 	P95EmailMS  float64 `json:"p95_email_ms"`
 	P99EmailMS  float64 `json:"p99_email_ms"`
+	// CPU time per request, in ms, of each process over the latency phase
+	// (its warm-up included): each request its own enqueue transaction.
+	LatencyCPUServe    float64 `json:"latency_cpu_ms_serve"`
+	LatencyCPUPostgres float64 `json:"latency_cpu_ms_postgres"`
+	LatencyCPUSim      float64 `json:"latency_cpu_ms_sim"`
+	LatencyCPUMail     float64 `json:"latency_cpu_ms_mail"`
+	LatencyCPUBench    float64 `json:"latency_cpu_ms_bench"`
 
 	SweepDevices int     `json:"sweep_devices"`
 	SweepLapsed  int     `json:"sweep_requested"`
@@ -321,7 +328,7 @@ func (b *bench) pipelineOnly(ctx context.Context, sz sizes, r *results, profile 
 		return err
 	}
 	defer p.stop()
-	if err := b.latency(ctx, sz, r); err != nil {
+	if err := b.latency(ctx, sz, r, p); err != nil {
 		return fmt.Errorf("latency: %w", err)
 	}
 	return nil
@@ -355,6 +362,7 @@ func report(r results, stdout io.Writer, path string) error {
 	row("latency at 80% load", fmt.Sprintf("%.0f req/s", r.OfferedRPS), fmt.Sprintf("%d requests", r.LatencyReqs))
 	row("  enqueue -> stored", fmt.Sprintf("%.0f / %.0f / %.0f ms", r.P50StoredMS, r.P95StoredMS, r.P99StoredMS), "p50 / p95 / p99, target p99 <= 100 ms")
 	row("  enqueue -> email", fmt.Sprintf("%.0f / %.0f / %.0f ms", r.P50EmailMS, r.P95EmailMS, r.P99EmailMS), "p50 / p95 / p99, target p99 <= 100 ms")
+	row("  CPU per request", fmt.Sprintf("serve %.2f / postgres %.2f / sim %.2f / mail %.2f / bench %.2f ms", r.LatencyCPUServe, r.LatencyCPUPostgres, r.LatencyCPUSim, r.LatencyCPUMail, r.LatencyCPUBench), "user + system, one enqueue transaction a request")
 	row("sweep", fmt.Sprintf("%.1f s", r.Sweep1MS), fmt.Sprintf("%d devices, %d requested; target <= 15 s for 1M", r.SweepDevices, r.SweepLapsed))
 	row("  service RSS", fmt.Sprintf("%.0f MB", r.Sweep1MRSSMB), "peak, target <= 150 MB")
 	row("backlog", fmt.Sprintf("%.0f req/s", r.BacklogRPS), fmt.Sprintf("%d jobs waiting", r.BacklogJobs))

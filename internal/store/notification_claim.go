@@ -111,9 +111,10 @@ func FinishMessages(ctx context.Context, tx pgx.Tx, msgs []Finished) ([]int64, e
 		WITH sent AS (
 			UPDATE notification SET state = 'sent', last_error = NULL, sent_at = now() WHERE id = ANY($1)
 		), done AS (
-			UPDATE notification_claim c SET done_at = now()
-			FROM unnest($2::text[], $3::int[]) AS m (key, step)
-			WHERE c.idempotency_key = m.key AND c.step = m.step AND c.done_at IS NULL
+			-- A key names its step (MessageKey): matching the keys is
+			-- exact, and an index condition the planner sizes right.
+			UPDATE notification_claim SET done_at = now()
+			WHERE idempotency_key = ANY($2) AND step = ANY($3) AND done_at IS NULL
 		)
 		SELECT id FROM auth_session
 		WHERE id = ANY($4) AND state = 'open' AND reminders_stopped_at IS NULL
