@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/robfig/cron/v3"
@@ -70,6 +71,19 @@ func openPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
 		pc.MaxConns = int32(config.PoolConns())
 	}
 	pc.ConnConfig.Tracer = &metrics.DBStatements
+	if _, set := pc.ConnConfig.RuntimeParams["jit"]; !set {
+		// The service's statements are short; Postgres JIT-compiles any
+		// whose estimate passes jit_above_cost, which statistics that lag
+		// a growing table make it do on every call (measured: 49 ms
+		// compiling for a 0.2 ms sweep page, 14 s instead of 2 s for a
+		// sweep of a million devices). A SET, not a startup parameter,
+		// so that a pooler that refuses unknown ones (PgBouncer) passes
+		// it; ?jit=on in DATABASE_URL keeps the server's.
+		pc.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+			_, err := conn.Exec(ctx, "SET jit = off")
+			return err
+		}
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("connect to Postgres: %w", err)
