@@ -189,6 +189,10 @@ func (b *bench) bare(ctx context.Context, sz sizes, r *results, procs cpuProcs) 
 		return err
 	}
 	statements0 := statements.Count()
+	wal0, err := b.walBytes(ctx)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 feed:
 	for _, d := range devs {
@@ -213,6 +217,10 @@ feed:
 	if err != nil {
 		return err
 	}
+	wal1, err := b.walBytes(ctx)
+	if err != nil {
+		return err
+	}
 	_, order, err := b.mailTimes(ctx)
 	if err != nil {
 		return err
@@ -222,6 +230,7 @@ feed:
 	r.BareRPS = round(float64(len(devs))/took.Seconds(), 0)
 	r.PipelineVsBare = round(r.PipelineRPS/r.BareRPS, 3)
 	r.BareStatementsPerReq = round(float64(statements.Count()-statements0)/float64(len(devs)), 2)
+	r.BareWALBytesPerReq = round(float64(wal1-wal0)/float64(len(devs)), 0)
 	cpu := cpuPerRequest(s0, s1, len(devs))
 	r.BareCPUPostgres, r.BareCPUSim, r.BareCPUMail, r.BareCPUBench = cpu.Postgres, cpu.Sim, cpu.Mail, cpu.Bench
 	return b.checkBare(ctx, devs)

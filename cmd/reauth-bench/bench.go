@@ -380,18 +380,39 @@ func (b *bench) serve(ctx context.Context, extra ...string) (*proc, string, erro
 	}
 }
 
-// commits is the database's count of committed transactions so far (every
-// process's, the harness's own polling included), after the other backends
-// have flushed their statistics: a busy backend flushes at most every
-// second, and what it has left when it goes idle 10 s later
-// (PGSTAT_IDLE_INTERVAL), so the count waits 11 s.
-func (b *bench) commits(ctx context.Context) (int64, error) {
+// dbCounts are the server's counters the pipeline is accounted by.
+type dbCounts struct {
+	// commits is the database's committed transactions.
+	commits int64
+	// walRecords is the server's WAL records (pg_stat_wal), every
+	// database's: on the benchmark's own server, the phase's.
+	walRecords int64
+	// walBytes is the WAL position (pg_current_wal_lsn), in bytes.
+	walBytes int64
+}
+
+// counts reads dbCounts so far (every process's, the harness's own polling
+// included), after the other backends have flushed their statistics: a
+// busy backend flushes at most every second, and what it has left when it
+// goes idle 10 s later (PGSTAT_IDLE_INTERVAL), so the count waits 11 s.
+func (b *bench) counts(ctx context.Context) (dbCounts, error) {
 	time.Sleep(11 * time.Second)
 	if _, err := b.pool.Exec(ctx, "SELECT pg_stat_clear_snapshot()"); err != nil {
-		return 0, err
+		return dbCounts{}, err
 	}
+	var c dbCounts
+	err := b.pool.QueryRow(ctx, `SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()),
+		(SELECT wal_records FROM pg_stat_wal), `+walBytesSQL).Scan(&c.commits, &c.walRecords, &c.walBytes)
+	return c, err
+}
+
+// walBytesSQL is the WAL position in bytes.
+const walBytesSQL = `(pg_current_wal_lsn() - '0/0')::bigint`
+
+// walBytes is the WAL position in bytes, at once (no statistics involved).
+func (b *bench) walBytes(ctx context.Context) (int64, error) {
 	var n int64
-	err := b.pool.QueryRow(ctx, "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()").Scan(&n)
+	err := b.pool.QueryRow(ctx, "SELECT "+walBytesSQL).Scan(&n)
 	return n, err
 }
 
@@ -470,7 +491,7 @@ func (b *bench) pipeline(ctx context.Context, sz sizes, r *results, profile stri
 	}
 	b.statementsReset(ctx)
 	defer b.statementsReport(ctx, "pipeline", len(devs))
-	commits0, err := b.commits(ctx)
+	counts0, err := b.counts(ctx)
 	if err != nil {
 		return err
 	}
@@ -505,11 +526,14 @@ func (b *bench) pipeline(ctx context.Context, sz sizes, r *results, profile stri
 	if err != nil {
 		return err
 	}
-	commits1, err := b.commits(ctx)
+	counts1, err := b.counts(ctx)
 	if err != nil {
 		return err
 	}
-	r.PipelineCommitsPerReq = round(float64(commits1-commits0)/float64(len(devs)), 1)
+	n := float64(len(devs))
+	r.PipelineCommitsPerReq = round(float64(counts1.commits-counts0.commits)/n, 1)
+	r.PipelineWALRecordsPerReq = round(float64(counts1.walRecords-counts0.walRecords)/n, 1)
+	r.PipelineWALBytesPerReq = round(float64(counts1.walBytes-counts0.walBytes)/n, 0)
 	r.PipelineStatementsPerReq = round(float64(statements1-statements0)/float64(len(devs)), 2)
 	cpu := cpuPerRequest(cpu0, cpu1, len(devs))
 	r.PipelineCPUServe, r.PipelineCPUPostgres, r.PipelineCPUSim, r.PipelineCPUMail, r.PipelineCPUBench = cpu.Serve, cpu.Postgres, cpu.Sim, cpu.Mail, cpu.Bench
@@ -551,24 +575,25 @@ func (b *bench) statementsReport(ctx context.Context, phase string, requests int
 	if os.Getenv("BENCH_PGSS") == "" || requests == 0 {
 		return
 	}
-	rows, err := b.pool.Query(ctx, `SELECT calls, total_exec_time, shared_blks_hit + shared_blks_read, left(regexp_replace(query, '\s+', ' ', 'g'), 90)
-		FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 20`)
+	rows, err := b.pool.Query(ctx, `SELECT calls, total_exec_time, total_plan_time, shared_blks_hit + shared_blks_read, left(regexp_replace(query, '\s+', ' ', 'g'), 90)
+		FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC LIMIT 20`)
 	if err != nil {
 		b.logf("pg_stat_statements: %v", err)
 		return
 	}
 	defer rows.Close()
-	b.logf("pg_stat_statements, %s (%d requests): calls a request, ms a request, ms a call, blocks a call, statement", phase, requests)
+	b.logf("pg_stat_statements, %s (%d requests): calls a request, ms a request, ms a call, planning ms a call, blocks a call, statement (planning is 0 unless pg_stat_statements.track_planning)", phase, requests)
 	for rows.Next() {
 		var calls, blocks int64
-		var total float64
+		var total, plan float64
 		var query string
-		if err := rows.Scan(&calls, &total, &blocks, &query); err != nil {
+		if err := rows.Scan(&calls, &total, &plan, &blocks, &query); err != nil {
 			b.logf("pg_stat_statements: %v", err)
 			return
 		}
 		n := float64(requests)
-		b.logf("  %6.2f %7.3f %7.3f %7.0f  %s", float64(calls)/n, total/n, total/float64(max(calls, 1)), float64(blocks)/float64(max(calls, 1)), query)
+		c := float64(max(calls, 1))
+		b.logf("  %6.2f %7.3f %7.3f %7.3f %7.0f  %s", float64(calls)/n, (total+plan)/n, total/c, plan/c, float64(blocks)/c, query)
 	}
 }
 

@@ -82,6 +82,11 @@ type results struct {
 	// Postgres (reauth_db_statements_total, BEGIN and COMMIT included) per
 	// request.
 	PipelineStatementsPerReq float64 `json:"pipeline_statements_per_request"`
+	// WAL per request: records (pg_stat_wal, the whole server's) and bytes
+	// (pg_current_wal_lsn) over the pipeline; every row version and index
+	// entry written is a record.
+	PipelineWALRecordsPerReq float64 `json:"pipeline_wal_records_per_request"`
+	PipelineWALBytesPerReq   float64 `json:"pipeline_wal_bytes_per_request"`
 	// CPU time per request, in ms, of each process over the pipeline
 	// (Postgres: every postgres process, exited backends included).
 	PipelineCPUServe    float64 `json:"pipeline_cpu_ms_serve"`
@@ -97,10 +102,12 @@ type results struct {
 	PipelineVsBare float64 `json:"pipeline_vs_bare"`
 	// BareStatementsPerReq is 1 by construction (the INSERT), counted.
 	BareStatementsPerReq float64 `json:"bare_statements_per_request"`
-	BareCPUPostgres      float64 `json:"bare_cpu_ms_postgres"`
-	BareCPUSim           float64 `json:"bare_cpu_ms_sim"`
-	BareCPUMail          float64 `json:"bare_cpu_ms_mail"`
-	BareCPUBench         float64 `json:"bare_cpu_ms_bench"`
+	// BareWALBytesPerReq is the WAL bytes per request over the bare floor.
+	BareWALBytesPerReq float64 `json:"bare_wal_bytes_per_request"`
+	BareCPUPostgres    float64 `json:"bare_cpu_ms_postgres"`
+	BareCPUSim         float64 `json:"bare_cpu_ms_sim"`
+	BareCPUMail        float64 `json:"bare_cpu_ms_mail"`
+	BareCPUBench       float64 `json:"bare_cpu_ms_bench"`
 
 	// HTTP enqueue (httpload.go): POST /v1/reauth from 50 connections,
 	// then reauth.EnqueueMany over as many devices.
@@ -350,11 +357,13 @@ func report(r results, stdout io.Writer, path string) error {
 	row("  vs River ceiling", fmt.Sprintf("%.0f%%", 100*r.PipelineVsRiver), "")
 	row("  commits per request", fmt.Sprintf("%.1f", r.PipelineCommitsPerReq), "database transactions, all processes")
 	row("  statements per request", fmt.Sprintf("%.2f", r.PipelineStatementsPerReq), "the service's, BEGIN and COMMIT included")
+	row("  WAL per request", fmt.Sprintf("%.1f records, %.0f bytes", r.PipelineWALRecordsPerReq, r.PipelineWALBytesPerReq), "the server's, every process")
 	row("  CPU per request", fmt.Sprintf("serve %.2f / postgres %.2f / sim %.2f / mail %.2f / bench %.2f ms", r.PipelineCPUServe, r.PipelineCPUPostgres, r.PipelineCPUSim, r.PipelineCPUMail, r.PipelineCPUBench), "user + system")
 	row("  service RSS", fmt.Sprintf("%.0f MB", r.PipelineRSSMB), "peak")
 	row("bare floor", fmt.Sprintf("%.0f req/s", r.BareRPS), fmt.Sprintf("%d requests: Podero call, one INSERT, the email; no queue", r.BareRequests))
 	row("  pipeline vs bare", fmt.Sprintf("%.0f%%", 100*r.PipelineVsBare), "target >= 50%")
 	row("  statements per request", fmt.Sprintf("%.2f", r.BareStatementsPerReq), "the INSERT, autocommit")
+	row("  WAL per request", fmt.Sprintf("%.0f bytes", r.BareWALBytesPerReq), "the server's, every process")
 	row("  CPU per request", fmt.Sprintf("serve - / postgres %.2f / sim %.2f / mail %.2f / bench %.2f ms", r.BareCPUPostgres, r.BareCPUSim, r.BareCPUMail, r.BareCPUBench), "user + system")
 	row("HTTP enqueue", fmt.Sprintf("%.0f req/s", r.HTTPEnqueueRPS), fmt.Sprintf("%d POST /v1/reauth from %d connections, podero queue paused", r.HTTPEnqueueRequests, httpConns))
 	row("  latency", fmt.Sprintf("%.1f / %.1f ms", r.HTTPEnqueueP50MS, r.HTTPEnqueueP99MS), "p50 / p99")

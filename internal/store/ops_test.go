@@ -107,3 +107,39 @@ func TestDeviceOpsQueries(t *testing.T) {
 	require.Contains(t, p, "river_job_reauth_device", p)
 	require.Contains(t, p, "river_job_reauth_notify", p)
 }
+
+// TestPendingUserMessagePlan: the look for a user's pending grouped
+// message reads river_job_reauth_notify_user, which holds the grouped jobs
+// (with a user_id) and not the sessions' own messages and reminders.
+func TestPendingUserMessagePlan(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testdb.New(t)
+	_, err := pool.Exec(ctx, `
+		INSERT INTO river_job (kind, queue, args, state, scheduled_at)
+		SELECT 'reauth_notify', 'notify', jsonb_build_object('session_id', i, 'step', 1), 'scheduled', now() + interval '1 day'
+		FROM generate_series(1, 20000) i;
+		INSERT INTO river_job (kind, queue, args, state, scheduled_at)
+		SELECT 'reauth_notify', 'notify', jsonb_build_object('org_id', gen_random_uuid(), 'user_id', gen_random_uuid(), 'step', 0),
+			'scheduled', now() + interval '2 minutes'
+		FROM generate_series(1, 200);
+		ANALYZE`)
+	require.NoError(t, err)
+	var entries int64
+	require.NoError(t, pool.QueryRow(ctx, `SELECT reltuples::bigint FROM pg_class WHERE relname = 'river_job_reauth_notify_user'`).Scan(&entries))
+	require.Equal(t, int64(200), entries, "only the grouped jobs are in the index")
+
+	rows, err := pool.Query(ctx, `EXPLAIN `+pendingUserMessageSQL, "0a000000-0000-4000-8000-00000000000a",
+		"0c000000-0000-4000-8000-00000000000c", 0, nil, time.Now().Add(time.Hour))
+	require.NoError(t, err)
+	var plan []string
+	for rows.Next() {
+		var line string
+		require.NoError(t, rows.Scan(&line))
+		plan = append(plan, line)
+	}
+	require.NoError(t, rows.Err())
+	p := strings.Join(plan, "\n")
+	require.NotContains(t, p, "Seq Scan on river_job", p)
+	require.Contains(t, p, "river_job_reauth_notify_user", p)
+}

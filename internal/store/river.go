@@ -342,11 +342,16 @@ func UndeliveredMessages(ctx context.Context, db DB, after time.Duration) (int64
 // LockUserMessages, which the job's claim takes too.
 func PendingUserMessage(ctx context.Context, db DB, orgID, userID string, step int, from, to time.Time) (bool, error) {
 	var found bool
-	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT FROM river_job j
-		WHERE j.kind = 'reauth_notify' AND j.state IN ('scheduled', 'available', 'retryable')
-			AND j.args ->> 'user_id' = $2 AND j.args ->> 'org_id' = $1 AND j.args ->> 'step' = ($3::int)::text
-			AND j.scheduled_at <= $5 AND ($4::timestamptz IS NULL OR j.scheduled_at >= $4)
-			AND NOT EXISTS (SELECT FROM notification_claim c WHERE c.job_id = j.id))`,
-		orgID, userID, step, nullTime(from), to).Scan(&found)
+	err := db.QueryRow(ctx, pendingUserMessageSQL, orgID, userID, step, nullTime(from), to).Scan(&found)
 	return found, mapErr(err)
 }
+
+// pendingUserMessageSQL is PendingUserMessage's statement: it reads
+// river_job through river_job_reauth_notify_user, which holds only the
+// grouped jobs (those with a user_id: a session's own messages and
+// reminders have none, migration 014).
+const pendingUserMessageSQL = `SELECT EXISTS (SELECT FROM river_job j
+	WHERE j.kind = 'reauth_notify' AND j.state IN ('scheduled', 'available', 'retryable')
+		AND j.args ->> 'user_id' = $2 AND j.args ->> 'org_id' = $1 AND j.args ->> 'step' = ($3::int)::text
+		AND j.scheduled_at <= $5 AND ($4::timestamptz IS NULL OR j.scheduled_at >= $4)
+		AND NOT EXISTS (SELECT FROM notification_claim c WHERE c.job_id = j.id))`

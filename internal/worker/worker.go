@@ -247,10 +247,11 @@ func ClientConfig(cfg Config) *river.Config {
 }
 
 // reindexed is the indexes River's reindexer rebuilds: its defaults but the
-// GIN indexes on args and metadata, which migration 013 drops.
+// GIN indexes on args and metadata, which migration 013 drops, and the
+// index on kind, which migration 014 drops.
 func reindexed() []string {
 	return slices.DeleteFunc(river.ReindexerIndexNamesDefault(), func(name string) bool {
-		return name == "river_job_args_index" || name == "river_job_metadata_index"
+		return name == "river_job_args_index" || name == "river_job_metadata_index" || name == "river_job_kind"
 	})
 }
 
