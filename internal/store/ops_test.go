@@ -93,16 +93,7 @@ func TestDeviceOpsQueries(t *testing.T) {
 	require.Equal(t, org, list[0].OrgID)
 
 	// A device's jobs are found through indexes, not by reading river_job.
-	var plan []string
-	rows, err := pool.Query(ctx, `EXPLAIN `+deviceJobIDsSQL, dev, []string{"inverter", "electric_vehicle", "wallbox"}, 100, []string{strconv.FormatInt(ses, 10)})
-	require.NoError(t, err)
-	for rows.Next() {
-		var line string
-		require.NoError(t, rows.Scan(&line))
-		plan = append(plan, line)
-	}
-	require.NoError(t, rows.Err())
-	p := strings.Join(plan, "\n")
+	p := explain(t, pool, deviceJobIDsSQL, dev, []string{"inverter", "electric_vehicle", "wallbox"}, 100, []string{strconv.FormatInt(ses, 10)})
 	require.NotContains(t, p, "Seq Scan", p)
 	require.Contains(t, p, "river_job_reauth_device", p)
 	require.Contains(t, p, "river_job_reauth_notify", p)
@@ -129,17 +120,16 @@ func TestPendingUserMessagePlan(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, `SELECT reltuples::bigint FROM pg_class WHERE relname = 'river_job_reauth_notify_user'`).Scan(&entries))
 	require.Equal(t, int64(200), entries, "only the grouped jobs are in the index")
 
-	rows, err := pool.Query(ctx, `EXPLAIN `+pendingUserMessageSQL, "0a000000-0000-4000-8000-00000000000a",
+	p := explain(t, pool, pendingUserMessageSQL, "0a000000-0000-4000-8000-00000000000a",
 		"0c000000-0000-4000-8000-00000000000c", 0, nil, time.Now().Add(time.Hour))
-	require.NoError(t, err)
-	var plan []string
-	for rows.Next() {
-		var line string
-		require.NoError(t, rows.Scan(&line))
-		plan = append(plan, line)
-	}
-	require.NoError(t, rows.Err())
-	p := strings.Join(plan, "\n")
 	require.NotContains(t, p, "Seq Scan on river_job", p)
 	require.Contains(t, p, "river_job_reauth_notify_user", p)
+}
+
+// explain is the plan Postgres makes for sql with args, one line a node.
+func explain(t *testing.T, db DB, sql string, args ...any) string {
+	t.Helper()
+	plan, err := queryValues[string](context.Background(), db, "EXPLAIN "+sql, args...)
+	require.NoError(t, err)
+	return strings.Join(plan, "\n")
 }
