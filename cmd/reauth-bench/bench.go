@@ -534,7 +534,7 @@ func (b *bench) pipeline(ctx context.Context, sz sizes, r *results, profile stri
 	r.PipelineCommitsPerReq = round(float64(counts1.commits-counts0.commits)/n, 1)
 	r.PipelineWALRecordsPerReq = round(float64(counts1.walRecords-counts0.walRecords)/n, 1)
 	r.PipelineWALBytesPerReq = round(float64(counts1.walBytes-counts0.walBytes)/n, 0)
-	r.PipelineStatementsPerReq = round(float64(statements1-statements0)/float64(len(devs)), 2)
+	r.PipelineStatementsPerReq = round(float64(statements1-statements0)/n, 2)
 	cpu := cpuPerRequest(cpu0, cpu1, len(devs))
 	r.PipelineCPUServe, r.PipelineCPUPostgres, r.PipelineCPUSim, r.PipelineCPUMail, r.PipelineCPUBench = cpu.Serve, cpu.Postgres, cpu.Sim, cpu.Mail, cpu.Bench
 	_, order, err := b.mailTimes(ctx)
