@@ -73,7 +73,10 @@ func TestCanonicalDeviceIDs(t *testing.T) {
 	t.Run("BothFormsAtOnce", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		b.start(t)
+		// Both spellings are pending at once: the service starts once both
+		// are in. Started before, it could hand one on in lower case before
+		// the other's insert, which then is that job's duplicate (seen under
+		// CI load: "job 7 is a duplicate").
 		var wg sync.WaitGroup
 		start := make(chan struct{})
 		errs := make(chan error, 2*len(b.user.Devices))
@@ -92,6 +95,7 @@ func TestCanonicalDeviceIDs(t *testing.T) {
 		for err := range errs {
 			require.NoError(t, err)
 		}
+		b.start(t)
 		b.waitRequestsFinished(t)
 
 		n := len(b.user.Devices)
