@@ -22,11 +22,17 @@ import (
 	"github.com/reauth/reauth"
 )
 
-// latencies fills the percentiles of enqueue → session stored (the
+// latencies are the percentiles of enqueue → session stored (the
 // session's created_at, the start of the transaction that stores it, minus
 // the job's created_at, both on the database's clock) and enqueue → email
 // accepted (the catcher's clock minus the harness's, one machine's clock).
-func (b *bench) latencies(ctx context.Context, devs []simDevice, enqueued []time.Time, r *results) error {
+type latencies struct {
+	P50StoredMS, P95StoredMS, P99StoredMS float64
+	P50EmailMS, P95EmailMS, P99EmailMS    float64
+}
+
+// latenciesOf measures the latencies of devs, enqueued at the times given.
+func (b *bench) latenciesOf(ctx context.Context, devs []simDevice, enqueued []time.Time) (latencies, error) {
 	ids := make([]string, len(devs))
 	at := make(map[string]time.Time, len(devs))
 	for i, d := range devs {
@@ -38,12 +44,12 @@ func (b *bench) latencies(ctx context.Context, devs []simDevice, enqueued []time
 		FROM auth_session s JOIN river_job j ON j.id = s.job_id
 		WHERE s.device_id = ANY($1::uuid[])`, ids)
 	if err != nil {
-		return err
+		return latencies{}, err
 	}
 	mails, _, err := b.mailTimes(ctx)
 	if err != nil {
 		rows.Close()
-		return err
+		return latencies{}, err
 	}
 	var stored, email []float64
 	for rows.Next() {
@@ -51,24 +57,25 @@ func (b *bench) latencies(ctx context.Context, devs []simDevice, enqueued []time
 		var session int64
 		var ms float64
 		if err := rows.Scan(&dev, &session, &ms); err != nil {
-			return err
+			return latencies{}, err
 		}
 		stored = append(stored, ms)
 		sent, ok := mails[fmt.Sprintf("<reauth-%d-0@bench.example>", session)]
 		if !ok {
-			return fmt.Errorf("no email for session %d", session)
+			return latencies{}, fmt.Errorf("no email for session %d", session)
 		}
 		email = append(email, float64(sent.Sub(at[dev]).Microseconds())/1000)
 	}
 	if err := rows.Err(); err != nil {
-		return err
+		return latencies{}, err
 	}
 	if len(stored) != len(devs) {
-		return fmt.Errorf("%d sessions stored for %d requests", len(stored), len(devs))
+		return latencies{}, fmt.Errorf("%d sessions stored for %d requests", len(stored), len(devs))
 	}
-	r.P50StoredMS, r.P95StoredMS, r.P99StoredMS = pct(stored, 50), pct(stored, 95), pct(stored, 99)
-	r.P50EmailMS, r.P95EmailMS, r.P99EmailMS = pct(email, 50), pct(email, 95), pct(email, 99)
-	return nil
+	return latencies{
+		P50StoredMS: pct(stored, 50), P95StoredMS: pct(stored, 95), P99StoredMS: pct(stored, 99),
+		P50EmailMS: pct(email, 50), P95EmailMS: pct(email, 95), P99EmailMS: pct(email, 99),
+	}, nil
 }
 
 // checkDelivered fails unless each device has exactly one session and one
