@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -306,4 +308,75 @@ func TestMalformedEventCancelled(t *testing.T) {
 	events.mu.Lock()
 	defer events.mu.Unlock()
 	require.Empty(t, events.got)
+}
+
+// TestWebhookEndpointFault: a push webhook endpoint that answers 401 (a
+// rotated secret; 403, 404 and redirects alike) is misconfigured, which
+// says nothing of the user: the first message is retried on the webhook,
+// loudly, and neither sent on the next channel nor cancelled. Once the
+// endpoint is fixed, the retry delivers it under the same key.
+func TestWebhookEndpointFault(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var status atomic.Int32
+	status.Store(http.StatusUnauthorized)
+	var mu sync.Mutex
+	var ids []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s := status.Load(); s != http.StatusOK {
+			http.Error(w, "invalid signature", int(s))
+			return
+		}
+		mu.Lock()
+		ids = append(ids, r.Header.Get("webhook-id"))
+		mu.Unlock()
+	}))
+	t.Cleanup(hook.Close)
+	var logs syncBuffer
+	b := setup(t, func(wc *worker.Config, _ *httpapi.Config) {
+		wc.Webhook = webhookChannel(t, hook.URL)
+		wc.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	})
+	b.start(t)
+	d := b.device(reauth.Inverter)
+	_, err := store.UpsertContact(ctx, b.pool, b.org, b.user.ID, store.ContactUpdate{Channels: &[]string{"webhook", "email"}})
+	require.NoError(t, err)
+
+	code, out := b.post(t, pipelineToken, b.body(d))
+	require.Equal(t, http.StatusAccepted, code, out)
+	id := jobID(t, out)
+	b.waitJob(t, id, "retryable")
+	var session int64
+	var lastError string
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT s.id, n.last_error FROM auth_session s
+		JOIN notification n ON n.session_id = s.id AND n.channel = 'webhook' WHERE s.device_id = $1`, d.ID).Scan(&session, &lastError))
+	require.Equal(t, "sending", b.notificationState(t, session, "webhook"), "retried on the webhook")
+	require.Contains(t, lastError, "401")
+	require.Equal(t, "none", b.notificationState(t, session, "email"), "no fallback to email")
+	require.Zero(t, b.mails.Count())
+	require.Contains(t, logs.String(), `"level":"ERROR","msg":"the push webhook endpoint answered for its own reasons`)
+	require.Contains(t, logs.String(), "PUSH_WEBHOOK_SECRET")
+
+	status.Store(http.StatusOK)
+	_, err = b.river.JobRetry(ctx, id)
+	require.NoError(t, err)
+	b.waitJob(t, id, "completed")
+	require.Equal(t, "sent", b.notificationState(t, session, "webhook"))
+	require.Equal(t, "none", b.notificationState(t, session, "email"))
+	mu.Lock()
+	require.Equal(t, []string{"reauth-" + itoa(session) + "-0"}, ids)
+	mu.Unlock()
+}
+
+// webhookChannel is the webhook push channel to endpoint, signed with
+// testSecret.
+func webhookChannel(t *testing.T, endpoint string) *webhook.Channel {
+	t.Helper()
+	r, err := notify.NewRenderer("")
+	require.NoError(t, err)
+	s, err := webhook.NewSender(webhook.SenderConfig{Secret: testSecret})
+	require.NoError(t, err)
+	ch, err := webhook.NewChannel(endpoint, s, r)
+	require.NoError(t, err)
+	return ch
 }

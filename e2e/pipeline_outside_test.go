@@ -22,7 +22,6 @@ import (
 	"github.com/reauth/reauth/internal/httpapi"
 	"github.com/reauth/reauth/internal/mailcatch"
 	"github.com/reauth/reauth/internal/notify"
-	"github.com/reauth/reauth/internal/notify/webhook"
 	"github.com/reauth/reauth/internal/podero"
 	"github.com/reauth/reauth/internal/podero/sim"
 	"github.com/reauth/reauth/internal/store"
@@ -263,13 +262,7 @@ func TestOperatorRetryRetriesFailedChannels(t *testing.T) {
 	}))
 	t.Cleanup(hook.Close)
 	b := setup(t, func(wc *worker.Config, _ *httpapi.Config) {
-		r, err := notify.NewRenderer("")
-		require.NoError(t, err)
-		s, err := webhook.NewSender(webhook.SenderConfig{Secret: testSecret})
-		require.NoError(t, err)
-		ch, err := webhook.NewChannel(hook.URL, s, r)
-		require.NoError(t, err)
-		wc.Webhook = ch
+		wc.Webhook = webhookChannel(t, hook.URL)
 		wc.ReminderOffsets = []time.Duration{2 * time.Second}
 	})
 	b.start(t)

@@ -72,7 +72,8 @@ type RejectedError struct {
 	Mailbox bool
 	// Class is an email refusal's RefusalMailbox, RefusalMessage or
 	// RefusalSystem; Code its enhanced status code ("5.7.1"; "" when the
-	// server gave none).
+	// server gave none). A webhook's is RefusalSystem when the endpoint
+	// answered for its own reasons (401, 403, 404, a redirect): retried.
 	Class, Code string
 	// Broken: email only: the channel counts as broken (Broken.Broken is
 	// true); nil otherwise. BrokenBegan: this refusal made it so.

@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"time"
 
 	"github.com/riverqueue/river"
 
 	"github.com/reauth/reauth"
 	"github.com/reauth/reauth/internal/notify"
+	"github.com/reauth/reauth/internal/notify/webhook"
 )
 
 // EventsGiveUpAfterDefault is how long after its creation an event is
@@ -67,7 +67,7 @@ func (w *EventWorker) Work(ctx context.Context, job *river.Job[reauth.EventArgs]
 		return nil
 	}
 	giveUpAfter := cmp.Or(w.cfg.EventsGiveUpAfter, EventsGiveUpAfterDefault)
-	if rej, ok := notify.AsRejected(err); ok && unreachable(rej.Status) {
+	if rej, ok := notify.AsRejected(err); ok && webhook.EndpointFault(rej.Status) {
 		age := w.cfg.now().Sub(job.CreatedAt)
 		if age < giveUpAfter {
 			return fmt.Errorf("the events endpoint answered %d for %s; retried until %s after the event (EVENTS_GIVE_UP_AFTER): %s",
@@ -84,19 +84,6 @@ func (w *EventWorker) Work(ctx context.Context, job *river.Job[reauth.EventArgs]
 		w.gaveUp(ctx, job, "attempts", fmt.Errorf("event %s given up after %d attempts (MAX_ATTEMPTS): %w", a.ID, job.Attempt, err))
 	}
 	return err
-}
-
-// unreachable reports whether an endpoint's HTTP status is one it may
-// answer while being deployed or misconfigured for a while: 401, 403, 404
-// or a redirect.
-func unreachable(status int) bool {
-	switch {
-	case status == http.StatusUnauthorized, status == http.StatusForbidden, status == http.StatusNotFound:
-		return true
-	case status >= 300 && status < 400:
-		return true
-	}
-	return false
 }
 
 // giveUp cancels the event's job with err, after reporting it (gaveUp).

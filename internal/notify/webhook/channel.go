@@ -46,8 +46,11 @@ type DevicePayload struct {
 
 // Channel is the "webhook" notify.Channel: it POSTs a LinkPayload to the
 // partner's endpoint with webhook-id = Message.Key, so a retried message
-// is recognisably the same. Errors are Sender.Post's, and an unusable
-// Message is permanent.
+// is recognisably the same. Errors are Sender.Post's, but for an answer
+// that is the endpoint's own fault (EndpointFault): that is a temporary
+// *notify.RejectedError of Class notify.RefusalSystem, so that the message
+// is retried on this channel and reported, not given up for the next
+// channel or cancelled. An unusable Message is permanent.
 type Channel struct {
 	endpoint string
 	sender   *Sender
@@ -74,7 +77,13 @@ func (c *Channel) Send(ctx context.Context, m notify.Message) error {
 	if err != nil {
 		return fmt.Errorf("webhook %s: %w: %w", m.Key, notify.ErrPermanent, err)
 	}
-	return c.sender.Post(ctx, c.endpoint, m.Key, payload(m, c.r.ResolveLocale(m.Locale), title, body))
+	err = c.sender.Post(ctx, c.endpoint, m.Key, payload(m, c.r.ResolveLocale(m.Locale), title, body))
+	if rej, ok := notify.AsRejected(err); ok && EndpointFault(rej.Status) {
+		fault := *rej
+		fault.Permanent, fault.Class = false, notify.RefusalSystem
+		return fmt.Errorf("webhook %s: %w", m.Key, &fault)
+	}
+	return err
 }
 
 // payload is the LinkPayload for m with its rendered texts.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
@@ -107,6 +108,30 @@ func TestChannelErrors(t *testing.T) {
 	err = c.Send(ctxT(t), linkMessage())
 	require.Error(t, err)
 	require.NotErrorIs(t, err, notify.ErrPermanent)
+
+	// The endpoint's own fault (a rotated secret, a deploy, a moved URL) is
+	// no refusal of the message: retried, and marked for the worker to
+	// report it.
+	for _, status := range []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusFound, http.StatusPermanentRedirect} {
+		r.status.Store(int32(status))
+		err = c.Send(ctxT(t), linkMessage())
+		require.Error(t, err, status)
+		require.NotErrorIs(t, err, notify.ErrPermanent, status)
+		re, ok := notify.AsRejected(err)
+		require.True(t, ok, status)
+		require.Equal(t, notify.RefusalSystem, re.Class, status)
+		require.Equal(t, status, re.Status)
+		require.Contains(t, re.Reason, strconv.Itoa(status))
+	}
+	// Any other 4xx refuses the message: the next channel is tried.
+	for _, status := range []int{http.StatusBadRequest, http.StatusUnprocessableEntity} {
+		r.status.Store(int32(status))
+		err = c.Send(ctxT(t), linkMessage())
+		require.ErrorIs(t, err, notify.ErrPermanent, status)
+		re, ok := notify.AsRejected(err)
+		require.True(t, ok, status)
+		require.Empty(t, re.Class, status)
+	}
 
 	before := len(r.requests())
 	for name, mutate := range map[string]func(*notify.Message){

@@ -136,6 +136,21 @@ func (s *Sender) Post(ctx context.Context, endpoint, id string, payload any) err
 	}
 }
 
+// EndpointFault reports whether an endpoint's HTTP status is one it answers
+// while misconfigured or being deployed (401, 403, 404, a redirect: a
+// rotated secret, a deploy, a moved URL). Such an answer is about the
+// endpoint, never about a user or a message, so it is retried, not taken
+// as a refusal.
+func EndpointFault(status int) bool {
+	switch {
+	case status == http.StatusUnauthorized, status == http.StatusForbidden, status == http.StatusNotFound:
+		return true
+	case status >= 300 && status < 400:
+		return true
+	}
+	return false
+}
+
 // CheckURL parses a webhook endpoint: https, or http to a loopback host
 // (tests, a local relay), with a host. Its errors do not quote the URL.
 func CheckURL(endpoint string) (*url.URL, error) {
