@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
@@ -356,6 +357,23 @@ func TestWebhookEndpointFault(t *testing.T) {
 	require.Zero(t, b.mails.Count())
 	require.Contains(t, logs.String(), `"level":"ERROR","msg":"the push webhook endpoint answered for its own reasons`)
 	require.Contains(t, logs.String(), "PUSH_WEBHOOK_SECRET")
+
+	// On the job's last attempt the webhook is given up for the message, as
+	// any temporary failure is: the next channel takes it.
+	d2 := b.device(reauth.ElectricVehicle)
+	var last int64
+	require.NoError(t, pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
+		res, err := reauth.EnqueueWith(ctx, tx, reauth.DeviceArgs{OrgID: b.org, UserID: b.user.ID, DeviceKind: d2.Kind, DeviceID: d2.ID},
+			reauth.EnqueueOpts{MaxAttempts: 1})
+		last = res.JobID
+		return err
+	}))
+	b.waitJob(t, last, "completed")
+	var lastSession int64
+	require.NoError(t, b.pool.QueryRow(ctx, "SELECT id FROM auth_session WHERE job_id = $1", last).Scan(&lastSession))
+	require.Equal(t, "failed", b.notificationState(t, lastSession, "webhook"))
+	b.waitNotification(t, lastSession, "email", "sent")
+	require.Contains(t, logs.String(), "last attempt (MAX_ATTEMPTS)")
 
 	status.Store(http.StatusOK)
 	_, err = b.river.JobRetry(ctx, id)

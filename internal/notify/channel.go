@@ -41,7 +41,9 @@ type Channel interface {
 // RejectedError names what the next hop refused: the recipient address an
 // SMTP server refused with a 5xx to RCPT TO, the FCM tokens reported
 // unregistered, or (webhook, with the endpoint's host in Reason) the
-// message the partner's endpoint refused with a permanent HTTP status.
+// message the partner's endpoint refused with a permanent HTTP status, or
+// answered for its own reasons (Class RefusalSystem, temporary: 401, 403,
+// 404, a redirect).
 //
 // Email refusals come in Class: RefusalMailbox (the address does not
 // work: Mailbox and Permanent are set, the address is to be suppressed),

@@ -1010,7 +1010,7 @@ func (w *NotifyWorker) sendMessage(ctx context.Context, log *slog.Logger, d deli
 			if rerr := w.forget(ctx, s, rej); rerr != nil {
 				return fmt.Errorf("record rejection: %w (after %w)", rerr, err)
 			}
-			if rerr := w.refused(ctx, log, rej); rerr != nil {
+			if rerr := w.refused(ctx, log, rej, d.attempt >= d.maxAttempts); rerr != nil {
 				return fmt.Errorf("record rejection: %w (after %w)", rerr, err)
 			}
 			if rej.Delivered {
@@ -1089,16 +1089,20 @@ func (w *NotifyWorker) forget(ctx context.Context, s store.Session, rej *notify.
 // refused counts and reports an email refusal at RCPT TO. One that is not
 // about the address (the relay's policy, authentication, capacity) is
 // logged at ERROR: the message is retried, so someone must fix the relay.
-// So is a push webhook endpoint's answer for its own reasons
-// (webhook.EndpointFault).
 // When this refusal made the channel count as broken, that is logged at
 // ERROR too, and the addresses suppressed within its window are taken off
-// the list again: the relay refused them, not their mailboxes.
-func (w *NotifyWorker) refused(ctx context.Context, log *slog.Logger, rej *notify.RejectedError) error {
+// the list again: the relay refused them, not their mailboxes. A push
+// webhook endpoint's answer for its own reasons (webhook.EndpointFault) is
+// logged at ERROR as well: retried, but on the job's last attempt (last)
+// given up for the next channel, as any temporary failure is.
+func (w *NotifyWorker) refused(ctx context.Context, log *slog.Logger, rej *notify.RejectedError, last bool) error {
 	if rej.Channel == notify.ChannelWebhook && rej.Class == notify.RefusalSystem {
+		next := "the message is retried on it, not sent on the next channel"
+		if last {
+			next = "this was the job's last attempt (MAX_ATTEMPTS): the webhook is given up for this message and the next channel tried"
+		}
 		log.ErrorContext(ctx, "the push webhook endpoint answered for its own reasons (a rotated secret, a deploy, a moved URL), not the user's: "+
-			"the message is retried on it, not sent on the next channel; check PUSH_WEBHOOK_URL and PUSH_WEBHOOK_SECRET",
-			slog.Int("status", rej.Status), slog.String("reply", rej.Reason))
+			next+"; check PUSH_WEBHOOK_URL and PUSH_WEBHOOK_SECRET", slog.Int("status", rej.Status), slog.String("reply", rej.Reason))
 		return nil
 	}
 	if rej.Channel != notify.ChannelEmail || rej.Class == "" {
