@@ -727,6 +727,14 @@ func (b *bench) latency(ctx context.Context, sz sizes, r *results, serve *proc) 
 	return nil
 }
 
+// producer names how the latency phase's producer enqueues with window.
+func producer(window time.Duration) string {
+	if window > 0 {
+		return "enqueued every " + window.String()
+	}
+	return "one transaction a request"
+}
+
 // latencyAt offers requests at rate, for latencyWarmUp (not counted), then
 // for sz.LatencyFor, taking its devices out of *left: one transaction
 // each (window 0), or those that arrived within each window together.
@@ -738,11 +746,7 @@ func (b *bench) latencyAt(ctx context.Context, sz sizes, rate float64, window ti
 		return latencyStep{}, latencies{}, cpuMS{}, fmt.Errorf("%w: %d left for %d", errOutOfDevices, *left, warm+n)
 	}
 	*left -= warm + n
-	how := "one transaction each"
-	if window > 0 {
-		how = "enqueued every " + window.String()
-	}
-	b.logf("latency: %d requests at %.0f/s after %d to warm up, %s", n, rate, warm, how)
+	b.logf("latency: %d requests at %.0f/s after %d to warm up, %s", n, rate, warm, producer(window))
 	devs, err := b.take(warm + n)
 	if err != nil {
 		return latencyStep{}, latencies{}, cpuMS{}, err

@@ -428,10 +428,7 @@ func latencyRows(r results, row func(what, value, note string)) {
 	lowest := r.LatencySteps[0].Load
 	for _, st := range r.LatencySteps[1:] {
 		lowest = min(lowest, st.Load)
-		how := "one transaction a request"
-		if st.BatchMS > 0 {
-			how = fmt.Sprintf("enqueued every %.0f ms", st.BatchMS)
-		}
+		how := producer(time.Duration(st.BatchMS) * time.Millisecond)
 		row(fmt.Sprintf("  at %.0f%% load", 100*st.Load), fmt.Sprintf("%.0f / %.0f ms", st.P50EmailMS, st.P99EmailMS),
 			fmt.Sprintf("enqueue -> email p50 / p99, %s, %.0f req/s, %.2f of the machine asked", how, st.OfferedRPS, st.CPUAsked))
 	}
